@@ -1,0 +1,1 @@
+"""Wire contracts shared by the edge firmware and the controller (MicroPython-compatible)."""

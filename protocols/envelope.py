@@ -1,0 +1,148 @@
+"""The signed envelope every portwatch MQTT message travels in (PROTOCOL.md, "Envelope").
+
+Wire form (UTF-8)::
+
+    <JSON object>\\n<key id>:<64 lowercase hex digits of HMAC-SHA256>
+
+The HMAC covers ``b"pw1\\n" + topic + b"\\n" + <JSON bytes exactly as sent>``, so the
+receiver checks the bytes it got and never re-serialises JSON (MicroPython dicts
+are unordered and its ``json`` has no ``sort_keys``). The key id sits outside the
+JSON so that the receiver finds the key and checks the signature before it parses
+anything; a wrong key id simply fails the check.
+
+JSON fields: ``v`` (1), ``dev`` (device id, equal to the topic's), ``boot`` (boot
+counter, never decreases), ``seq`` (custody sequence number on ``evt``; per-boot
+counter elsewhere), ``ts`` (device time, ms since the Unix epoch, UTC), ``kind``
+and ``body`` (an object). Unknown extra fields are ignored for forward compatibility.
+"""
+
+import json
+
+from protocols.hmac_sha256 import equal, hmac_sha256
+
+VERSION = 1
+DOMAIN = b"pw1\n"
+MAX_WIRE_BYTES = 16384
+SIG_HEX_LEN = 64
+MAX_SEQ = 2**48
+MAX_KIND_LEN = 32
+_HEX = "0123456789abcdef"
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a valid envelope; ``reason`` is a short stable code."""
+
+    def __init__(self, reason, detail):
+        super().__init__("%s: %s" % (reason, detail))
+        self.reason = reason
+        self.detail = detail
+
+
+def _to_bytes(value):
+    return value.encode() if isinstance(value, str) else value
+
+
+def _hex(data):
+    out = []
+    for b in data:
+        out.append(_HEX[b >> 4])
+        out.append(_HEX[b & 15])
+    return "".join(out)
+
+
+def signature(secret, topic, body_bytes):
+    """The lowercase hex HMAC-SHA256 of one message under ``secret`` (bytes)."""
+    return _hex(hmac_sha256(secret, DOMAIN, _to_bytes(topic), b"\n", body_bytes))
+
+
+def seal(secret, key_id, topic, fields):
+    """Serialise ``fields`` (a dict) and sign it for ``topic``: returns the wire bytes."""
+    body_bytes = json.dumps(fields).encode()
+    return body_bytes + b"\n" + key_id.encode() + b":" + signature(secret, topic, body_bytes).encode()
+
+
+def make(dev, boot, seq, ts, kind, body):
+    """The JSON fields of an envelope, in the order the protocol document lists them."""
+    return {"v": VERSION, "dev": dev, "boot": boot, "seq": seq, "ts": ts, "kind": kind, "body": body}
+
+
+def split(wire):
+    """Split wire bytes into (json_bytes, key_id, signature_hex) without trusting them."""
+    if len(wire) > MAX_WIRE_BYTES:
+        raise EnvelopeError("too_large", "%d bytes, limit %d" % (len(wire), MAX_WIRE_BYTES))
+    cut = wire.rfind(b"\n")
+    if cut < 0:
+        raise EnvelopeError("no_signature", "no signature line after the JSON")
+    trailer = wire[cut + 1 :]
+    colon = trailer.rfind(b":")
+    if colon < 1:
+        raise EnvelopeError("no_signature", "signature line is not '<key id>:<hex>'")
+    try:
+        key_id = trailer[:colon].decode()
+        sig = trailer[colon + 1 :].decode()
+    except UnicodeError:
+        raise EnvelopeError("no_signature", "signature line is not ASCII")
+    if len(sig) != SIG_HEX_LEN or any(c not in _HEX for c in sig):
+        raise EnvelopeError("no_signature", "signature must be 64 lowercase hex digits")
+    return wire[:cut], key_id, sig
+
+
+def verify(secret, topic, body_bytes, sig):
+    """True when ``sig`` is the signature of ``body_bytes`` on ``topic`` under ``secret``."""
+    return equal(signature(secret, topic, body_bytes).encode(), sig.encode())
+
+
+def _is_int(value):
+    return type(value) is int
+
+
+def parse(body_bytes):
+    """Decode and shape-check the JSON part of an envelope; return its dict.
+
+    Call only after ``verify``: the signature is what makes the content trusted.
+    """
+    try:
+        text = body_bytes.decode()
+    except UnicodeError:
+        raise EnvelopeError("bad_utf8", "payload is not valid UTF-8")
+    try:
+        fields = json.loads(text)
+    except ValueError as exc:
+        raise EnvelopeError("bad_json", "payload is not JSON (%s)" % exc)
+    check_shape(fields)
+    return fields
+
+
+def check_shape(fields):
+    """Raise EnvelopeError(``bad_shape``) unless ``fields`` has the envelope's fields and types."""
+    if not isinstance(fields, dict):
+        raise EnvelopeError("bad_shape", "envelope must be a JSON object")
+    if fields.get("v") != VERSION or not _is_int(fields.get("v")):
+        raise EnvelopeError("bad_shape", "unsupported envelope version %r" % (fields.get("v"),))
+    dev = fields.get("dev")
+    if not isinstance(dev, str) or not dev:
+        raise EnvelopeError("bad_shape", "'dev' must be a non-empty string")
+    for name, low, high in (("boot", 0, MAX_SEQ), ("seq", 0, MAX_SEQ), ("ts", 0, 2**53)):
+        value = fields.get(name)
+        if not _is_int(value) or value < low or value >= high:
+            raise EnvelopeError("bad_shape", "'%s' must be an integer in [%d, %d)" % (name, low, high))
+    kind = fields.get("kind")
+    if not isinstance(kind, str) or not kind or len(kind) > MAX_KIND_LEN:
+        raise EnvelopeError("bad_shape", "'kind' must be a string of 1-%d characters" % MAX_KIND_LEN)
+    if not isinstance(fields.get("body"), dict):
+        raise EnvelopeError("bad_shape", "'body' must be a JSON object")
+
+
+def open_message(secret_for, topic, wire):
+    """Split, verify and parse one message in the safe order; return (fields, key_id).
+
+    ``secret_for(key_id)`` returns the secret bytes for that key id, or None when the
+    key id is unknown for this sender.
+    """
+    body_bytes, key_id, sig = split(wire)
+    secret = secret_for(key_id)
+    if secret is None:
+        raise EnvelopeError("unknown_key", "key id %r is not known for this device" % key_id)
+    if not verify(secret, topic, body_bytes, sig):
+        raise EnvelopeError("bad_signature", "HMAC does not match the topic and payload")
+    return parse(body_bytes), key_id

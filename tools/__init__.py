@@ -1,0 +1,1 @@
+"""portwatch tools: device emulators, broker and process helpers, demo, benchmark, the CLI."""

@@ -1,0 +1,161 @@
+"""Run a real Mosquitto broker as a child process, with a config generated for portwatch.
+
+Used by the demo, the benchmark and the hardware-in-the-loop tests, each of which
+starts its own broker on a free port so that it can stop, restart or pause it.
+
+Two defaults of Mosquitto lose or stall QoS 1 traffic (DESIGN.md, Pitfalls):
+``max_queued_messages`` (1,000 per client, then silent drops) and Nagle's algorithm
+on the sockets. The generated config lifts the first and sets ``set_tcp_nodelay``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from tools.procs import port_open, stop_process, wait_until
+
+
+class BrokerError(RuntimeError):
+    """Mosquitto could not be found or started."""
+
+
+def mosquitto_binary() -> str:
+    """Path of the mosquitto executable, or BrokerError saying how to install it."""
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise BrokerError(
+        "mosquitto not found: install it with `apt-get install mosquitto` "
+        "(scripts/setup.sh does this when run as root)"
+    )
+
+
+def render_config(
+    *,
+    port: int,
+    data_dir: Path,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    max_queued_messages: int = 1_000_000,
+) -> str:
+    """The text of a mosquitto.conf for one portwatch broker."""
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        "autosave_interval 1",
+        f"max_queued_messages {max_queued_messages}",
+        "max_inflight_messages 100",
+        "set_tcp_nodelay true",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "connection_messages true",
+    ]
+    if password_file is not None:
+        lines += ["allow_anonymous false", f"password_file {password_file}"]
+    else:
+        lines.append("allow_anonymous true")
+    if acl_file is not None:
+        lines.append(f"acl_file {acl_file}")
+    return "\n".join(lines) + "\n"
+
+
+class MosquittoProcess:
+    """A Mosquitto broker owned by this process: start, stop, restart, pause, resume."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        workdir: Path,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
+        self.port = port
+        self.workdir = Path(workdir)
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.workdir / "mosquitto.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Write the config and start the broker; return once it accepts connections."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.workdir / "data"
+        data_dir.mkdir(exist_ok=True)
+        self.config_path.write_text(
+            render_config(
+                port=self.port,
+                data_dir=data_dir,
+                password_file=self.password_file,
+                acl_file=self.acl_file,
+            )
+        )
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        try:
+            wait_until(
+                lambda: self._alive() and port_open(self.port),
+                timeout=timeout,
+                what=f"mosquitto on port {self.port}",
+            )
+        except AssertionError as exc:
+            raise BrokerError(f"{exc}; see {self.log_path}") from exc
+
+    def _alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-500:] if self.log_path.exists() else ""
+            raise BrokerError(f"mosquitto exited: {tail}")
+        return True
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM: it saves its persistence file first)."""
+        stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Kill the broker without letting it save anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def reload(self) -> None:
+        """Ask the broker to re-read its password file and ACL (SIGHUP)."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): its sockets stay open but nothing moves."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> MosquittoProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
