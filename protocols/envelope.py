@@ -20,6 +20,13 @@ import json
 
 from protocols.hmac_sha256 import equal, hmac_sha256
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 VERSION = 1
 DOMAIN = b"pw1\n"
 MAX_WIRE_BYTES = 16384
@@ -32,17 +39,17 @@ _HEX = "0123456789abcdef"
 class EnvelopeError(ValueError):
     """A message that is not a valid envelope; ``reason`` is a short stable code."""
 
-    def __init__(self, reason, detail):
+    def __init__(self, reason: str, detail: str) -> None:
         super().__init__("%s: %s" % (reason, detail))
         self.reason = reason
         self.detail = detail
 
 
-def _to_bytes(value):
+def _to_bytes(value: "str | bytes") -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def _hex(data):
+def _hex(data: bytes) -> str:
     out = []
     for b in data:
         out.append(_HEX[b >> 4])
@@ -50,23 +57,25 @@ def _hex(data):
     return "".join(out)
 
 
-def signature(secret, topic, body_bytes):
+def signature(secret: bytes, topic: "str | bytes", body_bytes: bytes) -> str:
     """The lowercase hex HMAC-SHA256 of one message under ``secret`` (bytes)."""
     return _hex(hmac_sha256(secret, DOMAIN, _to_bytes(topic), b"\n", body_bytes))
 
 
-def seal(secret, key_id, topic, fields):
+def seal(secret: bytes, key_id: str, topic: str, fields: dict) -> bytes:
     """Serialise ``fields`` (a dict) and sign it for ``topic``: returns the wire bytes."""
     body_bytes = json.dumps(fields).encode()
-    return body_bytes + b"\n" + key_id.encode() + b":" + signature(secret, topic, body_bytes).encode()
+    sig = signature(secret, topic, body_bytes)
+    return body_bytes + b"\n" + key_id.encode() + b":" + sig.encode()
 
 
-def make(dev, boot, seq, ts, kind, body):
+def make(dev: str, boot: int, seq: int, ts: int, kind: str, body: dict) -> dict:
     """The JSON fields of an envelope, in the order the protocol document lists them."""
-    return {"v": VERSION, "dev": dev, "boot": boot, "seq": seq, "ts": ts, "kind": kind, "body": body}
+    return {"v": VERSION, "dev": dev, "boot": boot, "seq": seq, "ts": ts, "kind": kind,
+            "body": body}
 
 
-def split(wire):
+def split(wire: bytes) -> "tuple[bytes, str, str]":
     """Split wire bytes into (json_bytes, key_id, signature_hex) without trusting them."""
     if len(wire) > MAX_WIRE_BYTES:
         raise EnvelopeError("too_large", "%d bytes, limit %d" % (len(wire), MAX_WIRE_BYTES))
@@ -87,16 +96,16 @@ def split(wire):
     return wire[:cut], key_id, sig
 
 
-def verify(secret, topic, body_bytes, sig):
+def verify(secret: bytes, topic: str, body_bytes: bytes, sig: str) -> bool:
     """True when ``sig`` is the signature of ``body_bytes`` on ``topic`` under ``secret``."""
     return equal(signature(secret, topic, body_bytes).encode(), sig.encode())
 
 
-def _is_int(value):
+def _is_int(value: object) -> bool:
     return type(value) is int
 
 
-def parse(body_bytes):
+def parse(body_bytes: bytes) -> dict:
     """Decode and shape-check the JSON part of an envelope; return its dict.
 
     Call only after ``verify``: the signature is what makes the content trusted.
@@ -113,7 +122,7 @@ def parse(body_bytes):
     return fields
 
 
-def check_shape(fields):
+def check_shape(fields: object) -> None:
     """Raise EnvelopeError(``bad_shape``) unless ``fields`` has the envelope's fields and types."""
     if not isinstance(fields, dict):
         raise EnvelopeError("bad_shape", "envelope must be a JSON object")
@@ -125,15 +134,20 @@ def check_shape(fields):
     for name, low, high in (("boot", 0, MAX_SEQ), ("seq", 0, MAX_SEQ), ("ts", 0, 2**53)):
         value = fields.get(name)
         if not _is_int(value) or value < low or value >= high:
-            raise EnvelopeError("bad_shape", "'%s' must be an integer in [%d, %d)" % (name, low, high))
+            raise EnvelopeError(
+                "bad_shape", "'%s' must be an integer in [%d, %d)" % (name, low, high)
+            )
     kind = fields.get("kind")
     if not isinstance(kind, str) or not kind or len(kind) > MAX_KIND_LEN:
-        raise EnvelopeError("bad_shape", "'kind' must be a string of 1-%d characters" % MAX_KIND_LEN)
+        raise EnvelopeError(
+            "bad_shape", "'kind' must be a string of 1-%d characters" % MAX_KIND_LEN
+        )
     if not isinstance(fields.get("body"), dict):
         raise EnvelopeError("bad_shape", "'body' must be a JSON object")
 
 
-def open_message(secret_for, topic, wire):
+def open_message(secret_for: "Callable[[str], bytes | None]", topic: str,
+                 wire: bytes) -> "tuple[dict, str]":
     """Split, verify and parse one message in the safe order; return (fields, key_id).
 
     ``secret_for(key_id)`` returns the secret bytes for that key id, or None when the

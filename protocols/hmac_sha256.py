@@ -10,17 +10,17 @@ import hashlib
 _BLOCK = 64
 
 
-def _xor_pad(key, byte):
+def _xor_pad(key: bytes, byte: int) -> bytes:
     return bytes((b ^ byte) for b in key)
 
 
-def _norm_key(key):
+def _norm_key(key: bytes) -> bytes:
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     return key + b"\x00" * (_BLOCK - len(key))
 
 
-def hmac_sha256(key, *parts):
+def hmac_sha256(key: bytes, *parts: bytes) -> bytes:
     """Return the 32-byte HMAC-SHA256 of the concatenation of ``parts`` under ``key``."""
     k = _norm_key(key)
     inner = hashlib.sha256(_xor_pad(k, 0x36))
@@ -31,7 +31,7 @@ def hmac_sha256(key, *parts):
     return outer.digest()
 
 
-def equal(a, b):
+def equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings in time independent of where they differ."""
     if len(a) != len(b):
         return False

@@ -23,17 +23,19 @@ class TopicError(ValueError):
     """A topic or a topic part does not follow the portwatch scheme."""
 
 
-def check_id(value, what="id"):
+def check_id(value: object, what: str = "id") -> str:
     """Raise TopicError unless ``value`` is a usable site or device id."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LEN:
         raise TopicError("%s must be 1-%d characters" % (what, MAX_ID_LEN))
     for ch in value:
         if ch not in _ID_CHARS:
-            raise TopicError("%s %r has %r: use letters, digits, '-', '_' or '.'" % (what, value, ch))
+            raise TopicError(
+                "%s %r has %r: use letters, digits, '-', '_' or '.'" % (what, value, ch)
+            )
     return value
 
 
-def topic(site, device_id, channel):
+def topic(site: str, device_id: str, channel: str) -> str:
     """Build the topic of one device channel."""
     check_id(site, "site")
     check_id(device_id, "device id")
@@ -42,7 +44,7 @@ def topic(site, device_id, channel):
     return "/".join((PREFIX, VERSION, site, device_id, channel))
 
 
-def parse(value):
+def parse(value: str) -> "tuple[str, str, str]":
     """Split a topic into (site, device_id, channel) or raise TopicError."""
     parts = value.split("/")
     if len(parts) != 5 or parts[0] != PREFIX or parts[1] != VERSION:
@@ -55,6 +57,6 @@ def parse(value):
     return site, device_id, channel
 
 
-def uplink_filter(site, channel):
+def uplink_filter(site: str, channel: str) -> str:
     """Subscription filter for one uplink channel of every device at a site."""
     return "/".join((PREFIX, VERSION, check_id(site, "site"), "+", channel))

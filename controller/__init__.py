@@ -1,0 +1,1 @@
+"""The portwatch controller: MQTT ingest, SQLite store, supervision, API."""

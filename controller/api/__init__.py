@@ -1,0 +1,1 @@
+"""The REST API: a thin app factory and one router per resource."""

@@ -1,0 +1,87 @@
+"""Response and request bodies of the API (pydantic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Device(BaseModel):
+    device_id: str
+    site: str
+    kind: str
+    description: str = ""
+    status: str = Field(description="online, offline, stale (no message lately) or never")
+    last_seen_ms: int | None = None
+    fw_version: str | None = None
+    boot: int
+    committed_seq: int = Field(description="every event up to this seq is durably stored")
+    health: dict[str, Any] | None = None
+    health_ms: int | None = None
+    clock_offset_ms: int | None = Field(None, description="device clock minus controller clock")
+    key_id: str
+
+
+class DeviceCreate(BaseModel):
+    device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["wb-gate1"])
+    kind: str = Field(examples=["weighbridge"])
+    description: str = ""
+    driver: dict[str, Any] = Field(default_factory=dict)
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(1883, ge=1, le=65535)
+
+
+class DeviceProvisioned(BaseModel):
+    device: Device
+    config: dict[str, Any] = Field(description="the agent's config file; holds its secrets")
+
+
+class HealthSample(BaseModel):
+    boot: int
+    seq: int
+    device_ts: int
+    received_ms: int
+    body: dict[str, Any]
+
+
+class Weighing(BaseModel):
+    device_id: str
+    seq: int
+    plate: str
+    gross_kg: int
+    tare_kg: int
+    net_kg: int
+    division_kg: int
+    stable_ms: int
+    arrived_ts: int
+    device_ts: int
+    received_ms: int
+
+
+class Alarm(BaseModel):
+    device_id: str
+    seq: int
+    alarm: str
+    state: str
+    detail: dict[str, Any]
+    device_ts: int
+    received_ms: int
+
+
+class Rejection(BaseModel):
+    id: int
+    received_ms: int
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    size: int
+    excerpt_hex: str
+
+
+class IngestStats(BaseModel):
+    stored_events: int
+    stored_weighings: int
+    rejected_by_reason: dict[str, int]
+    live: dict[str, Any] = Field(description="counters of the running ingest since start")

@@ -1,0 +1,76 @@
+"""Devices: list, one, health history, provisioning (admin)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from controller import auth, registry
+from controller.api.dependencies import Db, require
+from controller.api.models import Device, DeviceCreate, DeviceProvisioned, HealthSample
+from controller.errors import DeviceExists, UnknownDevice
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"],
+                   dependencies=[Depends(require(auth.READERS))])
+
+STALE_AFTER_MS = 60_000
+
+
+def to_device(row: dict[str, Any], now_ms: int | None = None) -> Device:
+    """The API view of a registry row, with ``stale`` for a silent 'online' device."""
+    now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    state = row["status"]
+    if state == "online" and row["last_seen_ms"] and now_ms - row["last_seen_ms"] > STALE_AFTER_MS:
+        state = "stale"
+    return Device(
+        device_id=row["device_id"], site=row["site"], kind=row["kind"],
+        description=row["description"] or "", status=state, last_seen_ms=row["last_seen_ms"],
+        fw_version=row["fw_version"], boot=row["boot"], committed_seq=row["committed_seq"],
+        health=json.loads(row["health_json"]) if row["health_json"] else None,
+        health_ms=row["health_ms"], clock_offset_ms=row["clock_offset_ms"], key_id=row["key_id"],
+    )
+
+
+@router.get("", response_model=list[Device], summary="List devices with status and health")
+def list_devices(db: Db) -> list[Device]:
+    return [to_device(r) for r in db["devices"].rows_where(order_by="device_id")]
+
+
+@router.get("/{device_id}", response_model=Device, summary="One device")
+def get_device(device_id: str, db: Db) -> Device:
+    try:
+        return to_device(registry.get(db, device_id))
+    except UnknownDevice as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get("/{device_id}/health", response_model=list[HealthSample],
+            summary="Health history, newest first")
+def device_health(device_id: str, db: Db,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[HealthSample]:
+    get_device(device_id, db)
+    rows = db.query("SELECT * FROM health WHERE device_id=? ORDER BY id DESC LIMIT ?",
+                    [device_id, limit])
+    return [HealthSample(boot=r["boot"], seq=r["seq"], device_ts=r["device_ts"],
+                         received_ms=r["received_ms"], body=json.loads(r["body_json"]))
+            for r in rows]
+
+
+@router.post("", response_model=DeviceProvisioned, status_code=status.HTTP_201_CREATED,
+             summary="Provision a device (admin); the answer holds its secrets, once",
+             dependencies=[Depends(require(auth.ADMINS))])
+def provision_device(body: DeviceCreate, db: Db, request: Request) -> DeviceProvisioned:
+    try:
+        row = registry.provision(db, device_id=body.device_id, site=request.app.state.site,
+                                 kind=body.kind, driver=body.driver, description=body.description)
+    except DeviceExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    config = registry.device_config(row, mqtt_password=row["mqtt_password"],
+                                    broker_host=body.broker_host, broker_port=body.broker_port,
+                                    data_dir=f"var/{body.device_id}")
+    return DeviceProvisioned(device=to_device(row), config=config)

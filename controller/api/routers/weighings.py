@@ -1,0 +1,65 @@
+"""Weighings and alarms reported by weighbridges."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from controller import auth
+from controller.api.dependencies import Db, require
+from controller.api.models import Alarm, Weighing
+
+router = APIRouter(prefix="/api/v1", tags=["weighings"],
+                   dependencies=[Depends(require(auth.READERS))])
+
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+@router.get("/weighings", response_model=list[Weighing],
+            summary="Weighings, newest first, filtered by device, plate and device time")
+def list_weighings(
+    db: Db,
+    device_id: str | None = None,
+    plate: str | None = None,
+    since_ms: Annotated[int | None, Query(ge=0, description="device time, ms")] = None,
+    until_ms: Annotated[int | None, Query(ge=0, description="device time, ms")] = None,
+    limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[Weighing]:
+    where, args = [], []
+    for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
+                          ("device_ts >= ?", since_ms), ("device_ts < ?", until_ms)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT * FROM weighings"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY device_ts DESC, device_id, seq DESC LIMIT ? OFFSET ?"
+    return [Weighing(**r) for r in db.query(sql, [*args, limit, offset])]
+
+
+@router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing")
+def get_weighing(device_id: str, seq: int, db: Db) -> Weighing:
+    rows = list(db.query("SELECT * FROM weighings WHERE device_id=? AND seq=?", [device_id, seq]))
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no weighing {device_id}/{seq}")
+    return Weighing(**rows[0])
+
+
+def _alarm(r: dict[str, Any]) -> Alarm:
+    return Alarm(device_id=r["device_id"], seq=r["seq"], alarm=r["alarm"], state=r["state"],
+                 detail=json.loads(r["detail_json"] or "{}"), device_ts=r["device_ts"],
+                 received_ms=r["received_ms"])
+
+
+@router.get("/alarms", response_model=list[Alarm], summary="Device alarms, newest first")
+def list_alarms(db: Db, device_id: str | None = None, limit: Limit = 100) -> list[Alarm]:
+    if device_id is None:
+        rows = db.query("SELECT * FROM alarms ORDER BY received_ms DESC LIMIT ?", [limit])
+    else:
+        rows = db.query("SELECT * FROM alarms WHERE device_id=? ORDER BY received_ms DESC "
+                        "LIMIT ?", [device_id, limit])
+    return [_alarm(r) for r in rows]

@@ -1,0 +1,1 @@
+"""MQTT ingest: verify, deduplicate, persist in batches, acknowledge after commit."""

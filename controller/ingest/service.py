@@ -1,0 +1,204 @@
+"""The imperative shell of ingest: aiomqtt in, batched SQLite commits, acks out.
+
+aiomqtt acknowledges QoS 1 to the broker on receipt, before our commit (its issue
+#345), so a crash mid-batch loses what the broker already handed over. Delivery
+is made loss-free one level up: after each durable commit the controller
+publishes, signed and retained, "committed up to seq N" to each device on
+``pw/v1/<site>/<dev>/ack``, and the device keeps every event in its outbox until
+then, resending what is not covered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+
+from controller import registry, store
+from controller.ingest.verify import Received, Verdict, check_message
+from controller.ingest.writer import BatchResult, commit_batch
+from protocols import envelope, topics
+
+log = logging.getLogger("portwatch.ingest")
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters since the controller started (persisted figures come from the store)."""
+
+    received: int = 0
+    stored: int = 0
+    telemetry: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    last_batch_size: int = 0
+    max_commit_ms: float = 0.0
+    acks_published: int = 0
+    connected: bool = False
+    connects: int = 0
+    last_error: str = ""
+
+    def add(self, result: BatchResult, size: int, commit_ms: float) -> None:
+        self.stored += result.stored
+        self.telemetry += result.telemetry
+        for reason, n in result.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
+        self.batches += 1
+        self.last_batch_size = size
+        self.max_commit_ms = max(self.max_commit_ms, commit_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """How the controller reaches the broker."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "portwatch-controller"
+
+
+class IngestService:
+    """Subscribe to a site's uplink, commit in batches, acknowledge after commit."""
+
+    def __init__(self, *, db_path: Path, site: str, broker: BrokerSettings,
+                 batch_max: int = 500, batch_wait_s: float = 0.02) -> None:
+        self.db_path = db_path
+        self.site = site
+        self.broker = broker
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.stats = IngestStats()
+        self._db = store.connect(db_path)
+        self._keys = registry.secrets_by_device(self._db)
+        self._keys_loaded = time.monotonic()
+        # one thread owns the writer connection: commits never block the event loop
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-writer")
+        self._client: aiomqtt.Client | None = None
+
+    def _verify(self, msg: Received) -> Verdict:
+        if topics_device(msg.topic) not in self._keys and time.monotonic() - self._keys_loaded > 1:
+            # a device provisioned since start: reload the key ring (at most once a second)
+            self._keys = registry.secrets_by_device(self._db)
+            self._keys_loaded = time.monotonic()
+        return check_message(msg, site=self.site, keys=self._keys)
+
+    def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
+        started = time.perf_counter()
+        result = commit_batch(self._db.conn, verdicts)
+        return result, (time.perf_counter() - started) * 1000
+
+    async def run(self) -> None:
+        """Connect, ingest and reconnect forever (until cancelled)."""
+        delay = 0.2
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                self.stats.connected = False
+                self.stats.last_error = str(exc)
+                log.warning("broker %s:%s unreachable (%s); retrying in %.1fs",
+                            self.broker.host, self.broker.port, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                delay = 0.2
+
+    async def _session(self) -> None:
+        client = aiomqtt.Client(
+            self.broker.host, self.broker.port, username=self.broker.username,
+            password=self.broker.password, identifier=f"{self.broker.client_id}-{self.site}",
+            clean_session=False, keepalive=15, max_queued_incoming_messages=100_000,
+        )
+        async with client:
+            self._client = client
+            self.stats.connected = True
+            self.stats.connects += 1
+            log.info("ingest connected to %s:%s", self.broker.host, self.broker.port)
+            for channel in ("evt", "tele", "state"):
+                await client.subscribe(topics.uplink_filter(self.site, channel), qos=1)
+            await self._announce_all()
+            queue: asyncio.Queue[Received] = asyncio.Queue()
+            reader = asyncio.create_task(self._read(client, queue))
+            try:
+                await self._batches(queue)
+            finally:
+                reader.cancel()
+                self._client = None
+
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            queue.put_nowait(Received(str(message.topic), bytes(raw), store.now_ms()))
+        raise aiomqtt.MqttError("message stream ended")
+
+    async def _batches(self, queue: asyncio.Queue[Received]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await queue.get()
+            batch = [first]
+            deadline = loop.time() + self.batch_wait_s
+            while len(batch) < self.batch_max:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._process(batch)
+
+    async def _process(self, batch: list[Received]) -> None:
+        self.stats.received += len(batch)
+        verdicts = [self._verify(m) for m in batch]
+        loop = asyncio.get_running_loop()
+        result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
+        self.stats.add(result, len(batch), commit_ms)
+        for device_id, upto in result.watermarks.items():
+            await self._ack(device_id, upto, resync=False)
+        for device_id in result.births:
+            if device_id not in result.watermarks:
+                await self._ack(device_id, self._committed(device_id), resync=True)
+
+    def _committed(self, device_id: str) -> int:
+        row = self._db.execute("SELECT committed_seq FROM devices WHERE device_id=?",
+                               [device_id]).fetchone()
+        return int(row[0]) if row else 0
+
+    async def _announce_all(self) -> None:
+        """On (re)connect, tell every device where the store stands, so it resends the rest."""
+        for row in self._db.query("SELECT device_id, committed_seq FROM devices WHERE site=?",
+                                  [self.site]):
+            await self._ack(row["device_id"], row["committed_seq"], resync=True)
+
+    async def _ack(self, device_id: str, upto: int, *, resync: bool) -> None:
+        client = self._client
+        keys = self._keys.get(device_id)
+        if client is None or not keys:
+            return
+        key_id, secret = sorted(keys.items())[-1]
+        topic = topics.topic(self.site, device_id, "ack")
+        fields = envelope.make(device_id, 0, upto, store.now_ms(), "ack",
+                               {"upto": upto, "resync": resync})
+        await client.publish(topic, envelope.seal(secret, key_id, topic, fields), qos=1,
+                             retain=True)
+        self.stats.acks_published += 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._db.close()
+
+
+def topics_device(topic: str) -> str | None:
+    """The device id in a topic, or None when it is not a portwatch topic."""
+    try:
+        return topics.parse(topic)[1]
+    except topics.TopicError:
+        return None

@@ -1,0 +1,83 @@
+"""Pure checks of one received MQTT message: topic, device, signature, shape, body.
+
+Order matters: the signature is checked before the JSON is parsed, so that
+unsigned garbage costs one HMAC and is never decoded. Deduplication and freshness
+need stored state and happen in the batch writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocols import bodies, envelope, topics
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message as it came off the broker."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message whose signature, shape and body are valid."""
+
+    msg: Received
+    device_id: str
+    channel: str
+    key_id: str
+    fields: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        value: int = self.fields["seq"]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message refused with a stable reason code and a human detail."""
+
+    msg: Received
+    reason: str
+    detail: str
+    device_id: str | None = None
+
+
+Verdict = Accepted | Rejected
+KeyRing = Mapping[str, Mapping[str, bytes]]
+
+
+def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:
+    """Classify one message; never raises."""
+    try:
+        msg_site, device_id, channel = topics.parse(msg.topic)
+    except topics.TopicError as exc:
+        return Rejected(msg, "bad_topic", str(exc))
+    if msg_site != site:
+        return Rejected(msg, "bad_topic", f"site {msg_site!r} is not this controller's {site!r}")
+    if channel in topics.DOWN_CHANNELS:
+        return Rejected(msg, "bad_topic", f"{channel!r} is a controller-to-device channel")
+    device_keys = keys.get(device_id)
+    if device_keys is None:
+        return Rejected(msg, "unknown_device", f"device {device_id!r} is not registered",
+                        device_id)
+    secret_for: Callable[[str], bytes | None] = device_keys.get
+    try:
+        fields, key_id = envelope.open_message(secret_for, msg.topic, msg.payload)
+    except envelope.EnvelopeError as exc:
+        return Rejected(msg, exc.reason, exc.detail, device_id)
+    if fields["dev"] != device_id:
+        return Rejected(msg, "device_mismatch",
+                        f"envelope says {fields['dev']!r}, topic says {device_id!r}", device_id)
+    if channel == "evt" and fields["seq"] < 1:
+        return Rejected(msg, "bad_shape", "custody events need seq >= 1", device_id)
+    problem = bodies.check(channel, fields["kind"], fields["body"])
+    if problem:
+        return Rejected(msg, "bad_body", problem, device_id)
+    return Accepted(msg, device_id, channel, key_id, fields)

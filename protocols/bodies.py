@@ -1,0 +1,82 @@
+"""Body shapes of each message kind, checked by the controller and by the edge's tests.
+
+Returns an error string (what is wrong) or None; pure and MicroPython-compatible.
+Kinds per channel: ``evt``: weighing, alarm; ``tele``: health; ``state``: birth, death.
+"""
+
+KINDS = {
+    "evt": ("weighing", "alarm"),
+    "tele": ("health",),
+    "state": ("birth", "death"),
+    "cmdack": ("cmdack",),
+}
+
+MAX_PLATE = 32
+ALARM_STATES = ("raised", "cleared")
+
+
+def _int(body, name, low=None):
+    value = body.get(name)
+    if type(value) is not int:
+        return "%s must be an integer" % name
+    if low is not None and value < low:
+        return "%s must be >= %d" % (name, low)
+    return None
+
+
+def _weighing(body):
+    plate = body.get("plate")
+    if not isinstance(plate, str) or len(plate) > MAX_PLATE:
+        return "plate must be a string of at most %d characters" % MAX_PLATE
+    for name, low in (("gross_kg", None), ("tare_kg", None), ("net_kg", None),
+                      ("division_kg", 1), ("stable_ms", 0), ("arrived_ts", 0)):
+        err = _int(body, name, low)
+        if err:
+            return err
+    return None
+
+
+def _alarm(body):
+    alarm = body.get("alarm")
+    if not isinstance(alarm, str) or not alarm or len(alarm) > 48:
+        return "alarm must be a code of 1-48 characters"
+    if body.get("state") not in ALARM_STATES:
+        return "state must be 'raised' or 'cleared'"
+    if "detail" in body and not isinstance(body["detail"], dict):
+        return "detail must be an object"
+    return None
+
+
+def _health(body):
+    if not isinstance(body.get("fw"), str):
+        return "fw (firmware version) must be a string"
+    for name in ("uptime_s", "mem_free", "backlog"):
+        if name in body:
+            err = _int(body, name, 0)
+            if err:
+                return err
+    return None
+
+
+def _birth(body):
+    if not isinstance(body.get("fw"), str):
+        return "fw (firmware version) must be a string"
+    return None
+
+
+def _any(body):
+    return None
+
+
+_CHECKS = {"weighing": _weighing, "alarm": _alarm, "health": _health, "birth": _birth,
+           "death": _any, "cmdack": _any}
+
+
+def check(channel: str, kind: str, body: dict) -> "str | None":
+    """Return None when ``body`` is a valid ``kind`` on ``channel``, else what is wrong."""
+    allowed = KINDS.get(channel)
+    if allowed is None:
+        return "channel %r carries no device messages" % channel
+    if kind not in allowed:
+        return "kind %r is not allowed on %s (allowed: %s)" % (kind, channel, ", ".join(allowed))
+    return _CHECKS[kind](body)
