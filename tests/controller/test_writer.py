@@ -1,0 +1,98 @@
+"""commit_batch: dedupe, conflicts, freshness, watermarks, and nothing stored on rejection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from controller import registry
+from controller.ingest.verify import Received, check_message
+from controller.ingest.writer import BatchResult, commit_batch
+from ctl_helpers import SITE, signed, weighing_body
+
+
+def _commit(db: sqlite_utils.Database, *msgs: Received) -> BatchResult:
+    keys = registry.secrets_by_device(db)
+    return commit_batch(db.conn, [check_message(m, site=SITE, keys=keys) for m in msgs])
+
+
+def _dump(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
+    return {t: list(db[t].rows) for t in ("messages", "weighings", "alarms", "health")}
+
+
+def test_commit_stores_weighing_and_advances_watermark(db: sqlite_utils.Database,
+                                                       device: dict[str, Any]) -> None:
+    result = _commit(db, signed(device, seq=1), signed(device, seq=2, body=weighing_body(30000)))
+    assert result.stored == 2
+    assert result.watermarks == {"wb-1": 2}
+    rows = list(db["weighings"].rows_where(order_by="seq"))
+    assert [(r["seq"], r["gross_kg"], r["plate"]) for r in rows] == [
+        (1, 45240, "辽B12345"), (2, 30000, "辽B12345")]
+    assert registry.get(db, "wb-1")["committed_seq"] == 2
+
+
+def test_commit_duplicate_is_counted_and_changes_nothing(db: sqlite_utils.Database,
+                                                         device: dict[str, Any]) -> None:
+    msg = signed(device, seq=1)
+    _commit(db, msg)
+    before = _dump(db)
+    again = _commit(db, msg, msg)
+    assert again.rejected == {"duplicate": 2}
+    assert again.watermarks == {"wb-1": 1}  # re-acknowledged so the device can drop it
+    assert _dump(db) == before
+
+
+def test_commit_same_seq_other_content_is_a_conflict(db: sqlite_utils.Database,
+                                                     device: dict[str, Any]) -> None:
+    _commit(db, signed(device, seq=1))
+    result = _commit(db, signed(device, seq=1, body=weighing_body(99980)))
+    assert result.rejected == {"seq_conflict": 1}
+    assert [r["gross_kg"] for r in db["weighings"].rows] == [45240]
+
+
+def test_commit_gap_holds_watermark_until_filled(db: sqlite_utils.Database,
+                                                 device: dict[str, Any]) -> None:
+    assert _commit(db, signed(device, seq=1), signed(device, seq=3)).watermarks == {"wb-1": 1}
+    assert _commit(db, signed(device, seq=2)).watermarks == {"wb-1": 3}
+
+
+def test_commit_rejections_are_stored_with_reason_only(db: sqlite_utils.Database,
+                                                       device: dict[str, Any]) -> None:
+    good = signed(device, seq=1)
+    bad = Received(good.topic, good.payload.replace(b"45240", b"45260"), 5)
+    result = _commit(db, bad)
+    assert result.rejected == {"bad_signature": 1}
+    assert _dump(db) == {"messages": [], "weighings": [], "alarms": [], "health": []}
+    rej = list(db["rejections"].rows)
+    assert [(r["reason"], r["device_id"]) for r in rej] == [("bad_signature", "wb-1")]
+
+
+def test_commit_health_updates_device_and_rejects_stale_replay(db: sqlite_utils.Database,
+                                                               device: dict[str, Any]) -> None:
+    h1 = signed(device, seq=1, channel="tele", kind="health",
+                body={"fw": "0.1.0", "uptime_s": 10, "mem_free": 50000, "backlog": 0},
+                ts=1764072000000, received_ms=1764072003000)
+    h2 = signed(device, seq=2, channel="tele", kind="health", body={"fw": "0.1.0"})
+    assert _commit(db, h1, h2).telemetry == 2
+    row = registry.get(db, "wb-1")
+    assert row["fw_version"] == "0.1.0" and row["tele_seq"] == 2
+    assert _commit(db, h1).rejected == {"stale": 1}
+    assert db["health"].count == 2
+
+
+def test_commit_birth_and_death_follow_connection_order(db: sqlite_utils.Database,
+                                                        device: dict[str, Any]) -> None:
+    def state(kind: str, boot: int, seq: int) -> Received:
+        return signed(device, seq=seq, boot=boot, channel="state", kind=kind,
+                      body={"fw": "0.1.0"} if kind == "birth" else {})
+
+    _commit(db, state("birth", 1, 1))
+    assert registry.get(db, "wb-1")["status"] == "online"
+    _commit(db, state("death", 1, 1))
+    assert registry.get(db, "wb-1")["status"] == "offline"
+    _commit(db, state("birth", 1, 2))  # reconnect without reboot
+    assert registry.get(db, "wb-1")["status"] == "online"
+    assert _commit(db, state("death", 1, 1)).rejected == {"stale": 1}  # an old will, late
+    assert registry.get(db, "wb-1")["status"] == "online"
+    assert _commit(db, state("birth", 1, 2)).rejected == {}  # retained birth again: no-op
