@@ -1,0 +1,131 @@
+"""The agent core: config, boot counter, outbox, driver, uplink and health, wired together.
+
+``Agent.emit(kind, body)`` is the one way a driver reports custody evidence: it
+signs the event with the next seq and appends it to the persistent outbox before
+anything is published, so a power cut after ``emit`` returns loses nothing.
+"""
+
+import asyncio
+import gc
+import os
+
+from edge import config as config_mod
+from edge.outbox import Outbox, OutboxFull
+from edge.persist import BootCounter, makedirs
+from protocols import envelope, topics
+
+
+class Agent:
+    """One device's firmware: ``asyncio.run(agent.run())``."""
+
+    def __init__(self, cfg, hal):
+        self.cfg = cfg
+        self.hal = hal
+        self.device_id = cfg["device_id"]
+        self.key_id = cfg["key_id"]
+        self._secret = config_mod.unhex(cfg["secret_hex"])
+        data = cfg["data_dir"]
+        makedirs(data)
+        self.boot = BootCounter(data + "/boot").next()
+        self.outbox = Outbox(data + "/outbox", max_bytes=cfg["outbox_max_bytes"])
+        self.t_evt = topics.topic(cfg["site"], self.device_id, "evt")
+        self.wake = asyncio.Event()
+        self.started = hal.ticks_ms()
+        self.stats = {"events": 0, "outbox_full": 0, "emit_errors": 0}
+        from edge.uplink import Uplink
+        self.uplink = Uplink(self)
+        self.driver = _make_driver(cfg["driver"], self)
+        self.watchdog = hal.Watchdog()
+
+    def log(self, *parts):
+        self.hal.log(self.device_id, *parts)
+
+    def jitter(self, span):
+        if span <= 0:
+            return 0
+        return int.from_bytes(os.urandom(2), "big") % span
+
+    def secret_for(self, key_id):
+        return self._secret if key_id == self.key_id else None
+
+    def seal(self, topic, fields):
+        return envelope.seal(self._secret, self.key_id, topic, fields)
+
+    def emit(self, kind, body):
+        """Sign and store one custody event; return its seq, or 0 if it could not be stored."""
+        seq = self.outbox.next_seq()
+        fields = envelope.make(self.device_id, self.boot, seq, self.hal.now_ms(), kind, body)
+        try:
+            self.outbox.append(seq, self.t_evt, self.seal(self.t_evt, fields))
+        except OutboxFull:
+            self.stats["outbox_full"] += 1
+            self.log("OUTBOX FULL: %s not stored; controller unreachable?" % kind)
+            return 0
+        except OSError as exc:
+            self.stats["emit_errors"] += 1
+            self.log("cannot store %s: %r" % (kind, exc))
+            return 0
+        self.stats["events"] += 1
+        self.log("%s seq %d %s" % (kind, seq, _summary(body)))
+        self.wake.set()
+        return seq
+
+    def birth_body(self):
+        return {"fw": config_mod.FW_VERSION, "kind": self.cfg["kind"], "hal": self.hal.NAME,
+                "driver": self.cfg["driver"].get("type", ""), "next_seq": self.outbox.next_seq()}
+
+    def health_body(self):
+        count, size = self.outbox.backlog()
+        up = self.uplink
+        body = {
+            "fw": config_mod.FW_VERSION,
+            "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self.started) // 1000,
+            "mem_free": max(self.hal.mem_free(), 0),
+            "backlog": count,
+            "backlog_bytes": size,
+            "acked_seq": self.outbox.acked(),
+            "next_seq": self.outbox.next_seq(),
+            "clock_offset_ms": up.clock_offset_ms,
+            "agent": self.stats,
+            "uplink": up.stats,
+            "outbox": self.outbox.stats,
+        }
+        if up.client is not None:
+            body["mqtt"] = up.client.stats
+        if self.driver is not None:
+            body["driver"] = self.driver.health()
+        return body
+
+    async def _health_loop(self):
+        interval_ms = self.cfg["health_interval_s"] * 1000
+        while True:
+            gc.collect()
+            self.watchdog.feed()
+            await self.uplink.publish_health(self.health_body())
+            await self.hal.sleep_ms(interval_ms)
+
+    async def run(self):
+        self.log("boot %d, fw %s, next seq %d, backlog %d" % (
+            self.boot, config_mod.FW_VERSION, self.outbox.next_seq(), self.outbox.backlog()[0]))
+        tasks = [asyncio.create_task(self.uplink.run()), asyncio.create_task(self._health_loop())]
+        if self.driver is not None:
+            tasks.append(asyncio.create_task(self.driver.run()))
+        await asyncio.gather(*tasks)
+
+
+def _summary(body):
+    if "gross_kg" in body:
+        return "%s gross %d kg" % (body.get("plate", ""), body["gross_kg"])
+    if "alarm" in body:
+        return "%s %s" % (body["alarm"], body["state"])
+    return ""
+
+
+def _make_driver(dcfg, agent):
+    kind = dcfg.get("type", "")
+    if kind == "weighbridge":
+        from edge.drivers.weighbridge import WeighbridgeDriver
+        return WeighbridgeDriver(dcfg, agent)
+    if kind in ("", "none"):
+        return None
+    raise config_mod.ConfigError("driver: unknown type %r (known: weighbridge)" % kind)

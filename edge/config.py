@@ -1,0 +1,71 @@
+"""Load and check the device config file written by `portwatch device add`.
+
+A missing or wrong setting stops the agent at boot with a message naming it: an
+agent running on a half-read config would sign with the wrong key or poll the
+wrong instrument, which is worse than not running.
+"""
+
+import json
+
+FW_VERSION = "0.1.0"
+
+DEFAULTS = {
+    "health_interval_s": 10,
+    "outbox_max_bytes": 256 * 1024,
+    "resend_after_s": 10,
+    "window": 20,
+}
+MQTT_DEFAULTS = {"keepalive": 30, "user": None, "password": None}
+
+
+class ConfigError(ValueError):
+    """The config file is unusable; the message says which setting to fix."""
+
+
+def _need(cfg, key, kind, where="config"):
+    if key not in cfg:
+        raise ConfigError("%s: missing %r" % (where, key))
+    if not isinstance(cfg[key], kind):
+        raise ConfigError("%s: %r has the wrong type" % (where, key))
+    return cfg[key]
+
+
+def unhex(text):
+    """bytes from a hex string (MicroPython has no bytes.fromhex on every port)."""
+    if len(text) % 2:
+        raise ConfigError("secret_hex must have an even number of hex digits")
+    try:
+        return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
+    except ValueError:
+        raise ConfigError("secret_hex is not hexadecimal")
+
+
+def check(cfg):
+    """Fill defaults and check the settings the agent needs; return the config dict."""
+    for key in ("device_id", "site", "kind", "key_id", "secret_hex", "data_dir"):
+        _need(cfg, key, str)
+    if len(unhex(cfg["secret_hex"])) < 16:
+        raise ConfigError("secret_hex must hold at least 16 bytes")
+    mqtt = _need(cfg, "mqtt", dict)
+    _need(mqtt, "host", str, "mqtt")
+    _need(mqtt, "port", int, "mqtt")
+    for key in MQTT_DEFAULTS:
+        mqtt.setdefault(key, MQTT_DEFAULTS[key])
+    _need(cfg, "driver", dict)
+    for key in DEFAULTS:
+        cfg.setdefault(key, DEFAULTS[key])
+    return cfg
+
+
+def load(path):
+    """Read, parse and check a config file."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError as exc:
+        raise ConfigError("cannot read config %s: %s" % (path, exc))
+    except ValueError as exc:
+        raise ConfigError("config %s is not JSON: %s" % (path, exc))
+    if not isinstance(cfg, dict):
+        raise ConfigError("config %s must hold a JSON object" % path)
+    return check(cfg)

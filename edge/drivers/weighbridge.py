@@ -1,0 +1,118 @@
+"""Weighbridge driver: poll the weighing indicator over Modbus TCP, feed the detector.
+
+The agent only reads (function 3 or 4, one block per poll as the register map
+says); it never writes the zero, tare or calibration registers some indicators
+expose. A Modbus exception, a timeout or an undecodable block is counted by kind
+and the poll is skipped: no reading is ever guessed. ``unreachable_after``
+consecutive failures raise ``indicator_unreachable`` (cleared by the next good
+read); a heartbeat register that stops changing for ``frozen_after_ms`` raises
+``indicator_frozen``.
+"""
+
+
+from edge.drivers.weighing import WeighingDetector
+from edge.net.modbus import ModbusError, ModbusException, ModbusTCPMaster, ModbusTimeout
+from protocols import registermap
+
+DEFAULTS = {"unit": 1, "poll_ms": 200, "timeout_ms": 1000, "stable_s": 3, "min_weight_kg": 500,
+            "motion_alarm_s": 60, "unreachable_after": 3, "frozen_after_ms": 5000}
+
+
+class WeighbridgeDriver:
+    def __init__(self, dcfg, agent):
+        for key in DEFAULTS:
+            dcfg.setdefault(key, DEFAULTS[key])
+        self.cfg = dcfg
+        self.agent = agent
+        self.map = registermap.load_named(dcfg["map"])
+        self.read_fn = 4 if self.map.get("function") == 4 else 3
+        self.master = ModbusTCPMaster(dcfg["host"], dcfg["port"], unit=dcfg["unit"],
+                                      timeout_ms=dcfg["timeout_ms"])
+        self.detector = WeighingDetector(
+            division_kg=dcfg.get("division_kg", self.map.get("division_kg", 20)),
+            min_weight_kg=dcfg["min_weight_kg"], stable_ms=int(dcfg["stable_s"] * 1000),
+            motion_alarm_ms=int(dcfg["motion_alarm_s"] * 1000), model=self.map.get("model", ""))
+        self.failures = 0
+        self.unreachable = False
+        self.heartbeat = None
+        self.heartbeat_at = 0
+        self.frozen = False
+        self.counts = {"polls": 0, "ok": 0, "timeouts": 0, "exceptions": 0, "link_errors": 0,
+                       "decode_errors": 0}
+        self.exception_codes = {}
+
+    def health(self):
+        return {"map": self.map.get("model", ""), "counts": self.counts,
+                "exception_codes": self.exception_codes, "state": self.detector.state,
+                "unreachable": self.unreachable}
+
+    async def _read(self):
+        start, count = self.map["start"], self.map["count"]
+        if self.read_fn == 4:
+            return await self.master.read_input(start, count)
+        return await self.master.read_holding(start, count)
+
+    def _fail(self, what):
+        self.counts[what] += 1
+        self.failures += 1
+        if self.failures >= self.cfg["unreachable_after"] and not self.unreachable:
+            self.unreachable = True
+            self.agent.emit("alarm", {"alarm": "indicator_unreachable", "state": "raised",
+                                      "detail": {"failures": self.failures, "last": what}})
+
+    def _ok(self, now, reading):
+        self.counts["ok"] += 1
+        self.failures = 0
+        if self.unreachable:
+            self.unreachable = False
+            self.agent.emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
+        self._watch_heartbeat(now, reading.get("heartbeat"))
+        for kind, body in self.detector.update(now, reading):
+            self.agent.emit(kind, body)
+
+    def _watch_heartbeat(self, now, beat):
+        if beat is None:
+            return
+        if beat != self.heartbeat:
+            self.heartbeat, self.heartbeat_at = beat, now
+            if self.frozen:
+                self.frozen = False
+                self.agent.emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
+        elif not self.frozen and now - self.heartbeat_at > self.cfg["frozen_after_ms"]:
+            self.frozen = True
+            self.agent.emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
+                                      "detail": {"heartbeat": beat}})
+
+    async def poll_once(self):
+        """One poll: read, decode, detect; every failure is counted, none raises."""
+        self.counts["polls"] += 1
+        try:
+            regs = await self._read()
+        except ModbusException as exc:
+            code = str(getattr(exc, "code", "?"))
+            self.exception_codes[code] = self.exception_codes.get(code, 0) + 1
+            self._fail("exceptions")
+            return
+        except ModbusTimeout:
+            self._fail("timeouts")
+            return
+        except (ModbusError, OSError):
+            self._fail("link_errors")
+            return
+        try:
+            reading = registermap.decode(self.map, regs)
+            if reading.get("gross_kg") is None:
+                raise ValueError("gross is not a number")
+        except ValueError:
+            self._fail("decode_errors")
+            return
+        self._ok(self.agent.hal.now_ms(), reading)
+
+    async def run(self):
+        hal = self.agent.hal
+        period = self.cfg["poll_ms"]
+        while True:
+            started = hal.ticks_ms()
+            await self.poll_once()
+            spent = hal.ticks_diff(hal.ticks_ms(), started)
+            await hal.sleep_ms(max(10, period - spent))

@@ -1,0 +1,46 @@
+"""Hardware abstraction for ESP32-class boards: RTC time, machine.WDT, WLAN status.
+
+Not exercised in CI (there is no board here); it is compiled with mpy-cross and
+offers the same names as ``edge.hal.unix``. MicroPython's embedded epoch is
+2000-01-01, so ``now_ms`` adds the offset to the Unix epoch once the RTC has been
+set by the controller's time sync (until then ``ts`` is flagged by the
+controller as a clock offset).
+"""
+
+import gc
+import sys
+import time
+from asyncio import sleep_ms  # noqa: F401  (re-exported)
+from time import ticks_add, ticks_diff, ticks_ms  # noqa: F401  (re-exported)
+
+NAME = "esp32"
+_EPOCH_OFFSET_S = 946684800  # 2000-01-01 minus 1970-01-01
+
+
+def now_ms():
+    base = time.time()
+    if base < _EPOCH_OFFSET_S:  # embedded epoch
+        base += _EPOCH_OFFSET_S
+    return int(base) * 1000 + (ticks_ms() % 1000)
+
+
+def mem_free():
+    return gc.mem_free()
+
+
+def collect():
+    gc.collect()
+
+
+class Watchdog:
+    def __init__(self, timeout_ms=30000):
+        from machine import WDT
+        self._wdt = WDT(timeout=timeout_ms)
+
+    def feed(self):
+        self._wdt.feed()
+
+
+def log(*parts):
+    print("%.3f" % (now_ms() / 1000), *parts)
+    sys.stdout.flush() if hasattr(sys.stdout, "flush") else None

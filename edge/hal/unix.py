@@ -1,0 +1,70 @@
+"""Hardware abstraction for the unix port (and CPython): clocks, memory, watchdog, logging.
+
+The ESP32 HAL offers the same names over ``machine`` and the RTC; the agent only
+imports ``edge.hal`` through ``edge.hal.select``.
+"""
+
+import asyncio
+import gc
+import sys
+import time
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms  # MicroPython
+except ImportError:  # CPython: same semantics without wrap-around
+    def ticks_ms():
+        return time.monotonic_ns() // 1000000
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+
+try:
+    sleep_ms = asyncio.sleep_ms  # MicroPython
+except AttributeError:  # CPython
+    async def sleep_ms(ms):
+        await asyncio.sleep(ms / 1000)
+
+NAME = "unix"
+
+
+def now_ms():
+    """Wall-clock time in ms since the Unix epoch (the envelope's ``ts``)."""
+    return time.time_ns() // 1000000
+
+
+def mem_free():
+    """Free heap bytes, or -1 where the interpreter cannot say (CPython)."""
+    try:
+        return gc.mem_free()
+    except AttributeError:
+        return -1
+
+
+def collect():
+    gc.collect()
+
+
+class Watchdog:
+    """No hardware watchdog on unix: feeding it is a no-op (the ESP32 HAL uses machine.WDT)."""
+
+    def __init__(self, timeout_ms=30000):
+        self.timeout_ms = timeout_ms
+
+    def feed(self):
+        pass
+
+
+def log(*parts):
+    """One line on stdout, prefixed with the wall time in seconds."""
+    print("%.3f" % (now_ms() / 1000), *parts)
+    try:
+        sys.stdout.flush()
+    except AttributeError:
+        pass
+
+
+__all__ = ["NAME", "Watchdog", "collect", "log", "mem_free", "now_ms", "sleep_ms", "ticks_add",
+           "ticks_diff", "ticks_ms"]

@@ -1,0 +1,212 @@
+"""The `portwatch` command: a thin mirror of the library, with examples in each help."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from controller import auth, registry, store
+from controller.errors import ControllerError
+from tools import settings
+from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(help="portwatch: edge agents and controller for bulk-cargo supervision.",
+                  no_args_is_help=True, add_completion=False)
+device_app = typer.Typer(help="Provision and list devices.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens with roles (operator, auditor, admin).",
+                        no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(token_app, name="token")
+
+DbOpt = Annotated[Path, typer.Option("--db", envvar="PORTWATCH_DB", help="controller store",
+                                     default_factory=settings.default_db)]
+SiteOpt = Annotated[str, typer.Option("--site", envvar="PORTWATCH_SITE", help="site id",
+                                      default_factory=settings.default_site)]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="device id, e.g. wb-gate1")],
+    out: Annotated[Path, typer.Option(help="where to write the agent's config file")],
+    kind: Annotated[str, typer.Option(help="weighbridge, gps, rail_reader or lab")] = "weighbridge",
+    map_name: Annotated[str, typer.Option("--map", help="indicator register map name")] =
+        "portwatch-sim",
+    indicator: Annotated[str, typer.Option(help="indicator Modbus TCP HOST:PORT")] =
+        "127.0.0.1:5020",
+    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT the agent uses")] =
+        "127.0.0.1:1883",
+    stable_s: Annotated[float, typer.Option(help="seconds of stable weight before weighing")] = 3.0,
+    poll_ms: Annotated[int, typer.Option(help="indicator poll period")] = 200,
+    data_dir: Annotated[Path | None, typer.Option(help="agent's data dir (outbox, boot)")] = None,
+    description: str = "",
+    db: DbOpt = Path(),
+    site: SiteOpt = "",
+) -> None:
+    """Register a device and write its config file (mode 0600: it holds its secrets).
+
+    Example: portwatch device add wb-gate1 --out var/wb-gate1.json --indicator 10.0.0.7:502
+    """
+    try:
+        ind_host, ind_port = settings.split_hostport(indicator, 502)
+        b_host, b_port = settings.split_hostport(broker, 1883)
+    except ValueError as exc:
+        fail(str(exc))
+    driver = {}
+    if kind == "weighbridge":
+        driver = {"type": "weighbridge", "map": map_name, "host": ind_host, "port": ind_port,
+                  "stable_s": stable_s, "poll_ms": poll_ms}
+    try:
+        row = registry.provision(store.connect(db), device_id=device_id, site=site, kind=kind,
+                                 driver=driver, description=description)
+    except (ControllerError, ValueError) as exc:
+        fail(str(exc))
+    data = data_dir or out.resolve().parent / device_id
+    cfg = registry.device_config(row, mqtt_password=row["mqtt_password"], broker_host=b_host,
+                                 broker_port=b_port, data_dir=str(Path(data).resolve()))
+    write_secret_json(out, cfg)
+    console.print(f"registered [bold]{device_id}[/] ({kind}) at site {site}; config: {out}")
+    console.print(f"boot it with: portwatch agent {out}")
+
+
+def write_secret_json(path: Path, doc: dict[str, object]) -> None:
+    """Write JSON readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+
+
+@device_app.command("list")
+def device_list(db: DbOpt = Path()) -> None:
+    """List registered devices with status and last contact.
+
+    Example: portwatch device list --db var/portwatch.db
+    """
+    from controller.api.routers.devices import to_device
+
+    table = Table("device", "kind", "status", "fw", "committed seq", "backlog", "last seen (s ago)")
+    now = store.now_ms()
+    for row in store.connect(db)["devices"].rows_where(order_by="device_id"):
+        d = to_device(row, now)
+        backlog = (d.health or {}).get("backlog", "")
+        ago = f"{(now - d.last_seen_ms) / 1000:.0f}" if d.last_seen_ms else "-"
+        table.add_row(d.device_id, d.kind, d.status, d.fw_version or "-", str(d.committed_seq),
+                      str(backlog), ago)
+    console.print(table)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="operator, auditor or admin")],
+    name: Annotated[str, typer.Option(help="who or what holds the token")],
+    db: DbOpt = Path(),
+) -> None:
+    """Create an API token and print it (only once: it is stored hashed).
+
+    Example: portwatch token create --role auditor --name customs-audit
+    """
+    try:
+        token = auth.create_token(store.connect(db), name=name, role=role)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(token)
+
+
+@app.command("controller")
+def controller_run(
+    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT")] = "127.0.0.1:1883",
+    broker_user: Annotated[str | None, typer.Option(envvar="PORTWATCH_BROKER_USER")] = None,
+    broker_password: Annotated[str | None, typer.Option(envvar="PORTWATCH_BROKER_PASSWORD")] =
+        None,
+    api: Annotated[str, typer.Option(help="API listen HOST:PORT")] = "127.0.0.1:8000",
+    db: DbOpt = Path(),
+    site: SiteOpt = "",
+    verbose: bool = False,
+) -> None:
+    """Run the controller: MQTT ingest plus the REST API (docs at /docs).
+
+    Example: portwatch controller --broker 127.0.0.1:1883 --api 0.0.0.0:8000
+    """
+    from controller.ingest.service import BrokerSettings
+    from controller.main import serve
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        b_host, b_port = settings.split_hostport(broker, 1883)
+        a_host, a_port = settings.split_hostport(api, 8000)
+    except ValueError as exc:
+        fail(str(exc))
+    store.connect(db).close()
+    console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port}, "
+                  f"API http://{a_host}:{a_port}/docs")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
+                          broker=BrokerSettings(host=b_host, port=b_port, username=broker_user,
+                                                password=broker_password)))
+
+
+@app.command("agent")
+def agent_run(
+    config: Annotated[Path, typer.Argument(help="config file from `portwatch device add`")],
+    heap: Annotated[str, typer.Option(help="MicroPython heap, as on the device")] = DEFAULT_HEAP,
+) -> None:
+    """Boot the firmware under the real MicroPython interpreter, as on a device.
+
+    Example: portwatch agent var/wb-gate1.json --heap 96K
+    """
+    if not config.exists():
+        fail(f"{config} does not exist: write it with `portwatch device add`")
+    try:
+        argv, env = agent_command(config.resolve(), heap=heap)
+    except FirmwareError as exc:
+        fail(str(exc))
+    raise typer.Exit(subprocess.call(argv, env=env))
+
+
+@app.command("demo")
+def demo(
+    api_port: Annotated[int, typer.Option(help="port of the controller's API")] = 8000,
+    trucks_every_s: Annotated[float, typer.Option(help="seconds between truck arrivals")] = 6.0,
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] =
+        Path("var/demo"),
+    keep: Annotated[bool, typer.Option(help="keep the previous demo's store")] = False,
+    run_for_s: Annotated[float, typer.Option(help="stop after this many seconds (0: never)")] = 0,
+) -> None:
+    """Run a whole demo site: Mosquitto, emulated weighbridges, agents, controller and API.
+
+    Example: portwatch demo --api-port 8000
+    """
+    from tools.demo import DemoError, run_demo
+
+    try:
+        run_demo(workdir=workdir, api_port=api_port, trucks_every_s=trucks_every_s, keep=keep,
+                 run_for_s=run_for_s, console=console)
+    except DemoError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
