@@ -16,10 +16,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tools.procs import port_open, stop_process, wait_until
+from tools.procs import ProcessDied, port_open, stop_process, wait_until
 
 
-class BrokerError(RuntimeError):
+class BrokerError(ProcessDied):
     """Mosquitto could not be found or started."""
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from controller import auth, registry, store
 from controller.errors import ControllerError
 from tools import settings
-from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command
+from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 
 console = Console()
 err = Console(stderr=True)
@@ -31,10 +31,18 @@ token_app = typer.Typer(help="API tokens with roles (operator, auditor, admin)."
 app.add_typer(device_app, name="device")
 app.add_typer(token_app, name="token")
 
-DbOpt = Annotated[Path, typer.Option("--db", envvar="PORTWATCH_DB", help="controller store",
-                                     default_factory=settings.default_db)]
-SiteOpt = Annotated[str, typer.Option("--site", envvar="PORTWATCH_SITE", help="site id",
-                                      default_factory=settings.default_site)]
+DbOpt = Annotated[Path | None, typer.Option(
+    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
+SiteOpt = Annotated[str | None, typer.Option(
+    "--site", envvar="PORTWATCH_SITE", help=f"site id [default: {settings.DEFAULT_SITE}]")]
+
+
+def _db(db: Path | None) -> Path:
+    return db or settings.default_db()
+
+
+def _site(site: str | None) -> str:
+    return site or settings.default_site()
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -57,8 +65,8 @@ def device_add(
     poll_ms: Annotated[int, typer.Option(help="indicator poll period")] = 200,
     data_dir: Annotated[Path | None, typer.Option(help="agent's data dir (outbox, boot)")] = None,
     description: str = "",
-    db: DbOpt = Path(),
-    site: SiteOpt = "",
+    db: DbOpt = None,
+    site: SiteOpt = None,
 ) -> None:
     """Register a device and write its config file (mode 0600: it holds its secrets).
 
@@ -74,7 +82,7 @@ def device_add(
         driver = {"type": "weighbridge", "map": map_name, "host": ind_host, "port": ind_port,
                   "stable_s": stable_s, "poll_ms": poll_ms}
     try:
-        row = registry.provision(store.connect(db), device_id=device_id, site=site, kind=kind,
+        row = registry.provision(store.connect(_db(db)), device_id=device_id, site=_site(site), kind=kind,
                                  driver=driver, description=description)
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
@@ -82,7 +90,7 @@ def device_add(
     cfg = registry.device_config(row, mqtt_password=row["mqtt_password"], broker_host=b_host,
                                  broker_port=b_port, data_dir=str(Path(data).resolve()))
     write_secret_json(out, cfg)
-    console.print(f"registered [bold]{device_id}[/] ({kind}) at site {site}; config: {out}")
+    console.print(f"registered [bold]{device_id}[/] ({kind}) at site {_site(site)}; config: {out}")
     console.print(f"boot it with: portwatch agent {out}")
 
 
@@ -104,7 +112,7 @@ def device_list(db: DbOpt = Path()) -> None:
 
     table = Table("device", "kind", "status", "fw", "committed seq", "backlog", "last seen (s ago)")
     now = store.now_ms()
-    for row in store.connect(db)["devices"].rows_where(order_by="device_id"):
+    for row in store.connect(_db(db))["devices"].rows_where(order_by="device_id"):
         d = to_device(row, now)
         backlog = (d.health or {}).get("backlog", "")
         ago = f"{(now - d.last_seen_ms) / 1000:.0f}" if d.last_seen_ms else "-"
@@ -117,14 +125,14 @@ def device_list(db: DbOpt = Path()) -> None:
 def token_create(
     role: Annotated[str, typer.Option(help="operator, auditor or admin")],
     name: Annotated[str, typer.Option(help="who or what holds the token")],
-    db: DbOpt = Path(),
+    db: DbOpt = None,
 ) -> None:
     """Create an API token and print it (only once: it is stored hashed).
 
     Example: portwatch token create --role auditor --name customs-audit
     """
     try:
-        token = auth.create_token(store.connect(db), name=name, role=role)
+        token = auth.create_token(store.connect(_db(db)), name=name, role=role)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(token)
@@ -137,8 +145,8 @@ def controller_run(
     broker_password: Annotated[str | None, typer.Option(envvar="PORTWATCH_BROKER_PASSWORD")] =
         None,
     api: Annotated[str, typer.Option(help="API listen HOST:PORT")] = "127.0.0.1:8000",
-    db: DbOpt = Path(),
-    site: SiteOpt = "",
+    db: DbOpt = None,
+    site: SiteOpt = None,
     verbose: bool = False,
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
@@ -155,6 +163,7 @@ def controller_run(
         a_host, a_port = settings.split_hostport(api, 8000)
     except ValueError as exc:
         fail(str(exc))
+    db, site = _db(db), _site(site)
     store.connect(db).close()
     console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port}, "
                   f"API http://{a_host}:{a_port}/docs")
@@ -179,7 +188,7 @@ def agent_run(
         argv, env = agent_command(config.resolve(), heap=heap)
     except FirmwareError as exc:
         fail(str(exc))
-    raise typer.Exit(subprocess.call(argv, env=env))
+    raise typer.Exit(subprocess.call(argv, env=env, cwd=BUILD_DIR))
 
 
 @app.command("demo")

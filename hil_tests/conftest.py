@@ -1,0 +1,27 @@
+"""Hardware-in-the-loop fixtures: a whole site of real processes per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.firmware import DEFAULT_HEAP
+from tools.rig import Rig
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    """Mosquitto + controller running; add devices with rig.add_weighbridge()."""
+    r = Rig(tmp_path / "site", heap=os.environ.get("PW_AGENT_HEAP", DEFAULT_HEAP))
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+        for agent in r.agents.values():  # shown on failure: the firmware's own account
+            print(f"--- {agent.device_id} log ---\n{agent.log_text()[-4000:]}")
+        if r.controller_log.exists():
+            print(f"--- controller log ---\n{r.controller_log.read_text()[-4000:]}")

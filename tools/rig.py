@@ -1,0 +1,185 @@
+"""A whole site on this machine: broker, controller, emulated instruments and agents.
+
+Library first: the demo, the benchmark and the hardware-in-the-loop tests all
+build their site with this class, each process real (Mosquitto, the controller
+under CPython, the firmware under ``micropython``), each startable, killable and
+restartable on its own so that faults can be driven from outside.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controller import auth, registry, store
+from tools.broker import MosquittoProcess
+from tools.emulators.weighbridge import EmulatorProcess, spawn
+from tools.firmware import DEFAULT_HEAP, REPO, start_agent
+from tools.procs import ProcessDied, free_port, port_open, stop_process, wait_until
+
+
+class RigError(ProcessDied):
+    """A part of the rig did not start; the message names the log to read."""
+
+
+@dataclass
+class Agent:
+    """One device: its config file, its emulated instrument, its firmware process."""
+
+    device_id: str
+    config_path: Path
+    log_path: Path
+    emulator: EmulatorProcess | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Rig:
+    """Start and stop the processes of one site under ``workdir``."""
+
+    def __init__(self, workdir: Path, *, site: str = "hil", api_port: int | None = None,
+                 broker_port: int | None = None, heap: str = DEFAULT_HEAP) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.site = site
+        self.heap = heap
+        self.db_path = self.workdir / "portwatch.db"
+        self.broker = MosquittoProcess(port=broker_port or free_port(),
+                                       workdir=self.workdir / "broker")
+        self.api_port = api_port or free_port()
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.controller_log = self.workdir / "controller.log"
+        self.agents: dict[str, Agent] = {}
+        db = store.connect(self.db_path)
+        self.admin_token = auth.create_token(db, name="rig-admin", role="admin")
+        db.close()
+
+    # -- broker and controller ------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start_controller(self, timeout: float = 20.0) -> None:
+        """Start the controller process and wait until its API answers."""
+        cmd = [sys.executable, "-m", "tools.cli", "controller", "--db", str(self.db_path),
+               "--site", self.site, "--broker", f"127.0.0.1:{self.broker.port}",
+               "--api", f"127.0.0.1:{self.api_port}", "--verbose"]
+        with open(self.controller_log, "ab") as log:
+            self.controller = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: self._controller_alive() and port_open(self.api_port), timeout,
+                       what="the controller API")
+            wait_until(lambda: self.get("/healthz")["broker_connected"], timeout,
+                       what="the controller to connect to the broker")
+        except AssertionError as exc:
+            raise RigError(f"{exc}; see {self.controller_log}") from exc
+
+    def _controller_alive(self) -> bool:
+        if self.controller is None or self.controller.poll() is not None:
+            raise RigError(f"controller exited; see {self.controller_log}")
+        return True
+
+    def kill_controller(self) -> None:
+        """SIGKILL the controller, as a crash would."""
+        if self.controller is not None and self.controller.poll() is None:
+            self.controller.kill()
+            self.controller.wait(timeout=10)
+        self.controller = None
+
+    def stop_controller(self) -> None:
+        stop_process(self.controller)
+        self.controller = None
+
+    # -- devices ----------------------------------------------------------------------
+
+    def add_weighbridge(self, device_id: str, *, map_name: str = "portwatch-sim",
+                        emulator_args: tuple[str, ...] = (), stable_s: float = 0.5,
+                        poll_ms: int = 100, health_interval_s: int = 2,
+                        extra: dict[str, Any] | None = None) -> Agent:
+        """Provision a weighbridge, start its emulator, write its config (agent not started)."""
+        emulator = spawn("--map", map_name, *emulator_args)
+        driver = {"type": "weighbridge", "map": map_name, "host": "127.0.0.1",
+                  "port": emulator.modbus_port, "stable_s": stable_s, "poll_ms": poll_ms,
+                  "timeout_ms": 500}
+        db = store.connect(self.db_path)
+        row = registry.provision(db, device_id=device_id, site=self.site, kind="weighbridge",
+                                 driver=driver)
+        db.close()
+        cfg = registry.device_config(row, mqtt_password=row["mqtt_password"],
+                                     broker_host="127.0.0.1", broker_port=self.broker.port,
+                                     data_dir=str(self.workdir / device_id))
+        cfg["health_interval_s"] = health_interval_s
+        cfg["mqtt"]["keepalive"] = 10
+        cfg.update(extra or {})
+        agent = Agent(device_id, self.workdir / f"{device_id}.json",
+                      self.workdir / f"{device_id}.log", emulator, None, cfg)
+        self.write_config(agent)
+        self.agents[device_id] = agent
+        return agent
+
+    def write_config(self, agent: Agent) -> None:
+        import json
+
+        agent.config_path.write_text(json.dumps(agent.config, ensure_ascii=False, indent=1))
+        agent.config_path.chmod(0o600)
+
+    def start_agent(self, device_id: str) -> Agent:
+        agent = self.agents[device_id]
+        agent.proc = start_agent(agent.config_path, log_path=agent.log_path, heap=self.heap)
+        return agent
+
+    def kill_agent(self, device_id: str) -> None:
+        """SIGKILL the firmware: a power cut."""
+        agent = self.agents[device_id]
+        if agent.proc is not None and agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait(timeout=10)
+        agent.proc = None
+
+    # -- the API ----------------------------------------------------------------------
+
+    def get(self, path: str, *, token: str | None = None, **params: Any) -> Any:
+        """GET one API path as admin (or with ``token``); raise on HTTP errors."""
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        r = httpx.get(self.api_url + path, params=params, headers=headers, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/api/v1/devices/{device_id}")
+        return result
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Rig:
+        self.broker.start()
+        self.start_controller()
+        return self
+
+    def stop(self) -> None:
+        for device_id in list(self.agents):
+            self.kill_agent(device_id)
+            emu = self.agents[device_id].emulator
+            if emu is not None:
+                emu.stop()
+        self.stop_controller()
+        self.broker.stop()
+
+    def __enter__(self) -> Rig:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
