@@ -10,7 +10,7 @@ import gc
 import os
 
 from edge import config as config_mod
-from edge.outbox import Outbox, OutboxFull
+from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.persist import BootCounter, makedirs
 from protocols import envelope, topics
 
@@ -31,7 +31,7 @@ class Agent:
         self.t_evt = topics.topic(cfg["site"], self.device_id, "evt")
         self.wake = asyncio.Event()
         self.started = hal.ticks_ms()
-        self.stats = {"events": 0, "outbox_full": 0, "emit_errors": 0}
+        self.stats = {"events": 0, "outbox_full": 0, "emit_errors": 0, "mem_errors": 0}
         from edge.uplink import Uplink
         self.uplink = Uplink(self)
         self.driver = _make_driver(cfg["driver"], self)
@@ -61,7 +61,7 @@ class Agent:
             self.stats["outbox_full"] += 1
             self.log("OUTBOX FULL: %s not stored; controller unreachable?" % kind)
             return 0
-        except OSError as exc:
+        except (OSError, OutboxError) as exc:
             self.stats["emit_errors"] += 1
             self.log("cannot store %s: %r" % (kind, exc))
             return 0
@@ -75,8 +75,10 @@ class Agent:
                 "driver": self.cfg["driver"].get("type", ""), "next_seq": self.outbox.next_seq()}
 
     def health_body(self):
+        """A flat health sample: every figure an operator watches, nothing nested (RAM)."""
         count, size = self.outbox.backlog()
-        up = self.uplink
+        up = self.uplink.stats
+        ob = self.outbox.stats
         body = {
             "fw": config_mod.FW_VERSION,
             "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self.started) // 1000,
@@ -85,15 +87,18 @@ class Agent:
             "backlog_bytes": size,
             "acked_seq": self.outbox.acked(),
             "next_seq": self.outbox.next_seq(),
-            "clock_offset_ms": up.clock_offset_ms,
-            "agent": self.stats,
-            "uplink": up.stats,
-            "outbox": self.outbox.stats,
+            "clock_offset_ms": self.uplink.clock_offset_ms,
+            "connects": up["connects"],
+            "links_lost": up["links_lost"],
+            "resends": up["resends"],
+            "bad_downlink": up["bad_downlink"],
+            "outbox_full": self.stats["outbox_full"],
+            "outbox_crc_errors": ob["crc_errors"],
+            "outbox_recovered": ob["recovered_truncated"],
+            "mem_errors": self.stats["mem_errors"],
         }
-        if up.client is not None:
-            body["mqtt"] = up.client.stats
         if self.driver is not None:
-            body["driver"] = self.driver.health()
+            self.driver.add_health(body)
         return body
 
     async def _health_loop(self):
@@ -101,16 +106,49 @@ class Agent:
         while True:
             gc.collect()
             self.watchdog.feed()
-            await self.uplink.publish_health(self.health_body())
+            try:
+                await self.uplink.publish_health(self.health_body())
+            except MemoryError:
+                self.stats["mem_errors"] += 1
             await self.hal.sleep_ms(interval_ms)
+
+    async def _guard(self, name, make):
+        """Run one task forever: a crash is logged, counted and the task restarted."""
+        while True:
+            try:
+                await make()
+            except MemoryError as exc:
+                self.stats["mem_errors"] += 1
+                gc.collect()
+                self.log(name, "out of memory; restarting it; free", self.hal.mem_free())
+                _print_exception(exc)
+                try:
+                    import micropython
+                    micropython.mem_info(1)
+                except ImportError:
+                    pass
+            except Exception as exc:  # a bug in one task must not stop the others
+                self.stats["task_errors"] = self.stats.get("task_errors", 0) + 1
+                self.log(name, "crashed:", repr(exc), "- restarting it")
+            await self.hal.sleep_ms(1000)
 
     async def run(self):
         self.log("boot %d, fw %s, next seq %d, backlog %d" % (
             self.boot, config_mod.FW_VERSION, self.outbox.next_seq(), self.outbox.backlog()[0]))
-        tasks = [asyncio.create_task(self.uplink.run()), asyncio.create_task(self._health_loop())]
+        tasks = [asyncio.create_task(self._guard("uplink", self.uplink.run)),
+                 asyncio.create_task(self._guard("health", self._health_loop))]
         if self.driver is not None:
-            tasks.append(asyncio.create_task(self.driver.run()))
+            tasks.append(asyncio.create_task(self._guard("driver", self.driver.run)))
         await asyncio.gather(*tasks)
+
+
+def _print_exception(exc):
+    try:
+        import sys
+        sys.print_exception(exc)
+    except AttributeError:  # CPython
+        import traceback
+        traceback.print_exception(exc)
 
 
 def _summary(body):

@@ -13,7 +13,7 @@ DEFAULTS = {
     "health_interval_s": 10,
     "outbox_max_bytes": 256 * 1024,
     "resend_after_s": 10,
-    "window": 20,
+    "window": 8,
 }
 MQTT_DEFAULTS = {"keepalive": 30, "user": None, "password": None}
 

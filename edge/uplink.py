@@ -104,7 +104,8 @@ class Uplink:
         client = MQTTClient(
             self.agent.device_id, m["host"], m["port"], user=m["user"], password=m["password"],
             keepalive=m["keepalive"], clean_session=True, on_message=self.on_message,
-            will=(self.t_state, self._state("death", {}), 1, True), max_inflight=self.window)
+            will=(self.t_state, self._state("death", {}), 1, True), max_inflight=self.window,
+            queue_len=2)
         self.client = client
         try:
             await client.connect()

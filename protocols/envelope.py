@@ -17,6 +17,7 @@ and ``body`` (an object). Unknown extra fields are ignored for forward compatibi
 """
 
 import json
+from binascii import hexlify
 
 from protocols.hmac_sha256 import equal, hmac_sha256
 
@@ -50,11 +51,7 @@ def _to_bytes(value: "str | bytes") -> bytes:
 
 
 def _hex(data: bytes) -> str:
-    out = []
-    for b in data:
-        out.append(_HEX[b >> 4])
-        out.append(_HEX[b & 15])
-    return "".join(out)
+    return hexlify(data).decode()
 
 
 def signature(secret: bytes, topic: "str | bytes", body_bytes: bytes) -> str:
@@ -65,8 +62,17 @@ def signature(secret: bytes, topic: "str | bytes", body_bytes: bytes) -> str:
 def seal(secret: bytes, key_id: str, topic: str, fields: dict) -> bytes:
     """Serialise ``fields`` (a dict) and sign it for ``topic``: returns the wire bytes."""
     body_bytes = json.dumps(fields).encode()
-    sig = signature(secret, topic, body_bytes)
-    return body_bytes + b"\n" + key_id.encode() + b":" + sig.encode()
+    sig = hmac_sha256(secret, DOMAIN, _to_bytes(topic), b"\n", body_bytes)
+    # one allocation for the wire bytes: fewer fragments on a 96 KiB heap
+    out = bytearray(len(body_bytes) + len(key_id) + 2 + 2 * len(sig))
+    n = len(body_bytes)
+    out[:n] = body_bytes
+    out[n] = 10  # "\n"
+    out[n + 1 : n + 1 + len(key_id)] = key_id.encode()
+    n += 1 + len(key_id)
+    out[n] = 58  # ":"
+    out[n + 1 :] = hexlify(sig)
+    return bytes(out)
 
 
 def make(dev: str, boot: int, seq: int, ts: int, kind: str, body: dict) -> dict:

@@ -20,13 +20,26 @@ def _norm_key(key: bytes) -> bytes:
     return key + b"\x00" * (_BLOCK - len(key))
 
 
+_pads = {}  # key -> (inner pad, outer pad): one device signs with one key, so compute once
+
+
+def _pads_for(key: bytes) -> "tuple[bytes, bytes]":
+    pads = _pads.get(key)
+    if pads is None:
+        if len(_pads) >= 8:  # the controller checks many keys: stay bounded
+            _pads.clear()
+        k = _norm_key(key)
+        pads = _pads[key] = (_xor_pad(k, 0x36), _xor_pad(k, 0x5C))
+    return pads
+
+
 def hmac_sha256(key: bytes, *parts: bytes) -> bytes:
     """Return the 32-byte HMAC-SHA256 of the concatenation of ``parts`` under ``key``."""
-    k = _norm_key(key)
-    inner = hashlib.sha256(_xor_pad(k, 0x36))
+    ipad, opad = _pads_for(key)
+    inner = hashlib.sha256(ipad)
     for part in parts:
         inner.update(part)
-    outer = hashlib.sha256(_xor_pad(k, 0x5C))
+    outer = hashlib.sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
 

@@ -19,20 +19,20 @@ the firmware validates once at boot, then decodes every poll without re-checking
 import json
 import struct
 
+from protocols.regdecode import (  # noqa: F401 - the decoding half, re-exported
+    _F32_MAX,
+    _NUMERIC,
+    RegisterMapError,
+    _is_int,
+    decode,
+    decode_field,
+    path_of,
+)
+
 MAX_REGISTERS = 125  # the most one Modbus read (function 3 or 4) may return
 FUNCTIONS = (3, 4)  # 3 = holding registers, 4 = input registers
 WORD_ORDERS = ("big", "little")
 ENCODINGS = ("utf-8", "ascii")
-_F32_MAX = 3.4028234e38
-
-# type -> (registers, struct format, smallest, largest); None where not numeric
-_NUMERIC = {
-    "uint16": (1, ">H", 0, 0xFFFF),
-    "int16": (1, ">h", -0x8000, 0x7FFF),
-    "uint32": (2, ">I", 0, 0xFFFFFFFF),
-    "int32": (2, ">i", -0x80000000, 0x7FFFFFFF),
-    "float32": (2, ">f", -_F32_MAX, _F32_MAX),
-}
 TYPES = ("uint16", "int16", "uint32", "int32", "float32", "bits", "str")
 
 _COMMON_KEYS = ("addr", "type", "description", "unit")
@@ -47,10 +47,6 @@ _EXTRA_KEYS = {
 }
 
 
-class RegisterMapError(ValueError):
-    """A register map is malformed, or a value does not fit the map."""
-
-
 # ---------------------------------------------------------------- loading
 
 
@@ -62,22 +58,12 @@ def load(path):
     return regmap
 
 
-def path_of(name):
-    """Path of the bundled map called ``name`` (e.g. "portwatch-sim")."""
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    return here + "/registermaps/" + name + ".json"
-
-
 def load_named(name):
     """Load one of the maps bundled in ``protocols/registermaps/`` by name."""
     return load(path_of(name))
 
 
 # ---------------------------------------------------------------- validation
-
-
-def _is_int(x):
-    return isinstance(x, int) and not (x is True or x is False)
 
 
 def _is_number(x):
@@ -198,106 +184,6 @@ def _claim(regmap, name, field, used):
         if addr in used:
             _fail(regmap, "fields %r and %r overlap at register %d" % (used[addr], name, addr))
         used[addr] = name
-
-
-# ---------------------------------------------------------------- decoding
-
-
-def decode(regmap, registers):
-    """Decode one block read (``count`` registers from ``start``) into field -> value.
-
-    Numbers come back in the map's unit (kg for weights): ints, or floats where the
-    field has decimals; ``bits`` fields give a dict of name -> bool; ``str`` fields a
-    string. A float32 that holds NaN or infinity decodes to None.
-    """
-    count = regmap["count"]
-    if len(registers) != count:
-        raise RegisterMapError("expected %d registers from %d, got %d"
-                               % (count, regmap["start"], len(registers)))
-    for word in registers:
-        if not _is_int(word) or not 0 <= word <= 0xFFFF:
-            raise RegisterMapError("register value %r is not 0..65535" % (word,))
-    out = {}
-    fields = regmap["fields"]
-    start = regmap["start"]
-    for name in fields:
-        field = fields[name]
-        out[name] = decode_field(field, registers, field["addr"] - start)
-    return out
-
-
-def decode_field(field, registers, offset):
-    """Decode one field whose first register is ``registers[offset]``."""
-    kind = field["type"]
-    if kind == "bits":
-        word = registers[offset]
-        bits = field["bits"]
-        return dict((name, (word >> bits[name]) & 1 == 1) for name in bits)
-    if kind == "str":
-        return _decode_str(field, registers, offset)
-    n, fmt = _NUMERIC[kind][0], _NUMERIC[kind][1]
-    if n == 1:
-        raw = struct.unpack(fmt, struct.pack(">H", registers[offset]))[0]
-    else:
-        hi, lo = registers[offset], registers[offset + 1]
-        if field.get("word_order", "big") == "little":
-            hi, lo = lo, hi
-        raw = struct.unpack(fmt, struct.pack(">HH", hi, lo))[0]
-    return _scaled(field, raw)
-
-
-def _scaled(field, raw):
-    scale = field.get("scale", 1)
-    if isinstance(raw, float):
-        if raw != raw or raw in (float("inf"), float("-inf")):
-            return None
-        value = _shortest_f32(raw) * scale
-        if "decimals" not in field:
-            return round(value, 6)
-    else:
-        value = raw * scale
-    decimals = field.get("decimals", _places(scale))
-    if decimals == 0:
-        return round(value)
-    return round(value, decimals)
-
-
-def _places(scale):
-    """Decimal places of a scale factor: 1 and 10 -> 0, 0.1 -> 1, 0.05 -> 2."""
-    if _is_int(scale):
-        return 0
-    for d in range(10):
-        x = scale * 10**d
-        if abs(x - round(x)) < 1e-9 * max(1, abs(x)):
-            return d
-    return 9
-
-
-def _shortest_f32(value):
-    """The shortest decimal that is the same float32, e.g. 45.119998931884766 -> 45.12.
-
-    An indicator displays the decimal it meant; this recovers it before scaling so that
-    45.12 t becomes 45120 kg, not 45119.998931884766 kg.
-    """
-    want = struct.pack(">f", value)
-    for digits in range(1, 10):
-        candidate = float(("%." + str(digits) + "g") % value)
-        if struct.pack(">f", candidate) == want:
-            return candidate
-    return value
-
-
-def _decode_str(field, registers, offset):
-    words = field["words"]
-    raw = struct.pack(">" + str(words) + "H", *registers[offset:offset + words])
-    end = raw.find(b"\x00")
-    if end >= 0:
-        raw = raw[:end]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeError:
-        raise RegisterMapError("string field holds bytes that are not UTF-8: %r" % (raw,))
-    return text.rstrip(" ")
 
 
 # ---------------------------------------------------------------- encoding

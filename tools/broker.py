@@ -45,6 +45,8 @@ def render_config(
     """The text of a mosquitto.conf for one portwatch broker."""
     lines = [
         f"listener {port} 127.0.0.1",
+        # as root, mosquitto drops to the 'mosquitto' user and then cannot read our files
+        *(["user root"] if os.geteuid() == 0 else []),
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 1",

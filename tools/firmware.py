@@ -64,7 +64,7 @@ def build_firmware(out: Path = BUILD_DIR) -> Path:
         if src.suffix == ".json":
             shutil.copyfile(src, dest)
             continue
-        done = subprocess.run([mpy_cross, "-s", str(rel), "-o", str(dest.with_suffix(".mpy")),
+        done = subprocess.run([mpy_cross, "-O3", "-s", str(rel), "-o", str(dest.with_suffix(".mpy")),
                                str(src)], capture_output=True, text=True)
         if done.returncode:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -77,17 +77,19 @@ class IngestService:
         self.stats = IngestStats()
         self._db = store.connect(db_path)
         self._keys = registry.secrets_by_device(self._db)
-        self._keys_loaded = time.monotonic()
         # one thread owns the writer connection: commits never block the event loop
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-writer")
         self._client: aiomqtt.Client | None = None
 
     def _verify(self, msg: Received) -> Verdict:
-        if topics_device(msg.topic) not in self._keys and time.monotonic() - self._keys_loaded > 1:
-            # a device provisioned since start: reload the key ring (at most once a second)
-            self._keys = registry.secrets_by_device(self._db)
-            self._keys_loaded = time.monotonic()
+        device_id = topics_device(msg.topic)
+        if device_id is not None and device_id not in self._keys and self._registered(device_id):
+            self._keys = registry.secrets_by_device(self._db)  # provisioned since we loaded
         return check_message(msg, site=self.site, keys=self._keys)
+
+    def _registered(self, device_id: str) -> bool:
+        return bool(self._db.execute("SELECT 1 FROM devices WHERE device_id=?",
+                                     [device_id]).fetchone())
 
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()

@@ -12,7 +12,7 @@ read); a heartbeat register that stops changing for ``frozen_after_ms`` raises
 
 from edge.drivers.weighing import WeighingDetector
 from edge.net.modbus import ModbusError, ModbusException, ModbusTCPMaster, ModbusTimeout
-from protocols import registermap
+from protocols import regdecode
 
 DEFAULTS = {"unit": 1, "poll_ms": 200, "timeout_ms": 1000, "stable_s": 3, "min_weight_kg": 500,
             "motion_alarm_s": 60, "unreachable_after": 3, "frozen_after_ms": 5000}
@@ -24,7 +24,7 @@ class WeighbridgeDriver:
             dcfg.setdefault(key, DEFAULTS[key])
         self.cfg = dcfg
         self.agent = agent
-        self.map = registermap.load_named(dcfg["map"])
+        self.map = regdecode.load(regdecode.path_of(dcfg["map"]))
         self.read_fn = 4 if self.map.get("function") == 4 else 3
         self.master = ModbusTCPMaster(dcfg["host"], dcfg["port"], unit=dcfg["unit"],
                                       timeout_ms=dcfg["timeout_ms"])
@@ -33,18 +33,24 @@ class WeighbridgeDriver:
             min_weight_kg=dcfg["min_weight_kg"], stable_ms=int(dcfg["stable_s"] * 1000),
             motion_alarm_ms=int(dcfg["motion_alarm_s"] * 1000), model=self.map.get("model", ""))
         self.failures = 0
+        self.last_exception = 0
         self.unreachable = False
         self.heartbeat = None
         self.heartbeat_at = 0
         self.frozen = False
         self.counts = {"polls": 0, "ok": 0, "timeouts": 0, "exceptions": 0, "link_errors": 0,
                        "decode_errors": 0}
-        self.exception_codes = {}
 
-    def health(self):
-        return {"map": self.map.get("model", ""), "counts": self.counts,
-                "exception_codes": self.exception_codes, "state": self.detector.state,
-                "unreachable": self.unreachable}
+    def add_health(self, body):
+        """Add this driver's figures to a flat health body."""
+        c = self.counts
+        body["modbus_ok"] = c["ok"]
+        body["modbus_timeouts"] = c["timeouts"]
+        body["modbus_exceptions"] = c["exceptions"]
+        body["modbus_link_errors"] = c["link_errors"]
+        body["decode_errors"] = c["decode_errors"]
+        body["indicator_unreachable"] = self.unreachable
+        body["deck"] = self.detector.state
 
     async def _read(self):
         start, count = self.map["start"], self.map["count"]
@@ -89,8 +95,7 @@ class WeighbridgeDriver:
         try:
             regs = await self._read()
         except ModbusException as exc:
-            code = str(getattr(exc, "code", "?"))
-            self.exception_codes[code] = self.exception_codes.get(code, 0) + 1
+            self.last_exception = getattr(exc, "code", 0)
             self._fail("exceptions")
             return
         except ModbusTimeout:
@@ -100,7 +105,7 @@ class WeighbridgeDriver:
             self._fail("link_errors")
             return
         try:
-            reading = registermap.decode(self.map, regs)
+            reading = regdecode.decode(self.map, regs)
             if reading.get("gross_kg") is None:
                 raise ValueError("gross is not a number")
         except ValueError:

@@ -96,10 +96,7 @@ class WeighingDetector:
         """Stable, no motion, every position sensor clear: a reading worth comparing."""
         if not status.get("stable") or status.get("motion"):
             return False
-        for v in position.values():
-            if v:
-                return False
-        return True
+        return not any(position.values())
 
     def _empty(self, events, t, status, gross, present, r):
         off_zero = status.get("stable") and not status.get("zero") and not present and gross != 0
@@ -130,9 +127,7 @@ class WeighingDetector:
 
     def _occupied(self, events, t, r, status, position, gross, untrusted):
         moving = status.get("motion") or not status.get("stable")
-        blocked = False
-        for v in position.values():
-            blocked = blocked or bool(v)
+        blocked = any(position.values())
         self._track_motion(events, t, moving)
         self._track_blocked(events, t, blocked and not moving, position)
         if moving or blocked or untrusted:
