@@ -57,11 +57,11 @@ class Uplink:
     def _on_ack(self, payload, retained):
         agent = self.agent
         try:
-            fields, _ = envelope.open_message(agent.secret_for, self.t_ack, payload)
+            fields, _ = envelope.open_message(agent.secret_for, self.t_ack, payload, False)
             upto = fields["body"]["upto"]
-            if type(upto) is not int:
+            if type(upto) is not int or type(fields["ts"]) is not int:
                 raise envelope.EnvelopeError("bad_body", "upto must be an integer")
-        except (envelope.EnvelopeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
             self.stats["bad_downlink"] += 1
             agent.log("ignored a bad ack:", exc)
             return

@@ -18,7 +18,6 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-import tools.broker
 from tools.broker import MosquittoProcess
 from tools.firmware import REPO, build_firmware, micropython_binary
 from tools.procs import WaitTimeout, free_port, stop_process, wait_until
@@ -130,13 +129,7 @@ def retained(port: int, topic: str) -> bytes:
 
 
 @pytest.fixture
-def broker_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    # Run as root, Mosquitto drops to the `mosquitto` user and then cannot read a password
-    # file or write persistence under pytest's 0700 tmp_path: keep it root in that case.
-    if os.geteuid() == 0:
-        render = tools.broker.render_config
-        monkeypatch.setattr(tools.broker, "render_config",
-                            lambda **kw: render(**kw) + "user root\n")
+def broker_factory(tmp_path: Path) -> Iterator:
     started: list[MosquittoProcess] = []
 
     def make(password_file: Path | None = None) -> MosquittoProcess:

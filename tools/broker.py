@@ -121,7 +121,8 @@ class MosquittoProcess:
 
     def _alive(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-500:] if self.log_path.exists() else ""
+            log = self.log_path
+            tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
             raise BrokerError(f"mosquitto exited: {tail}")
         return True
 

@@ -82,8 +82,8 @@ def device_add(
         driver = {"type": "weighbridge", "map": map_name, "host": ind_host, "port": ind_port,
                   "stable_s": stable_s, "poll_ms": poll_ms}
     try:
-        row = registry.provision(store.connect(_db(db)), device_id=device_id, site=_site(site), kind=kind,
-                                 driver=driver, description=description)
+        row = registry.provision(store.connect(_db(db)), device_id=device_id, site=_site(site),
+                                 kind=kind, driver=driver, description=description)
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
     data = data_dir or out.resolve().parent / device_id

@@ -45,7 +45,8 @@ def build() -> dict[str, Any]:
          "wire": _wire(TOPIC, reordered), "signature": _sign(TOPIC, reordered), "seq": 43},
     ]
     other_topic = "pw/v1/dalian-north/wb-gate2/evt"
-    bad_shape = b'{"v": 1, "dev": "wb-gate1", "boot": 3, "seq": true, "ts": 1, "kind": "x", "body": {}}'
+    bad_shape = (b'{"v": 1, "dev": "wb-gate1", "boot": 3, "seq": true, "ts": 1, "kind": "x", '
+                 b'"body": {}}')
     invalid = [
         {"name": "payload edited after signing", "topic": TOPIC,
          "wire": good.replace("45230", "45231"), "reason": "bad_signature"},

@@ -138,7 +138,8 @@ def test_endless_motion_raises_motion_timeout():
     assert [(a["alarm"], a["state"]) for a in kinds(events, "alarm")] == [
         ("motion_timeout", "raised")]
     events = run(det, [(1700, reading(0, zero=True))])
-    assert ("motion_timeout", "cleared") in [(a["alarm"], a["state"]) for a in kinds(events, "alarm")]
+    states = [(a["alarm"], a["state"]) for a in kinds(events, "alarm")]
+    assert ("motion_timeout", "cleared") in states
 
 
 def test_weight_change_after_weighing_is_flagged_once():

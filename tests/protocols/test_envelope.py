@@ -2,7 +2,7 @@
 
 import json
 
-from protocols import envelope
+from protocols import envelope, envelope_shape
 from protocols.hmac_sha256 import equal, hmac_sha256
 from shared_support import read_file, repo_root
 
@@ -86,19 +86,18 @@ def test_split_rejects_oversize_wire():
 
 
 def test_parse_rejects_invalid_utf8_and_wrong_shapes():
-    cases = [
-        (b"\xff\xfe", "bad_utf8"),
-        (b"[1, 2]", "bad_shape"),
-        (b'{"v": 2, "dev": "d", "boot": 0, "seq": 1, "ts": 1, "kind": "k", "body": {}}', "bad_shape"),
-        (b'{"v": 1, "dev": "", "boot": 0, "seq": 1, "ts": 1, "kind": "k", "body": {}}', "bad_shape"),
-        (b'{"v": 1, "dev": "d", "boot": -1, "seq": 1, "ts": 1, "kind": "k", "body": {}}', "bad_shape"),
-        (b'{"v": 1, "dev": "d", "boot": 0, "seq": 1.5, "ts": 1, "kind": "k", "body": {}}', "bad_shape"),
-        (b'{"v": 1, "dev": "d", "boot": 0, "seq": 1, "ts": 1, "kind": "", "body": {}}', "bad_shape"),
-        (b'{"v": 1, "dev": "d", "boot": 0, "seq": 1, "ts": 1, "kind": "k", "body": []}', "bad_shape"),
-    ]
+    def env(**change):
+        fields = {"v": 1, "dev": "d", "boot": 0, "seq": 1, "ts": 1, "kind": "k", "body": {}}
+        fields.update(change)
+        return json.dumps(fields).encode()
+
+    cases = [(b"\xff\xfe", "bad_utf8"), (b"[1, 2]", "bad_shape")]
+    for change in ({"v": 2}, {"dev": ""}, {"boot": -1}, {"seq": 1.5}, {"kind": ""},
+                   {"body": []}, {"seq": True}):
+        cases.append((env(**change), "bad_shape"))
     for raw, reason in cases:
         try:
-            envelope.parse(raw)
+            envelope_shape.parse(raw)
         except envelope.EnvelopeError as exc:
             assert exc.reason == reason, (raw, exc.reason)
         else:
