@@ -14,6 +14,8 @@ from edge.drivers.weighing import WeighingDetector
 from edge.net.modbus import ModbusError, ModbusException, ModbusTCPMaster, ModbusTimeout
 from protocols import regdecode
 
+UNSTORED_MAX = 16
+
 DEFAULTS = {"unit": 1, "poll_ms": 200, "timeout_ms": 1000, "stable_s": 3, "min_weight_kg": 500,
             "motion_alarm_s": 60, "unreachable_after": 3, "frozen_after_ms": 5000}
 
@@ -39,7 +41,8 @@ class WeighbridgeDriver:
         self.heartbeat_at = 0
         self.frozen = False
         self.counts = {"polls": 0, "ok": 0, "timeouts": 0, "exceptions": 0, "link_errors": 0,
-                       "decode_errors": 0}
+                       "decode_errors": 0, "events_dropped": 0}
+        self.unstored = []  # events the outbox refused, retried first (bounded: UNSTORED_MAX)
 
     def add_health(self, body):
         """Add this driver's figures to a flat health body."""
@@ -51,6 +54,8 @@ class WeighbridgeDriver:
         body["decode_errors"] = c["decode_errors"]
         body["indicator_unreachable"] = self.unreachable
         body["deck"] = self.detector.state
+        body["unstored"] = len(self.unstored)
+        body["events_dropped"] = self.counts["events_dropped"]
 
     async def _read(self):
         start, count = self.map["start"], self.map["count"]
@@ -58,12 +63,30 @@ class WeighbridgeDriver:
             return await self.master.read_input(start, count)
         return await self.master.read_holding(start, count)
 
+    def _flush(self):
+        """Store the events the outbox refused before, oldest first; True when none is left."""
+        queue = self.unstored
+        while queue:
+            if not self.agent.emit(queue[0][0], queue[0][1]):
+                return False
+            queue.pop(0)
+        return True
+
+    def _emit(self, kind, body):
+        """Store an event after any refused earlier; keep it in RAM if the outbox refuses."""
+        if self._flush() and self.agent.emit(kind, body):
+            return
+        if len(self.unstored) >= UNSTORED_MAX:
+            self.unstored.pop(0)
+            self.counts["events_dropped"] += 1
+        self.unstored.append((kind, body))
+
     def _fail(self, what):
         self.counts[what] += 1
         self.failures += 1
         if self.failures >= self.cfg["unreachable_after"] and not self.unreachable:
             self.unreachable = True
-            self.agent.emit("alarm", {"alarm": "indicator_unreachable", "state": "raised",
+            self._emit("alarm", {"alarm": "indicator_unreachable", "state": "raised",
                                       "detail": {"failures": self.failures, "last": what}})
 
     def _ok(self, now, reading):
@@ -71,10 +94,10 @@ class WeighbridgeDriver:
         self.failures = 0
         if self.unreachable:
             self.unreachable = False
-            self.agent.emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
+            self._emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
         self._watch_heartbeat(now, reading.get("heartbeat"))
         for kind, body in self.detector.update(now, reading):
-            self.agent.emit(kind, body)
+            self._emit(kind, body)
 
     def _watch_heartbeat(self, now, beat):
         if beat is None:
@@ -83,15 +106,17 @@ class WeighbridgeDriver:
             self.heartbeat, self.heartbeat_at = beat, now
             if self.frozen:
                 self.frozen = False
-                self.agent.emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
+                self._emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
         elif not self.frozen and now - self.heartbeat_at > self.cfg["frozen_after_ms"]:
             self.frozen = True
-            self.agent.emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
+            self._emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
                                       "detail": {"heartbeat": beat}})
 
     async def poll_once(self):
         """One poll: read, decode, detect; every failure is counted, none raises."""
         self.counts["polls"] += 1
+        if self.unstored:
+            self._flush()
         try:
             regs = await self._read()
         except ModbusException as exc:
