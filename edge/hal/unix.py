@@ -11,21 +11,10 @@ import time
 
 try:
     from time import ticks_add, ticks_diff, ticks_ms  # MicroPython
-except ImportError:  # CPython: same semantics without wrap-around
-    def ticks_ms():
-        return time.monotonic_ns() // 1000000
 
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
-
-try:
-    sleep_ms = asyncio.sleep_ms  # MicroPython
-except AttributeError:  # CPython
-    async def sleep_ms(ms):
-        await asyncio.sleep(ms / 1000)
+    sleep_ms = asyncio.sleep_ms
+except ImportError:  # CPython: the same names, in a module the firmware never loads
+    from edge.hal.cpython import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 NAME = "unix"
 
@@ -37,10 +26,7 @@ def now_ms():
 
 def mem_free():
     """Free heap bytes, or -1 where the interpreter cannot say (CPython)."""
-    try:
-        return gc.mem_free()
-    except AttributeError:
-        return -1
+    return gc.mem_free() if hasattr(gc, "mem_free") else -1
 
 
 def collect():
