@@ -93,4 +93,13 @@ def migrate(db: sqlite_utils.Database) -> None:
             {"token_sha256": str, "name": str, "role": str, "created_ms": int},
             pk="token_sha256",
         )
+    if "lost_ranges" not in db.table_names():
+        # seqs a device will never deliver (declared by the device or by an admin): the
+        # watermark passes over them and completeness reports them as lost, not missing
+        db.table("lost_ranges").create(
+            {"id": int, "device_id": str, "first_seq": int, "last_seq": int, "reason": str,
+             "declared_by": str, "declared_ms": int},
+            pk="id",
+        )
+        db.table("lost_ranges").create_index(["device_id", "first_seq"])
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

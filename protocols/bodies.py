@@ -1,11 +1,12 @@
 """Body shapes of each message kind, checked by the controller and by the edge's tests.
 
 Returns an error string (what is wrong) or None; pure and MicroPython-compatible.
-Kinds per channel: ``evt``: weighing, alarm; ``tele``: health; ``state``: birth, death.
+Kinds per channel: ``evt``: weighing, alarm, gap (the device declares its record of
+this seq lost: unreadable on flash); ``tele``: health; ``state``: birth, death.
 """
 
 KINDS = {
-    "evt": ("weighing", "alarm"),
+    "evt": ("weighing", "alarm", "gap"),
     "tele": ("health",),
     "state": ("birth", "death"),
     "cmdack": ("cmdack",),
@@ -68,7 +69,14 @@ def _any(body):
     return None
 
 
-_CHECKS = {"weighing": _weighing, "alarm": _alarm, "health": _health, "birth": _birth,
+def _gap(body):
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason or len(reason) > 48:
+        return "reason must be a string of 1-48 characters"
+    return None
+
+
+_CHECKS = {"gap": _gap, "weighing": _weighing, "alarm": _alarm, "health": _health, "birth": _birth,
            "death": _any, "cmdack": _any}
 
 

@@ -20,6 +20,13 @@ class Device(BaseModel):
     health: dict[str, Any] | None = None
     health_ms: int | None = None
     clock_offset_ms: int | None = Field(None, description="device clock minus controller clock")
+    clock_suspect: bool = Field(False, description="clock offset beyond 60 s: device times "
+                                "are stored but should not be trusted alone")
+    missing: list[tuple[int, int]] = Field(
+        default_factory=list, description="seq ranges above committed_seq never received "
+        "(first, last); they stay here until they arrive or are declared lost")
+    lost: list[tuple[int, int]] = Field(default_factory=list,
+                                        description="seq ranges declared lost (first, last)")
     key_id: str
 
 
@@ -35,6 +42,12 @@ class DeviceCreate(BaseModel):
 class DeviceProvisioned(BaseModel):
     device: Device
     config: dict[str, Any] = Field(description="the agent's config file; holds its secrets")
+
+
+class LostDeclaration(BaseModel):
+    first_seq: int = Field(ge=1)
+    last_seq: int = Field(ge=1)
+    reason: str = Field(min_length=1, max_length=200)
 
 
 class HealthSample(BaseModel):

@@ -45,6 +45,7 @@ class _Batch:
         self.alarms: list[tuple[Any, ...]] = []
         self.health: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
+        self.lost: list[tuple[Any, ...]] = []
         self.seen: dict[tuple[str, int], str] = {}
         self.touched: set[str] = set()
         self.result = BatchResult()
@@ -82,6 +83,9 @@ class _Batch:
             self.weighings.append((v.device_id, f["seq"], body["plate"], body["gross_kg"],
                                    body["tare_kg"], body["net_kg"], body["division_kg"],
                                    body["stable_ms"], body["arrived_ts"], f["ts"], received))
+        elif f["kind"] == "gap":
+            self.lost.append((v.device_id, f["seq"], f["seq"], body["reason"], v.device_id,
+                              received))
         elif f["kind"] == "alarm":
             self.alarms.append((v.device_id, f["seq"], body["alarm"], body["state"],
                                 json.dumps(body.get("detail", {}), ensure_ascii=False),
@@ -140,6 +144,8 @@ class _Batch:
         c.executemany("INSERT INTO alarms VALUES (?,?,?,?,?,?,?)", self.alarms)
         c.executemany("INSERT INTO health (device_id, boot, seq, device_ts, received_ms, "
                       "body_json) VALUES (?,?,?,?,?,?)", self.health)
+        c.executemany("INSERT INTO lost_ranges (device_id, first_seq, last_seq, reason, "
+                      "declared_by, declared_ms) VALUES (?,?,?,?,?,?)", self.lost)
         c.executemany("INSERT INTO rejections (received_ms, topic, device_id, reason, detail, "
                       "size, excerpt_hex) VALUES (?,?,?,?,?,?,?)", self.rejections)
         for dev_id in self.touched:
@@ -159,18 +165,76 @@ class _Batch:
 
 
 def _advance(conn: sqlite3.Connection, device_id: str, committed: int) -> int:
-    """Move the contiguous watermark forward over stored seqs."""
+    """Move the contiguous watermark forward over stored seqs and declared-lost ranges."""
     while True:
         rows = conn.execute(
             "SELECT seq FROM messages WHERE device_id=? AND seq>? ORDER BY seq LIMIT 1000",
             (device_id, committed),
         ).fetchall()
         for (seq,) in rows:
-            if seq != committed + 1:
+            if seq == committed + 1:
+                committed = seq
+                continue
+            lost = _lost_end(conn, device_id, committed + 1)
+            if lost is None:
                 return committed
-            committed = seq
-        if len(rows) < 1000:
-            return committed
+            committed = max(committed, lost)
+            break  # query again from past the lost range
+        else:
+            if len(rows) == 1000:
+                continue
+            lost = _lost_end(conn, device_id, committed + 1)
+            if lost is None:
+                return committed
+            committed = lost
+
+
+def _lost_end(conn: sqlite3.Connection, device_id: str, seq: int) -> int | None:
+    """The last seq of a declared-lost range that covers ``seq``, or None."""
+    row = conn.execute("SELECT max(last_seq) FROM lost_ranges WHERE device_id=? AND "
+                       "first_seq<=? AND last_seq>=?", (device_id, seq, seq)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def declare_lost(conn: sqlite3.Connection, device_id: str, first: int, last: int, *,
+                 reason: str, actor: str, now_ms: int) -> int:
+    """Record seqs [first, last] as never to arrive; return the device's new watermark."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT INTO lost_ranges (device_id, first_seq, last_seq, reason, "
+                     "declared_by, declared_ms) VALUES (?,?,?,?,?,?)",
+                     (device_id, first, last, reason, actor, now_ms))
+        row = conn.execute("SELECT committed_seq FROM devices WHERE device_id=?",
+                           (device_id,)).fetchone()
+        committed = _advance(conn, device_id, int(row[0]))
+        conn.execute("UPDATE devices SET committed_seq=? WHERE device_id=?",
+                     (committed, device_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return committed
+
+
+def missing_ranges(conn: sqlite3.Connection, device_id: str, committed: int,
+                   limit: int = 100) -> list[tuple[int, int]]:
+    """Seq ranges above the watermark that were never received nor declared lost."""
+    out: list[tuple[int, int]] = []
+    expect = committed + 1
+    for (seq,) in conn.execute("SELECT seq FROM messages WHERE device_id=? AND seq>? "
+                               "ORDER BY seq", (device_id, committed)):
+        while seq > expect and len(out) < limit:
+            lost = _lost_end(conn, device_id, expect)
+            if lost is not None:
+                expect = lost + 1
+                continue
+            nxt = conn.execute("SELECT min(first_seq) FROM lost_ranges WHERE device_id=? AND "
+                               "first_seq>? AND first_seq<?", (device_id, expect, seq)).fetchone()
+            end = (int(nxt[0]) if nxt and nxt[0] is not None else seq) - 1
+            out.append((expect, end))
+            expect = end + 1
+        expect = max(expect, seq + 1)
+    return out
 
 
 def _load_devices(conn: sqlite3.Connection, ids: set[str]) -> dict[str, dict[str, Any]]:

@@ -86,3 +86,20 @@ def test_api_ingest_stats_count_rejections(client: TestClient, db: sqlite_utils.
 def test_healthz_needs_no_token(client: TestClient) -> None:
     assert client.get("/healthz").json()["ok"] is True
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_api_reports_missing_ranges_and_admin_declares_them_lost(
+        client: TestClient, db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+    keys = registry.secrets_by_device(db)
+    commit_batch(db.conn, [check_message(signed(device, seq=s), site=SITE, keys=keys)
+                           for s in (1, 2, 6)])
+    h = _bearer(db, "operator")
+    d = client.get("/api/v1/devices/wb-1", headers=h).json()
+    assert (d["committed_seq"], d["missing"], d["lost"]) == (2, [[3, 5]], [])
+    body = {"first_seq": 3, "last_seq": 5, "reason": "flash replaced"}
+    assert client.post("/api/v1/devices/wb-1/lost", json=body, headers=h).status_code == 403
+    r = client.post("/api/v1/devices/wb-1/lost", json=body, headers=_bearer(db, "admin"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["committed_seq"], r.json()["missing"], r.json()["lost"]) == (6, [], [[3, 5]])
+    again = client.post("/api/v1/devices/wb-1/lost", json=body, headers=_bearer(db, "admin"))
+    assert again.status_code == 409

@@ -96,3 +96,30 @@ def test_commit_birth_and_death_follow_connection_order(db: sqlite_utils.Databas
     assert _commit(db, state("death", 1, 1)).rejected == {"stale": 1}  # an old will, late
     assert registry.get(db, "wb-1")["status"] == "online"
     assert _commit(db, state("birth", 1, 2)).rejected == {}  # retained birth again: no-op
+
+
+def test_missing_ranges_reported_until_they_arrive(db: sqlite_utils.Database,
+                                                   device: dict[str, Any]) -> None:
+    from controller.ingest.writer import missing_ranges
+
+    _commit(db, *(signed(device, seq=s) for s in (1, 2, 5, 6, 9)))
+    assert missing_ranges(db.conn, "wb-1", 2) == [(3, 4), (7, 8)]
+    _commit(db, signed(device, seq=3), signed(device, seq=4))
+    assert registry.get(db, "wb-1")["committed_seq"] == 6
+    assert missing_ranges(db.conn, "wb-1", 6) == [(7, 8)]
+
+
+def test_declared_lost_moves_the_watermark_and_leaves_missing(db: sqlite_utils.Database,
+                                                              device: dict[str, Any]) -> None:
+    from controller.ingest.writer import declare_lost, missing_ranges
+
+    _commit(db, *(signed(device, seq=s) for s in (1, 4, 5, 8, 12)))
+    assert declare_lost(db.conn, "wb-1", 2, 3, reason="unreadable", actor="wb-1",
+                        now_ms=1) == 5
+    assert missing_ranges(db.conn, "wb-1", 5) == [(6, 7), (9, 11)]
+    assert declare_lost(db.conn, "wb-1", 9, 10, reason="test", actor="admin", now_ms=2) == 5
+    assert missing_ranges(db.conn, "wb-1", 5) == [(6, 7), (11, 11)]
+    assert declare_lost(db.conn, "wb-1", 6, 7, reason="test", actor="admin", now_ms=3) == 10
+    _commit(db, signed(device, seq=11))
+    assert registry.get(db, "wb-1")["committed_seq"] == 12
+    assert missing_ranges(db.conn, "wb-1", 12) == []

@@ -6,21 +6,34 @@ import json
 import time
 from typing import Annotated, Any
 
+import sqlite_utils
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from controller import auth, registry
 from controller.api.dependencies import Db, require
-from controller.api.models import Device, DeviceCreate, DeviceProvisioned, HealthSample
+from controller.api.models import (
+    Device,
+    DeviceCreate,
+    DeviceProvisioned,
+    HealthSample,
+    LostDeclaration,
+)
 from controller.errors import DeviceExists, UnknownDevice
+from controller.ingest.writer import declare_lost, missing_ranges
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"],
                    dependencies=[Depends(require(auth.READERS))])
 
 STALE_AFTER_MS = 60_000
+CLOCK_SUSPECT_MS = 60_000
 
 
-def to_device(row: dict[str, Any], now_ms: int | None = None) -> Device:
-    """The API view of a registry row, with ``stale`` for a silent 'online' device."""
+def to_device(row: dict[str, Any], now_ms: int | None = None,
+              db: sqlite_utils.Database | None = None) -> Device:
+    """The API view of a registry row, with ``stale`` for a silent 'online' device.
+
+    With ``db``, completeness too: the missing and the declared-lost seq ranges.
+    """
     now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     state = row["status"]
     if state == "online" and row["last_seen_ms"] and now_ms - row["last_seen_ms"] > STALE_AFTER_MS:
@@ -31,18 +44,23 @@ def to_device(row: dict[str, Any], now_ms: int | None = None) -> Device:
         fw_version=row["fw_version"], boot=row["boot"], committed_seq=row["committed_seq"],
         health=json.loads(row["health_json"]) if row["health_json"] else None,
         health_ms=row["health_ms"], clock_offset_ms=row["clock_offset_ms"], key_id=row["key_id"],
+        clock_suspect=abs(row["clock_offset_ms"] or 0) > CLOCK_SUSPECT_MS,
+        missing=missing_ranges(db.conn, row["device_id"], row["committed_seq"]) if db else [],
+        lost=[(r["first_seq"], r["last_seq"]) for r in db.query(
+            "SELECT first_seq, last_seq FROM lost_ranges WHERE device_id=? ORDER BY first_seq",
+            [row["device_id"]])] if db else [],
     )
 
 
 @router.get("", response_model=list[Device], summary="List devices with status and health")
 def list_devices(db: Db) -> list[Device]:
-    return [to_device(r) for r in db["devices"].rows_where(order_by="device_id")]
+    return [to_device(r, db=db) for r in db["devices"].rows_where(order_by="device_id")]
 
 
 @router.get("/{device_id}", response_model=Device, summary="One device")
 def get_device(device_id: str, db: Db) -> Device:
     try:
-        return to_device(registry.get(db, device_id))
+        return to_device(registry.get(db, device_id), db=db)
     except UnknownDevice as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
@@ -74,3 +92,19 @@ def provision_device(body: DeviceCreate, db: Db, request: Request) -> DeviceProv
                                     broker_host=body.broker_host, broker_port=body.broker_port,
                                     data_dir=f"var/{body.device_id}")
     return DeviceProvisioned(device=to_device(row), config=config)
+
+
+@router.post("/{device_id}/lost", response_model=Device,
+             summary="Declare seqs lost for good (admin): completeness stops waiting for them",
+             dependencies=[Depends(require(auth.ADMINS))])
+def declare_device_lost(device_id: str, body: LostDeclaration, db: Db,
+                        role: Annotated[str, Depends(require(auth.ADMINS))]) -> Device:
+    device = get_device(device_id, db)
+    if body.last_seq < body.first_seq:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "last_seq < first_seq")
+    if body.first_seq <= device.committed_seq:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"seqs up to {device.committed_seq} are already committed")
+    declare_lost(db.conn, device_id, body.first_seq, body.last_seq, reason=body.reason,
+                 actor=role, now_ms=time.time_ns() // 1_000_000)
+    return get_device(device_id, db)
