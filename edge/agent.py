@@ -21,6 +21,8 @@ class Agent:
     def __init__(self, cfg, hal):
         self.cfg = cfg
         self.hal = hal
+        if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
+            hal.set_clock_skew(cfg["clock_skew_ms"])
         self.device_id = cfg["device_id"]
         self.key_id = cfg["key_id"]
         self._secret = config_mod.unhex(cfg["secret_hex"])

@@ -130,10 +130,13 @@ class Uplink:
         pids = []
         last = self.cursor
         for seq, topic, payload in outbox.pending(after_seq=self.cursor, limit=self.window):
-            if payload is None:  # unreadable on flash: counted; the controller sees a gap
+            if payload is None:  # unreadable on flash: declare that seq lost, signed
                 self.stats["unreadable_records"] += 1
-                last = seq
-                continue
+                agent = self.agent
+                topic = agent.t_evt
+                payload = agent.seal(topic, envelope.make(
+                    agent.device_id, agent.boot, seq, agent.hal.now_ms(), "gap",
+                    {"reason": "unreadable"}))
             pids.append(await client.publish(topic, payload, qos=1, wait=False))
             last = seq
         for pid in pids:

@@ -19,9 +19,19 @@ except ImportError:  # CPython: the same names, in a module the firmware never l
 NAME = "unix"
 
 
+_skew_ms = 0
+
+
+def set_clock_skew(ms):
+    """Make this device's clock wrong by ``ms`` (config ``clock_skew_ms``): the unix
+    stand-in for a board whose RTC was never set or drifted, used by the fault tests."""
+    global _skew_ms
+    _skew_ms = ms
+
+
 def now_ms():
     """Wall-clock time in ms since the Unix epoch (the envelope's ``ts``)."""
-    return time.time_ns() // 1000000
+    return time.time_ns() // 1000000 + _skew_ms
 
 
 def mem_free():
