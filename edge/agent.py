@@ -29,7 +29,10 @@ class Agent:
         data = cfg["data_dir"]
         makedirs(data)
         self.boot = BootCounter(data + "/boot").next()
-        self.outbox = Outbox(data + "/outbox", max_bytes=cfg["outbox_max_bytes"])
+        bound = cfg["outbox_max_bytes"]
+        # acks free whole segments: several segments per bound, or a full tail never frees
+        self.outbox = Outbox(data + "/outbox", max_bytes=bound,
+                             segment_bytes=max(2048, min(16384, bound // 8)))
         self.t_evt = topics.topic(cfg["site"], self.device_id, "evt")
         self.wake = asyncio.Event()
         self.started = hal.ticks_ms()
@@ -63,7 +66,7 @@ class Agent:
             self.stats["outbox_full"] += 1
             self.log("OUTBOX FULL: %s not stored; controller unreachable?" % kind)
             return 0
-        except (OSError, OutboxError) as exc:
+        except (OSError, OutboxError, ValueError) as exc:
             self.stats["emit_errors"] += 1
             self.log("cannot store %s: %r" % (kind, exc))
             return 0

@@ -1,9 +1,13 @@
-"""The outbox's record format, and reading, checking and repairing it in a segment file.
+"""The outbox's record format, and reading and checking it in a segment file.
 
-MicroPython-compatible. ``Records`` owns the only buffers this needs (a 24-byte header and a
-256-byte chunk), allocated once; every method works on a file the caller opened. Kept apart
-from edge/outbox.py so each module compiles in about half the heap (a board compiling from
-source has the compiler's peak on top of everything already loaded).
+MicroPython-compatible. Functions on a file the caller opened, with the one buffer this needs,
+passed in by the caller and allocated once by it: ``buf``, a bytearray of ``BUF_SIZE`` (256)
+bytes, big enough for a header, used as the read-ahead, resync and crc chunk. Nothing here
+yields, so one buffer serves every call. Records are written by ``Outbox.append`` (the header
+packed with ``HEADER_FMT``) and cut by ``Outbox._fix`` (edge/outbox.py). Kept apart from
+edge/outbox.py so each module compiles in about half the heap (a board compiling from source
+has the compiler's peak on top of everything already loaded); plain functions, because on the
+device every class and function costs heap.
 
 Record layout (24-byte header, little-endian)::
 
@@ -27,151 +31,108 @@ CRC gives no length: the reader resyncs by searching for the next magic whose he
 import struct
 from binascii import crc32
 
-from edge.persist import replace
-
 HEADER_SIZE = 24
+HEADER_FMT = "<4sIIHHII"  # magic, seq, payload_len, topic_len, flags, body_crc, head_crc
 MAGIC = b"PWR1"
-_HFMT = "<4sIIHHI"  # magic, seq, payload_len, topic_len, flags, body_crc: bytes 0..19
-_CHUNK = 256  # copy / crc / resync buffer
+BUF_SIZE = 256
 
 
-class Records:
-    """Record codec with its buffers; one per Outbox. Not re-entrant across a yield."""
+def seek(f, pos, size, buf):
+    """The first valid header at or after ``pos``, before ``size``, else None.
 
-    def __init__(self):
-        self.hdr = bytearray(HEADER_SIZE)
-        self._buf = bytearray(_CHUNK)
-        self._mv = memoryview(self._buf)
+    A valid header: (offset, seq, topic_len, payload_len, body_crc). Each candidate is read
+    with the 256 bytes after it; when its header fails, the next magic in them is tried, and
+    past them the search goes on 3 bytes back (a magic may straddle two chunks).
+    """
+    while pos + HEADER_SIZE <= size:
+        f.seek(pos)
+        n = f.readinto(buf)
+        if n < HEADER_SIZE:
+            return None  # the file is shorter than the caller thought
+        magic, seq, plen, tlen, flags, body_crc, head_crc = struct.unpack_from(HEADER_FMT, buf)
+        if magic == MAGIC and not flags and head_crc == crc32(buf[:20]) & 0xFFFFFFFF:
+            return pos, seq, tlen, plen, body_crc
+        i = buf.find(MAGIC, 1)
+        pos += i if 0 < i <= n - 4 else n - 3
+    return None
 
-    def pack_header(self, seq, topic, payload):
-        """Fill ``hdr`` for a record; write hdr, topic, payload in that order."""
-        h = self.hdr
-        struct.pack_into(_HFMT, h, 0, MAGIC, seq, len(payload), len(topic), 0,
-                         crc32(payload, crc32(topic)) & 0xFFFFFFFF)
-        struct.pack_into("<I", h, 20, crc32(memoryview(h)[:20]) & 0xFFFFFFFF)
 
-    def header(self, f, off, size):
-        """(seq, topic_len, payload_len, body_crc) of a valid header at ``off``, else None."""
-        if off + HEADER_SIZE > size:
+def find(f, off, want, size, buf):
+    """Read ``f`` from ``off`` up to the first record with seq >= want.
+
+    Returns None at the end of the valid data, else (seq, record offset, end offset, topic,
+    payload); topic and payload are read only when seq == want, and are None when that
+    record's body fails its crc.
+    """
+    while True:
+        h = seek(f, off, size, buf)
+        if h is None:
             return None
-        f.seek(off)
-        h = self.hdr
-        if f.readinto(h) != HEADER_SIZE:
+        off, seq, tlen, plen, body_crc = h
+        end = off + HEADER_SIZE + tlen + plen
+        if end > size:
             return None
-        magic, seq, plen, tlen, flags, body_crc = struct.unpack_from(_HFMT, h, 0)
-        (head_crc,) = struct.unpack_from("<I", h, 20)
-        if magic != MAGIC or flags or head_crc != crc32(memoryview(h)[:20]) & 0xFFFFFFFF:
-            return None
-        return seq, tlen, plen, body_crc
+        if seq < want:
+            off = end
+            continue
+        if seq > want:
+            return seq, off, end, None, None
+        f.seek(off + HEADER_SIZE)
+        topic = f.read(tlen)
+        payload = f.read(plen)
+        if (len(topic) != tlen or len(payload) != plen
+                or crc32(payload, crc32(topic)) & 0xFFFFFFFF != body_crc):
+            return seq, off, end, None, None
+        return seq, off, end, topic, payload
 
-    def find(self, f, off, want, size):
-        """Read ``f`` from ``off`` up to the first record with seq >= want.
 
-        Returns None at the end of the valid data, else (seq, record offset, end offset, topic,
-        payload); topic and payload are read only when seq == want, and are None when that
-        record's body fails its crc.
-        """
-        while True:
-            h = self.header(f, off, size)
-            if h is None:
-                off = self.resync(f, off + 1, size) if off < size else -1
-                if off < 0:
-                    return None
-                continue
-            seq, tlen, plen, body_crc = h
-            end = off + HEADER_SIZE + tlen + plen
-            if end > size:
-                return None
-            if seq < want:
-                off = end
-                continue
-            if seq > want:
-                return seq, off, end, None, None
-            topic = f.read(tlen)
-            payload = f.read(plen)
-            if (len(topic) != tlen or len(payload) != plen
-                    or crc32(payload, crc32(topic)) & 0xFFFFFFFF != body_crc):
-                return seq, off, end, None, None
-            return seq, off, end, topic, payload
+def scan(f, size, first, buf, bad):
+    """(end of the last whole record, its seq) for the tail segment open in ``f``.
 
-    def scan_tail(self, f, size, first, note_bad):
-        """(end of the last whole record, its seq) for the tail segment open in ``f``."""
-        off = good = 0
-        last = first - 1
-        while off < size:
-            h = self.header(f, off, size)
-            if h is None:
-                nxt = self.resync(f, off + 1, size)
-                if nxt >= 0:
-                    off = nxt  # damage in the middle: pending() reports the gap
-                    continue
-                if self.salvage(f, off, size):
-                    last += 1
-                    note_bad(last)
-                    good = size
-                break
-            seq, tlen, plen, body_crc = h
-            end = off + HEADER_SIZE + tlen + plen
-            if end > size:  # torn: the header made it, the body did not
+    ``bad(seq)`` is called for each seq that stays consumed but cannot be read back: a record
+    whose body fails its crc, or (at the very end) bytes with no valid header that are one
+    whole record whose header rotted (the crc of the bytes after its 24-byte header still
+    matches its body_crc field). Damage in the middle is skipped (pending() reports the gap).
+    A header that made it with a body that did not, or bytes at the end with no valid header
+    and no such match, are a torn append: they are left past the returned end.
+    """
+    mv = memoryview(buf)
+    off = good = 0
+    last = first - 1
+    while off < size:
+        h = seek(f, off, size, buf)
+        if h:
+            off, seq, tlen, plen, want = h
+            length = tlen + plen
+            if off + HEADER_SIZE + length > size:  # torn: the header made it, the body did not
                 if off > good:  # whole records with rotten headers before it keep their seqs
                     good = off
                     last = max(last, seq - 1)
                 break
-            if self.crc_range(f, off + HEADER_SIZE, tlen + plen) != body_crc:
-                note_bad(seq)
-            last = max(last, seq)
-            off = good = end
-        return good, last
-
-    def resync(self, f, pos, size):
-        """Offset of the next valid header at or after ``pos``, or -1."""
-        buf = self._buf
-        while pos + HEADER_SIZE <= size:
-            f.seek(pos)
-            n = f.readinto(buf)
-            if not n:
-                break
-            i = buf.find(MAGIC)
-            if 0 <= i <= n - len(MAGIC):
-                if self.header(f, pos + i, size) is not None:
-                    return pos + i
-                pos += i + 1
-            elif n <= len(MAGIC):
-                break
-            else:
-                pos += n - len(MAGIC) + 1  # overlap: a magic may straddle two chunks
-        return -1
-
-    def salvage(self, f, off, size):
-        """True if [off, size) is one whole record with a rotten header (its body crc matches)."""
-        if size - off <= HEADER_SIZE:
-            return False
-        f.seek(off)
-        if f.readinto(self.hdr) != HEADER_SIZE:
-            return False
-        (body_crc,) = struct.unpack_from("<I", self.hdr, 16)
-        return self.crc_range(f, off + HEADER_SIZE, size - off - HEADER_SIZE) == body_crc
-
-    def crc_range(self, f, start, length):
-        f.seek(start)
+        elif size - off > HEADER_SIZE:  # a whole record with a rotten header? its body_crc
+            f.seek(off + 16)
+            want = struct.unpack("<I", f.read(4))[0]
+            length = size - off - HEADER_SIZE
+        else:
+            break
+        f.seek(off + HEADER_SIZE)  # the body's crc32, a chunk at a time
         crc = 0
-        while length:
-            n = f.readinto(self._mv[:min(length, _CHUNK)])
-            if not n:
-                return None
-            crc = crc32(self._mv[:n], crc)
-            length -= n
-        return crc & 0xFFFFFFFF
-
-    def truncate(self, path, length):
-        """Keep the first ``length`` bytes of ``path``: copy them to .tmp, rename over."""
-        tmp = path + ".tmp"
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            left = length
-            while left:
-                n = src.readinto(self._mv[:min(left, _CHUNK)])
-                if not n:
-                    break
-                dst.write(self._mv[:n])
-                left -= n
-        replace(tmp, path)
+        n = length
+        while n:
+            k = f.readinto(mv[:min(n, BUF_SIZE)])
+            if not k:
+                break
+            crc = crc32(mv[:k], crc)
+            n -= k
+        ok = not n and crc & 0xFFFFFFFF == want
+        if not h:
+            if ok:
+                last += 1
+                bad(last)
+                good = size
+            break
+        if not ok:
+            bad(seq)
+        last = max(last, seq)
+        off = good = off + HEADER_SIZE + length
+    return good, last

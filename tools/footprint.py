@@ -16,7 +16,7 @@ from tools.firmware import BUILD_DIR, REPO, build_firmware, micropython_binary
 AGENT_MODULES = (
     "asyncio", "json", "protocols.hmac_sha256", "protocols.topics", "protocols.envelope",
     "edge.persist", "edge.outbox_records", "edge.outbox", "edge.config", "edge.hal.unix",
-    "edge.net.mqtt_codec", "edge.net.mqtt", "edge.uplink", "edge.agent",
+    "edge.net.mqtt", "edge.uplink", "edge.agent",
     "edge.drivers.weighing", "edge.net.modbus_codec", "edge.net.modbus", "protocols.regdecode",
     "edge.drivers.weighbridge",
 )

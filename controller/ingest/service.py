@@ -77,6 +77,7 @@ class IngestService:
         self.stats = IngestStats()
         self._db = store.connect(db_path)
         self._keys = registry.secrets_by_device(self._db)
+        self._keys_stamp = registry.keys_stamp(self._db)
         # one thread owns the writer connection: commits never block the event loop
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-writer")
         self._client: aiomqtt.Client | None = None
@@ -86,6 +87,12 @@ class IngestService:
         if device_id is not None and device_id not in self._keys and self._registered(device_id):
             self._keys = registry.secrets_by_device(self._db)  # provisioned since we loaded
         return check_message(msg, site=self.site, keys=self._keys)
+
+    def _reload_keys_if_changed(self) -> None:
+        """Pick up keys provisioned, rotated or retired by another connection (API, CLI)."""
+        stamp = registry.keys_stamp(self._db)
+        if stamp != self._keys_stamp:
+            self._keys, self._keys_stamp = registry.secrets_by_device(self._db), stamp
 
     def _registered(self, device_id: str) -> bool:
         return bool(self._db.execute("SELECT 1 FROM devices WHERE device_id=?",
@@ -127,12 +134,19 @@ class IngestService:
                 await client.subscribe(topics.uplink_filter(self.site, channel), qos=1)
             await self._announce_all()
             queue: asyncio.Queue[Received] = asyncio.Queue()
-            reader = asyncio.create_task(self._read(client, queue))
+            tasks = [asyncio.create_task(self._read(client, queue)),
+                     asyncio.create_task(self._batches(queue))]
             try:
-                await self._batches(queue)
+                # the reader ends when the link does; the batcher only on an error
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # raise what ended it, for run() to reconnect
             finally:
-                reader.cancel()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 self._client = None
+                self.stats.connected = False
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
         async for message in client.messages:
@@ -159,6 +173,7 @@ class IngestService:
 
     async def _process(self, batch: list[Received]) -> None:
         self.stats.received += len(batch)
+        self._reload_keys_if_changed()
         verdicts = [self._verify(m) for m in batch]
         loop = asyncio.get_running_loop()
         result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
@@ -185,11 +200,11 @@ class IngestService:
         keys = self._keys.get(device_id)
         if client is None or not keys:
             return
-        key_id, secret = sorted(keys.items())[-1]
+        key_id, key = registry.newest_key(keys)  # a device runs its old key only in the grace
         topic = topics.topic(self.site, device_id, "ack")
         fields = envelope.make(device_id, 0, upto, store.now_ms(), "ack",
                                {"upto": upto, "resync": resync})
-        await client.publish(topic, envelope.seal(secret, key_id, topic, fields), qos=1,
+        await client.publish(topic, envelope.seal(key.secret, key_id, topic, fields), qos=1,
                              retain=True)
         self.stats.acks_published += 1
 

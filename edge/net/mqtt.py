@@ -2,89 +2,172 @@
 
 Why our own: the MicroPython MQTT libraries on PyPI (micropython-mqtt's mqtt_as,
 umqtt) are upip-era source archives that pip cannot install (DOMAIN.md, Messaging),
-and the agent needs a client it can bound in RAM and test against Mosquitto.
+and the agent needs a client whose code and data both fit its 96 KB heap next to
+everything else, with bounded RAM, tested against Mosquitto. On the device every
+function, class, identifier and string literal of an imported module stays on the
+heap (docstrings and comments do not), so this is one module of few functions, with
+short error messages and no features the agent does not use.
 
 Failures it survives, and how (defaults in brackets):
 
 - Broker stops or resets the TCP link: the reader sees EOF at once; the link is
-  declared dead, ``connected`` turns False and every waiter (PUBACK, SUBACK,
-  ``get_message``) gets ``ConnectionLost``. Reconnecting is the caller's job.
+  declared dead, ``connected`` turns False and every ``wait_ack()`` (PUBACK, SUBACK)
+  and window waiter gets ``ConnectionLost``. Reconnecting is the caller's job.
 - Broker frozen or cable pulled (no FIN): a PINGREQ goes out once nothing has been
-  received, or nothing sent, for keepalive/2 s; when nothing at all has come from the
-  broker for 1.5 x keepalive s [45 s] the link is declared dead, checked every
-  min(1 s, keepalive/4).
-- Broker silent after TCP connect: no CONNACK within ``connect_timeout`` [5 s] ->
-  ``MQTTTimeout``; CONNACK codes 1-5 -> ``ConnectRefused`` with the reason.
+  sent for keepalive/2 s, and at every check once nothing has been received for
+  keepalive/2 s; when nothing at all has come from the broker for 1.5 x keepalive s
+  [45 s] the link is declared dead. Checks run every min(1 s, keepalive/4).
+- Broker silent during or after the TCP connect: ``MQTTTimeout`` ("no CONNACK within
+  5 s") when either step takes over ``connect_timeout`` [5 s]; CONNACK codes 1-5 ->
+  ``ConnectRefused`` with ``.code`` and the reason ("CONNACK refused: bad user or
+  password"); a refused or failed TCP connect -> ``ConnectionLost``.
 - No PUBACK / SUBACK within ``ack_timeout`` [10 s] -> ``MQTTTimeout``; the link stays
   up (the keepalive decides whether it is dead). SUBACK 0x80 -> ``MQTTError``.
+- A malformed or unexpected packet from the broker (QoS 2 PUBLISH, remaining length
+  over 4 bytes, topic over 256 bytes, any type but PUBLISH/PUBACK/SUBACK/PINGRESP)
+  drops the link; ``last_error`` says "bad packet 0x..". A send that fails or is
+  cancelled half way drops it too (the byte stream can no longer be trusted).
+- A faulty ``on_message`` does not kill the link: counted in
+  ``stats["callback_errors"]`` (so is every message when there is no callback).
+  Other counters: ``pings``, ``timeouts`` (every MQTTTimeout and dead link),
+  ``links_lost``, ``dropped_oversize``; ``last_error`` says why the link went down.
 - Power loss: ``close()`` drops the socket without DISCONNECT, so the broker sends
   the will; ``disconnect()`` sends DISCONNECT first, so it does not.
 
-Limits, all allocated once in the constructor: QoS 1 publishes in flight at most
-``max_inflight`` [8] (the next one waits for a free slot; a slot is freed only by
-``wait_ack()``, so every id from ``publish(..., wait=False)`` must go there); incoming
-messages go to ``on_message(topic, payload, retained)`` or, without it, to a queue
-read by ``get_message()`` at most ``queue_len`` [8] deep, the newest message dropped
-when it is full (``stats["dropped_incoming"]``); a PUBLISH payload
-over ``max_payload`` [4,096 bytes] is read through in 256-byte chunks without
-being kept, acknowledged (so the broker does not redeliver it forever) and counted
-in ``stats["dropped_oversize"]``; an incoming topic over 256 bytes or a control
-packet over 4 bytes is a protocol error and drops the link.
+Limits, all allocated once in the constructor: QoS 1 publishes and subscriptions in
+flight at most ``max_inflight`` [8] (the next one waits up to its timeout for a free
+slot; a slot is freed only by ``wait_ack()``, so every id from ``publish(...,
+wait=False)`` must go there; ``connect()`` starts with an empty window). Incoming
+messages go to ``on_message(topic: str, payload: bytes, retained: bool)``, a plain
+function called by the reader task after the PUBACK went out, so it must not block;
+there is no queue (``queue_len`` is accepted for compatibility and unused).
+A PUBLISH payload over ``max_payload`` [4,096 bytes] is read through in 256-byte
+chunks without being kept, acknowledged (so the broker does not redeliver it
+forever) and counted in ``stats["dropped_oversize"]``. Topics are not checked for
+wildcards (protocols.topics builds ours); strings over 65,535 bytes raise ValueError.
 
-RAM (gc.mem_free on the 64-bit unix port, whose pointers are twice an ESP32's): this
-module and its codec hold about 20 KB once imported; compiling them from source needs
-about 75 KB of heap for a moment, so a 96 KB device loads them as .mpy (mpy-cross; 34 KB
-heap suffices) or frozen. One client with the default limits takes about 3 KB, 1 KB more
-once connected, and does not grow with traffic (hil_tests/test_edge_mqtt_client.py).
+RAM (gc.mem_free on the 64-bit unix port, whose pointers are twice an ESP32's): the
+module holds 8-9 KB once imported from .mpy, asyncio's 4 KB not counted (``python -m
+tools.footprint asyncio edge.net.mqtt``; the first version, in two modules, held
+20 KB). One client with the default limits takes about 2.2 KB, 1.3 KB more while
+connected (tasks, stream), and does not grow with traffic
+(hil_tests/test_edge_mqtt_client.py).
 
 Not done on purpose: QoS 2, retransmission with DUP after reconnect (the client
 never holds a payload; an unacknowledged QoS 1 publish ends in ``ConnectionLost``
-and the agent's persistent outbox sends it again), unsubscribe, TLS.
+and the agent's persistent outbox sends it again), unsubscribe, several filters in
+one SUBSCRIBE, a message queue, TLS.
 """
 
 import asyncio
-
-from edge.net import mqtt_codec as codec
-from edge.net.mqtt_codec import (  # noqa: F401 - re-exported: the module's exceptions
-    ConnectionLost,
-    ConnectRefused,
-    MQTTError,
-    MQTTTimeout,
-    ProtocolError,
-)
-
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
+import struct
 
 
-_MAX_TOPIC = 256  # longest incoming topic accepted (our own subtree is far shorter)
-_CHUNK = 256  # read size when skipping an oversized payload
-_HDR_TOPIC = 120  # topics up to this length reuse the preallocated header buffer
-_FREE, _PENDING, _ACKED, _LOST = 0, 1, 2, 3
+class MQTTError(Exception):
+    """Root of every error the client raises; alone: refused subscription, bad packet."""
+
+
+class ConnectRefused(MQTTError):
+    """The broker answered CONNECT with return code ``.code`` (1-5)."""
+
+
+class MQTTTimeout(MQTTError):
+    """No CONNACK, ack or free window slot in time; an established link stays up."""
+
+
+class ConnectionLost(MQTTError):
+    """The link is down, could not be opened, or died while waiting: connect() again."""
+
+
+# -- packets (pure: no I/O; the byte-exact vectors are in tests/edge/test_mqtt_codec.py)
+
+
+def _packet(first, head, strs, tail=0, payload_len=0):
+    """A zeroed packet buffer: the fixed header, ``head`` bytes for the caller to fill,
+    the strings ``strs`` (str or bytes) with their 2-byte lengths, ``tail`` bytes for the
+    caller; the remaining length also counts ``payload_len`` bytes sent after the buffer
+    (its 256 MB limit is not checked: no device holds such a payload).
+    Return (buffer, offset of the head bytes)."""
+    n = head + tail
+    for i in range(len(strs)):
+        s = strs[i]
+        if isinstance(s, str):
+            s = strs[i] = s.encode()
+        if len(s) > 65535:
+            raise ValueError("string over 65535 bytes")
+        n += 2 + len(s)
+    size = n + payload_len
+    k = 1  # remaining length: 7 bits a byte, high bit set on all but the last
+    while size >> 7 * k:
+        k += 1
+    buf = bytearray(1 + k + n)
+    buf[0] = first
+    for i in range(k):
+        buf[1 + i] = size >> 7 * i & 127 | (128 if i < k - 1 else 0)
+    off = 1 + k + head
+    for s in strs:
+        struct.pack_into(">H", buf, off, len(s))
+        buf[off + 2 : off + 2 + len(s)] = s
+        off += 2 + len(s)
+    return buf, 1 + k
+
+
+def connect_packet(client_id, keepalive=30, clean_session=True, user=None, password=None,
+                   will=None):
+    """CONNECT for MQTT 3.1.1; ``will`` is ``(topic, payload, qos, retain)`` or None."""
+    if not 0 <= keepalive <= 65535:
+        raise ValueError("keepalive over 65535 s")
+    flags = 2 if clean_session else 0
+    strs = [client_id]
+    if will:
+        strs += will[:2]
+        flags |= 4 | will[2] << 3 | (32 if will[3] else 0)
+    if user is not None:
+        strs.append(user)
+        flags |= 128
+    if password is not None:
+        if user is None:
+            raise ValueError("password without user name")
+        strs.append(password)
+        flags |= 64
+    buf, off = _packet(0x10, 10, strs)
+    struct.pack_into(">H4sBBH", buf, off, 4, b"MQTT", 4, flags, keepalive)
+    return buf
+
+
+def publish_header(topic, payload_len, qos=0, retain=False, pid=0):
+    """A PUBLISH (QoS 0 or 1) up to its payload, which goes on the wire right after it."""
+    buf, _ = _packet(0x30 | qos << 1 | (1 if retain else 0), 0, [topic], 2 * qos, payload_len)
+    if qos:
+        struct.pack_into(">H", buf, len(buf) - 2, pid)
+    return buf
+
+
+def subscribe_packet(pid, topic_filter, qos=1):
+    """SUBSCRIBE to one filter with the requested maximum QoS."""
+    buf, off = _packet(0x82, 2, [topic_filter], 1)
+    struct.pack_into(">H", buf, off, pid)
+    buf[-1] = qos
+    return buf
+
+
+# -- the client
 
 
 class MQTTClient:
-    """One MQTT 3.1.1 connection to one broker; see the module docstring for behaviour."""
+    """One MQTT 3.1.1 connection to one broker; see the module docstring for behaviour.
+
+    Window slot ``i`` holds a packet id in ``_pids[i]`` (0: free), its state in
+    ``_st[i]`` (0xFF waiting for the ack, 0xFE link lost, else the ack's return code:
+    0 for a PUBACK, the granted QoS or 0x80 for a SUBACK) and an Event in ``_ev[i]``.
+    """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
                  clean_session=True, will=None, connect_timeout=5, max_payload=4096,
-                 ack_timeout=10, max_inflight=8, queue_len=8, on_message=None):
-        self.client_id = client_id
+                 ack_timeout=10, max_inflight=8, queue_len=0, on_message=None):
         self.host = host
         self.port = port
-        self._connect_pkt = codec.encode_connect(client_id, keepalive, clean_session, user,
-                                                 password, will)
+        self._pkt = connect_packet(client_id, keepalive, clean_session, user, password, will)
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self.ack_timeout = ack_timeout
@@ -92,89 +175,70 @@ class MQTTClient:
         self.on_message = on_message
         self.connected = False
         self.last_error = None  # why the link went down last, for health reports
-        self.stats = {"sent": 0, "received": 0, "pings": 0, "timeouts": 0,
-                      "dropped_incoming": 0, "dropped_oversize": 0, "callback_errors": 0,
-                      "links_lost": 0}
-        self._r = self._w = None
-        self._tasks = []
-        self._wlock = asyncio.Lock()
-        self._sublock = asyncio.Lock()
-        self._hdr = bytearray(codec.publish_header_size(b"x" * _HDR_TOPIC, 1))
-        self._rl = bytearray(4)  # incoming remaining-length bytes
+        self.stats = {"pings": 0, "timeouts": 0, "links_lost": 0, "dropped_oversize": 0,
+                      "callback_errors": 0}
+        self._w = None
+        self._tasks = ()
+        self._lock = asyncio.Lock()  # one packet at a time on the wire
+        self._win = asyncio.Event()  # set whenever a window slot may have come free
         self._pid = 0
-        # QoS 1 in-flight window: slot i holds a packet id, its state and an Event.
-        self._slot_pid = [0] * max_inflight
-        self._slot_state = bytearray(max_inflight)
-        self._slot_ev = [asyncio.Event() for _ in range(max_inflight)]
-        self._window = asyncio.Event()
-        self._sub_pid = 0
-        self._sub_rc = None
-        self._sub_ev = asyncio.Event()
-        # Incoming ring queue (used when on_message is None).
-        self._q = [None] * queue_len
-        self._qhead = 0
-        self._qlen = 0
-        self._qev = asyncio.Event()
-        self._last_rx = self._last_tx = self._last_ping = 0
-
-    # -- connection ---------------------------------------------------------------
+        self._pids = [0] * max_inflight
+        self._st = bytearray(max_inflight)
+        self._ev = []
+        for _ in self._st:
+            self._ev.append(asyncio.Event())
 
     async def connect(self):
         """Open TCP, send CONNECT, wait for CONNACK; return session_present.
 
-        Raises ConnectRefused (codes 1-5), MQTTTimeout (no CONNACK within
-        connect_timeout s) or ConnectionLost (TCP refused or closed).
+        Raises ConnectRefused (codes 1-5), MQTTTimeout (no TCP connection or no CONNACK
+        within connect_timeout s each) or ConnectionLost (TCP refused or closed).
         """
-        if self._w is not None:
-            self._teardown("connect() called again", False)
+        if self._w:
+            self.close()
+        for i in range(len(self._pids)):
+            self._pids[i] = 0
+        t = self.connect_timeout
         try:
-            sp = await asyncio.wait_for(self._handshake(), self.connect_timeout)
-            err = None
-        except asyncio.TimeoutError:  # before OSError: CPython's TimeoutError is one
-            self.stats["timeouts"] += 1
-            err = MQTTTimeout("no CONNACK from %s:%d within %s s"
-                              % (self.host, self.port, self.connect_timeout))
-        except (OSError, EOFError) as exc:
-            err = ConnectionLost("cannot connect to %s:%d: %r" % (self.host, self.port, exc))
-        except MQTTError as exc:
-            err = exc
-        if err is not None:
-            self._teardown(str(err), False)
-            raise err
-        self._last_rx = self._last_tx = self._last_ping = ticks_ms()
+            r, self._w = await self._wait(asyncio.open_connection(self.host, self.port), t,
+                                          "CONNACK")
+            self._w.write(self._pkt)
+            await self._w.drain()
+            b = await self._wait(r.readexactly(4), t, "CONNACK")
+            if b[0] != 0x20 or b[1] != 2 or b[2] > 1:
+                raise MQTTError("bad packet 0x%02x" % b[0])
+            if b[3]:  # one string constant costs less heap than a list of six
+                reasons = ("?,bad protocol version,client id rejected,"  # noqa: SIM905
+                           "server unavailable,bad user or password,not authorized").split(",")
+                e = ConnectRefused("CONNACK refused: " + reasons[min(b[3], 6) % 6])
+                e.code = b[3]
+                raise e
+        except Exception as e:
+            if not isinstance(e, MQTTError):
+                e = ConnectionLost("cannot connect to %s:%d: %r" % (self.host, self.port, e))
+            self.close(str(e))
+            raise e
+        self._rx = self._tx = 0  # ms since the last packet in, out
         self.connected = True
-        self._tasks.append(asyncio.create_task(self._read_loop()))
+        self._tasks = [asyncio.create_task(self._read(r))]
         if self.keepalive:
-            self._tasks.append(asyncio.create_task(self._keepalive_loop()))
-        return sp
-
-    async def _handshake(self):
-        self._r, self._w = await asyncio.open_connection(self.host, self.port)
-        self._w.write(self._connect_pkt)
-        await self._w.drain()
-        head = await self._r.readexactly(2)
-        if head[0] != codec.CONNACK or head[1] != 2:
-            raise ProtocolError("expected CONNACK, got %r" % head)
-        sp = codec.parse_connack(await self._r.readexactly(2))
-        self.stats["sent"] += 1
-        self.stats["received"] += 1
-        return sp
+            self._tasks.append(asyncio.create_task(self._keepalive()))
+        return b[2] == 1
 
     async def disconnect(self):
-        """Send DISCONNECT (the broker discards the will) and close the link."""
-        if self.connected:
-            try:
-                await asyncio.wait_for(self._send(codec.DISCONNECT), self.ack_timeout)
-            except (MQTTError, asyncio.TimeoutError):
-                pass  # the link is going away either way
-        self._teardown("disconnect()", False, True)
+        """Send DISCONNECT (the broker discards the will), then close the link."""
+        try:
+            await self._wait(self._send(b"\xe0\x00"), self.ack_timeout, "DISCONNECT")
+        except MQTTError:
+            pass  # the link goes away either way
+        self.close()
 
-    def close(self):
-        """Drop the link without DISCONNECT, as a power loss would: the broker sends the will."""
-        self._teardown("close()", False)
+    def close(self, why="close()", lost=False):
+        """Drop the link without DISCONNECT, as a power loss would: the broker sends the will.
 
-    def _teardown(self, why, lost, graceful=False):
-        """Close the link, stop the tasks, wake every waiter; safe to call twice."""
+        Also the teardown of a lost link (``lost``: counted, once). Stops the tasks and
+        wakes every waiter; safe to call twice.
+        """
         if lost:
             if not self.connected:
                 return
@@ -183,65 +247,69 @@ class MQTTClient:
         self.last_error = why
         try:
             me = asyncio.current_task()
-        except RuntimeError:  # CPython outside a task
+        except RuntimeError:  # not called from a task
             me = None
-        for task in self._tasks:
-            if task is not me:
-                task.cancel()
-        self._tasks.clear()
+        for t in self._tasks:
+            if t is not me:
+                t.cancel()
+        self._tasks = ()
         w = self._w
-        self._r = self._w = None
-        if w is not None:
-            if hasattr(w, "transport"):  # CPython: abort() drops buffered bytes, wakes drain()
-                w.close() if graceful else w.transport.abort()
-            else:  # MicroPython: Stream.close() is a no-op and wait_closed() closes the
-                try:  # socket; closing it here wakes a blocked reader/writer with EBADF
-                    w.s.close()
-                except OSError:
-                    pass
-        for i in range(len(self._slot_pid)):
-            if self._slot_pid[i] and self._slot_state[i] == _PENDING:
-                self._slot_state[i] = _LOST
-                self._slot_ev[i].set()
-        self._window.set()
-        self._sub_ev.set()
-        self._qev.set()
+        self._w = None
+        if w:
+            if hasattr(w, "s"):  # MicroPython: Stream.close() does nothing; closing the
+                w.s.close()  # socket wakes a blocked reader or writer (EBADF)
+            else:  # CPython: abort() drops unsent bytes and wakes drain()
+                w.transport.abort() if lost else w.close()
+        for i in range(len(self._st)):
+            if self._st[i] == 0xFF:
+                self._st[i] = 0xFE
+                self._ev[i].set()
+        self._win.set()
 
-    # -- sending ------------------------------------------------------------------
+    async def _wait(self, aw, timeout, what):
+        try:
+            return await asyncio.wait_for(aw, timeout)
+        except asyncio.TimeoutError:
+            self.stats["timeouts"] += 1
+            raise MQTTTimeout("no %s within %s s" % (what, timeout))
 
-    async def _send(self, head, payload=None):
-        async with self._wlock:
+    async def _send(self, data, payload=None):
+        async with self._lock:
             w = self._w
-            if not self.connected or w is None:
-                raise ConnectionLost("not connected (%s); call connect()" % self.last_error)
             try:
-                w.write(head)
+                if not self.connected:
+                    raise ConnectionLost("link down: %s" % self.last_error)
+                w.write(data)
                 if payload:
                     w.write(payload)
                 await w.drain()
-            except OSError as exc:
-                self._teardown("write failed: %r" % exc, True)
-                raise ConnectionLost("link to %s:%d lost while sending: %r"
-                                     % (self.host, self.port, exc))
-            except BaseException:  # cancelled mid-drain: MicroPython's Stream would resend
-                if getattr(w, "out_buf", None):  # part of out_buf, so the byte stream is
-                    self._teardown("send cancelled mid-packet", True)  # no longer trustworthy
+            except BaseException as e:  # failed, or cancelled with part of it sent
+                self.close(repr(e), True)
+                if isinstance(e, OSError):
+                    raise ConnectionLost("link down: %s" % self.last_error)
                 raise
-        self._last_tx = ticks_ms()
-        self.stats["sent"] += 1
+        self._tx = 0
 
-    def _next_pid(self):
+    async def _take(self, timeout):
+        """Reserve a window slot for a new packet id (waiting for one up to ``timeout``
+        s); return the id."""
+        pids = self._pids
+        while 0 not in pids:
+            if not self.connected:
+                raise ConnectionLost("link down: %s" % self.last_error)
+            self._win.clear()
+            await self._wait(self._win.wait(), timeout, "free slot")
+        pid = self._pid
         while True:
-            self._pid = self._pid % 65535 + 1
-            if self._pid not in self._slot_pid and self._pid != self._sub_pid:
-                return self._pid
-
-    async def _wait(self, ev, timeout, what):
-        try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except asyncio.TimeoutError:
-            self.stats["timeouts"] += 1
-            raise MQTTTimeout("%s within %s s" % (what, timeout))
+            pid = pid % 65535 + 1
+            if pid not in pids:
+                break
+        self._pid = pid
+        i = pids.index(0)
+        pids[i] = pid
+        self._st[i] = 0xFF
+        self._ev[i].clear()
+        return pid
 
     async def publish(self, topic, payload, qos=0, retain=False, wait=True, timeout=None):
         """Publish ``payload`` (bytes) to ``topic``; return the packet id (0 for QoS 0).
@@ -251,210 +319,121 @@ class MQTTClient:
         packet is written; pass the id to ``wait_ack()``, which frees its window slot.
         A full window waits up to the same timeout for a free slot.
         """
-        tb = topic.encode() if isinstance(topic, str) else topic
-        if isinstance(payload, str):
-            payload = payload.encode()
         if qos not in (0, 1):
-            raise ValueError("this client publishes with QoS 0 or 1, not %r" % qos)
-        timeout = self.ack_timeout if timeout is None else timeout
-        slot = pid = 0
-        if qos:
-            deadline = ticks_add(ticks_ms(), int(timeout * 1000))
-            while True:
-                if not self.connected:
-                    raise ConnectionLost("not connected (%s)" % self.last_error)
-                if 0 in self._slot_pid:
-                    break
-                self._window.clear()
-                await self._wait(self._window, max(0, ticks_diff(deadline, ticks_ms())) / 1000,
-                                 "in-flight window full (ids not passed to wait_ack?)")
-            slot = self._slot_pid.index(0)
-            pid = self._next_pid()
-            self._slot_pid[slot] = pid
-            self._slot_state[slot] = _PENDING
-            self._slot_ev[slot].clear()
-        hdr = self._hdr if len(tb) <= _HDR_TOPIC else bytearray(
-            codec.publish_header_size(tb, qos))
-        try:
-            n = codec.publish_header_into(hdr, tb, len(payload), qos, retain, False, pid)
-            # CPython streams may keep a reference to what they are given: copy there;
-            # MicroPython copies by itself whatever it cannot send at once
-            await self._send(bytes(hdr[:n]) if hasattr(self._w, "transport")
-                             else memoryview(hdr)[:n], payload)
-        except BaseException:
-            self._free(slot, pid)
-            raise
-        if qos and wait:
-            await self.wait_ack(pid, timeout)
+            raise ValueError("QoS %d" % qos)
+        t = self.ack_timeout if timeout is None else timeout
+        pid = await self._take(t) if qos else 0
+        await self._send(publish_header(topic, len(payload), qos, retain, pid), payload)
+        if pid and wait:
+            await self.wait_ack(pid, t)
         return pid
 
-    def _free(self, slot, pid):
-        if pid and self._slot_pid[slot] == pid:
-            self._slot_pid[slot] = 0
-            self._slot_state[slot] = _FREE
-            self._window.set()
-
     async def wait_ack(self, pid, timeout=None):
-        """Wait for the PUBACK of a ``publish(..., qos=1, wait=False)``; free its slot.
+        """Wait for the PUBACK (or SUBACK) of ``pid``, free its slot, return its code.
 
-        Raises MQTTTimeout (no PUBACK within timeout / ack_timeout s), ConnectionLost
-        (the link died first: send the message again after reconnecting), MQTTError
+        Raises MQTTTimeout (no ack within timeout / ack_timeout s), ConnectionLost (the
+        link died first: send the message again after reconnecting), MQTTError
         (``pid`` is not in flight).
         """
-        if not pid or pid not in self._slot_pid:
-            raise MQTTError("packet id %d is not in flight" % pid)
-        slot = self._slot_pid.index(pid)
+        pids = self._pids
+        if not pid or pid not in pids:
+            raise MQTTError("%d not in flight" % pid)
+        i = pids.index(pid)
         try:
-            if self._slot_state[slot] == _PENDING:
-                timeout = self.ack_timeout if timeout is None else timeout
-                await self._wait(self._slot_ev[slot], timeout, "no PUBACK for packet %d" % pid)
-            if self._slot_pid[slot] != pid or self._slot_state[slot] != _ACKED:
-                raise ConnectionLost("link lost before the PUBACK of packet %d (%s); "
-                                     "send it again" % (pid, self.last_error))
+            if self._st[i] == 0xFF:
+                await self._wait(self._ev[i].wait(),
+                                 self.ack_timeout if timeout is None else timeout,
+                                 "ack of %d" % pid)
+            if pids[i] != pid or self._st[i] == 0xFE:
+                raise ConnectionLost("link down: %s" % self.last_error)
+            return self._st[i]
         finally:
-            self._free(slot, pid)
-
-    def inflight(self):
-        """Number of QoS 1 packet ids not yet passed through wait_ack()."""
-        return len(self._slot_pid) - self._slot_pid.count(0)
+            if pids[i] == pid:
+                pids[i] = 0
+                self._win.set()
 
     async def subscribe(self, topic_filter, qos=1, timeout=None):
         """Subscribe to one filter; return the granted QoS; MQTTError if refused (0x80)."""
-        timeout = self.ack_timeout if timeout is None else timeout
-        async with self._sublock:
-            self._sub_pid = self._next_pid()
-            self._sub_rc = None
-            self._sub_ev.clear()
-            try:
-                await self._send(codec.encode_subscribe(self._sub_pid, topic_filter, qos))
-                await self._wait(self._sub_ev, timeout, "no SUBACK for %r" % topic_filter)
-            finally:
-                self._sub_pid = 0
-            rc = self._sub_rc
-            if rc is None:
-                raise ConnectionLost("link lost before the SUBACK (%s)" % self.last_error)
-            if rc == codec.SUBACK_FAILURE:
-                raise MQTTError("broker refused subscription to %r: check its ACL"
-                                % topic_filter)
-            return rc
+        t = self.ack_timeout if timeout is None else timeout
+        pid = await self._take(t)
+        await self._send(subscribe_packet(pid, topic_filter, qos))
+        rc = await self.wait_ack(pid, t)
+        if rc > 2:
+            raise MQTTError("%r refused (ACL?)" % topic_filter)
+        return rc
 
-    # -- receiving ----------------------------------------------------------------
-
-    async def get_message(self, timeout=None):
-        """Next queued ``(topic, payload, retained)``; ConnectionLost once the queue is
-        empty and the link is down; MQTTTimeout after ``timeout`` s (None: wait)."""
-        while not self._qlen:
-            if not self.connected:
-                raise ConnectionLost("not connected (%s)" % self.last_error)
-            self._qev.clear()
-            if timeout is None:
-                await self._qev.wait()
-            else:
-                await self._wait(self._qev, timeout, "no message")
-        msg = self._q[self._qhead]
-        self._q[self._qhead] = None
-        self._qhead = (self._qhead + 1) % len(self._q)
-        self._qlen -= 1
-        return msg
-
-    async def _read_loop(self):
-        r = self._r
+    async def _read(self, r):
+        st = self.stats
         try:
             while True:
                 first = (await r.readexactly(1))[0]
-                for i in range(4):
-                    self._rl[i] = (await r.readexactly(1))[0]
-                    if not self._rl[i] & 0x80:
+                size = shift = 0
+                while True:
+                    b = (await r.readexactly(1))[0]
+                    size |= (b & 127) << shift
+                    shift += 7
+                    if b < 128:
                         break
-                size = codec.decode_remaining_length(self._rl)[0]
-                self._last_rx = ticks_ms()
-                self.stats["received"] += 1
-                if first & 0xF0 == codec.PUBLISH:
-                    await self._read_publish(r, first, size)
-                elif size > 4:
-                    raise ProtocolError("packet 0x%02x of %d bytes" % (first, size))
-                else:
-                    self._on_control(first, await r.readexactly(size) if size else b"")
-        except Exception as exc:  # EOF, reset, EBADF after close, bad packet, bad UTF-8
-            self._teardown("reader: %r" % exc, True)
+                    if shift > 21:
+                        raise MQTTError("bad packet 0x%02x" % first)
+                self._rx = 0
+                if first & 0xF4 == 0x30:  # PUBLISH with QoS 0 or 1
+                    qos = first >> 1 & 1
+                    b = await r.readexactly(2)
+                    n = b[0] << 8 | b[1]
+                    left = size - 2 - n - 2 * qos
+                    if n > 256 or left < 0:
+                        break
+                    topic = (await r.readexactly(n)).decode()
+                    if qos:
+                        b = await r.readexactly(2)
+                    payload = None
+                    if left > self.max_payload:
+                        while left:
+                            n = min(left, 256)
+                            await r.readexactly(n)
+                            left -= n
+                        st["dropped_oversize"] += 1
+                    else:
+                        payload = await r.readexactly(left)
+                    if qos:  # acknowledged even when dropped, or it would come back forever
+                        await self._send(b"\x40\x02" + b)
+                    if payload is not None:
+                        try:
+                            self.on_message(topic, payload, first & 1 == 1)
+                        except Exception:  # a faulty handler must not kill the link
+                            st["callback_errors"] += 1
+                elif (first == 0x40 and size == 2) or (first == 0x90 and size == 3):
+                    b = await r.readexactly(size)  # PUBACK or SUBACK: packet id (+ code)
+                    pid = b[0] << 8 | b[1]
+                    if pid in self._pids:
+                        i = self._pids.index(pid)
+                        if self._st[i] == 0xFF:
+                            self._st[i] = b[2] if size == 3 else 0
+                            self._ev[i].set()
+                elif first != 0xD0 or size:  # anything but a PINGRESP
+                    break
+            raise MQTTError("bad packet 0x%02x" % first)
+        except Exception as e:  # EOF, reset, EBADF after close, bad packet or UTF-8
+            self.close(repr(e), True)
 
-    def _on_control(self, first, body):
-        kind = first & 0xF0
-        if kind == codec.PUBACK:
-            pid = codec.parse_ack(body)
-            if pid in self._slot_pid:
-                slot = self._slot_pid.index(pid)
-                if self._slot_state[slot] == _PENDING:
-                    self._slot_state[slot] = _ACKED
-                    self._slot_ev[slot].set()
-        elif kind == codec.SUBACK:
-            pid, codes = codec.parse_suback(body)
-            if pid == self._sub_pid:
-                self._sub_rc = codes[0]
-                self._sub_ev.set()
-        elif kind not in (codec.PINGRESP, codec.UNSUBACK):
-            raise ProtocolError("unexpected packet type 0x%02x" % first)
-
-    async def _read_publish(self, r, first, size):
-        qos, retained, _dup = codec.publish_flags(first)
-        if qos > 1:
-            raise ProtocolError("PUBLISH with QoS 2: this client subscribes with QoS <= 1")
-        head = await r.readexactly(2)
-        tlen = (head[0] << 8) | head[1]
-        left = size - 2 - tlen - (2 if qos else 0)
-        if tlen > _MAX_TOPIC or left < 0:
-            raise ProtocolError("PUBLISH topic of %d bytes in a %d-byte packet" % (tlen, size))
-        topic = (await r.readexactly(tlen)).decode()
-        if qos:
-            head = await r.readexactly(2)
-        payload = None
-        if left > self.max_payload:
-            while left:
-                chunk = await r.read(min(left, _CHUNK))
-                if not chunk:
-                    raise EOFError
-                left -= len(chunk)
-            self.stats["dropped_oversize"] += 1
-        else:
-            payload = await r.readexactly(left) if left else b""
-        if qos:  # acknowledged even when dropped, or the broker would redeliver it forever
-            await self._send(codec.encode_puback((head[0] << 8) | head[1]))
-        if payload is None:
-            return
-        if self.on_message is not None:
-            try:
-                self.on_message(topic, payload, retained)
-            except Exception:  # a faulty handler must not kill the link
-                self.stats["callback_errors"] += 1
-        elif self._qlen == len(self._q):
-            self.stats["dropped_incoming"] += 1
-        else:
-            self._q[(self._qhead + self._qlen) % len(self._q)] = (topic, payload, retained)
-            self._qlen += 1
-            self._qev.set()
-
-    # -- keepalive ----------------------------------------------------------------
-
-    async def _keepalive_loop(self):
-        ka_ms = self.keepalive * 1000
-        half = ka_ms // 2
-        tick = max(50, min(1000, ka_ms // 4))
-        while self.connected:
+    async def _keepalive(self):
+        ka = self.keepalive * 1000
+        half = ka // 2
+        tick = max(50, min(1000, ka // 4))
+        while True:
             await asyncio.sleep(tick / 1000)
-            now = ticks_ms()
-            rx_idle = ticks_diff(now, self._last_rx)
-            if rx_idle >= ka_ms * 3 // 2:
+            self._rx += tick
+            self._tx += tick
+            if self._rx >= ka * 3 // 2:
                 self.stats["timeouts"] += 1
-                self._teardown("nothing from the broker for %d ms (keepalive %d s)"
-                               % (rx_idle, self.keepalive), True)
+                self.close("nothing from the broker for %d ms" % self._rx, True)
                 return
-            idle = rx_idle >= half or ticks_diff(now, self._last_tx) >= half
-            if idle and ticks_diff(now, self._last_ping) >= half and not self._wlock.locked():
-                self._last_ping = now
+            if (self._rx >= half or self._tx >= half) and not self._lock.locked():
+                self._tx = 0
                 self.stats["pings"] += 1
-                try:  # a ping stuck behind a full socket buffer gives up after one tick
-                    await asyncio.wait_for(self._send(codec.PINGREQ), tick / 1000)
-                except asyncio.TimeoutError:
-                    pass
-                except MQTTError:
+                try:  # not drained: a full socket buffer must not stall this loop
+                    self._w.write(b"\xc0\x00")
+                except OSError as e:
+                    self.close(repr(e), True)
                     return

@@ -6,7 +6,8 @@ and ``.frozen``:  micropython modbus_probe.py HOST PORT UNIT TIMEOUT_MS OP...
 OPs, run in order on one master: ``h:ADDR:COUNT`` (read holding), ``i:ADDR:COUNT``
 (read input), ``wait`` (print WAIT, then block until a line arrives on stdin, so the
 test can change the server in between), ``stats``. One line of output per OP:
-``OK h ADDR COUNT v1,v2,...`` or ``ERR ExceptionClass CODE ELAPSED_MS``.
+``OK h ADDR COUNT v1,v2,...`` or ``ERR ExceptionClass CODE ELAPSED_MS MESSAGE`` (CODE is
+``-`` for all but ``ModbusException``; link and frame faults are plain ``ModbusError``).
 """
 
 import asyncio

@@ -6,9 +6,11 @@ damaging the files as a cut or flash rot would leave them.
 """
 
 import os
+import struct
+from binascii import crc32
 
 from edge.outbox import HEADER_SIZE, Outbox, OutboxError, OutboxFull
-from edge.persist import pack_slot, write_atomic
+from edge.persist import write_slot
 from shared_support import make_tmpdir, read_file, rmtree, write_file
 
 TOPIC = b"pw/v1/dl/wb1/events"
@@ -52,6 +54,12 @@ def _segments(d):
 
 def _seg_first(name):
     return int(name[:10])
+
+
+def _ack_bytes(upto):
+    """The 12-byte ``ack`` file, built from its documented layout."""
+    head = b"PWak" + struct.pack("<I", upto)
+    return head + struct.pack("<I", crc32(head) & 0xFFFFFFFF)
 
 
 def _open(d, **kw):
@@ -360,7 +368,7 @@ def _by_hand_ack(d, upto, delete, write_meta):
             if _seg_first(names[i + 1]) - 1 <= upto:
                 os.remove(d + "/" + names[i])
     if write_meta:
-        write_atomic(d + "/ack", pack_slot(b"PWak", upto))
+        write_slot(d + "/ack", b"PWak", upto)
 
 
 def test_outbox_cut_after_segment_delete_before_ack_write():
@@ -403,7 +411,7 @@ def test_outbox_cut_during_ack_replace_uses_tmp_or_falls_back():
         _fill(ob, 40)
         ob.ack(12)
         # FAT-style replace cut after removing "ack": only ack.tmp is left
-        write_file(d + "/ack.tmp", pack_slot(b"PWak", 20))
+        write_file(d + "/ack.tmp", _ack_bytes(20))
         os.remove(d + "/ack")
         assert _open(d).acked() == 20
         # a rotten ack file: fall back to the oldest segment, resend rather than lose
@@ -455,16 +463,25 @@ def test_outbox_failed_write_is_cut_and_the_same_seq_retried():
         _fill(ob, 5)
         tail = d + "/" + _segments(d)[-1]
         good = read_file(tail)
-        ob.dir = d + "/unplugged"  # the next write fails, as a flash write error would
-        try:
-            ob.append(6, TOPIC, _payload(6))
-            raise AssertionError("a failed write returned")
-        except OutboxError:
-            pass
-        ob.dir = d
-        write_file(tail, good + b"PWR1\x06\x00")  # what the failed write left behind
-        assert ob.stats["disk_errors"] == 1 and ob.next_seq() == 6
-        ob.append(6, TOPIC, _payload(6))
+        # what a failed write may leave behind: part of the record, or all of it
+        scratch = _open(d + "/scratch", segment_bytes=4096)
+        _fill(scratch, 5)
+        scratch.append(6, TOPIC, b"never stored")
+        whole = read_file(d + "/scratch/" + _segments(d + "/scratch")[-1])[len(good):]
+        for n, leftover in enumerate((good + b"PWR1\x06\x00", good + whole)):
+            os.rename(tail, tail + ".away")
+            os.mkdir(tail)  # the next write fails (not ENOSPC), as a flash write error would
+            try:
+                ob.append(6, TOPIC, _payload(6))
+                raise AssertionError("a failed write returned")
+            except OutboxError as e:
+                assert type(e) is OutboxError and e.args[0] == "write", e
+            os.rmdir(tail)
+            os.rename(tail + ".away", tail)
+            write_file(tail, leftover)
+            assert ob.stats["disk_errors"] == n + 1 and ob.next_seq() == 6
+            assert ob.backlog() == (5, len(good))
+        ob.append(6, TOPIC, _payload(6))  # cuts the leftover first, then writes
         ob = _open(d, segment_bytes=4096)
         records = _all(ob)
         assert [r[0] for r in records] == [1, 2, 3, 4, 5, 6]

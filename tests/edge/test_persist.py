@@ -1,75 +1,83 @@
 """Persistence helper tests: run under pytest and under MicroPython (tests/mpy_runner.py)."""
 
 import os
+import struct
+from binascii import crc32
 
-from edge.persist import (
-    BootCounter,
-    load_json,
-    makedirs,
-    pack_slot,
-    read_atomic,
-    save_json,
-    unpack_slot,
-    write_atomic,
-)
+from edge.persist import BootCounter, makedirs, read_slot, remove, replace, write_slot
 from shared_support import make_tmpdir, read_file, rmtree, write_file
 
 
-def test_write_atomic_replaces_content_and_leaves_no_tmp():
+def _slot(magic, value):
+    """A slot built from its documented layout: magic, u32 value, crc32 of the first 8 bytes."""
+    head = magic + struct.pack("<I", value)
+    return head + struct.pack("<I", crc32(head) & 0xFFFFFFFF)
+
+
+def test_write_slot_replaces_content_and_leaves_no_tmp():
     d = make_tmpdir("ps")
     try:
         path = d + "/state"
-        write_atomic(path, b"one")
-        write_atomic(path, b"two")
-        assert read_file(path) == b"two"
+        write_slot(path, b"TEST", 1)
+        write_slot(path, b"TEST", 0xFFFFFFFF)
+        assert read_file(path) == _slot(b"TEST", 0xFFFFFFFF)
+        assert read_file(path) == b"TEST\xff\xff\xff\xff:KO;"
         assert os.listdir(d) == ["state"]
+        assert read_slot(path, b"TEST") == 0xFFFFFFFF
     finally:
         rmtree(d)
 
 
-def test_read_atomic_falls_back_to_tmp_when_main_is_missing_or_bad():
+def test_read_slot_falls_back_to_tmp_when_main_is_missing_or_bad():
     d = make_tmpdir("ps")
     try:
         path = d + "/ack"
-
-        def parse(data):
-            return unpack_slot(b"TEST", data)
-
-        assert read_atomic(path, parse) is None
-        write_file(path + ".tmp", pack_slot(b"TEST", 7))  # a FAT replace cut mid-way
-        assert read_atomic(path, parse) == 7
+        assert read_slot(path, b"TEST") is None
+        write_file(path + ".tmp", _slot(b"TEST", 7))  # a FAT replace cut mid-way
+        assert read_slot(path, b"TEST") == 7
         write_file(path, b"rotten")
-        assert read_atomic(path, parse) == 7
-        write_file(path, pack_slot(b"TEST", 9))
-        assert read_atomic(path, parse) == 9
+        assert read_slot(path, b"TEST") == 7
+        write_file(path, _slot(b"TEST", 9))
+        assert read_slot(path, b"TEST") == 9
     finally:
         rmtree(d)
 
 
 def test_slot_rejects_wrong_magic_crc_or_length():
-    good = pack_slot(b"TEST", 0xFFFFFFFF)
-    assert unpack_slot(b"TEST", good) == 0xFFFFFFFF
-    assert unpack_slot(b"OTHR", good) is None
-    assert unpack_slot(b"TEST", good[:11]) is None
-    assert unpack_slot(b"TEST", None) is None
-    for i in range(len(good)):
-        bad = bytearray(good)
-        bad[i] ^= 0x01
-        assert unpack_slot(b"TEST", bytes(bad)) is None, i
-
-
-def test_json_state_roundtrip_missing_and_corrupt():
     d = make_tmpdir("ps")
     try:
-        path = d + "/state.json"
-        assert load_json(path) is None
-        assert load_json(path, {"n": 0}) == {"n": 0}
-        save_json(path, {"n": 3, "plate": "辽B12345"})
-        assert load_json(path) == {"n": 3, "plate": "辽B12345"}
-        whole = read_file(path)
-        for cut in range(1, len(whole)):
-            write_file(path, whole[:cut])  # torn write on a file system without LittleFS's COW
-            assert load_json(path, "default") == "default", cut
+        path = d + "/slot"
+        good = _slot(b"TEST", 0xFFFFFFFF)
+        write_file(path, good)
+        assert read_slot(path, b"TEST") == 0xFFFFFFFF
+        assert read_slot(path, b"OTHR") is None
+        for bad in (good[:11], good + b"\x00", b""):
+            write_file(path, bad)
+            assert read_slot(path, b"TEST") is None, bad
+        for i in range(len(good)):
+            bad = bytearray(good)
+            bad[i] ^= 0x01
+            write_file(path, bytes(bad))
+            assert read_slot(path, b"TEST") is None, i
+    finally:
+        rmtree(d)
+
+
+def test_replace_and_remove():
+    d = make_tmpdir("ps")
+    try:
+        write_file(d + "/a.tmp", b"new")
+        replace(d + "/a.tmp", d + "/a")  # nothing to replace yet
+        write_file(d + "/b.tmp", b"newer")
+        replace(d + "/b.tmp", d + "/a")
+        assert os.listdir(d) == ["a"] and read_file(d + "/a") == b"newer"
+        assert remove(d + "/a") and os.listdir(d) == []
+        assert remove(d + "/a")  # gone already: still gone
+        os.mkdir(d + "/sub")
+        write_file(d + "/sub/x", b"")
+        assert not remove(d + "/sub")  # a directory: not removed, not gone
+        assert os.listdir(d) == ["sub"]
+        rmtree(d + "/sub")
     finally:
         rmtree(d)
 
@@ -79,7 +87,16 @@ def test_makedirs_creates_missing_parents():
     try:
         makedirs(d + "/a/b/c")
         makedirs(d + "/a/b/c")  # idempotent
+        makedirs(d + "/a/x/")  # a trailing slash
         assert os.listdir(d + "/a/b") == ["c"]
+        assert sorted(os.listdir(d + "/a")) == ["b", "x"]
+        here = os.getcwd()
+        os.chdir(d)
+        try:
+            makedirs("r/s")  # relative
+        finally:
+            os.chdir(here)
+        assert os.listdir(d + "/r") == ["s"]
     finally:
         rmtree(d)
 
@@ -93,6 +110,8 @@ def test_boot_counter_counts_up_across_reboots():
         assert got == [1, 2, 3, 4, 5]
         assert BootCounter(path).peek() == 5
         assert sorted(os.listdir(d)) == ["bdseq.a", "bdseq.b"]
+        assert read_file(path + ".a") == _slot(b"PWbc", 4)  # even boots in .a, odd in .b
+        assert read_file(path + ".b") == _slot(b"PWbc", 5)
     finally:
         rmtree(d)
 
@@ -122,7 +141,7 @@ def test_boot_counter_survives_a_corrupt_or_torn_slot():
                     # the newest slot lost: 4 is reissued (it was never confirmed written);
                     # the older slot lost: the count goes on from 4
                     assert value in (4, 5), value
-                    assert value == 5 or unpack_slot(b"PWbc", saved[which]) == 4
+                    assert value == 5 or saved[which] == _slot(b"PWbc", 4)
                     assert BootCounter(path).next() == value + 1
     finally:
         rmtree(d)

@@ -1,0 +1,62 @@
+"""Shared steps of the delivery fault tests: drive trucks, then compare message by message."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from tools.procs import wait_until
+from tools.rig import Agent, Rig
+
+FAST = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "0.8", "--leave-s", "0.3",
+        "--gap-s", "0.2")
+
+
+def start_weighbridge(rig: Rig, device_id: str = "wb-1", **kw: Any) -> Agent:
+    """Provision, start and wait for one weighbridge agent to come online."""
+    agent = rig.add_weighbridge(device_id, emulator_args=FAST, stable_s=0.4, poll_ms=50, **kw)
+    rig.start_agent(device_id)
+    wait_until(lambda: rig.device(device_id)["status"] == "online", 30,
+               what=f"{device_id} online")
+    return agent
+
+
+def send_trucks(agent: Agent, first: int, count: int) -> None:
+    assert agent.emulator is not None
+    for i in range(first, first + count):
+        agent.emulator.client.truck(f"辽B{20000 + i}", 14000 + 20 * i, 30000 + 40 * i)
+
+
+def stored_rows(rig: Rig, device_id: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(rig.db_path) as conn:
+        return conn.execute("SELECT seq, kind FROM messages WHERE device_id=? ORDER BY seq",
+                            (device_id,)).fetchall()
+
+
+def weighings(rig: Rig, device_id: str) -> list[tuple[str, int, int, int]]:
+    with sqlite3.connect(rig.db_path) as conn:
+        return sorted(conn.execute(
+            "SELECT plate, gross_kg, tare_kg, net_kg FROM weighings WHERE device_id=?",
+            (device_id,)).fetchall())
+
+
+def wait_weighings(rig: Rig, device_id: str, count: int, timeout: float = 90) -> None:
+    wait_until(lambda: len(weighings(rig, device_id)) >= count, timeout,
+               what=f"{count} weighings stored for {device_id}")
+
+
+def assert_exactly_once(rig: Rig, agent: Agent, trucks: int) -> None:
+    """Every truck the emulator weighed is stored once, with its exact weights; the seqs the
+    agent assigned are 1..N with no gap and no duplicate, and all are acknowledged."""
+    assert agent.emulator is not None
+    visits = agent.emulator.client.wait_visits(trucks, timeout=120)
+    assert len(visits) == trucks
+    wait_weighings(rig, agent.device_id, trucks)
+    want = sorted((v["plate"], v["gross_kg"], v["tare_kg"], v["net_kg"]) for v in visits)
+    assert weighings(rig, agent.device_id) == want
+    rows = stored_rows(rig, agent.device_id)
+    seqs = [seq for seq, _ in rows]
+    assert seqs == list(range(1, len(seqs) + 1)), "gap or duplicate in stored seqs"
+    wait_until(lambda: rig.device(agent.device_id)["committed_seq"] == len(seqs), 30,
+               what="the watermark to cover every stored event")
+    assert rig.device(agent.device_id)["missing"] == []
