@@ -46,17 +46,17 @@ def _tokens(rig: Rig) -> dict[str, str]:
 
 def _banner(rig: Rig, tokens: dict[str, str]) -> Panel:
     url = rig.api_url
-    auth_h = f"-H 'Authorization: Bearer {tokens['operator']}'"
+    auth_h = "-H \"Authorization: Bearer $PW_TOKEN\""
     lines = [
         f"API docs      {url}/docs",
+        f"token         export PW_TOKEN={tokens['operator']}",
         f"devices       curl {auth_h} {url}/api/v1/devices",
         f"weighings     curl {auth_h} {url}/api/v1/weighings",
-        f"tokens        admin {tokens['admin']}",
-        f"              operator {tokens['operator']}",
+        f"other tokens  admin {tokens['admin']}",
         f"              auditor {tokens['auditor']}",
         f"device table  portwatch device list --db {rig.db_path}",
         f"broker        mqtt://127.0.0.1:{rig.broker.port}  (mosquitto_sub -p {rig.broker.port} "
-        "-t 'pw/v1/#' -v)",
+        f"-u {rig.controller_credentials[0]} -P {rig.controller_credentials[1]} -t 'pw/v1/#' -v)",
         f"logs          {rig.workdir}/*.log",
     ]
     for device_id, agent in rig.agents.items():
@@ -75,8 +75,8 @@ def _print_new(rig: Rig, console: Console, seen: set[tuple[str, int]]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        console.print(f"{time.strftime('%H:%M:%S')} weighing {w['device_id']} seq {w['seq']:>4} "
-                      f"{w['plate']:<10} gross {w['gross_kg']:>6} kg  tare {w['tare_kg']:>6} kg  "
+        console.print(f"{time.strftime('%H:%M:%S')} {w['device_id']} #{w['seq']:<4} "
+                      f"{w['plate']:<9} gross {w['gross_kg']:>6}  tare {w['tare_kg']:>6}  "
                       f"net {w['net_kg']:>6} kg")
     for a in rig.get("/api/v1/alarms", limit=20):
         key = (a["device_id"], -a["seq"])
