@@ -40,3 +40,11 @@ def role_of(db: sqlite_utils.Database, token: str) -> str | None:
         "SELECT role FROM api_tokens WHERE token_sha256=?", [_digest(token)]
     ).fetchone()
     return str(row[0]) if row else None
+
+
+def identity(db: sqlite_utils.Database, token: str) -> tuple[str, str] | None:
+    """(name, role) of a token, or None when it is unknown: who did what, for the records."""
+    row = db.execute(
+        "SELECT name, role FROM api_tokens WHERE token_sha256=?", [_digest(token)]
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: device_keys, key_rotations, broker_accounts
 
 
 def now_ms() -> int:
@@ -37,6 +37,7 @@ def connect(path: Path | str) -> sqlite_utils.Database:
 
 def migrate(db: sqlite_utils.Database) -> None:
     """Create every table and index that does not exist yet (idempotent)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if "devices" not in db.table_names():
         db.table("devices").create(
             {
@@ -102,4 +103,36 @@ def migrate(db: sqlite_utils.Database) -> None:
             pk="id",
         )
         db.table("lost_ranges").create_index(["device_id", "first_seq"])
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    _migrate_security(db, version)
+    if version != SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _migrate_security(db: sqlite_utils.Database, version: int) -> None:
+    """Key ring, key rotation record and broker accounts (schema 2)."""
+    if "device_keys" not in db.table_names():
+        # every HMAC key a device has had; devices.key_id/secret_hex stay its newest key.
+        # valid_until_ms (controller clock) is set when a rotation retires the key
+        db.table("device_keys").create(
+            {"device_id": str, "key_id": str, "secret_hex": str, "created_ms": int,
+             "valid_until_ms": int},
+            pk=("device_id", "key_id"), not_null={"secret_hex", "created_ms"},
+        )
+    if version < 2:  # a store from schema 1: each device's current key joins the ring
+        db.execute("INSERT OR IGNORE INTO device_keys (device_id, key_id, secret_hex, created_ms) "
+                   "SELECT device_id, key_id, secret_hex, coalesce(created_ms, 0) FROM devices")
+    if "key_rotations" not in db.table_names():
+        db.table("key_rotations").create(
+            {"id": int, "device_id": str, "old_key_id": str, "new_key_id": str,
+             "rotated_ms": int, "old_valid_until_ms": int, "actor": str},
+            pk="id",
+        )
+        db.table("key_rotations").create_index(["device_id"])
+    if "broker_accounts" not in db.table_names():
+        # broker logins that are not devices (the controller's own). The password is kept
+        # in clear because the controller must log in with it, like the HMAC secrets above
+        db.table("broker_accounts").create(
+            {"user": str, "role": str, "password": str, "password_hash": str,
+             "created_ms": int},
+            pk="user",
+        )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # hil_tests/delivery.py
 
 from tools.firmware import DEFAULT_HEAP
 from tools.rig import Rig

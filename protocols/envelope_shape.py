@@ -8,6 +8,12 @@ import json
 
 from protocols.envelope import MAX_KIND_LEN, MAX_SEQ, VERSION, EnvelopeError
 
+# Limits on what a signed message may hold, so that nothing the controller stores can
+# later break SQLite (64-bit integers, valid UTF-8) or the API's JSON (finite numbers,
+# pydantic's serialiser recursion limit).
+MAX_DEPTH = 16
+MAX_INT = 2**63
+
 
 def _is_int(value: object) -> bool:
     return type(value) is int
@@ -26,8 +32,50 @@ def parse(body_bytes: bytes) -> dict:
         fields = json.loads(text)
     except ValueError as exc:
         raise EnvelopeError("bad_json", "payload is not JSON (%s)" % exc)
+    except RuntimeError:  # RecursionError on CPython; MicroPython has only RuntimeError
+        raise EnvelopeError("bad_json", "payload is nested too deeply to decode")
+    check_values(fields)
     check_shape(fields)
     return fields
+
+
+def _bad_number(value: object) -> bool:
+    if isinstance(value, float):
+        return value - value != 0  # NaN and +-Infinity (CPython's json accepts them)
+    return isinstance(value, int) and not -MAX_INT <= value < MAX_INT
+
+
+def check_values(fields: object) -> None:
+    """Refuse what JSON may spell but the store and the API cannot hold.
+
+    ``bad_json``: NaN, Infinity or an overflowing float such as ``1e400``, and strings
+    with lone surrogates (``"\\ud800"``). ``bad_shape``: nesting deeper than
+    ``MAX_DEPTH`` or an integer outside the signed 64-bit range. Iterative, so depth
+    costs no stack.
+    """
+    stack = [(fields, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise EnvelopeError("bad_shape", "JSON nested deeper than %d levels" % MAX_DEPTH)
+            if isinstance(value, dict):
+                for key in value:
+                    stack.append((key, depth))
+                values = value.values()
+            else:
+                values = value
+            for item in values:
+                stack.append((item, depth + 1))
+        elif isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeError:
+                raise EnvelopeError("bad_json", "string with a lone surrogate escape")
+        elif _bad_number(value):
+            if isinstance(value, float):
+                raise EnvelopeError("bad_json", "numbers must be finite (no NaN or Infinity)")
+            raise EnvelopeError("bad_shape", "integer outside the signed 64-bit range")
 
 
 def check_shape(fields: object) -> None:

@@ -20,13 +20,16 @@ def _norm_key(key: bytes) -> bytes:
     return key + b"\x00" * (_BLOCK - len(key))
 
 
-_pads = {}  # key -> (inner pad, outer pad): one device signs with one key, so compute once
+# key -> (inner pad, outer pad), computed once per key: a device holds one or two keys,
+# the controller one per device (bounded: cleared past _MAX_KEYS)
+_pads = {}
+_MAX_KEYS = 4096
 
 
 def _pads_for(key: bytes) -> "tuple[bytes, bytes]":
     pads = _pads.get(key)
     if pads is None:
-        if len(_pads) >= 8:  # the controller checks many keys: stay bounded
+        if len(_pads) >= _MAX_KEYS:
             _pads.clear()
         k = _norm_key(key)
         pads = _pads[key] = (_xor_pad(k, 0x36), _xor_pad(k, 0x5C))

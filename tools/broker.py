@@ -11,9 +11,11 @@ on the sockets. The generated config lifts the first and sets ``set_tcp_nodelay`
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tools.procs import ProcessDied, port_open, stop_process, wait_until
@@ -53,6 +55,7 @@ def render_config(
         f"max_queued_messages {max_queued_messages}",
         "max_inflight_messages 100",
         "set_tcp_nodelay true",
+        "sys_interval 1",  # fresh $SYS figures (dropped messages) for monitoring and bench
         "log_dest stderr",
         "log_type error",
         "log_type warning",
@@ -66,6 +69,34 @@ def render_config(
     if acl_file is not None:
         lines.append(f"acl_file {acl_file}")
     return "\n".join(lines) + "\n"
+
+
+def login_accepted(port: int, user: str | None, password: str | None, *,
+                   host: str = "127.0.0.1", timeout: float = 5.0) -> bool:
+    """True when the broker accepts this login (one MQTT CONNECT, then DISCONNECT).
+
+    ``user=None`` tries an anonymous connection.
+    """
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+    answer: list[bool] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2,
+                         client_id=f"pw-login-probe-{secrets.token_hex(4)}")
+    if user is not None:
+        client.username_pw_set(user, password)
+    client.on_connect = lambda _c, _u, _f, rc, _p: answer.append(not rc.is_failure)
+    try:
+        client.connect(host, port, keepalive=10)
+        deadline = time.monotonic() + timeout
+        while not answer and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break  # the socket closed before a CONNACK
+        return bool(answer and answer[0])
+    except OSError:
+        return False
+    finally:
+        client.disconnect()
 
 
 class MosquittoProcess:

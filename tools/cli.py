@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from controller import auth, registry, store
+from controller import auth, broker_auth, registry, store
 from controller.errors import ControllerError
 from tools import settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
@@ -28,8 +30,11 @@ app = typer.Typer(help="portwatch: edge agents and controller for bulk-cargo sup
 device_app = typer.Typer(help="Provision and list devices.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens with roles (operator, auditor, admin).",
                         no_args_is_help=True)
+broker_app = typer.Typer(help="Broker logins and ACL generated from the device registry.",
+                         no_args_is_help=True)
 app.add_typer(device_app, name="device")
 app.add_typer(token_app, name="token")
+app.add_typer(broker_app, name="broker")
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
@@ -102,6 +107,54 @@ def write_secret_json(path: Path, doc: dict[str, object]) -> None:
         json.dump(doc, f, indent=1, ensure_ascii=False)
 
 
+def _os_user() -> str:
+    """Who runs this command, for the records of what it changed."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
+@device_app.command("rotate-key")
+def device_rotate_key(
+    device_id: Annotated[str, typer.Argument(help="device id, e.g. wb-gate1")],
+    out: Annotated[Path, typer.Option(help="where to write the device's new config file")],
+    grace_s: Annotated[float, typer.Option(help="seconds the old key is still accepted")] =
+        3600.0,
+    config: Annotated[Path | None, typer.Option(
+        help="the device's current config [default: --out, when it exists]")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Give a device a new HMAC key and write its new config; its old key expires after the grace.
+
+    The new config is the current one (broker login, driver, data dir) with the new
+    key: restart the agent with it before the grace ends.
+
+    Example: portwatch device rotate-key wb-gate1 --grace-s 3600 --out var/wb-gate1.json
+    """
+    source = config or out
+    if not source.exists():
+        fail(f"{source} does not exist: pass --config with the device's current config file "
+             "(it holds the broker password, which the registry keeps only hashed)")
+    try:
+        current = json.loads(source.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {source} as a device config: {exc}")
+    if current.get("device_id") != device_id:
+        fail(f"{source} is the config of {current.get('device_id')!r}, not {device_id!r}")
+    try:
+        rotation = registry.rotate_key(store.connect(_db(db)), device_id, grace_s=grace_s,
+                                       actor=f"cli:{_os_user()}")
+    except (ControllerError, ValueError) as exc:
+        fail(str(exc))
+    write_secret_json(out, registry.with_key(current, rotation))
+    until = rotation["old_valid_until_ms"] / 1000
+    console.print(f"{device_id}: new key {rotation['key_id']} in {out}; key "
+                  f"{rotation['old_key_id']} accepted until "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))}")
+    console.print(f"restart the agent with it before then: portwatch agent {out}")
+
+
 @device_app.command("list")
 def device_list(db: DbOpt = Path()) -> None:
     """List registered devices with status and last contact.
@@ -138,6 +191,30 @@ def token_create(
     typer.echo(token)
 
 
+@broker_app.command("config")
+def broker_config(
+    out: Annotated[Path, typer.Option(help="directory for the `passwd` and `acl` files")],
+    db: DbOpt = None,
+    site: SiteOpt = None,
+) -> None:
+    """Write Mosquitto's password file and ACL from the registry (again after each change).
+
+    Example: portwatch broker config --out /etc/mosquitto/portwatch
+    """
+    try:
+        passwd, acl = broker_auth.write_files(store.connect(_db(db)), site=_site(site),
+                                              out_dir=out)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"wrote {passwd} and {acl}. In mosquitto.conf:\n"
+                  f"  allow_anonymous false\n  password_file {passwd.resolve()}\n"
+                  f"  acl_file {acl.resolve()}\n"
+                  "make both readable by the broker's user (chown mosquitto), then reload it: "
+                  "systemctl reload mosquitto, or kill -HUP <mosquitto pid>.\n"
+                  f"`portwatch controller` logs in as {broker_auth.CONTROLLER_USER} "
+                  "(password in the store) unless given --broker-user.")
+
+
 @app.command("controller")
 def controller_run(
     broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT")] = "127.0.0.1:1883",
@@ -164,7 +241,11 @@ def controller_run(
     except ValueError as exc:
         fail(str(exc))
     db, site = _db(db), _site(site)
-    store.connect(db).close()
+    conn = store.connect(db)
+    if broker_user is None:  # the controller's own account, once `portwatch broker config` ran
+        broker_user, broker_password = (broker_auth.stored_controller_credentials(conn)
+                                        or (None, broker_password))
+    conn.close()
     console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port}, "
                   f"API http://{a_host}:{a_port}/docs")
     with contextlib.suppress(KeyboardInterrupt):
@@ -211,6 +292,50 @@ def demo(
                  run_for_s=run_for_s, console=console)
     except DemoError as exc:
         fail(str(exc))
+
+
+@app.command("bench")
+def bench(
+    agents: Annotated[int, typer.Option(help="simulated agents (one device each)")] = 10,
+    messages: Annotated[int, typer.Option(help="events per agent, per saturating phase")] =
+        5_000,
+    payload_bytes: Annotated[int, typer.Option(help="pad envelopes to this size (0: ~330 B)")] =
+        0,
+    window: Annotated[int, typer.Option(help="QoS 1 publishes in flight per agent")] = 8,
+    agent_procs: Annotated[int, typer.Option(help="processes the agents are spread over")] = 2,
+    batch_max: Annotated[int, typer.Option(help="largest batch per SQLite commit")] = 500,
+    latency_rate: Annotated[float, typer.Option(
+        help="msgs/s offered in the paced latency phase (0: skip it)")] = 2_000.0,
+    latency_s: Annotated[float, typer.Option(help="length of the latency phase")] = 10.0,
+    pipeline: Annotated[list[str] | None, typer.Option(
+        help="pipeline to measure, repeatable; the first is reported at the top")] = None,
+    sys_wait_s: Annotated[float, typer.Option(
+        help="wait this long for a fresh $SYS reading of Mosquitto's dropped messages")] = 11.0,
+    workdir: Annotated[Path | None, typer.Option(
+        help="keep the broker, stores and logs here [default: a temp dir]")] = None,
+) -> None:
+    """Measure ingest throughput, latency and losses through a real Mosquitto; print JSON.
+
+    Phases: raw-subscriber baseline, then the ingest saturating, then paced for latency.
+
+    Progress goes to stderr, one JSON document to stdout; exit code 1 if anything was lost.
+
+    Example: portwatch bench --agents 10 --messages 5000 > bench.json
+    """
+    from tools.bench import BenchError, BenchParams, run_bench
+
+    params = BenchParams(agents=agents, messages=messages, payload_bytes=payload_bytes,
+                         window=window, agent_procs=agent_procs, batch_max=batch_max,
+                         latency_rate=latency_rate,
+                         latency_s=latency_s, pipelines=tuple(pipeline or ("ingest",)),
+                         sys_wait_s=sys_wait_s)
+    try:
+        doc = run_bench(params, workdir=workdir, console=err)
+    except BenchError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    if not doc["ok"]:
+        fail("messages were lost or dropped: see counts and broker in the JSON")
 
 
 def main() -> None:

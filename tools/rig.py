@@ -8,6 +8,8 @@ restartable on its own so that faults can be driven from outside.
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from controller import auth, registry, store
-from tools.broker import MosquittoProcess
+from controller import auth, broker_auth, registry, store
+from tools.broker import MosquittoProcess, login_accepted
 from tools.emulators.weighbridge import EmulatorProcess, spawn
 from tools.firmware import DEFAULT_HEAP, REPO, start_agent
 from tools.procs import ProcessDied, free_port, port_open, stop_process, wait_until
@@ -47,24 +49,36 @@ class Agent:
 
 
 class Rig:
-    """Start and stop the processes of one site under ``workdir``."""
+    """Start and stop the processes of one site under ``workdir``.
+
+    The broker runs with the password file and ACL generated from the registry
+    (``secure_broker=False``: anonymous and unrestricted); every device provisioned
+    through the rig gets its login and ACL by a regeneration and a SIGHUP.
+    """
 
     def __init__(self, workdir: Path, *, site: str = "hil", api_port: int | None = None,
-                 broker_port: int | None = None, heap: str = DEFAULT_HEAP) -> None:
+                 broker_port: int | None = None, heap: str = DEFAULT_HEAP,
+                 secure_broker: bool = True) -> None:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.site = site
         self.heap = heap
         self.db_path = self.workdir / "portwatch.db"
+        self.secure_broker = secure_broker
+        self._test_accounts: dict[str, tuple[str, broker_auth.Account]] = {}
+        self._passwords: dict[str, str] = {}
+        db = store.connect(self.db_path)
+        self.admin_token = auth.create_token(db, name="rig-admin", role="admin")
+        self.controller_credentials = broker_auth.controller_credentials(db)
+        db.close()
+        files = self._write_broker_files() if secure_broker else (None, None)
         self.broker = MosquittoProcess(port=broker_port or free_port(),
-                                       workdir=self.workdir / "broker")
+                                       workdir=self.workdir / "broker", password_file=files[0],
+                                       acl_file=files[1])
         self.api_port = api_port or free_port()
         self.controller: subprocess.Popen[bytes] | None = None
         self.controller_log = self.workdir / "controller.log"
         self.agents: dict[str, Agent] = {}
-        db = store.connect(self.db_path)
-        self.admin_token = auth.create_token(db, name="rig-admin", role="admin")
-        db.close()
 
     # -- broker and controller ------------------------------------------------------
 
@@ -77,8 +91,11 @@ class Rig:
         cmd = [sys.executable, "-m", "tools.cli", "controller", "--db", str(self.db_path),
                "--site", self.site, "--broker", f"127.0.0.1:{self.broker.port}",
                "--api", f"127.0.0.1:{self.api_port}", "--verbose"]
+        user, password = self.controller_credentials
+        env = {**os.environ, "PORTWATCH_BROKER_USER": user, "PORTWATCH_BROKER_PASSWORD": password}
         with open(self.controller_log, "ab") as log:
-            self.controller = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            self.controller = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                               env=env)
         try:
             wait_until(lambda: self._controller_alive() and port_open(self.api_port), timeout,
                        what="the controller API")
@@ -103,7 +120,69 @@ class Rig:
         stop_process(self.controller)
         self.controller = None
 
+    # -- broker logins ----------------------------------------------------------------
+
+    def _write_broker_files(self) -> tuple[Path, Path]:
+        db = store.connect(self.db_path)
+        try:
+            return broker_auth.write_files(
+                db, site=self.site, out_dir=self.workdir / "broker",
+                extra=[account for _, account in self._test_accounts.values()])
+        finally:
+            db.close()
+
+    def refresh_broker(self, *, probe: tuple[str, str] | None = None) -> None:
+        """Regenerate the password file and ACL, SIGHUP the broker, wait for ``probe`` to log in.
+
+        The reload is asynchronous: a login that works only after it (``probe``) proves
+        the broker has read both files (it reads them in the same pass).
+        """
+        if not self.secure_broker:
+            return
+        self._write_broker_files()
+        if self.broker.proc is None:
+            return  # read at start
+        self.broker.reload()
+        if probe is not None:
+            user, password = probe
+            wait_until(lambda: login_accepted(self.broker.port, user, password), 10,
+                       what=f"the broker to accept {user!r} after its reload")
+
+    def credentials(self, device_id: str) -> tuple[str, str]:
+        """The broker (user, password) of a device provisioned by this rig."""
+        return device_id, self._passwords[device_id]
+
+    def test_account(self, user: str = "hil-tester") -> tuple[str, str]:
+        """A broker login for tests that may read and write anywhere under this site.
+
+        Created on first call (never in the demo), for tests that must put messages a
+        device could not send (another device's topics, unknown devices) before the
+        controller.
+        """
+        if user not in self._test_accounts:
+            password = secrets.token_urlsafe(16)
+            rules = (f"topic readwrite pw/v1/{self.site}/#",)
+            self._test_accounts[user] = (password, broker_auth.Account(
+                user, registry.mosquitto_hash(password), rules))
+            self.refresh_broker(probe=(user, password))
+        return user, self._test_accounts[user][0]
+
     # -- devices ----------------------------------------------------------------------
+
+    def provision(self, device_id: str, *, kind: str = "weighbridge",
+                  driver: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Register a device, give it its broker login and ACL; return its config."""
+        db = store.connect(self.db_path)
+        try:
+            row = registry.provision(db, device_id=device_id, site=self.site, kind=kind,
+                                     driver=driver)
+        finally:
+            db.close()
+        self._passwords[device_id] = row["mqtt_password"]
+        self.refresh_broker(probe=(device_id, row["mqtt_password"]))
+        return registry.device_config(row, mqtt_password=row["mqtt_password"],
+                                      broker_host="127.0.0.1", broker_port=self.broker.port,
+                                      data_dir=str(self.workdir / device_id))
 
     def add_weighbridge(self, device_id: str, *, map_name: str = "portwatch-sim",
                         emulator_args: tuple[str, ...] = (), stable_s: float = 0.5,
@@ -114,13 +193,7 @@ class Rig:
         driver = {"type": "weighbridge", "map": map_name, "host": "127.0.0.1",
                   "port": emulator.modbus_port, "stable_s": stable_s, "poll_ms": poll_ms,
                   "timeout_ms": 500}
-        db = store.connect(self.db_path)
-        row = registry.provision(db, device_id=device_id, site=self.site, kind="weighbridge",
-                                 driver=driver)
-        db.close()
-        cfg = registry.device_config(row, mqtt_password=row["mqtt_password"],
-                                     broker_host="127.0.0.1", broker_port=self.broker.port,
-                                     data_dir=str(self.workdir / device_id))
+        cfg = self.provision(device_id, kind="weighbridge", driver=driver)
         cfg["health_interval_s"] = health_interval_s
         cfg["mqtt"]["keepalive"] = 10
         cfg.update(extra or {})

@@ -46,3 +46,14 @@ def require(roles: frozenset[str]) -> Callable[..., str]:
         return role
 
     return check
+
+
+def actor(
+    db: Db, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Who is calling (``token:<name> (<role>)``), for records of changes; after ``require``."""
+    who = auth.identity(db, creds.credentials) if creds is not None else None
+    return f"token:{who[0]} ({who[1]})" if who else "unknown"
+
+
+Actor = Annotated[str, Depends(actor)]

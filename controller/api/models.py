@@ -6,6 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from protocols.envelope import MAX_SEQ
+
+# Upper bounds of integers the API accepts. SQLite integers are signed 64-bit: an
+# unbounded int reached it as an OverflowError, a 500, where a 422 is the answer.
+SEQ_MAX = MAX_SEQ - 1
+MS_MAX = 2**53 - 1
+ROWS_MAX = 2**62
+
 
 class Device(BaseModel):
     device_id: str
@@ -44,9 +52,24 @@ class DeviceProvisioned(BaseModel):
     config: dict[str, Any] = Field(description="the agent's config file; holds its secrets")
 
 
+class KeyRotation(BaseModel):
+    grace_s: float = Field(3600, ge=0, le=30 * 86400,
+                           description="seconds the old key is still accepted (controller clock)")
+
+
+class KeyRotated(BaseModel):
+    device_id: str
+    key_id: str = Field(description="the new key id: put it and the secret in the device config")
+    secret_hex: str = Field(description="the new HMAC secret, shown once")
+    old_key_id: str
+    old_valid_until_ms: int = Field(description="messages under older keys received after "
+                                    "this time are rejected as expired_key")
+    rotated_ms: int
+
+
 class LostDeclaration(BaseModel):
-    first_seq: int = Field(ge=1)
-    last_seq: int = Field(ge=1)
+    first_seq: int = Field(ge=1, le=SEQ_MAX)
+    last_seq: int = Field(ge=1, le=SEQ_MAX)
     reason: str = Field(min_length=1, max_length=200)
 
 

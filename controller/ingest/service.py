@@ -25,6 +25,7 @@ from controller.ingest.writer import BatchResult, commit_batch
 from protocols import envelope, topics
 
 log = logging.getLogger("portwatch.ingest")
+ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
 
 
 @dataclass(slots=True)
@@ -178,11 +179,14 @@ class IngestService:
         loop = asyncio.get_running_loop()
         result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
         self.stats.add(result, len(batch), commit_ms)
-        for device_id, upto in result.watermarks.items():
-            await self._ack(device_id, upto, resync=False)
-        for device_id in result.births:
-            if device_id not in result.watermarks:
-                await self._ack(device_id, self._committed(device_id), resync=True)
+        acks = [(d, upto, False) for d, upto in result.watermarks.items()]
+        acks += [(d, self._committed(d), True) for d in result.births
+                 if d not in result.watermarks]
+        # concurrently, a few at a time: one broker round trip per device would make
+        # ack latency grow with the number of devices in the batch
+        for i in range(0, len(acks), ACK_CONCURRENCY):
+            await asyncio.gather(*(self._ack(d, upto, resync=r)
+                                   for d, upto, r in acks[i:i + ACK_CONCURRENCY]))
 
     def _committed(self, device_id: str) -> int:
         row = self._db.execute("SELECT committed_seq FROM devices WHERE device_id=?",

@@ -7,7 +7,7 @@ need stored state and happen in the batch writer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +49,27 @@ class Rejected:
     device_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """One HMAC key of a device; a rotation sets ``valid_until_ms`` on the keys it retires."""
+
+    secret: bytes
+    valid_until_ms: int | None = None
+
+    def valid_at(self, ms: int) -> bool:
+        return self.valid_until_ms is None or ms < self.valid_until_ms
+
+
 Verdict = Accepted | Rejected
-KeyRing = Mapping[str, Mapping[str, bytes]]
+KeyRing = Mapping[str, Mapping[str, DeviceKey]]
 
 
 def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:
-    """Classify one message; never raises."""
+    """Classify one message; never raises.
+
+    A retired key is judged at ``msg.received_ms``, the controller's receipt clock: a
+    device's own clock must not decide whether its key still counts.
+    """
     try:
         msg_site, device_id, channel = topics.parse(msg.topic)
     except topics.TopicError as exc:
@@ -67,11 +82,20 @@ def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:
     if device_keys is None:
         return Rejected(msg, "unknown_device", f"device {device_id!r} is not registered",
                         device_id)
-    secret_for: Callable[[str], bytes | None] = device_keys.get
+
+    def secret_for(key_id: str) -> bytes | None:
+        key = device_keys.get(key_id)
+        return key.secret if key is not None else None
+
     try:
         fields, key_id = envelope.open_message(secret_for, msg.topic, msg.payload)
     except envelope.EnvelopeError as exc:
         return Rejected(msg, exc.reason, exc.detail, device_id)
+    if not device_keys[key_id].valid_at(msg.received_ms):
+        # checked after the signature, so this reason means "authentic but retired"
+        return Rejected(msg, "expired_key", f"key {key_id!r} of {device_id!r} was retired at "
+                        f"{device_keys[key_id].valid_until_ms} ms; use its newest key",
+                        device_id)
     if fields["dev"] != device_id:
         return Rejected(msg, "device_mismatch",
                         f"envelope says {fields['dev']!r}, topic says {device_id!r}", device_id)

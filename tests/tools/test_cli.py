@@ -77,3 +77,40 @@ def test_cli_device_list_shows_devices(tmp_path: Path) -> None:
     registry.provision(store.connect(db), device_id="wb-3", site="s", kind="weighbridge")
     r = runner.invoke(app, ["device", "list", "--db", str(db)], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "wb-3" in r.output and "never" in r.output
+
+
+def test_cli_broker_config_writes_passwd_and_acl_from_the_registry(tmp_path: Path) -> None:
+    db = tmp_path / "pw.db"
+    registry.provision(store.connect(db), device_id="wb-4", site="s1", kind="weighbridge")
+    r = runner.invoke(app, ["broker", "config", "--out", str(tmp_path / "b"), "--db", str(db),
+                            "--site", "s1"])
+    assert r.exit_code == 0, r.output
+    users = {line.split(":")[0] for line in (tmp_path / "b" / "passwd").read_text().splitlines()}
+    assert users == {"wb-4", "portwatch-controller"}
+    assert "topic write pw/v1/s1/wb-4/evt" in (tmp_path / "b" / "acl").read_text()
+    assert "acl_file" in r.output and "HUP" in r.output
+
+
+def test_cli_device_rotate_key_writes_the_new_config_over_the_old(tmp_path: Path) -> None:
+    db, cfg_path = tmp_path / "pw.db", tmp_path / "wb-5.json"
+    runner.invoke(app, ["device", "add", "wb-5", "--out", str(cfg_path), "--db", str(db)])
+    old = json.loads(cfg_path.read_text())
+    r = runner.invoke(app, ["device", "rotate-key", "wb-5", "--grace-s", "60", "--out",
+                            str(cfg_path), "--db", str(db)])
+    assert r.exit_code == 0, r.output
+    new = json.loads(cfg_path.read_text())
+    assert stat.S_IMODE(cfg_path.stat().st_mode) == 0o600
+    row = registry.get(store.connect(db), "wb-5")
+    assert (new["key_id"], new["secret_hex"]) == ("k2", row["secret_hex"])
+    assert new["secret_hex"] != old["secret_hex"] and new["mqtt"] == old["mqtt"]
+    [record] = store.connect(db)["key_rotations"].rows
+    assert record["actor"].startswith("cli:") and record["new_key_id"] == "k2"
+
+
+def test_cli_device_rotate_key_without_a_config_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "pw.db"
+    registry.provision(store.connect(db), device_id="wb-6", site="s", kind="weighbridge")
+    r = runner.invoke(app, ["device", "rotate-key", "wb-6", "--out", str(tmp_path / "n.json"),
+                            "--db", str(db)])
+    assert r.exit_code == 1 and "--config" in r.output
+    assert registry.get(store.connect(db), "wb-6")["key_id"] == "k1"

@@ -1,4 +1,4 @@
-"""Devices: list, one, health history, provisioning (admin)."""
+"""Devices: list, one, health history, provisioning and key rotation (admin)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import sqlite_utils
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from controller import auth, registry
-from controller.api.dependencies import Db, require
+from controller.api.dependencies import Actor, Db, require
 from controller.api.models import (
     Device,
     DeviceCreate,
     DeviceProvisioned,
     HealthSample,
+    KeyRotated,
+    KeyRotation,
     LostDeclaration,
 )
 from controller.errors import DeviceExists, UnknownDevice
@@ -108,3 +110,14 @@ def declare_device_lost(device_id: str, body: LostDeclaration, db: Db,
     declare_lost(db.conn, device_id, body.first_seq, body.last_seq, reason=body.reason,
                  actor=role, now_ms=time.time_ns() // 1_000_000)
     return get_device(device_id, db)
+
+
+@router.post("/{device_id}/rotate-key", response_model=KeyRotated,
+             summary="Give a device a new HMAC key (admin); older keys expire after grace_s",
+             dependencies=[Depends(require(auth.ADMINS))])
+def rotate_device_key(device_id: str, body: KeyRotation, db: Db, who: Actor) -> KeyRotated:
+    try:
+        rotation = registry.rotate_key(db, device_id, grace_s=body.grace_s, actor=who)
+    except UnknownDevice as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return KeyRotated(**rotation)

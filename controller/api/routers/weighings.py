@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from controller import auth
 from controller.api.dependencies import Db, require
-from controller.api.models import Alarm, Weighing
+from controller.api.models import MS_MAX, ROWS_MAX, SEQ_MAX, Alarm, Weighing
 
 router = APIRouter(prefix="/api/v1", tags=["weighings"],
                    dependencies=[Depends(require(auth.READERS))])
@@ -23,10 +23,10 @@ def list_weighings(
     db: Db,
     device_id: str | None = None,
     plate: str | None = None,
-    since_ms: Annotated[int | None, Query(ge=0, description="device time, ms")] = None,
-    until_ms: Annotated[int | None, Query(ge=0, description="device time, ms")] = None,
+    since_ms: Annotated[int | None, Query(ge=0, le=MS_MAX, description="device time, ms")] = None,
+    until_ms: Annotated[int | None, Query(ge=0, le=MS_MAX, description="device time, ms")] = None,
     limit: Limit = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=ROWS_MAX)] = 0,
 ) -> list[Weighing]:
     where, args = [], []
     for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
@@ -42,7 +42,8 @@ def list_weighings(
 
 
 @router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing")
-def get_weighing(device_id: str, seq: int, db: Db) -> Weighing:
+def get_weighing(device_id: str, seq: Annotated[int, Path(ge=1, le=SEQ_MAX)],
+                 db: Db) -> Weighing:
     rows = list(db.query("SELECT * FROM weighings WHERE device_id=? AND seq=?", [device_id, seq]))
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no weighing {device_id}/{seq}")

@@ -1,0 +1,140 @@
+"""Mosquitto's password file and ACL, generated from the device registry.
+
+Each device logs in to the broker as its device id and may write only its own
+uplink channels and read only its own downlink channels (PROTOCOL.md, Topics)::
+
+    pw/v1/<site>/<device_id>/{evt,tele,state,cmdack}    write (state: its birth and will)
+    pw/v1/<site>/<device_id>/{ack,cmd}                   read
+
+The controller has its own account (created on first use, kept in ``broker_accounts``)
+that reads every device's uplink and writes every device's downlink at its site. So a
+stolen device login can speak only for that device, whose messages the controller
+still checks against that device's HMAC key.
+
+Mosquitto reads both files at start and again on SIGHUP; they are written by rename,
+so a reload never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from controller.registry import mosquitto_hash
+from controller.store import now_ms
+from protocols import topics
+
+CONTROLLER_USER = "portwatch-controller"
+PASSWORD_FILE = "passwd"
+ACL_FILE = "acl"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One broker login: its ``$7$`` password hash and its ACL rules (``topic read ...``)."""
+
+    user: str
+    password_hash: str
+    rules: tuple[str, ...]
+
+
+def device_rules(site: str, device_id: str) -> tuple[str, ...]:
+    """A device writes its own uplink and reads its own downlink, nothing else."""
+    return (*(f"topic write {topics.topic(site, device_id, c)}" for c in topics.UP_CHANNELS),
+            *(f"topic read {topics.topic(site, device_id, c)}" for c in topics.DOWN_CHANNELS))
+
+
+def controller_rules(site: str) -> tuple[str, ...]:
+    """The controller reads every device's uplink and writes every device's downlink."""
+    return (*(f"topic read {topics.uplink_filter(site, c)}" for c in topics.UP_CHANNELS),
+            *(f"topic write {topics.uplink_filter(site, c)}" for c in topics.DOWN_CHANNELS),
+            # the broker's own counters (dropped messages: DESIGN.md, Pitfalls)
+            "topic read $SYS/broker/#")
+
+
+def stored_controller_credentials(db: sqlite_utils.Database) -> tuple[str, str] | None:
+    """The controller's broker (user, password), or None before ``controller_credentials``."""
+    row = db.execute("SELECT user, password FROM broker_accounts WHERE role='controller' "
+                     "ORDER BY created_ms LIMIT 1").fetchone()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def controller_credentials(db: sqlite_utils.Database) -> tuple[str, str]:
+    """The controller's broker (user, password), created and stored on first call."""
+    stored = stored_controller_credentials(db)
+    if stored is not None:
+        return stored
+    password = secrets.token_urlsafe(24)
+    db.execute("INSERT OR IGNORE INTO broker_accounts (user, role, password, password_hash, "
+               "created_ms) VALUES (?, 'controller', ?, ?, ?)",
+               [CONTROLLER_USER, password, mosquitto_hash(password), now_ms()])
+    created = stored_controller_credentials(db)
+    assert created is not None  # just inserted (or a concurrent caller did)
+    return created
+
+
+def accounts(db: sqlite_utils.Database, *, site: str) -> list[Account]:
+    """The controller's account (created if missing) and one account per registered device."""
+    controller_credentials(db)
+    out = [Account(str(r["user"]), str(r["password_hash"]), controller_rules(site))
+           for r in db.query("SELECT user, password_hash FROM broker_accounts "
+                             "WHERE role='controller' ORDER BY user")]
+    for row in db.query("SELECT device_id, site, mqtt_password_hash FROM devices "
+                        "ORDER BY device_id"):
+        if any(a.user == row["device_id"] for a in out):
+            raise ValueError(f"device id {row['device_id']!r} is also a broker account's name: "
+                             "rename the device (re-provision it under another id)")
+        out.append(Account(row["device_id"], row["mqtt_password_hash"],
+                           device_rules(row["site"], row["device_id"])))
+    return out
+
+
+def render_password_file(accounts: Iterable[Account]) -> str:
+    """Mosquitto's ``password_file``: one ``user:$7$...`` line per account."""
+    lines = []
+    for account in accounts:
+        if ":" in account.user or not account.password_hash.startswith("$7$"):
+            raise ValueError(f"account {account.user!r}: user names may not hold ':' and "
+                             "hashes must be mosquitto's $7$ form (registry.mosquitto_hash)")
+        lines.append(f"{account.user}:{account.password_hash}\n")
+    return "".join(lines)
+
+
+def render_acl_file(accounts: Iterable[Account]) -> str:
+    """Mosquitto's ``acl_file``: a ``user`` block per account; nothing for anonymous."""
+    blocks = ["# generated by `portwatch broker config` from the device registry: do not edit\n"]
+    for account in accounts:
+        if any(ch.isspace() for ch in account.user):
+            raise ValueError(f"account {account.user!r}: user names may not hold spaces")
+        blocks.append("\n".join((f"\nuser {account.user}", *account.rules)) + "\n")
+    return "".join(blocks)
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def write_files(db: sqlite_utils.Database, *, site: str, out_dir: Path,
+                extra: Iterable[Account] = ()) -> tuple[Path, Path]:
+    """Write ``passwd`` (mode 0600) and ``acl`` into ``out_dir``; return their paths.
+
+    ``extra`` adds accounts that are not in the registry (a test harness's own login).
+    """
+    every = [*accounts(db, site=site), *extra]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    password_path, acl_path = out_dir / PASSWORD_FILE, out_dir / ACL_FILE
+    _write_atomically(password_path, render_password_file(every), 0o600)
+    _write_atomically(acl_path, render_acl_file(every), 0o644)
+    return password_path, acl_path

@@ -1,0 +1,167 @@
+"""Every route of the API against every role: 401 without a token, 403 for the wrong role.
+
+The matrix is generated from the app itself (its routes and its OpenAPI schema), and
+each route must have a rule in ``RULES``: a new endpoint without one fails
+``test_auth_matrix_covers_every_route`` until someone decides who may call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fastapi.routing
+import pytest
+import sqlite_utils
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from controller import auth
+from controller.api.app import create_app
+from ctl_helpers import SITE
+
+PUBLIC = None  # no token needed
+READERS = frozenset({"operator", "auditor", "admin"})
+ADMINS = frozenset({"admin"})
+
+# The one table: who may call what. Roles (controller/auth.py): operator reads and
+# acknowledges alerts; auditor reads everything and exports; admin provisions devices
+# and rotates keys.
+RULES: dict[tuple[str, str], frozenset[str] | None] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/api/v1/devices"): READERS,
+    ("POST", "/api/v1/devices"): ADMINS,
+    ("GET", "/api/v1/devices/{device_id}"): READERS,
+    ("GET", "/api/v1/devices/{device_id}/health"): READERS,
+    ("POST", "/api/v1/devices/{device_id}/lost"): ADMINS,
+    ("POST", "/api/v1/devices/{device_id}/rotate-key"): ADMINS,
+    ("GET", "/api/v1/weighings"): READERS,
+    ("GET", "/api/v1/weighings/{device_id}/{seq}"): READERS,
+    ("GET", "/api/v1/alarms"): READERS,
+    ("GET", "/api/v1/ingest/stats"): READERS,
+    ("GET", "/api/v1/ingest/rejections"): READERS,
+}
+
+# Values for path parameters and bodies, so that an allowed caller gets past validation.
+PATH_VALUES = {"device_id": "wb-1", "seq": "1"}
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/devices"): {"device_id": "wb-matrix", "kind": "weighbridge"},
+    ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
+                                                  "reason": "flash worn out"},
+    ("POST", "/api/v1/devices/{device_id}/rotate-key"): {"grace_s": 60},
+}
+
+
+def _app_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route the app serves, nested routers flattened."""
+    # FastAPI >= 0.165 keeps included routers unflattened in app.routes
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in flatten(app.routes) if flatten else app.routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":  # served by the GET handler
+                yield method, route.path
+
+
+_APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)  # no I/O until a request
+ROUTES = sorted(set(_app_routes(_APP)))
+PROTECTED = [r for r in ROUTES if RULES.get(r) is not PUBLIC]
+
+
+def _url(path: str) -> str:
+    for name, value in PATH_VALUES.items():
+        path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"add a sample value for the path parameter in {path} to PATH_VALUES"
+    return path
+
+
+def _call(client: TestClient, route: tuple[str, str], headers: dict[str, str]) -> int:
+    method, path = route
+    body = BODIES.get(route)
+    response = client.request(method, _url(path), headers=headers, json=body)
+    return response.status_code
+
+
+@pytest.fixture
+def client(db_path: Path, db: sqlite_utils.Database, device: dict[str, Any]) -> TestClient:
+    return TestClient(create_app(db_path=db_path, site=SITE))
+
+
+@pytest.fixture
+def tokens(db: sqlite_utils.Database) -> dict[str, dict[str, str]]:
+    return {role: {"Authorization": "Bearer " + auth.create_token(db, name=role, role=role)}
+            for role in auth.ROLES}
+
+
+def test_auth_matrix_covers_every_route() -> None:
+    missing = [r for r in ROUTES if r not in RULES]
+    assert not missing, f"routes without an auth rule in RULES: {missing}"
+    stale = [r for r in RULES if r not in ROUTES]
+    assert not stale, f"RULES name routes the app no longer serves: {stale}"
+
+
+def test_auth_matrix_roles_are_known() -> None:
+    for route, roles in RULES.items():
+        assert roles is PUBLIC or roles <= set(auth.ROLES), route
+
+
+def test_openapi_declares_bearer_auth_on_every_protected_operation() -> None:
+    schema = _APP.openapi()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    operations = {(m.upper(), p): op for p, ops in schema["paths"].items()
+                  for m, op in ops.items()}
+    assert set(operations) <= set(ROUTES)  # the schema documents nothing the app lacks
+    for route, op in operations.items():
+        assert route in RULES, f"{route} has no rule in RULES"
+        if RULES[route] is PUBLIC:
+            assert not op.get("security"), route
+        else:
+            assert op.get("security") == [{"HTTPBearer": []}], route
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=[" ".join(r) for r in PROTECTED])
+def test_protected_route_without_token_is_401(client: TestClient,
+                                              route: tuple[str, str]) -> None:
+    assert _call(client, route, {}) == 401
+    assert _call(client, route, {"Authorization": "Bearer pwt_not-a-token"}) == 401
+    assert _call(client, route, {"Authorization": "Basic YWRtaW46YWRtaW4="}) == 401
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=[" ".join(r) for r in PROTECTED])
+def test_protected_route_answers_each_role_by_the_table(
+        client: TestClient, tokens: dict[str, dict[str, str]], route: tuple[str, str]) -> None:
+    allowed = RULES.get(route)
+    assert allowed is not None, f"{route} has no rule in RULES"
+    for role in auth.ROLES:
+        status = _call(client, route, tokens[role])
+        if role in allowed:
+            assert status not in (401, 403) and status < 500, (role, status)
+        else:
+            assert status == 403, (role, status)
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if RULES.get(r, ()) is PUBLIC],
+                         ids=lambda r: " ".join(r))
+def test_public_route_answers_without_token(client: TestClient, route: tuple[str, str]) -> None:
+    assert _call(client, route, {}) == 200
+
+
+def test_revoked_token_is_401(client: TestClient, db: sqlite_utils.Database,
+                              tokens: dict[str, dict[str, str]]) -> None:
+    headers = tokens["admin"]
+    assert client.get("/api/v1/devices", headers=headers).status_code == 200
+    db.execute("DELETE FROM api_tokens")
+    assert client.get("/api/v1/devices", headers=headers).status_code == 401
+
+
+def test_unauthenticated_body_is_not_validated_before_auth(client: TestClient) -> None:
+    """A caller without a token learns nothing from field validation (401, not 422)."""
+    posts = [r for r in PROTECTED if r[0] == "POST"]
+    assert posts
+    for method, path in posts:
+        r = client.request(method, _url(path), json={"unexpected": [1, 2, 3]})
+        assert r.status_code == 401, (path, r.text)
