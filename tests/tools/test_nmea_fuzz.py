@@ -8,6 +8,7 @@ stream is chunked.
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import itertools
 from fractions import Fraction
@@ -126,7 +127,8 @@ def _valid_rmc(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     want = {
         "lat_e6": (1 if ns == "N" else -1) * round((lat_d + lat_m / 60) * 10**6 + half_up),
         "lon_e6": (1 if ew == "E" else -1) * round((lon_d + lon_m / 60) * 10**6 + half_up),
-        "ts": int(when.replace(tzinfo=datetime.UTC).timestamp() * 1000),
+        # exact integer ms: float timestamp() * 1000 can land 1 ms short
+        "ts": calendar.timegm(when.timetuple()) * 1000 + when.microsecond // 1000,
         "speed_kmh": knots / 10 * 1.852,
     }
     return nmea.sentence(body), want
