@@ -20,7 +20,7 @@ from pathlib import Path
 import aiomqtt
 
 from controller import registry, store
-from controller.ingest.verify import Received, Verdict, check_message
+from controller.ingest.verify import Accepted, Received, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
 from protocols import envelope, topics
 
@@ -82,6 +82,7 @@ class IngestService:
         # one thread owns the writer connection: commits never block the event loop
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-writer")
         self._client: aiomqtt.Client | None = None
+        self._speaks: dict[str, str] = {}  # device id -> key id of its last accepted message
 
     def _verify(self, msg: Received) -> Verdict:
         device_id = topics_device(msg.topic)
@@ -176,6 +177,9 @@ class IngestService:
         self.stats.received += len(batch)
         self._reload_keys_if_changed()
         verdicts = [self._verify(m) for m in batch]
+        for v in verdicts:
+            if isinstance(v, Accepted):
+                self._speaks[v.device_id] = v.key_id
         loop = asyncio.get_running_loop()
         result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
         self.stats.add(result, len(batch), commit_ms)
@@ -204,7 +208,12 @@ class IngestService:
         keys = self._keys.get(device_id)
         if client is None or not keys:
             return
-        key_id, key = registry.newest_key(keys)  # a device runs its old key only in the grace
+        # answer in the key the device last spoke (an agent still on its old key during the
+        # grace must be able to check its acks and drain its outbox), else the newest
+        key_id = self._speaks.get(device_id, "")
+        key = keys.get(key_id)
+        if key is None or (key.valid_until_ms is not None and key.valid_until_ms < store.now_ms()):
+            key_id, key = registry.newest_key(keys)
         topic = topics.topic(self.site, device_id, "ack")
         fields = envelope.make(device_id, 0, upto, store.now_ms(), "ack",
                                {"upto": upto, "resync": resync})
