@@ -13,6 +13,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from controller import ledger
+
 SCHEMA_VERSION = 2  # 2: device_keys, key_rotations, broker_accounts
 
 
@@ -104,6 +106,7 @@ def migrate(db: sqlite_utils.Database) -> None:
         )
         db.table("lost_ranges").create_index(["device_id", "first_seq"])
     _migrate_security(db, version)
+    ledger.migrate(db)  # ledger_* tables (controller/ledger/store.py)
     if version != SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from controller import auth, broker_auth, registry, store
 from controller.errors import ControllerError
-from tools import settings
+from tools import ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 
 console = Console()
@@ -35,6 +35,8 @@ broker_app = typer.Typer(help="Broker logins and ACL generated from the device r
 app.add_typer(device_app, name="device")
 app.add_typer(token_app, name="token")
 app.add_typer(broker_app, name="broker")
+app.add_typer(ledger_cli.ledger_app, name="ledger")
+app.add_typer(ledger_cli.witness_app, name="witness")
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]

@@ -1,0 +1,26 @@
+"""Ledger fixtures: a real store and its log key; helpers in ledger_helpers.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from controller.ledger import checkpoint, note
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `import ledger_helpers`
+
+from ledger_helpers import ORIGIN
+
+
+@pytest.fixture
+def conn(db: sqlite_utils.Database) -> sqlite3.Connection:
+    return db.conn
+
+
+@pytest.fixture
+def signer(db_path: Path) -> note.Signer:
+    return checkpoint.log_signer(db_path, ORIGIN)

@@ -1,0 +1,254 @@
+"""`portwatch ledger …` and `portwatch witness …`: a thin mirror of controller.ledger."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from controller import store
+from controller.ledger import bundle, checkpoint, note, proofs
+from controller.ledger import store as ledger_store
+from controller.ledger.errors import LedgerError
+from controller.ledger.witness import Witness
+from tools import settings
+
+err = Console(stderr=True, soft_wrap=True)
+ledger_app = typer.Typer(help="The tamper-evident ledger: checkpoints, proofs, export and "
+                         "offline verification.", no_args_is_help=True)
+witness_app = typer.Typer(help="A witness that cosigns ledger checkpoints it checked for "
+                          "consistency.", no_args_is_help=True)
+
+DbOpt = Annotated[Path | None, typer.Option(
+    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
+SiteOpt = Annotated[str | None, typer.Option(
+    "--site", envvar="PORTWATCH_SITE",
+    help="site id; the log's origin is portwatch/<site> [default: the ledger's own]")]
+StateOpt = Annotated[Path, typer.Option("--state", help="the witness's own state directory")]
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _db(db: Path | None) -> Path:
+    return db or settings.default_db()
+
+
+def _open(db: Path | None) -> sqlite3.Connection:
+    path = _db(db)
+    if not path.exists():
+        fail(f"no store at {path}: pass --db or set PORTWATCH_DB")
+    return store.connect(path).conn
+
+
+def _signer(conn: sqlite3.Connection, db: Path | None, site: str | None) -> note.Signer:
+    """The log key, named after the ledger's origin (or portwatch/<site> for a new ledger)."""
+    stored = ledger_store.get_meta(conn, "origin")
+    wanted = checkpoint.origin_for(site or settings.default_site())
+    if stored is not None and site is not None and stored != wanted:
+        fail(f"this ledger's origin is {stored!r}, not {wanted!r}")
+    return checkpoint.log_signer(_db(db), stored or wanted)
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    typer.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(db: DbOpt = None, site: SiteOpt = None) -> None:
+    """Sign a checkpoint of the whole ledger now and print it (a C2SP signed note).
+
+    The controller's key is created on first use in <db>.ledger-key.pem (mode 0600).
+
+    Example: portwatch ledger checkpoint --db var/portwatch.db
+    """
+    conn = _open(db)
+    try:
+        cp = checkpoint.create(conn, _signer(conn, db, site), store.now_ms())
+    except LedgerError as exc:
+        fail(str(exc))
+    typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)
+
+
+@ledger_app.command("key")
+def ledger_key(db: DbOpt = None, site: SiteOpt = None) -> None:
+    """Print the log's public key as a verifier key (vkey), for auditors and witnesses.
+
+    Example: portwatch ledger key --db var/portwatch.db
+    """
+    conn = _open(db)
+    typer.echo(_signer(conn, db, site).verifier.vkey)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    out: Annotated[Path, typer.Option(help="bundle file to write (JSON)")],
+    db: DbOpt = None,
+) -> None:
+    """Write a self-contained bundle: entries, checkpoints, cosignatures, public keys.
+
+    Example: portwatch ledger export --out audit/ledger.json
+    """
+    if not _db(db).exists():
+        fail(f"no store at {_db(db)}: pass --db or set PORTWATCH_DB")
+    try:
+        summary = bundle.export(_db(db), out, now_ms=store.now_ms())
+    except LedgerError as exc:
+        fail(str(exc))
+    err.print(f"wrote {out}: {summary['size']} entries, {summary['checkpoints']} checkpoints, "
+              f"log key {summary['log_key']}", highlight=False)
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    path: Annotated[Path, typer.Argument(help="bundle from `portwatch ledger export`")],
+    log_key: Annotated[str | None, typer.Option(
+        help="the log's vkey as you got it from the operator [default: the bundle's]")] = None,
+    witness_key: Annotated[list[str] | None, typer.Option(
+        help="a witness's vkey, repeatable [default: the bundle's]")] = None,
+    checkpoint_file: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", help="a signed checkpoint you hold (e.g. a witness's latest.note), "
+        "repeatable")] = None,
+) -> None:
+    """Check a bundle offline; exit 1 with the first failure on stderr.
+
+    Recomputes every leaf hash and the Merkle tree, checks every signature and each
+    checkpoint's root against the entries, and consistency between checkpoints.
+
+    Example: portwatch ledger verify audit/ledger.json --log-key 'portwatch/dalian-north+…'
+    """
+    try:
+        extra = [p.read_text() for p in checkpoint_file or []]
+    except OSError as exc:
+        fail(f"cannot read a checkpoint file: {exc}")
+    report = bundle.verify(path, log_key=log_key, witness_keys=witness_key or [],
+                           checkpoints=extra)
+    for line in report.notes:
+        err.print(f"note: {line}", highlight=False)
+    first = report.first
+    if first is not None:
+        more = len(report.failures) - 1
+        fail(f"{first}" + (f" ({more} more failure{'s' * (more != 1)})" if more else ""))
+    typer.echo(f"OK {path}: {report.entries} entries, {report.checkpoints} signed checkpoints, "
+               f"{report.cosignatures} witness cosignatures; root "
+               f"{report.root.hex()} (size {report.entries})")
+
+
+@ledger_app.command("prove-inclusion")
+def ledger_prove_inclusion(
+    index: Annotated[int | None, typer.Option(help="ledger entry index")] = None,
+    device: Annotated[str | None, typer.Option(help="or: the device id of a custody event")] =
+        None,
+    seq: Annotated[int | None, typer.Option(help="... and its seq")] = None,
+    size: Annotated[int | None, typer.Option(
+        help="tree size [default: the latest checkpoint's]")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Print an RFC 9162 inclusion proof for one entry as JSON, with its signed checkpoint.
+
+    Example: portwatch ledger prove-inclusion --device wb-gate1 --seq 17 > weighing-17.json
+    """
+    conn = _open(db)
+    if index is None:
+        if device is None or seq is None:
+            fail("give --index N, or --device ID and --seq N")
+        index = ledger_store.find_message(conn, device, seq)
+        if index is None:
+            fail(f"no ledger entry for {device} seq {seq}")
+    try:
+        _print_json(proofs.inclusion(conn, index, size))
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+@ledger_app.command("prove-consistency")
+def ledger_prove_consistency(
+    old: Annotated[int, typer.Option(help="the earlier tree size")],
+    new: Annotated[int | None, typer.Option(
+        help="the later tree size [default: the latest checkpoint's]")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Print an RFC 9162 consistency proof between two tree sizes as JSON.
+
+    Example: portwatch ledger prove-consistency --old 40 --new 120 > consistency.json
+    """
+    try:
+        _print_json(proofs.consistency(_open(db), old, new))
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+@ledger_app.command("check-proof")
+def ledger_check_proof(
+    path: Annotated[Path, typer.Argument(help="JSON from prove-inclusion or prove-consistency")],
+    log_key: Annotated[str | None, typer.Option(
+        help="the log's vkey, to check the checkpoints' signatures")] = None,
+) -> None:
+    """Check an inclusion or consistency proof offline (RFC 9162 §2.1.3.2, §2.1.4.2).
+
+    Example: portwatch ledger check-proof weighing-17.json --log-key 'portwatch/dalian-north+…'
+    """
+    try:
+        doc = json.loads(path.read_text())
+        key = note.Verifier.parse(log_key) if log_key else None
+    except (OSError, ValueError, LedgerError) as exc:
+        fail(str(exc))
+    problems = proofs.check(doc, key)
+    if problems:
+        fail("; ".join(problems))
+    if key is None:
+        err.print("note: checkpoint signatures not checked: pass --log-key", highlight=False)
+    typer.echo(f"OK: {doc['type']} proof verifies")
+
+
+@witness_app.command("init")
+def witness_init(
+    state: StateOpt,
+    name: Annotated[str, typer.Option(help="the witness's key name, e.g. customs.example/w1")],
+    log_key: Annotated[str | None, typer.Option(
+        help="the log's vkey to pin [default: read from --db's key]")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Create a witness: its key (mode 0600) in --state, and the log key it trusts.
+
+    Example: portwatch witness init --state var/witness --name customs.example/dalian-dest
+    """
+    try:
+        pinned = (note.Verifier.parse(log_key) if log_key else
+                  _signer(_open(db), db, None).verifier)
+        w = Witness.init(state, name, pinned)
+    except LedgerError as exc:
+        fail(str(exc))
+    typer.echo(w.verifier.vkey)
+
+
+@witness_app.command("cosign")
+def witness_cosign(state: StateOpt, db: DbOpt = None) -> None:
+    """Cosign the log's latest checkpoint if it is consistent with the last one cosigned.
+
+    The consistency proof comes from the store; the witness checks it against the root it
+    kept itself. Exit 1, and nothing signed, when the log forked or rewrote its history.
+
+    Example: portwatch witness cosign --state var/witness --db var/portwatch.db
+    """
+    conn = _open(db)
+    try:
+        w = Witness.open(state)
+        cp = checkpoint.latest(conn)
+        if cp is None:
+            fail("the log has no checkpoint yet: run `portwatch ledger checkpoint`")
+        last = w.last()
+        proof = (ledger_store.consistency_proof(conn, last.size, cp.size)
+                 if last is not None and last.size <= cp.size <= ledger_store.size(conn) else [])
+        line = w.cosign(cp.note, proof, int(time.time()))
+        checkpoint.add_cosignature(conn, cp.id, line, w.verifier, store.now_ms())
+    except LedgerError as exc:
+        fail(str(exc))
+    typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)
