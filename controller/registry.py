@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from controller import ledger
 from controller.errors import DeviceExists, UnknownDevice
 from controller.ingest.verify import DeviceKey
 from controller.store import now_ms
@@ -42,6 +43,7 @@ def provision(
     kind: str,
     driver: dict[str, Any] | None = None,
     description: str = "",
+    actor: str = "cli",
 ) -> dict[str, Any]:
     """Register a device; return its row plus the one-time ``mqtt_password``."""
     topics.check_id(device_id, "device id")
@@ -64,10 +66,16 @@ def provision(
         "created_ms": now_ms(),
         "driver_json": json.dumps(driver or {}, ensure_ascii=False),
     }
-    db.table("devices").insert(row)
-    db.table("device_keys").insert({"device_id": device_id, "key_id": row["key_id"],
-                                    "secret_hex": row["secret_hex"],
-                                    "created_ms": row["created_ms"]})
+    with ledger.transaction(db.conn) as conn:  # the registry and the ledger change together
+        cols = ", ".join(row)
+        conn.execute(f"INSERT INTO devices ({cols}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        conn.execute("INSERT INTO device_keys (device_id, key_id, secret_hex, created_ms) "
+                     "VALUES (?,?,?,?)", [device_id, row["key_id"], row["secret_hex"],
+                                          row["created_ms"]])
+        ledger.append_decision(conn, "provisioning", actor, {
+            "device_id": device_id, "site": site, "kind": kind, "key_id": row["key_id"],
+            "driver": driver or {}}, int(str(row["created_ms"])))
     return {**get(db, device_id), "mqtt_password": password}
 
 
@@ -138,6 +146,9 @@ def rotate_key(db: sqlite_utils.Database, device_id: str, *, grace_s: float,
         conn.execute("INSERT INTO key_rotations (device_id, old_key_id, new_key_id, rotated_ms, "
                      "old_valid_until_ms, actor) VALUES (?,?,?,?,?,?)",
                      [device_id, device["key_id"], new_id, now, until, actor])
+        ledger.append_decision(conn, "key_rotation", actor, {
+            "device_id": device_id, "old_key_id": device["key_id"], "new_key_id": new_id,
+            "old_valid_until_ms": until}, now)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

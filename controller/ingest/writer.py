@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import ledger
 from controller.ingest.verify import Accepted, Rejected, Verdict
 
 log = logging.getLogger("portwatch.ingest")
@@ -46,6 +47,7 @@ class _Batch:
         self.health: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
         self.lost: list[tuple[Any, ...]] = []
+        self.ledger: list[bytes] = []  # every accepted message and every rejection, in order
         self.seen: dict[tuple[str, int], str] = {}
         self.touched: set[str] = set()
         self.result = BatchResult()
@@ -57,6 +59,11 @@ class _Batch:
         log.log(level, "rejected %s from %s on %s: %s", reason, dev, v.msg.topic, detail)
         self.rejections.append((v.msg.received_ms, v.msg.topic, dev, reason, detail,
                                 len(v.msg.payload), v.msg.payload[:EXCERPT_BYTES].hex()))
+        self.ledger.append(ledger.decision(
+            kind="rejection", actor="controller", time_ms=v.msg.received_ms,
+            body={"reason": reason, "detail": detail, "topic": v.msg.topic, "device_id": dev,
+                  "size": len(v.msg.payload),
+                  "sha256": hashlib.sha256(v.msg.payload).hexdigest()}))
 
     def add_event(self, v: Accepted) -> None:
         f = v.fields
@@ -91,7 +98,14 @@ class _Batch:
                                 json.dumps(body.get("detail", {}), ensure_ascii=False),
                                 f["ts"], received))
         self.result.stored += 1
+        self.record(v)
         self.seen_device(v)
+
+    def record(self, v: Accepted) -> None:
+        """The accepted message, exact bytes and receipt, for the ledger."""
+        self.ledger.append(ledger.device_message(
+            device_id=v.device_id, channel=v.channel, topic=v.msg.topic, seq=v.fields["seq"],
+            received_ms=v.msg.received_ms, wire=v.msg.payload))
 
     def seen_device(self, v: Accepted) -> None:
         dev = self.devices[v.device_id]
@@ -113,6 +127,7 @@ class _Batch:
         self.health.append((v.device_id, f["boot"], f["seq"], f["ts"], v.msg.received_ms,
                             dev["health_json"]))
         self.result.telemetry += 1
+        self.record(v)
         self.seen_device(v)
 
     def add_state(self, v: Accepted) -> None:
@@ -136,9 +151,12 @@ class _Batch:
                 return
             dev.update(boot=key[0], state_seq=key[1], status="offline")
         self.result.telemetry += 1
+        self.record(v)
 
-    def write(self) -> None:
+    def write(self, with_ledger: bool) -> None:
         c = self.conn
+        if with_ledger and self.ledger:
+            ledger.append(c, self.ledger)  # same transaction: store and log never disagree
         c.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)", self.messages)
         c.executemany("INSERT INTO weighings VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.weighings)
         c.executemany("INSERT INTO alarms VALUES (?,?,?,?,?,?,?)", self.alarms)
@@ -204,6 +222,9 @@ def declare_lost(conn: sqlite3.Connection, device_id: str, first: int, last: int
         conn.execute("INSERT INTO lost_ranges (device_id, first_seq, last_seq, reason, "
                      "declared_by, declared_ms) VALUES (?,?,?,?,?,?)",
                      (device_id, first, last, reason, actor, now_ms))
+        ledger.append_decision(conn, "declare_lost", actor, {
+            "device_id": device_id, "first_seq": first, "last_seq": last, "reason": reason},
+            now_ms)
         row = conn.execute("SELECT committed_seq FROM devices WHERE device_id=?",
                            (device_id,)).fetchone()
         committed = _advance(conn, device_id, int(row[0]))
@@ -246,8 +267,13 @@ def _load_devices(conn: sqlite3.Connection, ids: set[str]) -> dict[str, dict[str
     return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
-def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict]) -> BatchResult:
-    """Write one batch atomically: all of it is durable on return, or none of it."""
+def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
+                 with_ledger: bool = True) -> BatchResult:
+    """Write one batch atomically: all of it is durable on return, or none of it.
+
+    Every accepted message and every rejection is appended to the ledger in the same
+    transaction (``with_ledger=False`` only for the benchmark's comparison).
+    """
     ids = {v.device_id for v in verdicts if isinstance(v, Accepted)}
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -265,7 +291,7 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict]) -> BatchResu
                 batch.add_state(v)
             else:
                 batch.reject(v, "bad_topic", f"channel {v.channel!r} is not ingested yet")
-        batch.write()
+        batch.write(with_ledger)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -82,10 +82,12 @@ def device_health(device_id: str, db: Db,
 @router.post("", response_model=DeviceProvisioned, status_code=status.HTTP_201_CREATED,
              summary="Provision a device (admin); the answer holds its secrets, once",
              dependencies=[Depends(require(auth.ADMINS))])
-def provision_device(body: DeviceCreate, db: Db, request: Request) -> DeviceProvisioned:
+def provision_device(body: DeviceCreate, db: Db, request: Request,
+                     who: Actor) -> DeviceProvisioned:
     try:
         row = registry.provision(db, device_id=body.device_id, site=request.app.state.site,
-                                 kind=body.kind, driver=body.driver, description=body.description)
+                                 kind=body.kind, driver=body.driver, description=body.description,
+                                 actor=who)
     except DeviceExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except ValueError as exc:
@@ -100,7 +102,7 @@ def provision_device(body: DeviceCreate, db: Db, request: Request) -> DeviceProv
              summary="Declare seqs lost for good (admin): completeness stops waiting for them",
              dependencies=[Depends(require(auth.ADMINS))])
 def declare_device_lost(device_id: str, body: LostDeclaration, db: Db,
-                        role: Annotated[str, Depends(require(auth.ADMINS))]) -> Device:
+                        who: Actor) -> Device:
     device = get_device(device_id, db)
     if body.last_seq < body.first_seq:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "last_seq < first_seq")
@@ -108,7 +110,7 @@ def declare_device_lost(device_id: str, body: LostDeclaration, db: Db,
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"seqs up to {device.committed_seq} are already committed")
     declare_lost(db.conn, device_id, body.first_seq, body.last_seq, reason=body.reason,
-                 actor=role, now_ms=time.time_ns() // 1_000_000)
+                 actor=who, now_ms=time.time_ns() // 1_000_000)
     return get_device(device_id, db)
 
 
