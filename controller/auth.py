@@ -16,6 +16,7 @@ from controller.store import now_ms
 ROLES = ("operator", "auditor", "admin")
 READERS = frozenset(ROLES)
 ADMINS = frozenset({"admin"})
+AUDITORS = frozenset({"auditor", "admin"})  # the ledger's proofs, checkpoints and exports
 TOKEN_PREFIX = "pwt_"
 
 

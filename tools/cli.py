@@ -226,6 +226,8 @@ def controller_run(
     api: Annotated[str, typer.Option(help="API listen HOST:PORT")] = "127.0.0.1:8000",
     db: DbOpt = None,
     site: SiteOpt = None,
+    checkpoint_every_s: Annotated[float, typer.Option(
+        help="sign a ledger checkpoint this often while the ledger grows")] = 60.0,
     verbose: bool = False,
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
@@ -252,6 +254,7 @@ def controller_run(
                   f"API http://{a_host}:{a_port}/docs")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
+                          checkpoint_every_s=checkpoint_every_s,
                           broker=BrokerSettings(host=b_host, port=b_port, username=broker_user,
                                                 password=broker_password)))
 

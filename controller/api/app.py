@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from controller.api.routers import devices, ingest, weighings
+from controller.api.routers import devices, ingest, ledger, weighings
 from controller.ingest.service import IngestService
 
 
@@ -22,7 +22,7 @@ def create_app(*, db_path: Path, site: str, ingest_service: IngestService | None
     app.state.db_path = db_path
     app.state.site = site
     app.state.ingest = ingest_service
-    for module in (devices, weighings, ingest):
+    for module in (devices, weighings, ingest, ledger):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, no token needed")

@@ -24,6 +24,7 @@ from ctl_helpers import SITE
 PUBLIC = None  # no token needed
 READERS = frozenset({"operator", "auditor", "admin"})
 ADMINS = frozenset({"admin"})
+AUDITORS = frozenset({"auditor", "admin"})
 
 # The one table: who may call what. Roles (controller/auth.py): operator reads and
 # acknowledges alerts; auditor reads everything and exports; admin provisions devices
@@ -45,6 +46,10 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/alarms"): READERS,
     ("GET", "/api/v1/ingest/stats"): READERS,
     ("GET", "/api/v1/ingest/rejections"): READERS,
+    ("GET", "/api/v1/ledger/checkpoint"): AUDITORS,
+    ("POST", "/api/v1/ledger/checkpoints"): AUDITORS,
+    ("GET", "/api/v1/ledger/proofs/inclusion"): AUDITORS,
+    ("GET", "/api/v1/ledger/proofs/consistency"): AUDITORS,
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
