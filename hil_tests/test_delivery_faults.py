@@ -10,7 +10,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from delivery import assert_exactly_once, send_trucks, start_weighbridge, wait_weighings
+from delivery import (
+    assert_exactly_once,
+    assert_ledger_verifies,
+    send_trucks,
+    start_weighbridge,
+    wait_weighings,
+)
 from tools.netem import LinkProxy
 from tools.procs import wait_until
 from tools.rig import Rig
@@ -40,7 +46,7 @@ def test_broker_down_for_30_s_loses_and_duplicates_nothing(rig: Rig) -> None:
                what="the agent to report its reconnect")
 
 
-def test_controller_killed_mid_batch_then_restarted(rig: Rig) -> None:
+def test_controller_killed_mid_batch_then_restarted(rig: Rig, tmp_path: Path) -> None:
     agent = start_weighbridge(rig)
     rig.stop_controller()
     send_trucks(agent, 0, 8)
@@ -51,6 +57,7 @@ def test_controller_killed_mid_batch_then_restarted(rig: Rig) -> None:
     rig.start_controller()
     send_trucks(agent, 8, 2)
     assert_exactly_once(rig, agent, 10)
+    assert_ledger_verifies(rig, tmp_path)  # killed mid-append: still valid, no gap
 
 
 def _tail_segment(data_dir: Path) -> Path:

@@ -76,7 +76,7 @@ class BenchParams:
     agent_procs: int = 2  # child processes the agents are spread over (one GIL each)
     batch_max: int = 500  # the ingest's (and the baseline's) largest batch per commit
     batch_wait_s: float = 0.02
-    pipelines: tuple[str, ...] = ("ingest",)
+    pipelines: tuple[str, ...] = ("ingest", "ingest-no-ledger")
     latency_rate: float = 2_000.0  # msgs/s offered in all in the latency phase; 0: skip it
     latency_s: float = 10.0  # length of the latency phase at that rate
     sys_wait_s: float = SYS_INTERVAL_S + 1.0  # wait for a fresh $SYS reading at the end

@@ -74,6 +74,7 @@ class IngestPipeline:
     """The controller's real ingest, run in this event loop."""
 
     name = "ingest"
+    with_ledger = True
     acks = True
     durable_signal = ("the agent receives the controller's signed ack on "
                       "pw/v1/<site>/<dev>/ack, published only after the SQLite commit")
@@ -83,7 +84,8 @@ class IngestPipeline:
         self.service = IngestService(
             db_path=ctx.db_path, site=ctx.site,
             broker=BrokerSettings(port=ctx.broker_port, client_id=f"bench-{ctx.name}"),
-            batch_max=ctx.batch_max, batch_wait_s=ctx.batch_wait_s)
+            batch_max=ctx.batch_max, batch_wait_s=ctx.batch_wait_s,
+            with_ledger=self.with_ledger)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -193,8 +195,16 @@ class RawBaseline:
 
 PipelineFactory = Callable[[PhaseContext], Pipeline]
 
+class IngestWithoutLedgerPipeline(IngestPipeline):
+    """The same ingest with the ledger append switched off: what the ledger costs."""
+
+    name = "ingest-no-ledger"
+    with_ledger = False
+
+
 PIPELINES: dict[str, PipelineFactory] = {
     "ingest": IngestPipeline,
+    "ingest-no-ledger": IngestWithoutLedgerPipeline,
 }
 """Pipeline variants ``portwatch bench --pipeline NAME`` can measure against the baseline."""
 

@@ -332,7 +332,8 @@ def bench(
     params = BenchParams(agents=agents, messages=messages, payload_bytes=payload_bytes,
                          window=window, agent_procs=agent_procs, batch_max=batch_max,
                          latency_rate=latency_rate,
-                         latency_s=latency_s, pipelines=tuple(pipeline or ("ingest",)),
+                         latency_s=latency_s,
+                         pipelines=tuple(pipeline or ("ingest", "ingest-no-ledger")),
                          sys_wait_s=sys_wait_s)
     try:
         doc = run_bench(params, workdir=workdir, console=err)

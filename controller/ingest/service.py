@@ -69,12 +69,14 @@ class IngestService:
     """Subscribe to a site's uplink, commit in batches, acknowledge after commit."""
 
     def __init__(self, *, db_path: Path, site: str, broker: BrokerSettings,
-                 batch_max: int = 500, batch_wait_s: float = 0.02) -> None:
+                 batch_max: int = 500, batch_wait_s: float = 0.02,
+                 with_ledger: bool = True) -> None:
         self.db_path = db_path
         self.site = site
         self.broker = broker
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
+        self.with_ledger = with_ledger  # off only to measure what the ledger costs
         self.stats = IngestStats()
         self._db = store.connect(db_path)
         self._keys = registry.secrets_by_device(self._db)
@@ -102,7 +104,7 @@ class IngestService:
 
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()
-        result = commit_batch(self._db.conn, verdicts)
+        result = commit_batch(self._db.conn, verdicts, with_ledger=self.with_ledger)
         return result, (time.perf_counter() - started) * 1000
 
     async def run(self) -> None:
