@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from controller.api.routers import devices, ingest, ledger, weighings
 from controller.ingest.service import IngestService
@@ -24,6 +26,18 @@ def create_app(*, db_path: Path, site: str, ingest_service: IngestService | None
     app.state.ingest = ingest_service
     for module in (devices, weighings, ingest, ledger):
         app.include_router(module.router)
+
+    @app.middleware("http")
+    async def bearer_first(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # FastAPI parses a JSON body before it runs the auth dependency: without this, a
+        # caller with no token and a malformed body would learn about our schema (422)
+        # before being told to authenticate (401)
+        if request.url.path.startswith("/api/") and not request.headers.get(
+                "authorization", "").lower().startswith("bearer "):
+            return JSONResponse({"detail": "missing bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, no token needed")
     def healthz() -> dict[str, object]:

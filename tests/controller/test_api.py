@@ -103,3 +103,10 @@ def test_api_reports_missing_ranges_and_admin_declares_them_lost(
     assert (r.json()["committed_seq"], r.json()["missing"], r.json()["lost"]) == (6, [], [[3, 5]])
     again = client.post("/api/v1/devices/wb-1/lost", json=body, headers=_bearer(db, "admin"))
     assert again.status_code == 409
+
+
+def test_api_no_token_is_401_even_with_a_malformed_body(client: TestClient) -> None:
+    r = client.post("/api/v1/devices", content=b"{not json",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == "Bearer"
