@@ -96,6 +96,7 @@ class Agent:
             "connects": up["connects"],
             "links_lost": up["links_lost"],
             "resends": up["resends"],
+            "resealed": up["resealed"],
             "bad_downlink": up["bad_downlink"],
             "outbox_full": self.stats["outbox_full"],
             "outbox_crc_errors": ob["crc_errors"],

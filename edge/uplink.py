@@ -14,6 +14,7 @@ broker publishes it when the link dies without a DISCONNECT.
 """
 
 import asyncio
+import json
 
 from edge.net.mqtt import MQTTClient, MQTTError
 from protocols import envelope, topics
@@ -45,7 +46,7 @@ class Uplink:
         self.clock_offset_ms = None
         self.stats = {"connects": 0, "connect_failures": 0, "links_lost": 0, "sent": 0,
                       "resends": 0, "acks": 0, "bad_downlink": 0, "unreadable_records": 0,
-                      "health_sent": 0}
+                      "health_sent": 0, "resealed": 0}
 
     # -- downlink -------------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class Uplink:
                 payload = agent.seal(topic, envelope.make(
                     agent.device_id, agent.boot, seq, agent.hal.now_ms(), "gap",
                     {"reason": "unreadable"}))
+            elif not self._current_key(payload):
+                payload = self._reseal(topic, payload)
             pids.append(await client.publish(topic, payload, qos=1, wait=False))
             last = seq
         for pid in pids:
@@ -147,6 +150,21 @@ class Uplink:
                 self.last_ack_move = self.agent.hal.ticks_ms()
             self.cursor = max(self.cursor, last)
         return len(pids)
+
+    def _current_key(self, payload):
+        """True when a stored event is signed with the key this device holds now."""
+        cut = payload.rfind(b"\n")
+        kid = self.agent.key_id.encode()
+        return payload[cut + 1:cut + 2 + len(kid)] == kid + b":"
+
+    def _reseal(self, topic, payload):
+        """Sign an event stored under an older key again with the current one.
+
+        After a key rotation the old key expires: events still in the outbox from before
+        would be refused as ``expired_key`` for ever. The content and seq stay the same."""
+        self.stats["resealed"] += 1
+        fields = json.loads(payload[:payload.rfind(b"\n")])
+        return self.agent.seal(topic, fields)
 
     async def _idle(self):
         agent = self.agent

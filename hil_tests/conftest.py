@@ -19,7 +19,11 @@ from tools.rig import Rig
 def rig(tmp_path: Path) -> Iterator[Rig]:
     """Mosquitto + controller running; add devices with rig.add_weighbridge()."""
     r = Rig(tmp_path / "site", heap=os.environ.get("PW_AGENT_HEAP", DEFAULT_HEAP))
-    r.start()
+    try:
+        r.start()
+    except BaseException:
+        r.stop()  # a half-started site must not leave a broker behind
+        raise
     try:
         yield r
     finally:

@@ -99,3 +99,33 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     assert [w["seq"] for w in rig.get("/api/v1/weighings", device_id="wb-rot")] == [2, 1]
     [rejection] = rig.get("/api/v1/ingest/rejections", reason="expired_key")
     assert rejection["device_id"] == "wb-rot" and "k1" in rejection["detail"]
+
+
+def test_events_waiting_under_an_expired_key_are_resealed_and_delivered(rig: Rig) -> None:
+    agent = rig.add_weighbridge("wb-rs", emulator_args=FAST, stable_s=0.4, poll_ms=50)
+    rig.start_agent("wb-rs")
+    _weigh(rig, "wb-rs", "辽B20001", 1)
+    rig.broker.stop()  # two weighings wait in the outbox, sealed under k1
+    emulator = agent.emulator
+    assert emulator is not None
+    emulator.client.truck("辽B20002", 15000, 30020)
+    emulator.client.truck("辽B20003", 15000, 30040)
+    wait_until(lambda: "weighing seq 3" in agent.log_text(), 60, what="seq 3 in the outbox")
+    r = httpx.post(f"{rig.api_url}/api/v1/devices/wb-rs/rotate-key", json={"grace_s": 0},
+                   headers={"Authorization": f"Bearer {rig.admin_token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    rig.kill_agent("wb-rs")
+    agent.config = registry.with_key(agent.config, r.json())
+    rig.write_config(agent)
+    rig.broker.start()
+    rig.start_agent("wb-rs")
+    wait_until(lambda: rig.device("wb-rs")["committed_seq"] == 3, 60,
+               what="the two old-key events committed")
+    assert _payload(rig, "wb-rs", 2).rsplit(b"\n", 1)[1].startswith(b"k2:")
+    assert sorted(w["net_kg"] for w in rig.get("/api/v1/weighings", device_id="wb-rs")) == [
+        30000, 30020, 30040]
+    # (the broker's retained birth/death under k1 is refused as expired_key: not an event)
+    expired = rig.get("/api/v1/ingest/rejections", reason="expired_key")
+    assert [r for r in expired if r["topic"].endswith("/evt")] == []
+    wait_until(lambda: (rig.device("wb-rs")["health"] or {}).get("resealed") == 2, 30,
+               what="health to count the two resealed events")
