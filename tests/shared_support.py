@@ -47,3 +47,32 @@ def repo_root():
     """The repository root, found from this file's location."""
     here = __file__ if __file__.startswith("/") else os.getcwd() + "/" + __file__
     return here.rsplit("/", 2)[0]
+
+
+def raises(exc_type, fn, *args):
+    """Call fn(*args); return the exc_type it raised, or fail the test."""
+    try:
+        fn(*args)
+    except exc_type as exc:
+        return exc
+    raise AssertionError("%s not raised" % exc_type.__name__)
+
+
+def hexbytes(text):
+    """bytes from space-separated hex pairs, as protocol documents print frames."""
+    return bytes(int(x, 16) for x in text.split())
+
+
+async def serve_on_free_port(handler, what="server"):
+    """Start an asyncio TCP server on a random free port; return (server, port).
+
+    MicroPython's Server cannot tell the port it got, so random ports are tried."""
+    import asyncio
+
+    for _ in range(20):
+        port = 20000 + (os.urandom(2)[0] << 8 | os.urandom(1)[0]) % 30000
+        try:
+            return await asyncio.start_server(handler, "127.0.0.1", port), port
+        except OSError:
+            continue
+    raise OSError("no free port for the " + what)

@@ -6,18 +6,8 @@ tests/edge/test_modbus_master.py, against the bytes a scripted server receives a
 
 from edge.net import modbus_codec as codec
 from edge.net import modbus_rtu as rtu
-
-
-def _raises(exc_type, fn, *args):
-    try:
-        fn(*args)
-    except exc_type as exc:
-        return exc
-    raise AssertionError(f"{exc_type.__name__} not raised")
-
-
-def _h(text):
-    return bytes(int(x, 16) for x in text.split())
+from shared_support import hexbytes as _h
+from shared_support import raises as _raises
 
 
 def test_crc16_check_value():

@@ -6,10 +6,10 @@ stale reply to a fresh one, or send a frame no real server would.
 """
 
 import asyncio
-import os
 import struct
 
 from edge.net.modbus import ModbusError, ModbusException, ModbusTCPMaster, ModbusTimeout
+from shared_support import serve_on_free_port
 
 
 def _reply(tid, regs, unit=1, fn=3, proto=0):
@@ -32,14 +32,8 @@ class ScriptedServer:
         self.port = 0
 
     async def start(self):
-        for _ in range(20):  # MicroPython's Server cannot tell its port: try random ones
-            self.port = 20000 + (os.urandom(2)[0] << 8 | os.urandom(1)[0]) % 30000
-            try:
-                self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-                return self
-            except OSError:
-                continue
-        raise OSError("no free port for the scripted server")
+        self.server, self.port = await serve_on_free_port(self._serve, "scripted server")
+        return self
 
     async def _serve(self, r, w):
         self.connections += 1

@@ -8,9 +8,9 @@ Its packets are built and parsed here, independently of the client's encoders.
 """
 
 import asyncio
-import os
 
 from edge.net.mqtt import ConnectionLost, ConnectRefused, MQTTClient, MQTTError, MQTTTimeout
+from shared_support import serve_on_free_port
 
 CONNACK_OK = b"\x20\x02\x00\x00"
 
@@ -61,14 +61,8 @@ class FakeBroker:
         self.port = 0
 
     async def start(self):
-        for _ in range(20):  # MicroPython's Server cannot tell its port: try random ones
-            self.port = 20000 + (os.urandom(2)[0] << 8 | os.urandom(1)[0]) % 30000
-            try:
-                self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-                return self
-            except OSError:
-                continue
-        raise OSError("no free port for the fake broker")
+        self.server, self.port = await serve_on_free_port(self._serve, "fake broker")
+        return self
 
     async def _serve(self, r, w):
         self.w = w

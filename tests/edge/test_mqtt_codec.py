@@ -6,18 +6,8 @@ Decoding happens in the client's reader; tests/edge/test_mqtt_client.py feeds it
 """
 
 from edge.net import mqtt
-
-
-def _raises(exc_type, fn, *args):
-    try:
-        fn(*args)
-    except exc_type as exc:
-        return exc
-    raise AssertionError(f"{exc_type.__name__} not raised")
-
-
-def _h(text):
-    return bytes(int(x, 16) for x in text.split())
+from shared_support import hexbytes as _h
+from shared_support import raises as _raises
 
 
 def _publish(topic, payload, qos=0, retain=False, pid=0):
