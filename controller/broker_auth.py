@@ -53,7 +53,7 @@ def controller_rules(site: str) -> tuple[str, ...]:
     """The controller reads every device's uplink and writes every device's downlink."""
     return (*(f"topic read {topics.uplink_filter(site, c)}" for c in topics.UP_CHANNELS),
             *(f"topic write {topics.uplink_filter(site, c)}" for c in topics.DOWN_CHANNELS),
-            # the broker's own counters (dropped messages: DESIGN.md, Pitfalls)
+            # the broker's own counters (dropped messages: docs/ARCHITECTURE.md, Pitfalls)
             "topic read $SYS/broker/#")
 
 

@@ -1,7 +1,7 @@
 """SQLite store: schema (through sqlite-utils) and connections in WAL mode.
 
 The hot ingest path writes with ``executemany`` in one transaction per batch
-(DESIGN.md, Pitfalls: sqlite-utils' ``insert_all`` is about half as fast); the
+(docs/ARCHITECTURE.md, Pitfalls: sqlite-utils' ``insert_all`` is about half as fast); the
 schema, the registry and the API's reads use sqlite-utils.
 """
 

@@ -2,7 +2,7 @@
 
 Runs under MicroPython (ESP32 + LittleFS in the field, the unix port in tests) and CPython.
 The edge may drop a message only once the controller has said "committed up to seq N"
-(cumulative, see DESIGN.md, Contracts -> Delivery). Sequence numbers are per device,
+(cumulative, see docs/ARCHITECTURE.md, Delivery). Sequence numbers are per device,
 contiguous, and never reused for a record that ``append`` returned from (one limit: rot in the
 last record's body_crc field, edge/FAILURES.md).
 

@@ -1,7 +1,7 @@
 """The MQTT side of the agent: birth and will, the outbox stream, acks, health.
 
-Delivery (DESIGN.md, Contracts): events leave the outbox with QoS 1 in seq order,
-at most ``window`` in flight; they stay in the outbox until the controller's
+Delivery (protocols/PROTOCOL.md, Delivery): events leave the outbox with QoS 1 in seq
+order, at most ``window`` in flight; they stay in the outbox until the controller's
 signed, retained "committed up to seq N" arrives on ``.../ack``. The send cursor
 rewinds to the acknowledged seq (so everything after it goes again, and the
 controller deduplicates) when: the link comes back; an ack says ``resync`` (the

@@ -1,8 +1,9 @@
 """The outbox inside an ESP32-sized heap, on the real MicroPython interpreter.
 
 tests/edge runs the outbox's logic under a 2 MiB heap; this checks the RAM budget
-(DESIGN.md: the agent runs inside ``micropython -X heapsize=96K``) with a 1,000-record
-backlog of 300-byte payloads (350 kB on flash) read back through ``pending()``.
+(docs/ARCHITECTURE.md, Edge runtime rules: the agent runs inside
+``micropython -X heapsize=96K``) with a 1,000-record backlog of 300-byte payloads
+(350 kB on flash) read back through ``pending()``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def test_outbox_heap_working_set_fits_32k_when_precompiled(tmp_path: Path) -> No
     f = _run(tmp_path, "32K", str(build), "1000", "300")
     assert f["records"] == 1000 and f["heap_total"] <= 33 * 1024
     # the code itself (persist, outbox_records, outbox as .mpy) lives on the same heap: its
-    # budget in the 96 KiB agent (DESIGN.md, Edge runtime rules; tools/footprint.py)
+    # budget in the 96 KiB agent (docs/ARCHITECTURE.md, Edge runtime rules; tools/footprint.py)
     assert f["import_bytes"] <= 9.5 * 1024
 
 

@@ -16,7 +16,7 @@ with QoS 1, ``window`` in flight each. Throughput runs from the first publish to
 the last durable signal: the controller's ack received by the agent (the ingest
 publishes it only after the SQLite commit), or the baseline's own commit. Counts
 are read back from the SQLite files, and Mosquitto's dropped-message counter from
-``$SYS`` (DESIGN.md, Pitfalls: its defaults drop QoS 1 messages silently).
+``$SYS`` (docs/ARCHITECTURE.md, Pitfalls: its defaults drop QoS 1 messages silently).
 
 Another pipeline variant (the ledger on or off, say) is one class registered in
 ``tools.bench_pipelines.PIPELINES``, measured with ``--pipeline NAME``.

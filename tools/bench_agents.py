@@ -84,7 +84,7 @@ def _seal(device_id: str, site: str, secret: bytes, key_id: str, seq: int, pad: 
 def _nodelay(_c: mqtt.Client, _u: Any, sock: Any) -> None:
     """Disable Nagle on the agent's socket: paho leaves it on, and with acks flowing back
     it held each publish ~20 ms on average (the peer's 40 ms delayed ACK), a delay of
-    the load generator, not of the pipeline under test (DESIGN.md, Pitfalls: nodelay)."""
+    the load generator, not of the pipeline under test (docs/ARCHITECTURE.md, Pitfalls)."""
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

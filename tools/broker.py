@@ -3,7 +3,7 @@
 Used by the demo, the benchmark and the hardware-in-the-loop tests, each of which
 starts its own broker on a free port so that it can stop, restart or pause it.
 
-Two defaults of Mosquitto lose or stall QoS 1 traffic (DESIGN.md, Pitfalls):
+Two defaults of Mosquitto lose or stall QoS 1 traffic (docs/ARCHITECTURE.md, Pitfalls):
 ``max_queued_messages`` (1,000 per client, then silent drops) and Nagle's algorithm
 on the sockets. The generated config lifts the first and sets ``set_tcp_nodelay``.
 """

@@ -1,7 +1,7 @@
 """The firmware's own asyncio Modbus TCP master (MicroPython 1.2x and CPython 3.11).
 
 Why our own: micropython-modbus on PyPI is an upip-era source archive that pip
-cannot install (DOMAIN.md, Messaging); the agent needs a small master it can bound in
+cannot install (docs/domain.md, Messaging); the agent needs a small master it can bound in
 RAM and test against pymodbus servers.
 
     m = ModbusTCPMaster(host, port, unit=1, timeout_ms=1000)

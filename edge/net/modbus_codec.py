@@ -6,7 +6,7 @@ Modbus TCP puts a 7-byte MBAP header in front (transaction id, protocol id 0, le
 unit id), built and checked by the master in edge/net/modbus.py. Modbus RTU framing,
 its CRC-16 and the names of the exception codes live in edge/net/modbus_rtu.py, which
 the TCP master never imports: on the device every module, function, class and string
-loaded costs heap (DESIGN.md, Edge runtime rules: 96 KiB for code and data).
+loaded costs heap (docs/ARCHITECTURE.md, Edge runtime rules: 96 KiB for code and data).
 
 Limits (Modbus Application Protocol v1.1b3): at most 125 registers per read,
 addresses 0-65535 and ``address + count <= 65536``; a PDU is at most 253 bytes. An

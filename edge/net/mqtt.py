@@ -1,7 +1,7 @@
 """The firmware's own asyncio MQTT 3.1.1 client (MicroPython 1.2x and CPython 3.11).
 
 Why our own: the MicroPython MQTT libraries on PyPI (micropython-mqtt's mqtt_as,
-umqtt) are upip-era source archives that pip cannot install (DOMAIN.md, Messaging),
+umqtt) are upip-era source archives that pip cannot install (docs/domain.md, Messaging),
 and the agent needs a client whose code and data both fit its 96 KB heap next to
 everything else, with bounded RAM, tested against Mosquitto. On the device every
 function, class, identifier and string literal of an imported module stays on the
