@@ -23,10 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from controller.registry import mosquitto_hash
-from controller.store import now_ms
+from controller.storage import Store, now_ms
+from controller.storage import broker_accounts as rows
 from protocols import topics
 
 CONTROLLER_USER = "portwatch-controller"
@@ -57,35 +56,33 @@ def controller_rules(site: str) -> tuple[str, ...]:
             "topic read $SYS/broker/#")
 
 
-def stored_controller_credentials(db: sqlite_utils.Database) -> tuple[str, str] | None:
+def stored_controller_credentials(store: Store) -> tuple[str, str] | None:
     """The controller's broker (user, password), or None before ``controller_credentials``."""
-    row = db.execute("SELECT user, password FROM broker_accounts WHERE role='controller' "
-                     "ORDER BY created_ms LIMIT 1").fetchone()
-    return (str(row[0]), str(row[1])) if row else None
+    return rows.controller_login(store)
 
 
-def controller_credentials(db: sqlite_utils.Database) -> tuple[str, str]:
+def controller_credentials(store: Store) -> tuple[str, str]:
     """The controller's broker (user, password), created and stored on first call."""
-    stored = stored_controller_credentials(db)
+    stored = rows.controller_login(store)
     if stored is not None:
         return stored
     password = secrets.token_urlsafe(24)
-    db.execute("INSERT OR IGNORE INTO broker_accounts (user, role, password, password_hash, "
-               "created_ms) VALUES (?, 'controller', ?, ?, ?)",
-               [CONTROLLER_USER, password, mosquitto_hash(password), now_ms()])
-    created = stored_controller_credentials(db)
+    rows.add_controller_login(store, CONTROLLER_USER, password, mosquitto_hash(password),
+                              now_ms())
+    created = rows.controller_login(store)
     assert created is not None  # just inserted (or a concurrent caller did)
     return created
 
 
-def accounts(db: sqlite_utils.Database, *, site: str) -> list[Account]:
-    """The controller's account (created if missing) and one account per registered device."""
-    controller_credentials(db)
-    out = [Account(str(r["user"]), str(r["password_hash"]), controller_rules(site))
-           for r in db.query("SELECT user, password_hash FROM broker_accounts "
-                             "WHERE role='controller' ORDER BY user")]
-    for row in db.query("SELECT device_id, site, mqtt_password_hash FROM devices "
-                        "ORDER BY device_id"):
+def accounts(store: Store, *, site: str) -> list[Account]:
+    """The controller's account (created if missing) and one per device in service.
+
+    A decommissioned device has no login: the next generated files leave it out.
+    """
+    controller_credentials(store)
+    out = [Account(user, password_hash, controller_rules(site))
+           for user, password_hash in rows.controller_hashes(store)]
+    for row in rows.device_logins(store):
         if any(a.user == row["device_id"] for a in out):
             raise ValueError(f"device id {row['device_id']!r} is also a broker account's name: "
                              "rename the device (re-provision it under another id)")
@@ -126,13 +123,13 @@ def _write_atomically(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def write_files(db: sqlite_utils.Database, *, site: str, out_dir: Path,
+def write_files(store: Store, *, site: str, out_dir: Path,
                 extra: Iterable[Account] = ()) -> tuple[Path, Path]:
     """Write ``passwd`` (mode 0600) and ``acl`` into ``out_dir``; return their paths.
 
     ``extra`` adds accounts that are not in the registry (a test harness's own login).
     """
-    every = [*accounts(db, site=site), *extra]
+    every = [*accounts(store, site=site), *extra]
     out_dir.mkdir(parents=True, exist_ok=True)
     password_path, acl_path = out_dir / PASSWORD_FILE, out_dir / ACL_FILE
     _write_atomically(password_path, render_password_file(every), 0o600)

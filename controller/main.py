@@ -1,18 +1,30 @@
-"""Run the controller: ingest and the API in one asyncio loop."""
+"""Run the controller: ingest and the API in one asyncio loop.
+
+Before it touches the broker it makes sure it can serve: the API port must be free and no
+other controller may hold the store (a lock file next to it). A second controller started
+by mistake therefore stops with one line saying why, instead of logging into the broker
+and knocking the running one off.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import logging
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 
-from controller import store
 from controller.api.app import create_app
+from controller.errors import Conflict
 from controller.ingest.service import BrokerSettings, IngestService
 from controller.ledger import LedgerError, checkpoint
+from controller.storage import now_ms, open_store
 
 log = logging.getLogger("portwatch.controller")
 
@@ -22,34 +34,71 @@ async def checkpoints(db_path: Path, site: str, every_s: float) -> None:
     signer = checkpoint.log_signer(db_path, checkpoint.origin_for(site))
     while True:
         await asyncio.sleep(every_s)
-        db = store.connect(db_path)
+        store = open_store(db_path, migrate=False)
         try:
-            cp = checkpoint.maybe_create(db.conn, signer, store.now_ms(), int(every_s * 1000))
+            cp = checkpoint.maybe_create(store.conn, signer, now_ms(), int(every_s * 1000))
             if cp is not None:
                 log.info("ledger checkpoint: size %d", cp.size)
         except LedgerError as exc:  # an altered store: say so loudly, keep serving
             log.error("ledger checkpoint refused: %s", exc)
         finally:
-            db.close()
+            store.close()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Conflict when something already listens on (host, port)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(f"the API port {host}:{port} is already in use (another "
+                               "controller?): stop it, or pass --api with a free port") from exc
+            raise Conflict(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+@contextlib.contextmanager
+def store_lock(db_path: Path) -> Iterator[None]:
+    """Hold ``<db>.controller.lock`` while serving: one controller per store."""
+    path = Path(str(db_path) + ".controller.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise Conflict(f"another controller (pid {holder}) is serving {db_path}: stop it "
+                           "first; two controllers on one store would share its broker "
+                           "session") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: str,
                 api_port: int, checkpoint_every_s: float = 60.0) -> None:
-    """Serve until cancelled or interrupted."""
-    ingest = IngestService(db_path=db_path, site=site, broker=broker)
-    app = create_app(db_path=db_path, site=site, ingest_service=ingest)
-    config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(ingest.run(), name="ingest")
-    timer = asyncio.create_task(checkpoints(db_path, site, checkpoint_every_s), name="checkpoints")
-    log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s, store %s",
-             site, api_host, api_port, broker.host, broker.port, db_path)
-    try:
-        await server.serve()
-    finally:
-        for t in (task, timer):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        ingest.close()
+    """Serve until cancelled or interrupted; Conflict before anything starts if the API
+    port or the store is taken."""
+    check_port_free(api_host, api_port)
+    with store_lock(db_path):
+        ingest = IngestService(db_path=db_path, site=site, broker=broker)
+        app = create_app(db_path=db_path, site=site, ingest_stats=ingest.stats)
+        config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
+                                lifespan="off")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(ingest.run(), name="ingest")
+        timer = asyncio.create_task(checkpoints(db_path, site, checkpoint_every_s),
+                                    name="checkpoints")
+        log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
+                 site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
+        try:
+            await server.serve()
+        finally:
+            for t in (task, timer):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            ingest.close()

@@ -14,18 +14,18 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
-import sqlite_utils
-
-from controller import ledger
-from controller.errors import DeviceExists, UnknownDevice
-from controller.ingest.verify import DeviceKey
-from controller.store import now_ms
+from controller.errors import DeviceDecommissioned, DeviceExists, InvalidInput, UnknownDevice
+from controller.keyring import DeviceKey, key_number, newest_key
+from controller.storage import Store, ledger_log, now_ms
+from controller.storage import devices as rows
 from protocols import topics
 
 DEVICE_KINDS = ("weighbridge", "gps", "rail_reader", "lab")
+__all__ = ["DEVICE_KINDS", "decommission", "device_config", "get", "keys_stamp",
+           "mosquitto_hash", "newest_key", "provision", "rotate_key", "secrets_by_device",
+           "with_key"]
 
 
 def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int = 101) -> str:
@@ -35,8 +35,18 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int 
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def _check_ids(device_id: str, site: str, kind: str) -> None:
+    try:
+        topics.check_id(device_id, "device id")
+        topics.check_id(site, "site")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if kind not in DEVICE_KINDS:
+        raise InvalidInput(f"unknown device kind {kind!r}: use one of {', '.join(DEVICE_KINDS)}")
+
+
 def provision(
-    db: sqlite_utils.Database,
+    store: Store,
     *,
     device_id: str,
     site: str,
@@ -45,122 +55,119 @@ def provision(
     description: str = "",
     actor: str = "cli",
 ) -> dict[str, Any]:
-    """Register a device; return its row plus the one-time ``mqtt_password``."""
-    topics.check_id(device_id, "device id")
-    topics.check_id(site, "site")
-    if kind not in DEVICE_KINDS:
-        raise ValueError(f"unknown device kind {kind!r}: use one of {', '.join(DEVICE_KINDS)}")
-    if db["devices"].count_where("device_id = ?", [device_id]):
-        raise DeviceExists(
-            f"device {device_id!r} is already registered; pick another id or rotate its key"
-        )
-    password = secrets.token_urlsafe(24)
-    row = {
+    """Register a device; return its row plus the one-time ``mqtt_password``.
+
+    The driver settings are checked first (an unknown register map is refused here, not
+    at the agent's boot); the registry row, the first key and the ledger's provisioning
+    decision are written in one transaction.
+    """
+    _check_ids(device_id, site, kind)
+    from controller import drivers  # the driver rules know the firmware's maps
+
+    try:
+        driver = drivers.validate_driver(kind, driver or {})
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    created = now_ms()
+    row: dict[str, Any] = {
         "device_id": device_id,
         "site": site,
         "kind": kind,
         "description": description,
         "key_id": "k1",
         "secret_hex": secrets.token_bytes(32).hex(),
-        "mqtt_password_hash": mosquitto_hash(password),
-        "created_ms": now_ms(),
-        "driver_json": json.dumps(driver or {}, ensure_ascii=False),
+        "mqtt_password_hash": "",
+        "created_ms": created,
+        "driver_json": json.dumps(driver, ensure_ascii=False),
     }
-    with ledger.transaction(db.conn) as conn:  # the registry and the ledger change together
-        cols = ", ".join(row)
-        conn.execute(f"INSERT INTO devices ({cols}) VALUES ({', '.join('?' * len(row))})",
-                     list(row.values()))
-        conn.execute("INSERT INTO device_keys (device_id, key_id, secret_hex, created_ms) "
-                     "VALUES (?,?,?,?)", [device_id, row["key_id"], row["secret_hex"],
-                                          row["created_ms"]])
-        ledger.append_decision(conn, "provisioning", actor, {
+    password = secrets.token_urlsafe(24)
+    row["mqtt_password_hash"] = mosquitto_hash(password)
+    with store.transaction() as conn:  # the registry and the ledger change together
+        if rows.exists(store, device_id):
+            raise DeviceExists(f"device {device_id!r} is already registered (a decommissioned "
+                               "device keeps its id with its history): pick another id")
+        rows.insert(conn, row)
+        ledger_log.append_decision(conn, "provisioning", actor, {
             "device_id": device_id, "site": site, "kind": kind, "key_id": row["key_id"],
-            "driver": driver or {}}, int(str(row["created_ms"])))
-    return {**get(db, device_id), "mqtt_password": password}
+            "driver": driver}, created)
+    return {**get(store, device_id), "mqtt_password": password}
 
 
-def get(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]:
+def get(store: Store, device_id: str) -> dict[str, Any]:
     """One device's row, or UnknownDevice."""
-    rows = list(db["devices"].rows_where("device_id = ?", [device_id]))
-    if not rows:
+    row = rows.get(store, device_id)
+    if row is None:
         raise UnknownDevice(f"no device {device_id!r}: list devices with `portwatch device list`")
-    return rows[0]
+    return row
 
 
-def secrets_by_device(db: sqlite_utils.Database) -> dict[str, dict[str, DeviceKey]]:
-    """{device_id: {key_id: key}} for every registered device (the ingest's key ring)."""
-    ring: dict[str, dict[str, DeviceKey]] = {}
-    for row in db.query("SELECT device_id, key_id, secret_hex, valid_until_ms FROM device_keys "
-                        "WHERE device_id IN (SELECT device_id FROM devices)"):
-        ring.setdefault(row["device_id"], {})[row["key_id"]] = DeviceKey(
-            bytes.fromhex(row["secret_hex"]), row["valid_until_ms"])
-    return ring
+def secrets_by_device(store: Store) -> dict[str, dict[str, DeviceKey]]:
+    """{device_id: {key_id: key}} for every active device (the ingest's key ring)."""
+    return rows.key_ring(store)
 
 
-def keys_stamp(db: sqlite_utils.Database) -> tuple[int, int, int]:
+def keys_stamp(store: Store) -> tuple[int, int, int, int]:
     """Changes whenever a key is added, removed or retired: when to reload the key ring."""
-    row = db.execute("SELECT count(*), coalesce(max(created_ms), 0), "
-                     "coalesce(sum(valid_until_ms), 0) FROM device_keys").fetchone()
-    return int(row[0]), int(row[1]), int(row[2])
+    return rows.keys_stamp(store)
 
 
-def key_number(key_id: str) -> int:
-    """The n of key id ``k<n>`` (0 for any other form), so that k10 comes after k9."""
-    digits = key_id[1:]
-    return int(digits) if key_id[:1] == "k" and digits.isdigit() else 0
-
-
-def newest_key(keys: Mapping[str, DeviceKey]) -> tuple[str, DeviceKey]:
-    """The key a device was given last (the one the controller signs its acks with)."""
-    key_id = max(keys, key=lambda k: (keys[k].valid_until_ms is None, key_number(k)))
-    return key_id, keys[key_id]
-
-
-def rotate_key(db: sqlite_utils.Database, device_id: str, *, grace_s: float,
+def rotate_key(store: Store, device_id: str, *, grace_s: float,
                actor: str = "cli", now: int | None = None) -> dict[str, Any]:
     """Give a device a new HMAC key; its older keys stay valid for ``grace_s`` more seconds.
 
     Returns ``device_id``, the new ``key_id`` and ``secret_hex`` (shown once: put them in
     the device's config), ``old_key_id``, ``old_valid_until_ms`` and ``rotated_ms``.
-    Every rotation is recorded in ``key_rotations`` with its ``actor``.
+    Every rotation is recorded in ``key_rotations`` and in the ledger with its ``actor``.
     """
     if grace_s < 0:
-        raise ValueError(f"grace_s must be >= 0, not {grace_s}")
+        raise InvalidInput(f"grace_s must be >= 0, not {grace_s}")
     now = now if now is not None else now_ms()
     until = now + round(grace_s * 1000)
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        device = get(db, device_id)
-        taken = [r[0] for r in conn.execute("SELECT key_id FROM device_keys WHERE device_id=?",
-                                            [device_id])]
-        new_id = f"k{max(map(key_number, taken), default=0) + 1}"
+    with store.transaction() as conn:
+        device = _active(store, device_id)
+        new_id = f"k{max(map(key_number, rows.key_ids(conn, device_id)), default=0) + 1}"
         secret_hex = secrets.token_bytes(32).hex()
         # a key retired earlier keeps its earlier end: a rotation never extends a key's life
-        conn.execute("UPDATE device_keys SET valid_until_ms=min(coalesce(valid_until_ms, ?), ?) "
-                     "WHERE device_id=?", [until, until, device_id])
-        conn.execute("INSERT INTO device_keys (device_id, key_id, secret_hex, created_ms) "
-                     "VALUES (?,?,?,?)", [device_id, new_id, secret_hex, now])
-        conn.execute("UPDATE devices SET key_id=?, secret_hex=? WHERE device_id=?",
-                     [new_id, secret_hex, device_id])
-        conn.execute("INSERT INTO key_rotations (device_id, old_key_id, new_key_id, rotated_ms, "
-                     "old_valid_until_ms, actor) VALUES (?,?,?,?,?,?)",
-                     [device_id, device["key_id"], new_id, now, until, actor])
-        ledger.append_decision(conn, "key_rotation", actor, {
+        rows.retire_keys(conn, device_id, until)
+        rows.insert_key(conn, device_id, new_id, secret_hex, now)
+        rows.set_current_key(conn, device_id, new_id, secret_hex)
+        rows.record_rotation(conn, device_id, device["key_id"], new_id, now, until, actor)
+        ledger_log.append_decision(conn, "key_rotation", actor, {
             "device_id": device_id, "old_key_id": device["key_id"], "new_key_id": new_id,
             "old_valid_until_ms": until}, now)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return {"device_id": device_id, "key_id": new_id, "secret_hex": secret_hex,
             "old_key_id": device["key_id"], "old_valid_until_ms": until, "rotated_ms": now}
+
+
+def decommission(store: Store, device_id: str, *, reason: str, actor: str,
+                 now: int | None = None) -> dict[str, Any]:
+    """Take a device out of service for good; its history stays.
+
+    Every key ends now (its messages are rejected from here on), the next broker
+    configuration leaves its login out, and the ledger records who did it and why.
+    """
+    now = now if now is not None else now_ms()
+    with store.transaction() as conn:
+        _active(store, device_id)
+        rows.retire_keys(conn, device_id, now)
+        rows.mark_decommissioned(conn, device_id, now, actor)
+        ledger_log.append_decision(conn, "decommissioning", actor,
+                                   {"device_id": device_id, "reason": reason}, now)
+    return get(store, device_id)
+
+
+def _active(store: Store, device_id: str) -> dict[str, Any]:
+    device = get(store, device_id)
+    if device.get("decommissioned_ms") is not None:
+        raise DeviceDecommissioned(f"device {device_id!r} was decommissioned: its history "
+                                   "is kept, but it takes no new keys; register a new id")
+    return device
 
 
 def with_key(config: dict[str, Any], rotation: dict[str, Any]) -> dict[str, Any]:
     """A device's config file with the new key of ``rotation`` (broker login unchanged)."""
     if config.get("device_id") != rotation["device_id"]:
-        raise ValueError(f"that config is for {config.get('device_id')!r}, "
+        raise InvalidInput(f"that config is for {config.get('device_id')!r}, "
                          f"not {rotation['device_id']!r}")
     return {**config, "key_id": rotation["key_id"], "secret_hex": rotation["secret_hex"]}
 

@@ -67,7 +67,7 @@ def assert_ledger_verifies(rig: Rig, tmp: Any) -> None:
     """The ledger holds one entry per stored message and rejection (and the decisions),
     and an exported bundle verifies offline from the first entry to the last."""
     from controller.ledger import bundle
-    from controller.ledger import store as ledger_store
+    from controller.storage import ledger_log as ledger_store
 
     with sqlite3.connect(rig.db_path) as conn:
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]

@@ -12,7 +12,8 @@ import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller import registry, store
+from controller import registry
+from controller.storage import now_ms
 from protocols import topics
 from tools.procs import wait_until
 from tools.rig import Rig
@@ -76,7 +77,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     _publish(rig, evt, old, login)
     wait_until(lambda: _rejected(rig).get("duplicate", 0) > before.get("duplicate", 0), 20,
                what="the replay within the grace counted as a duplicate")
-    assert store.now_ms() < rotation["old_valid_until_ms"], "the grace was too short to test"
+    assert now_ms() < rotation["old_valid_until_ms"], "the grace was too short to test"
 
     boot = rig.device("wb-rot")["boot"]
     rig.kill_agent("wb-rot")
@@ -88,7 +89,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     assert _payload(rig, "wb-rot", 2).rsplit(b"\n", 1)[1].startswith(b"k2:")
     assert rig.device("wb-rot")["key_id"] == "k2"
 
-    wait_until(lambda: store.now_ms() > rotation["old_valid_until_ms"], GRACE_S + 30,
+    wait_until(lambda: now_ms() > rotation["old_valid_until_ms"], GRACE_S + 30,
                what="the end of the grace (controller clock)")
     before = _rejected(rig)
     _publish(rig, evt, old, login)

@@ -44,7 +44,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from controller import registry, store
+from controller import registry
+from controller.storage import open_store
 from tools.bench_agents import merge
 from tools.bench_pipelines import (
     BASELINE,
@@ -155,7 +156,7 @@ class BrokerMonitor:
 
 def provision(db_path: Path, site: str, prefix: str, agents: int) -> list[dict[str, str]]:
     """Register ``agents`` weighbridges; return the keys the simulated agents sign with."""
-    db = store.connect(db_path)
+    db = open_store(db_path, create=True)
     try:
         rows = [registry.provision(db, device_id=f"{prefix}-{i:04d}", site=site,
                                    kind="weighbridge") for i in range(1, agents + 1)]

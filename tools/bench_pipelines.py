@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller import store
 from controller.ingest.service import BrokerSettings, IngestService
+from controller.storage import open_store, views
 from protocols import topics
 from tools.procs import wait_until
 
@@ -107,11 +107,8 @@ class IngestPipeline:
                 await self.task
         stats = self.service.stats
         self.service.close()
-        db = store.connect(self.ctx.db_path)
-        try:
-            stored = int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
-        finally:
-            db.close()
+        with open_store(self.ctx.db_path) as db:
+            stored = views.counts(db)["events"]
         rejected = {k: v for k, v in stats.rejected.items() if k != "duplicate"}
         return PipelineCounts(stored, stats.rejected.get("duplicate", 0), rejected)
 

@@ -11,11 +11,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from controller import store
+from controller.errors import StoreError
 from controller.ledger import bundle, checkpoint, note, proofs
-from controller.ledger import store as ledger_store
 from controller.ledger.errors import LedgerError
 from controller.ledger.witness import Witness
+from controller.storage import ledger_log as ledger_store
+from controller.storage import now_ms, open_store
 from tools import settings
 
 err = Console(stderr=True, soft_wrap=True)
@@ -42,10 +43,10 @@ def _db(db: Path | None) -> Path:
 
 
 def _open(db: Path | None) -> sqlite3.Connection:
-    path = _db(db)
-    if not path.exists():
-        fail(f"no store at {path}: pass --db or set PORTWATCH_DB")
-    return store.connect(path).conn
+    try:
+        return open_store(_db(db)).conn
+    except StoreError as exc:
+        fail(str(exc))
 
 
 def _signer(conn: sqlite3.Connection, db: Path | None, site: str | None) -> note.Signer:
@@ -71,7 +72,7 @@ def ledger_checkpoint(db: DbOpt = None, site: SiteOpt = None) -> None:
     """
     conn = _open(db)
     try:
-        cp = checkpoint.create(conn, _signer(conn, db, site), store.now_ms())
+        cp = checkpoint.create(conn, _signer(conn, db, site), now_ms())
     except LedgerError as exc:
         fail(str(exc))
     typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)
@@ -99,7 +100,7 @@ def ledger_export(
     if not _db(db).exists():
         fail(f"no store at {_db(db)}: pass --db or set PORTWATCH_DB")
     try:
-        summary = bundle.export(_db(db), out, now_ms=store.now_ms())
+        summary = bundle.export(_db(db), out, now_ms=now_ms())
     except LedgerError as exc:
         fail(str(exc))
     err.print(f"wrote {out}: {summary['size']} entries, {summary['checkpoints']} checkpoints, "
@@ -248,7 +249,7 @@ def witness_cosign(state: StateOpt, db: DbOpt = None) -> None:
         proof = (ledger_store.consistency_proof(conn, last.size, cp.size)
                  if last is not None and last.size <= cp.size <= ledger_store.size(conn) else [])
         line = w.cosign(cp.note, proof, int(time.time()))
-        checkpoint.add_cosignature(conn, cp.id, line, w.verifier, store.now_ms())
+        checkpoint.add_cosignature(conn, cp.id, line, w.verifier, now_ms())
     except LedgerError as exc:
         fail(str(exc))
     typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from controller import auth, broker_auth, registry, store
+from controller import auth, broker_auth, registry
+from controller.storage import open_store
 from tools.broker import MosquittoProcess, login_accepted
 from tools.emulators.weighbridge import EmulatorProcess, spawn
 from tools.firmware import DEFAULT_HEAP, REPO, start_agent
@@ -67,7 +68,7 @@ class Rig:
         self.secure_broker = secure_broker
         self._test_accounts: dict[str, tuple[str, broker_auth.Account]] = {}
         self._passwords: dict[str, str] = {}
-        db = store.connect(self.db_path)
+        db = open_store(self.db_path, create=True)
         self.admin_token = auth.create_token(db, name="rig-admin", role="admin")
         self.controller_credentials = broker_auth.controller_credentials(db)
         db.close()
@@ -123,7 +124,7 @@ class Rig:
     # -- broker logins ----------------------------------------------------------------
 
     def _write_broker_files(self) -> tuple[Path, Path]:
-        db = store.connect(self.db_path)
+        db = open_store(self.db_path)
         try:
             return broker_auth.write_files(
                 db, site=self.site, out_dir=self.workdir / "broker",
@@ -172,7 +173,7 @@ class Rig:
     def provision(self, device_id: str, *, kind: str = "weighbridge",
                   driver: dict[str, Any] | None = None) -> dict[str, Any]:
         """Register a device, give it its broker login and ACL; return its config."""
-        db = store.connect(self.db_path)
+        db = open_store(self.db_path)
         try:
             row = registry.provision(db, device_id=device_id, site=self.site, kind=kind,
                                      driver=driver)

@@ -8,24 +8,32 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from controller.api.routers import devices, ingest, ledger, weighings
-from controller.ingest.service import IngestService
+from controller.api import docs, errors
+from controller.api.routers import alerts, devices, ingest, ledger, tokens, weighings
+from controller.ingest.stats import IngestStats
 
 
-def create_app(*, db_path: Path, site: str, ingest_service: IngestService | None = None) -> FastAPI:
-    """Build the API over the store at ``db_path`` (ingest figures from ``ingest_service``)."""
+def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = None) -> FastAPI:
+    """Build the API over the store at ``db_path`` (live ingest figures from ``ingest_stats``).
+
+    Requests open the store without migrating it: its owner (the controller, or a test's
+    fixture) made or migrated it before serving. A missing store answers 503.
+    """
     app = FastAPI(
         title="portwatch controller",
         version="0.1.0",
-        description="Devices, weighings and ingest of a portwatch site. "
+        description="Devices, weighings, alerts, ingest and the ledger of a portwatch site. "
         "Authenticate with `Authorization: Bearer <token>` (create one with "
         "`portwatch token create`).",
+        docs_url=None,
     )
     app.state.db_path = db_path
     app.state.site = site
-    app.state.ingest = ingest_service
-    for module in (devices, weighings, ingest, ledger):
+    app.state.ingest = ingest_stats
+    for module in (devices, weighings, alerts, ingest, ledger, tokens):
         app.include_router(module.router)
+    errors.install(app)
+    docs.install(app)
 
     @app.middleware("http")
     async def bearer_first(request: Request,
@@ -41,7 +49,8 @@ def create_app(*, db_path: Path, site: str, ingest_service: IngestService | None
 
     @app.get("/healthz", tags=["health"], summary="Liveness, no token needed")
     def healthz() -> dict[str, object]:
-        svc = app.state.ingest
-        return {"ok": True, "broker_connected": bool(svc and svc.stats.connected)}
+        stats: IngestStats | None = app.state.ingest
+        return {"ok": True, "broker_connected": bool(stats and stats.connected)}
 
     return app
+

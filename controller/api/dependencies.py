@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-import sqlite_utils
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from controller import auth, store
+from controller import auth
+from controller.ingest.stats import IngestStats
+from controller.storage import Store, open_store
 
 _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer pwt_...`")
 
 
-def get_db(request: Request) -> Iterator[sqlite_utils.Database]:
-    """A connection to the store for this request (WAL: reads never block ingest)."""
-    db = store.connect(request.app.state.db_path)
+def get_db(request: Request) -> Iterator[Store]:
+    """A connection to the store for this request (WAL: reads never block ingest).
+
+    The schema was migrated once when the app was made, not on every request.
+    """
+    store = open_store(request.app.state.db_path, migrate=False)
     try:
-        yield db
+        yield store
     finally:
-        db.close()
+        store.close()
 
 
-Db = Annotated[sqlite_utils.Database, Depends(get_db)]
+Db = Annotated[Store, Depends(get_db)]
 
 
 def require(roles: frozenset[str]) -> Callable[..., str]:
@@ -57,3 +62,9 @@ def actor(
 
 
 Actor = Annotated[str, Depends(actor)]
+
+
+def live_stats(app: FastAPI) -> dict[str, object]:
+    """The running ingest's counters, or {} when the API runs without an ingest."""
+    stats: IngestStats | None = app.state.ingest
+    return dataclasses.asdict(stats) if stats is not None else {}

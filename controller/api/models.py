@@ -36,6 +36,7 @@ class Device(BaseModel):
     lost: list[tuple[int, int]] = Field(default_factory=list,
                                         description="seq ranges declared lost (first, last)")
     key_id: str
+    decommissioned_ms: int | None = Field(None, description="when it was taken out of service")
 
 
 class DeviceCreate(BaseModel):
@@ -65,6 +66,10 @@ class KeyRotated(BaseModel):
     old_valid_until_ms: int = Field(description="messages under older keys received after "
                                     "this time are rejected as expired_key")
     rotated_ms: int
+
+
+class Decommission(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, examples=["gate 1 rebuilt"])
 
 
 class LostDeclaration(BaseModel):
@@ -121,3 +126,44 @@ class IngestStats(BaseModel):
     stored_weighings: int
     rejected_by_reason: dict[str, int]
     live: dict[str, Any] = Field(description="counters of the running ingest since start")
+
+
+class Alert(BaseModel):
+    id: int
+    rule: str = Field(description="the supervision rule that raised it")
+    code: str
+    device_id: str
+    subject: str = Field(description="tells apart alerts of one code on one device, e.g. "
+                         "'seq 42' for a one-off")
+    severity: str = Field(description="info, warning or critical")
+    detail: dict[str, Any]
+    active: bool
+    raised_ts: int = Field(description="device time of the fact that raised it, ms")
+    raised_ms: int = Field(description="when the controller received that fact, ms")
+    age_s: float = Field(description="seconds since it was raised (controller clock); "
+                         "for a cleared alert, how long it was active")
+    cleared_ms: int | None = None
+    cleared_by: str | None = Field(None, description="rule:<name> or the operator's token")
+
+
+class AlertAck(BaseModel):
+    note: str = Field("", max_length=500, description="why it can be closed")
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["control-room"])
+    role: str = Field(examples=["operator"], description="operator, auditor or admin")
+
+
+class TokenInfo(BaseModel):
+    token_id: str = Field(description="first 12 hex of the token's SHA-256: names it, "
+                          "never reveals it")
+    name: str
+    role: str
+    created_ms: int
+    revoked_ms: int | None = None
+    revoked_by: str | None = None
+
+
+class TokenCreated(TokenInfo):
+    token: str = Field(description="the token itself, shown once")

@@ -1,4 +1,4 @@
-"""The imperative shell of ingest: aiomqtt in, batched SQLite commits, acks out.
+"""The imperative shell of ingest: aiomqtt in, a bounded queue, batched commits, acks out.
 
 aiomqtt acknowledges QoS 1 to the broker on receipt, before our commit (its issue
 #345), so a crash mid-batch loses what the broker already handed over. Delivery
@@ -6,6 +6,11 @@ is made loss-free one level up: after each durable commit the controller
 publishes, signed and retained, "committed up to seq N" to each device on
 ``pw/v1/<site>/<dev>/ack``, and the device keeps every event in its outbox until
 then, resending what is not covered.
+
+The same argument bounds the queue between the reader and the writer: when it is full
+(the store fell behind), a message is dropped, counted and logged instead of growing the
+controller's memory without bound; the device still holds it and resends it, because no
+ack covers it.
 """
 
 from __future__ import annotations
@@ -14,55 +19,43 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
 
-from controller import registry, store
-from controller.ingest.verify import Accepted, Received, Verdict, check_message
+from controller import registry
+from controller.ingest.stats import IngestStats
+from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
+from controller.keyring import newest_key
+from controller.storage import devices as device_rows
+from controller.storage import now_ms, open_store, views
+from controller.supervision.runner import Runner
 from protocols import envelope, topics
 
 log = logging.getLogger("portwatch.ingest")
 ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
-
-
-@dataclass(slots=True)
-class IngestStats:
-    """Counters since the controller started (persisted figures come from the store)."""
-
-    received: int = 0
-    stored: int = 0
-    telemetry: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    batches: int = 0
-    last_batch_size: int = 0
-    max_commit_ms: float = 0.0
-    acks_published: int = 0
-    connected: bool = False
-    connects: int = 0
-    last_error: str = ""
-
-    def add(self, result: BatchResult, size: int, commit_ms: float) -> None:
-        self.stored += result.stored
-        self.telemetry += result.telemetry
-        for reason, n in result.rejected.items():
-            self.rejected[reason] = self.rejected.get(reason, 0) + n
-        self.batches += 1
-        self.last_batch_size = size
-        self.max_commit_ms = max(self.max_commit_ms, commit_ms)
+QUEUE_MAX = 20_000   # ~40 batches of 500: seconds of backlog at the measured commit rate
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
+# CONNACK codes (MQTT 3.1.1) that mean "the broker is there but will not have us"
+_LOGIN_REFUSED = {4: "bad user name or password", 5: "not authorized"}
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """How the controller reaches the broker."""
+    """How the controller reaches the broker.
+
+    ``client_id`` empty: made from the site and the store's own id, so that two controllers
+    on two stores never share an MQTT client id (the broker would drop the older session),
+    while a restarted controller resumes its persistent session.
+    """
 
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None
     password: str | None = None
-    client_id: str = "portwatch-controller"
+    client_id: str = ""
 
 
 class IngestService:
@@ -70,76 +63,109 @@ class IngestService:
 
     def __init__(self, *, db_path: Path, site: str, broker: BrokerSettings,
                  batch_max: int = 500, batch_wait_s: float = 0.02,
-                 with_ledger: bool = True) -> None:
+                 with_ledger: bool = True, queue_max: int = QUEUE_MAX,
+                 supervision: Runner | None = None) -> None:
         self.db_path = db_path
         self.site = site
         self.broker = broker
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.with_ledger = with_ledger  # off only to measure what the ledger costs
-        self.stats = IngestStats()
-        self._db = store.connect(db_path)
-        self._keys = registry.secrets_by_device(self._db)
-        self._keys_stamp = registry.keys_stamp(self._db)
+        self.stats = IngestStats(queue_max=queue_max)
+        self.supervision = supervision if supervision is not None else Runner()
+        self._store = open_store(db_path)
+        self.client_id = broker.client_id or f"portwatch-{site}-{views.store_id(self._store)}"
+        self._keys = registry.secrets_by_device(self._store)
+        self._keys_stamp = registry.keys_stamp(self._store)
         # one thread owns the writer connection: commits never block the event loop
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-writer")
         self._client: aiomqtt.Client | None = None
         self._speaks: dict[str, str] = {}  # device id -> key id of its last accepted message
+        self._queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=queue_max)
+        self._unknown_checked: set[str] = set()
+        self._retired = device_rows.decommissioned_ids(self._store)
+        self._connected_once_this_round = False
+
+    # -- verification --------------------------------------------------------------------
 
     def _verify(self, msg: Received) -> Verdict:
         device_id = topics_device(msg.topic)
-        if device_id is not None and device_id not in self._keys and self._registered(device_id):
-            self._keys = registry.secrets_by_device(self._db)  # provisioned since we loaded
-        return check_message(msg, site=self.site, keys=self._keys)
+        if device_id is not None and device_id not in self._keys \
+                and device_id not in self._unknown_checked:
+            # provisioned since we loaded? look once per unknown id, not per message
+            self._unknown_checked.add(device_id)
+            if device_rows.exists(self._store, device_id):
+                self._keys = registry.secrets_by_device(self._store)
+        verdict = check_message(msg, site=self.site, keys=self._keys)
+        if isinstance(verdict, Rejected) and verdict.reason == "unknown_device" and \
+                device_id in self._retired:
+            return Rejected(msg, "decommissioned", f"device {device_id!r} was decommissioned; "
+                            "its messages are refused", device_id)
+        return verdict
 
     def _reload_keys_if_changed(self) -> None:
         """Pick up keys provisioned, rotated or retired by another connection (API, CLI)."""
-        stamp = registry.keys_stamp(self._db)
+        stamp = registry.keys_stamp(self._store)
         if stamp != self._keys_stamp:
-            self._keys, self._keys_stamp = registry.secrets_by_device(self._db), stamp
-
-    def _registered(self, device_id: str) -> bool:
-        return bool(self._db.execute("SELECT 1 FROM devices WHERE device_id=?",
-                                     [device_id]).fetchone())
+            self._keys, self._keys_stamp = registry.secrets_by_device(self._store), stamp
+            self._retired = device_rows.decommissioned_ids(self._store)
+            self._unknown_checked.clear()
 
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()
-        result = commit_batch(self._db.conn, verdicts, with_ledger=self.with_ledger)
+        result = commit_batch(self._store.conn, verdicts, with_ledger=self.with_ledger,
+                              supervise=self.supervision)
         return result, (time.perf_counter() - started) * 1000
+
+    # -- the link ------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Connect, ingest and reconnect forever (until cancelled)."""
-        delay = 0.2
+        delay = RECONNECT_MIN_S
         while True:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
+                if self._connected_once_this_round:
+                    delay = RECONNECT_MIN_S  # the link was up: start the back-off afresh
                 self.stats.connected = False
                 self.stats.last_error = str(exc)
-                log.warning("broker %s:%s unreachable (%s); retrying in %.1fs",
-                            self.broker.host, self.broker.port, exc, delay)
+                log.warning("%s; retrying in %.1f s", self._explain(exc), delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                delay = 0.2
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
+    def _explain(self, exc: aiomqtt.MqttError) -> str:
+        """What went wrong with the broker, in words an operator can act on."""
+        where = f"broker {self.broker.host}:{self.broker.port}"
+        rc = getattr(exc, "rc", None)
+        code = getattr(rc, "value", rc)
+        if isinstance(code, int) and code in _LOGIN_REFUSED:
+            return (f"{where} refused the login of {self.broker.username or '(anonymous)'}: "
+                    f"{_LOGIN_REFUSED[code]}. Regenerate its files with `portwatch broker "
+                    "config` and reload the broker, or pass --broker-user/--broker-password")
+        if self._connected_once_this_round:
+            return f"lost the link to {where} ({exc})"
+        return f"{where} unreachable ({exc})"
 
     async def _session(self) -> None:
+        self._connected_once_this_round = False
         client = aiomqtt.Client(
             self.broker.host, self.broker.port, username=self.broker.username,
-            password=self.broker.password, identifier=f"{self.broker.client_id}-{self.site}",
+            password=self.broker.password, identifier=self.client_id,
             clean_session=False, keepalive=15, max_queued_incoming_messages=100_000,
         )
         async with client:
             self._client = client
+            self._connected_once_this_round = True
             self.stats.connected = True
             self.stats.connects += 1
-            log.info("ingest connected to %s:%s", self.broker.host, self.broker.port)
+            log.info("ingest connected to %s:%s as %s", self.broker.host, self.broker.port,
+                     self.client_id)
             for channel in ("evt", "tele", "state"):
                 await client.subscribe(topics.uplink_filter(self.site, channel), qos=1)
             await self._announce_all()
-            queue: asyncio.Queue[Received] = asyncio.Queue()
-            tasks = [asyncio.create_task(self._read(client, queue)),
-                     asyncio.create_task(self._batches(queue))]
+            tasks = [asyncio.create_task(self._read(client)),
+                     asyncio.create_task(self._batches())]
             try:
                 # the reader ends when the link does; the batcher only on an error
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -152,15 +178,33 @@ class IngestService:
                 self._client = None
                 self.stats.connected = False
 
-    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
+    async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload
             raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
-            queue.put_nowait(Received(str(message.topic), bytes(raw), store.now_ms()))
+            self.offer(Received(str(message.topic), bytes(raw), now_ms()))
         raise aiomqtt.MqttError("message stream ended")
 
-    async def _batches(self, queue: asyncio.Queue[Received]) -> None:
+    def offer(self, msg: Received) -> bool:
+        """Queue one received message; False (counted, logged) when the queue is full."""
+        try:
+            self._queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            self.stats.overflow_dropped += 1
+            n = self.stats.overflow_dropped
+            if n & (n - 1) == 0:  # 1, 2, 4, 8, …: a flood is visible without flooding the log
+                log.warning("ingest queue full (%d messages): dropped %d so far (latest on %s); "
+                            "devices resend what no ack covers, so nothing is lost, but the "
+                            "store is falling behind", self._queue.maxsize, n, msg.topic)
+            return False
+        depth = self._queue.qsize()
+        self.stats.queue_depth = depth
+        self.stats.queue_peak = max(self.stats.queue_peak, depth)
+        return True
+
+    async def _batches(self) -> None:
         loop = asyncio.get_running_loop()
+        queue = self._queue
         while True:
             first = await queue.get()
             batch = [first]
@@ -173,6 +217,7 @@ class IngestService:
                     batch.append(await asyncio.wait_for(queue.get(), timeout))
                 except TimeoutError:
                     break
+            self.stats.queue_depth = queue.qsize()
             await self._process(batch)
 
     async def _process(self, batch: list[Received]) -> None:
@@ -184,9 +229,13 @@ class IngestService:
                 self._speaks[v.device_id] = v.key_id
         loop = asyncio.get_running_loop()
         result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
-        self.stats.add(result, len(batch), commit_ms)
+        self.stats.add(result.stored, result.telemetry, result.findings, result.rejected,
+                       len(batch), commit_ms)
+        s = self.supervision.stats
+        self.stats.supervision = {"facts": s.facts, "findings": s.findings,
+                                  "failures": dict(s.failures), "last_failure": s.last_failure}
         acks = [(d, upto, False) for d, upto in result.watermarks.items()]
-        acks += [(d, self._committed(d), True) for d in result.births
+        acks += [(d, device_rows.committed_seq(self._store, d), True) for d in result.births
                  if d not in result.watermarks]
         # concurrently, a few at a time: one broker round trip per device would make
         # ack latency grow with the number of devices in the batch
@@ -194,16 +243,11 @@ class IngestService:
             await asyncio.gather(*(self._ack(d, upto, resync=r)
                                    for d, upto, r in acks[i:i + ACK_CONCURRENCY]))
 
-    def _committed(self, device_id: str) -> int:
-        row = self._db.execute("SELECT committed_seq FROM devices WHERE device_id=?",
-                               [device_id]).fetchone()
-        return int(row[0]) if row else 0
-
     async def _announce_all(self) -> None:
         """On (re)connect, tell every device where the store stands, so it resends the rest."""
-        for row in self._db.query("SELECT device_id, committed_seq FROM devices WHERE site=?",
-                                  [self.site]):
-            await self._ack(row["device_id"], row["committed_seq"], resync=True)
+        for row in device_rows.all_rows(self._store, site=self.site):
+            if row.get("decommissioned_ms") is None:
+                await self._ack(row["device_id"], row["committed_seq"], resync=True)
 
     async def _ack(self, device_id: str, upto: int, *, resync: bool) -> None:
         client = self._client
@@ -214,10 +258,10 @@ class IngestService:
         # grace must be able to check its acks and drain its outbox), else the newest
         key_id = self._speaks.get(device_id, "")
         key = keys.get(key_id)
-        if key is None or (key.valid_until_ms is not None and key.valid_until_ms < store.now_ms()):
-            key_id, key = registry.newest_key(keys)
+        if key is None or (key.valid_until_ms is not None and key.valid_until_ms < now_ms()):
+            key_id, key = newest_key(keys)
         topic = topics.topic(self.site, device_id, "ack")
-        fields = envelope.make(device_id, 0, upto, store.now_ms(), "ack",
+        fields = envelope.make(device_id, 0, upto, now_ms(), "ack",
                                {"upto": upto, "resync": resync})
         await client.publish(topic, envelope.seal(key.secret, key_id, topic, fields), qos=1,
                              retain=True)
@@ -225,7 +269,7 @@ class IngestService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        self._db.close()
+        self._store.close()
 
 
 def topics_device(topic: str) -> str | None:

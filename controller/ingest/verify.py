@@ -7,10 +7,10 @@ need stored state and happen in the batch writer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.keyring import KeyRing
 from protocols import bodies, envelope, topics
 
 
@@ -49,19 +49,7 @@ class Rejected:
     device_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceKey:
-    """One HMAC key of a device; a rotation sets ``valid_until_ms`` on the keys it retires."""
-
-    secret: bytes
-    valid_until_ms: int | None = None
-
-    def valid_at(self, ms: int) -> bool:
-        return self.valid_until_ms is None or ms < self.valid_until_ms
-
-
 Verdict = Accepted | Rejected
-KeyRing = Mapping[str, Mapping[str, DeviceKey]]
 
 
 def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:

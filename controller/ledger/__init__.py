@@ -1,8 +1,9 @@
 """The tamper-evident ledger: an RFC 9162 Merkle log of device messages and decisions.
 
-One append call for every part of the controller (`append`, inside the caller's
-transaction; `append_decision` for a decision), signed checkpoints, a witness, proofs, and
-an offline-verifiable export. FORMAT.md documents every byte an auditor sees.
+Pure code: the canonical entry format (`entries`), the tree arithmetic (`tree`), signed
+notes and checkpoints, proofs, a witness and the offline-verifiable export. The rows live
+in `controller/storage/ledger_log.py`, whose `append` every part of the controller calls
+inside its own transaction. FORMAT.md documents every byte an auditor sees.
 """
 
 from controller.ledger.entries import decision, device_message
@@ -12,18 +13,12 @@ from controller.ledger.errors import (
     NoteError,
     WitnessRefused,
 )
-from controller.ledger.store import append, append_decision, migrate, size, transaction
 
 __all__ = [
     "EntryFormatError",
     "LedgerError",
     "NoteError",
     "WitnessRefused",
-    "append",
-    "append_decision",
     "decision",
     "device_message",
-    "migrate",
-    "size",
-    "transaction",
 ]

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller import store
 from controller.ledger import entries
-from controller.ledger import store as ledger_store
+from controller.storage import ledger_log, open_store
 
 # a weighing as an agent sends it (~330 bytes): the size the ingest appends
 _WIRE = (b'{"v":1,"dev":"wb-gate1","boot":3,"seq":%d,"ts":1700000000000,"kind":"weighing",'
@@ -28,17 +27,15 @@ def append_rate(n: int, batch: int = 500, db_path: Path | None = None) -> dict[s
     """Append `n` weighing-sized entries in transactions of `batch` to a fresh store
     (WAL, synchronous=NORMAL, as the controller runs it); return entries/s."""
     with tempfile.TemporaryDirectory() as tmp:
-        db = store.connect(db_path or Path(tmp) / "bench.db")
-        conn = db.conn
+        store = open_store(db_path or Path(tmp) / "bench.db", create=True)
         todo = [sample_entry(seq) for seq in range(1, n + 1)]
         t0 = time.perf_counter()
         for i in range(0, n, batch):
-            conn.execute("BEGIN IMMEDIATE")
-            ledger_store.append(conn, todo[i:i + batch])
-            conn.execute("COMMIT")
+            with store.transaction() as conn:
+                ledger_log.append(conn, todo[i:i + batch])
         seconds = time.perf_counter() - t0
-        size = ledger_store.size(conn)
-        conn.close()
+        size = ledger_log.size(store.conn)
+        store.close()
     return {"entries": size, "batch": batch, "seconds": round(seconds, 3),
             "per_s": round(n / seconds) if seconds else 0}
 

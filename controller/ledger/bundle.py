@@ -35,25 +35,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.errors import StoreError
 from controller.ledger import checkpoint as cp_mod
 from controller.ledger import entries as entries_mod
 from controller.ledger import note, tree
 from controller.ledger.errors import EntryFormatError, LedgerError, NoteError
+from controller.storage import ledger_log
+from controller.storage.database import read_snapshot
 
 FORMAT = "portwatch-ledger-bundle/1"
 
 
 def export(db_path: Path | str, out_path: Path | str, *, now_ms: int = 0) -> dict[str, Any]:
     """Write the bundle of the store at `db_path`; return a summary (sizes, keys)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
     try:
-        conn.execute("BEGIN")  # one snapshot: entries and checkpoints from the same moment
-        doc = _snapshot(conn, Path(db_path), now_ms)
-        conn.execute("COMMIT")
-    except sqlite3.OperationalError as exc:
+        # one snapshot: entries and checkpoints from the same moment
+        with read_snapshot(db_path) as conn:
+            doc = _snapshot(conn, Path(db_path), now_ms)
+    except (sqlite3.OperationalError, StoreError) as exc:
         raise LedgerError(f"cannot read the ledger in {db_path}: {exc}") from exc
-    finally:
-        conn.close()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -65,15 +65,12 @@ def export(db_path: Path | str, out_path: Path | str, *, now_ms: int = 0) -> dic
 
 
 def _snapshot(conn: sqlite3.Connection, db_path: Path, now_ms: int) -> dict[str, Any]:
-    row = conn.execute("SELECT value FROM ledger_meta WHERE name='origin'").fetchone()
-    origin = None if row is None else str(row[0])
+    origin = ledger_log.get_meta(conn, "origin")
     log_key = None
     if origin is not None and cp_mod.key_path(db_path).exists():
         log_key = cp_mod.log_signer(db_path, origin).verifier.vkey
-    entries = [{"idx": int(idx), "entry": base64.b64encode(data).decode(),
-                "leaf_hash": bytes(h).hex()}
-               for idx, data, h in conn.execute(
-                   "SELECT idx, entry, leaf_hash FROM ledger_entries ORDER BY idx")]
+    entries = [{"idx": idx, "entry": base64.b64encode(data).decode(), "leaf_hash": h.hex()}
+               for idx, data, h in ledger_log.iter_entries(conn)]
     notes = [cp_mod.cosigned_note(conn, c) for c in cp_mod.all_checkpoints(conn)]
     return {"format": FORMAT, "origin": origin, "log_key": log_key,
             "witness_keys": cp_mod.witness_keys(conn), "exported_ms": now_ms,

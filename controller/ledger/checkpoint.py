@@ -24,11 +24,11 @@ import binascii
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from controller.ledger import keys, note
-from controller.ledger import store as ledger_store
 from controller.ledger.errors import LedgerError, NoteError
+from controller.storage import ledger_log as ledger_store
+from controller.storage.database import transaction
 
 ORIGIN_PREFIX = "portwatch/"
 
@@ -98,7 +98,7 @@ def create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int) -> Stored
     LedgerError if the origin differs from the log's, or the tables no longer give the
     root of the last checkpoint (then nothing is signed).
     """
-    with ledger_store.transaction(conn):
+    with transaction(conn):
         origin = ledger_store.get_meta(conn, "origin")
         if origin is None:
             ledger_store.set_meta(conn, "origin", signer.name)
@@ -117,9 +117,8 @@ def create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int) -> Stored
                 return last
         root = ledger_store.root(conn, n)
         text = sign(signer, n, root)
-        cur = conn.execute("INSERT INTO ledger_checkpoints (size, root, note, created_ms) "
-                           "VALUES (?,?,?,?)", (n, root, text, now_ms))
-        return StoredCheckpoint(int(cur.lastrowid or 0), n, root, text, now_ms)
+        cp_id = ledger_store.insert_checkpoint(conn, n, root, text, now_ms)
+        return StoredCheckpoint(cp_id, n, root, text, now_ms)
 
 
 def maybe_create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int,
@@ -132,51 +131,39 @@ def maybe_create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int,
     return create(conn, signer, now_ms)
 
 
-def _row(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(int(row[0]), int(row[1]), bytes(row[2]), str(row[3]),
-                            int(row[4] or 0))
-
-
-_COLUMNS = "SELECT id, size, root, note, created_ms FROM ledger_checkpoints"
+def _stored(row: ledger_store.CheckpointRow | None) -> StoredCheckpoint | None:
+    return None if row is None else StoredCheckpoint(*row)
 
 
 def latest(conn: sqlite3.Connection) -> StoredCheckpoint | None:
-    row = conn.execute(f"{_COLUMNS} ORDER BY size DESC, id DESC LIMIT 1").fetchone()
-    return None if row is None else _row(row)
+    return _stored(ledger_store.latest_checkpoint(conn))
 
 
 def at_size(conn: sqlite3.Connection, size: int) -> StoredCheckpoint | None:
-    row = conn.execute(f"{_COLUMNS} WHERE size=? ORDER BY id DESC LIMIT 1", (size,)).fetchone()
-    return None if row is None else _row(row)
+    return _stored(ledger_store.checkpoint_at_size(conn, size))
 
 
 def all_checkpoints(conn: sqlite3.Connection) -> list[StoredCheckpoint]:
-    return [_row(r) for r in conn.execute(f"{_COLUMNS} ORDER BY id")]
+    return [StoredCheckpoint(*r) for r in ledger_store.all_checkpoints(conn)]
 
 
 def add_cosignature(conn: sqlite3.Connection, checkpoint_id: int, line: str,
                     witness: note.Verifier, now_ms: int) -> None:
     """Keep a witness's cosignature line after checking it signs that checkpoint."""
-    row = conn.execute(f"{_COLUMNS} WHERE id=?", (checkpoint_id,)).fetchone()
-    if row is None:
+    cp = _stored(ledger_store.checkpoint_by_id(conn, checkpoint_id))
+    if cp is None:
         raise LedgerError(f"no checkpoint {checkpoint_id}")
-    signed = note.parse(_row(row).note).with_line(line)
+    signed = note.parse(cp.note).with_line(line)
     if signed.verified_by(witness) is not True:
         raise NoteError(f"the cosignature line is not a valid signature of {witness.name} on "
                         f"checkpoint {checkpoint_id}")
-    with ledger_store.transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO ledger_cosignatures (checkpoint_id, witness, vkey, "
-                     "line, created_ms) VALUES (?,?,?,?,?)",
-                     (checkpoint_id, witness.name, witness.vkey, line, now_ms))
+    ledger_store.put_cosignature(conn, checkpoint_id, witness.name, witness.vkey, line, now_ms)
 
 
 def cosigned_note(conn: sqlite3.Connection, cp: StoredCheckpoint) -> str:
     """The checkpoint note with every stored witness cosignature line appended."""
-    lines = [r[0] for r in conn.execute("SELECT line FROM ledger_cosignatures WHERE "
-                                        "checkpoint_id=? ORDER BY id", (cp.id,))]
-    return cp.note + "".join(lines)
+    return cp.note + "".join(ledger_store.cosignature_lines(conn, cp.id))
 
 
 def witness_keys(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT vkey FROM ledger_cosignatures "
-                                       "ORDER BY vkey")]
+    return ledger_store.witness_keys(conn)

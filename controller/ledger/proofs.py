@@ -21,8 +21,8 @@ from typing import Any
 from controller.ledger import checkpoint as cp_mod
 from controller.ledger import entries as entries_mod
 from controller.ledger import note, tree
-from controller.ledger import store as ledger_store
 from controller.ledger.errors import LedgerError, NoteError
+from controller.storage import ledger_log as ledger_store
 
 
 def _b64(data: bytes) -> str:

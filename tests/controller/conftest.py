@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
-from controller import registry, store
+from controller import registry
+from controller.storage import Store, open_store
 
 SITE = "test-site"
 
@@ -19,11 +19,11 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db(db_path: Path) -> sqlite_utils.Database:
-    return store.connect(db_path)
+def db(db_path: Path) -> Store:
+    return open_store(db_path, create=True)
 
 
 @pytest.fixture
-def device(db: sqlite_utils.Database) -> dict[str, Any]:
+def device(db: Store) -> dict[str, Any]:
     return registry.provision(db, device_id="wb-1", site=SITE, kind="weighbridge",
-                              driver={"map": "portwatch-sim"})
+                              driver={})

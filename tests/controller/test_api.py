@@ -6,22 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 from fastapi.testclient import TestClient
 
 from controller import auth, registry
 from controller.api.app import create_app
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
+from controller.storage import Store
 from ctl_helpers import SITE, signed, weighing_body
 
 
 @pytest.fixture
-def client(db_path: Path, db: sqlite_utils.Database) -> TestClient:
+def client(db_path: Path, db: Store) -> TestClient:
     return TestClient(create_app(db_path=db_path, site=SITE))
 
 
-def _bearer(db: sqlite_utils.Database, role: str) -> dict[str, str]:
+def _bearer(db: Store, role: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + auth.create_token(db, name=role, role=role)}
 
 
@@ -31,7 +31,7 @@ def test_api_without_token_is_401_and_bad_token_is_401(client: TestClient) -> No
     assert r.status_code == 401
 
 
-def test_api_provisioning_needs_admin(client: TestClient, db: sqlite_utils.Database) -> None:
+def test_api_provisioning_needs_admin(client: TestClient, db: Store) -> None:
     body = {"device_id": "wb-9", "kind": "weighbridge"}
     for role in ("operator", "auditor"):
         r = client.post("/api/v1/devices", json=body, headers=_bearer(db, role))
@@ -46,14 +46,14 @@ def test_api_provisioning_needs_admin(client: TestClient, db: sqlite_utils.Datab
 
 
 def test_api_rejects_bad_device_input_with_422(client: TestClient,
-                                               db: sqlite_utils.Database) -> None:
+                                               db: Store) -> None:
     h = _bearer(db, "admin")
     for body in ({"device_id": "a/b", "kind": "weighbridge"}, {"device_id": "x", "kind": "toaster"},
                  {"kind": "weighbridge"}):
         assert client.post("/api/v1/devices", json=body, headers=h).status_code == 422, body
 
 
-def test_api_lists_devices_and_weighings(client: TestClient, db: sqlite_utils.Database,
+def test_api_lists_devices_and_weighings(client: TestClient, db: Store,
                                          device: dict[str, Any]) -> None:
     keys = registry.secrets_by_device(db)
     msgs = [signed(device, seq=i, body=weighing_body(30000 + 20 * i, plate=f"辽B0000{i}"))
@@ -71,7 +71,7 @@ def test_api_lists_devices_and_weighings(client: TestClient, db: sqlite_utils.Da
     assert client.get("/api/v1/weighings", params={"limit": 0}, headers=h).status_code == 422
 
 
-def test_api_ingest_stats_count_rejections(client: TestClient, db: sqlite_utils.Database,
+def test_api_ingest_stats_count_rejections(client: TestClient, db: Store,
                                            device: dict[str, Any]) -> None:
     keys = registry.secrets_by_device(db)
     m = signed(device, seq=1)
@@ -89,7 +89,7 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
 
 
 def test_api_reports_missing_ranges_and_admin_declares_them_lost(
-        client: TestClient, db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        client: TestClient, db: Store, device: dict[str, Any]) -> None:
     keys = registry.secrets_by_device(db)
     commit_batch(db.conn, [check_message(signed(device, seq=s), site=SITE, keys=keys)
                            for s in (1, 2, 6)])

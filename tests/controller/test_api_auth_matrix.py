@@ -13,12 +13,12 @@ from typing import Any
 
 import fastapi.routing
 import pytest
-import sqlite_utils
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from controller import auth
 from controller.api.app import create_app
+from controller.storage import Store
 from ctl_helpers import SITE
 
 PUBLIC = None  # no token needed
@@ -27,13 +27,12 @@ ADMINS = frozenset({"admin"})
 AUDITORS = frozenset({"auditor", "admin"})
 
 # The one table: who may call what. Roles (controller/auth.py): operator reads and
-# acknowledges alerts; auditor reads everything and exports; admin provisions devices
-# and rotates keys.
+# acknowledges alerts; auditor reads everything and exports; admin provisions devices,
+# rotates keys, decommissions devices and manages tokens.
 RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/api/v1/devices"): READERS,
     ("POST", "/api/v1/devices"): ADMINS,
@@ -41,6 +40,12 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/devices/{device_id}/health"): READERS,
     ("POST", "/api/v1/devices/{device_id}/lost"): ADMINS,
     ("POST", "/api/v1/devices/{device_id}/rotate-key"): ADMINS,
+    ("POST", "/api/v1/devices/{device_id}/decommission"): ADMINS,
+    ("GET", "/api/v1/alerts"): READERS,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): READERS,
+    ("GET", "/api/v1/tokens"): ADMINS,
+    ("POST", "/api/v1/tokens"): ADMINS,
+    ("DELETE", "/api/v1/tokens/{token_id}"): ADMINS,
     ("GET", "/api/v1/weighings"): READERS,
     ("GET", "/api/v1/weighings/{device_id}/{seq}"): READERS,
     ("GET", "/api/v1/alarms"): READERS,
@@ -53,12 +58,15 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
-PATH_VALUES = {"device_id": "wb-1", "seq": "1"}
+PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices"): {"device_id": "wb-matrix", "kind": "weighbridge"},
     ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
                                                   "reason": "flash worn out"},
     ("POST", "/api/v1/devices/{device_id}/rotate-key"): {"grace_s": 60},
+    ("POST", "/api/v1/devices/{device_id}/decommission"): {"reason": "matrix"},
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): {"note": "seen"},
+    ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},
 }
 
 
@@ -92,12 +100,12 @@ def _call(client: TestClient, route: tuple[str, str], headers: dict[str, str]) -
 
 
 @pytest.fixture
-def client(db_path: Path, db: sqlite_utils.Database, device: dict[str, Any]) -> TestClient:
+def client(db_path: Path, db: Store, device: dict[str, Any]) -> TestClient:
     return TestClient(create_app(db_path=db_path, site=SITE))
 
 
 @pytest.fixture
-def tokens(db: sqlite_utils.Database) -> dict[str, dict[str, str]]:
+def tokens(db: Store) -> dict[str, dict[str, str]]:
     return {role: {"Authorization": "Bearer " + auth.create_token(db, name=role, role=role)}
             for role in auth.ROLES}
 
@@ -155,11 +163,11 @@ def test_public_route_answers_without_token(client: TestClient, route: tuple[str
     assert _call(client, route, {}) == 200
 
 
-def test_revoked_token_is_401(client: TestClient, db: sqlite_utils.Database,
+def test_revoked_token_is_401(client: TestClient, db: Store,
                               tokens: dict[str, dict[str, str]]) -> None:
     headers = tokens["admin"]
     assert client.get("/api/v1/devices", headers=headers).status_code == 200
-    db.execute("DELETE FROM api_tokens")
+    db.conn.execute("DELETE FROM api_tokens")
     assert client.get("/api/v1/devices", headers=headers).status_code == 401
 
 

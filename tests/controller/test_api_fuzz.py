@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-import sqlite_utils
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -24,6 +23,7 @@ from controller import auth, registry
 from controller.api.app import create_app
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
+from controller.storage import Store
 from ctl_helpers import SITE, signed
 
 # Not yet response_schema_conformance nor status_code_conformance: some handlers answer
@@ -32,7 +32,7 @@ from ctl_helpers import SITE, signed
 CHECKS = [not_a_server_error, content_type_conformance]
 
 
-def _fill(db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+def _fill(db: Store, device: dict[str, Any]) -> None:
     keys = registry.secrets_by_device(db)
     msgs = [signed(device, seq=1), signed(device, seq=1, body={"plate": 1}),
             signed(device, seq=2, kind="alarm", body={"alarm": "overload", "state": "raised",
@@ -43,7 +43,7 @@ def _fill(db: sqlite_utils.Database, device: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def admin(db: sqlite_utils.Database, device: dict[str, Any]) -> dict[str, str]:
+def admin(db: Store, device: dict[str, Any]) -> dict[str, str]:
     _fill(db, device)
     return {"Authorization": "Bearer " + auth.create_token(db, name="fuzz", role="admin")}
 

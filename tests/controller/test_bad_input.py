@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller import registry
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
+from controller.storage import Store
 from ctl_helpers import SITE, weighing_body
 from protocols import envelope, envelope_shape, topics
 
@@ -61,30 +61,30 @@ def _body(channel: str, kind: str, **body: Any) -> bytes:
     return _dumps(_fields(channel, kind=kind, body=body))
 
 
-def _ingest(db: sqlite_utils.Database, *msgs: Received) -> tuple[list[Verdict], BatchResult]:
+def _ingest(db: Store, *msgs: Received) -> tuple[list[Verdict], BatchResult]:
     verdicts = [check_message(m, site=SITE, keys=registry.secrets_by_device(db)) for m in msgs]
     return verdicts, commit_batch(db.conn, verdicts)
 
 
-def _snapshot(db: sqlite_utils.Database) -> dict[str, Any]:
-    state = {t: db[t].count for t in TABLES}
-    state["device"] = db.execute(
+def _snapshot(db: Store) -> dict[str, Any]:
+    state = {t: db.db[t].count for t in TABLES}
+    state["device"] = db.conn.execute(
         "SELECT status, boot, committed_seq, tele_seq, health_json FROM devices "
         "WHERE device_id='wb-1'").fetchone()
     return state
 
 
-def _assert_refused(db: sqlite_utils.Database, msg: Received, reason: str) -> None:
+def _assert_refused(db: Store, msg: Received, reason: str) -> None:
     before = _snapshot(db)
-    n_rejections = db["rejections"].count
+    n_rejections = db.db["rejections"].count
     (verdict,), result = _ingest(db, msg)
     assert isinstance(verdict, Rejected), f"accepted: {msg.payload[:120]!r}"
     assert verdict.reason == reason, (verdict.reason, verdict.detail)
     assert result.rejected == {reason: 1}
     assert (result.stored, result.telemetry) == (0, 0)
     assert _snapshot(db) == before
-    rows = list(db.query("SELECT reason, size FROM rejections ORDER BY id DESC LIMIT 1"))
-    assert db["rejections"].count == n_rejections + 1
+    rows = list(db.db.query("SELECT reason, size FROM rejections ORDER BY id DESC LIMIT 1"))
+    assert db.db["rejections"].count == n_rejections + 1
     assert rows == [{"reason": reason, "size": len(msg.payload)}]
 
 
@@ -171,7 +171,7 @@ def _sized(device: dict[str, Any], total: int) -> Received:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_rejected_counted_and_not_stored(db: sqlite_utils.Database,
+def test_bad_input_is_rejected_counted_and_not_stored(db: Store,
                                                       device: dict[str, Any], name: str) -> None:
     channel, raw, reason = CASES[name]
     msg = _sized(device, envelope.MAX_WIRE_BYTES + 1) if name == "16 KiB + 1" else _sign(
@@ -220,14 +220,14 @@ BODIES: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("name", list(BODIES))
-def test_bad_body_is_rejected_counted_and_not_stored(db: sqlite_utils.Database,
+def test_bad_body_is_rejected_counted_and_not_stored(db: Store,
                                                      device: dict[str, Any], name: str) -> None:
     channel, kind, body = BODIES[name]
     _assert_refused(db, _sign(device, _dumps(_fields(channel, kind=kind, body=body)), channel),
                     "bad_body")
 
 
-def test_bad_input_limits_are_inclusive(db: sqlite_utils.Database,
+def test_bad_input_limits_are_inclusive(db: Store,
                                         device: dict[str, Any]) -> None:
     """What sits exactly on a limit is taken: 16 KiB, 16 levels, the 64-bit extremes."""
     deepest = json.loads(_deep(envelope_shape.MAX_DEPTH - 3))  # envelope, body, detail: 3
@@ -240,11 +240,11 @@ def test_bad_input_limits_are_inclusive(db: sqlite_utils.Database,
     assert all(isinstance(v, Accepted) for v in verdicts), [getattr(v, "detail", v)
                                                            for v in verdicts]
     assert result.stored == 3 and result.rejected == {}
-    assert db["weighings"].get(("wb-1", 3))["gross_kg"] == 2**63 - 1
+    assert db.db["weighings"].get(("wb-1", 3))["gross_kg"] == 2**63 - 1
 
 
 def test_bad_input_in_a_batch_does_not_cost_the_good_messages(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     good = [_sign(device, _dumps(_fields(seq=s))) for s in (1, 2)]
     bad = [_sign(device, raw, channel) for channel, raw, _ in CASES.values()]
     _, result = _ingest(db, good[0], *bad, good[1])
@@ -287,7 +287,7 @@ def _wire(draw: st.DrawFn) -> bytes:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(topic=_TOPICS, payload=_wire())
 def test_arbitrary_bytes_on_any_topic_never_raise_and_store_nothing(
-        db: sqlite_utils.Database, device: dict[str, Any], topic: str, payload: bytes) -> None:
+        db: Store, device: dict[str, Any], topic: str, payload: bytes) -> None:
     before = _snapshot(db)
     (verdict,), result = _ingest(db, Received(topic, payload, 1764072000500))
     assert isinstance(verdict, Rejected)  # nobody can sign without the key
@@ -330,7 +330,7 @@ def _envelope_fields(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def pristine(db: sqlite_utils.Database, device: dict[str, Any]) -> Iterator[sqlite3.Connection]:
+def pristine(db: Store, device: dict[str, Any]) -> Iterator[sqlite3.Connection]:
     """A copy of the store with only the device in it, to restore before each example."""
     copy = sqlite3.connect(":memory:")
     db.conn.backup(copy)
@@ -342,7 +342,7 @@ def pristine(db: sqlite_utils.Database, device: dict[str, Any]) -> Iterator[sqli
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_envelope_fields(), ascii_only=st.booleans())
 def test_signed_arbitrary_json_never_raises_and_stores_only_what_it_accepts(
-        db: sqlite_utils.Database, device: dict[str, Any], pristine: sqlite3.Connection,
+        db: Store, device: dict[str, Any], pristine: sqlite3.Connection,
         case: tuple[str, dict[str, Any]], ascii_only: bool) -> None:
     channel, fields = case
     try:
@@ -350,10 +350,10 @@ def test_signed_arbitrary_json_never_raises_and_stores_only_what_it_accepts(
     except ValueError:  # e.g. an int past the str conversion limit: cannot be sent at all
         return
     pristine.backup(db.conn)  # each example meets a fresh store: no seq_conflict by accident
-    before = db["messages"].count
+    before = db.db["messages"].count
     (verdict,), result = _ingest(db, _sign(device, raw, channel))
     if isinstance(verdict, Rejected):
         assert result.rejected == {verdict.reason: 1} and result.stored == 0
-    assert db["messages"].count == before + result.stored
-    for (text,) in db.execute("SELECT health_json FROM devices WHERE health_json IS NOT NULL"):
+    assert db.db["messages"].count == before + result.stored
+    for (text,) in db.conn.execute("SELECT health_json FROM devices WHERE health_json IS NOT NULL"):
         json.dumps(json.loads(text), allow_nan=False)  # what is stored, the API can serve

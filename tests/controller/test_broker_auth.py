@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from controller import broker_auth, registry
+from controller.storage import Store
 from ctl_helpers import SITE
 
 # written by the real `mosquitto_passwd -c -b passwd alice s3cret` (mosquitto 2.0.11)
@@ -42,7 +42,7 @@ def test_mosquitto_hash_matches_mosquitto_passwd_output() -> None:
     assert len(base64.b64decode(fresh[4])) == 64  # SHA-512
 
 
-def test_acl_confines_each_device_to_its_own_subtree(db: sqlite_utils.Database,
+def test_acl_confines_each_device_to_its_own_subtree(db: Store,
                                                      device: dict[str, Any]) -> None:
     registry.provision(db, device_id="wb-2", site=SITE, kind="weighbridge")
     blocks = _blocks(broker_auth.render_acl_file(broker_auth.accounts(db, site=SITE)))
@@ -57,7 +57,7 @@ def test_acl_confines_each_device_to_its_own_subtree(db: sqlite_utils.Database,
     assert not any(r.startswith("topic write") and r.endswith(("/evt", "/state")) for r in ctl)
 
 
-def test_password_file_holds_each_account_hash(db: sqlite_utils.Database,
+def test_password_file_holds_each_account_hash(db: Store,
                                                device: dict[str, Any]) -> None:
     text = broker_auth.render_password_file(broker_auth.accounts(db, site=SITE))
     entries = dict(line.split(":", 1) for line in text.splitlines())
@@ -67,17 +67,17 @@ def test_password_file_holds_each_account_hash(db: sqlite_utils.Database,
     assert device["mqtt_password"] not in text
 
 
-def test_controller_credentials_are_created_once_and_hashed(db: sqlite_utils.Database) -> None:
+def test_controller_credentials_are_created_once_and_hashed(db: Store) -> None:
     assert broker_auth.stored_controller_credentials(db) is None
     user, password = broker_auth.controller_credentials(db)
     assert broker_auth.controller_credentials(db) == (user, password)
-    row = db["broker_accounts"].get(user)
+    row = db.db["broker_accounts"].get(user)
     _, _, iterations, salt, _ = row["password_hash"].split("$")
     assert row["password_hash"] == registry.mosquitto_hash(
         password, salt=base64.b64decode(salt), iterations=int(iterations))
 
 
-def test_write_files_are_private_and_complete(tmp_path: Path, db: sqlite_utils.Database,
+def test_write_files_are_private_and_complete(tmp_path: Path, db: Store,
                                               device: dict[str, Any]) -> None:
     extra = broker_auth.Account("tester", registry.mosquitto_hash("x"), ("topic read a/b",))
     passwd, acl = broker_auth.write_files(db, site=SITE, out_dir=tmp_path / "b", extra=[extra])
@@ -87,7 +87,7 @@ def test_write_files_are_private_and_complete(tmp_path: Path, db: sqlite_utils.D
     assert passwd.read_text().count("\n") == 3
 
 
-def test_accounts_refuse_a_device_named_like_the_controller(db: sqlite_utils.Database) -> None:
+def test_accounts_refuse_a_device_named_like_the_controller(db: Store) -> None:
     registry.provision(db, device_id=broker_auth.CONTROLLER_USER, site=SITE, kind="weighbridge")
     with pytest.raises(ValueError, match="rename the device"):
         broker_auth.accounts(db, site=SITE)

@@ -6,17 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
-from controller import registry, store
+from controller import registry
 from controller.errors import UnknownDevice
-from controller.ingest.verify import Accepted, DeviceKey, Received, Rejected, check_message
+from controller.ingest.verify import Accepted, Received, Rejected, check_message
+from controller.keyring import DeviceKey
+from controller.storage import Store, open_store
+from controller.storage.schema import SCHEMA_VERSION
 from ctl_helpers import SITE, signed
 
 T0 = 1_764_072_000_000  # the controller's clock at the rotation, ms
 
 
-def _check(db: sqlite_utils.Database, msg: Received) -> Accepted | Rejected:
+def _check(db: Store, msg: Received) -> Accepted | Rejected:
     return check_message(msg, site=SITE, keys=registry.secrets_by_device(db))
 
 
@@ -26,7 +28,7 @@ def _old_key_msg(device: dict[str, Any], received_ms: int, seq: int = 1) -> Rece
 
 
 def test_rotate_key_old_key_accepted_until_grace_then_expired(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     rotation = registry.rotate_key(db, "wb-1", grace_s=60, now=T0)
     assert (rotation["old_key_id"], rotation["key_id"]) == ("k1", "k2")
     assert rotation["old_valid_until_ms"] == T0 + 60_000
@@ -38,7 +40,7 @@ def test_rotate_key_old_key_accepted_until_grace_then_expired(
 
 
 def test_rotate_key_judges_by_receipt_time_not_device_clock(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     registry.rotate_key(db, "wb-1", grace_s=1, now=T0)
     # the device claims a time inside the grace; the controller received it after
     msg = signed(device, seq=1, key_id="k1", ts=T0, received_ms=T0 + 5_000)
@@ -47,7 +49,7 @@ def test_rotate_key_judges_by_receipt_time_not_device_clock(
 
 
 def test_rotate_key_new_key_accepted_and_becomes_current(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     rotation = registry.rotate_key(db, "wb-1", grace_s=0, now=T0)
     current = registry.get(db, "wb-1")
     assert (current["key_id"], current["secret_hex"]) == ("k2", rotation["secret_hex"])
@@ -57,7 +59,7 @@ def test_rotate_key_new_key_accepted_and_becomes_current(
 
 
 def test_rotate_key_unknown_key_id_and_wrong_secret_are_rejected(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     registry.rotate_key(db, "wb-1", grace_s=60, now=T0)
     unknown = _check(db, signed(device, seq=1, key_id="k3", received_ms=T0))
     assert isinstance(unknown, Rejected) and unknown.reason == "unknown_key"
@@ -71,7 +73,7 @@ def test_rotate_key_unknown_key_id_and_wrong_secret_are_rejected(
 
 
 def test_rotate_key_twice_numbers_keys_and_never_extends_an_old_key(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     registry.rotate_key(db, "wb-1", grace_s=60, now=T0)
     second = registry.rotate_key(db, "wb-1", grace_s=3600, now=T0 + 1000)
     assert (second["old_key_id"], second["key_id"]) == ("k2", "k3")
@@ -82,22 +84,22 @@ def test_rotate_key_twice_numbers_keys_and_never_extends_an_old_key(
     assert registry.newest_key(ring)[0] == "k3"
 
 
-def test_rotate_key_is_recorded_with_its_actor(db: sqlite_utils.Database,
+def test_rotate_key_is_recorded_with_its_actor(db: Store,
                                                device: dict[str, Any]) -> None:
     registry.rotate_key(db, "wb-1", grace_s=60, actor="token:ops (admin)", now=T0)
-    rows = list(db["key_rotations"].rows)
+    rows = list(db.db["key_rotations"].rows)
     assert [(r["device_id"], r["old_key_id"], r["new_key_id"], r["rotated_ms"],
              r["old_valid_until_ms"], r["actor"]) for r in rows] == [
         ("wb-1", "k1", "k2", T0, T0 + 60_000, "token:ops (admin)")]
 
 
 def test_rotate_key_refuses_unknown_device_and_negative_grace(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     with pytest.raises(UnknownDevice):
         registry.rotate_key(db, "wb-404", grace_s=60)
     with pytest.raises(ValueError, match="grace_s"):
         registry.rotate_key(db, "wb-1", grace_s=-1)
-    assert db["key_rotations"].count == 0 and db["device_keys"].count == 1
+    assert db.db["key_rotations"].count == 0 and db.db["device_keys"].count == 1
 
 
 def test_newest_key_orders_key_ids_by_number() -> None:
@@ -107,7 +109,7 @@ def test_newest_key_orders_key_ids_by_number() -> None:
     assert registry.newest_key(ring)[0] == "k3"
 
 
-def test_keys_stamp_changes_on_provision_and_rotation(db: sqlite_utils.Database,
+def test_keys_stamp_changes_on_provision_and_rotation(db: Store,
                                                       device: dict[str, Any]) -> None:
     first = registry.keys_stamp(db)
     registry.rotate_key(db, "wb-1", grace_s=60, now=T0)
@@ -116,7 +118,7 @@ def test_keys_stamp_changes_on_provision_and_rotation(db: sqlite_utils.Database,
     assert len({first, second, registry.keys_stamp(db)}) == 3
 
 
-def test_with_key_replaces_only_the_key_in_a_config(db: sqlite_utils.Database,
+def test_with_key_replaces_only_the_key_in_a_config(db: Store,
                                                     device: dict[str, Any]) -> None:
     cfg = registry.device_config(device, mqtt_password="pw", broker_host="h", broker_port=1,
                                  data_dir="d")
@@ -130,13 +132,13 @@ def test_with_key_replaces_only_the_key_in_a_config(db: sqlite_utils.Database,
 
 
 def test_migrate_from_schema_1_puts_current_keys_in_the_ring(db_path: Path,
-                                                              db: sqlite_utils.Database,
+                                                              db: Store,
                                                               device: dict[str, Any]) -> None:
-    db.execute("DROP TABLE device_keys")  # as a store written before rotation existed
-    db.execute("PRAGMA user_version=1")
+    db.conn.execute("DROP TABLE device_keys")  # as a store written before rotation existed
+    db.conn.execute("PRAGMA user_version=1")
     db.close()
-    again = store.connect(db_path)
+    again = open_store(db_path, create=True)
     ring = registry.secrets_by_device(again)
     assert ring == {"wb-1": {"k1": DeviceKey(bytes.fromhex(device["secret_hex"]))}}
     assert isinstance(_check(again, signed(device, seq=1)), Accepted)
-    assert again.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

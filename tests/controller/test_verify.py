@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
-
 from controller import registry
 from controller.ingest.verify import Accepted, Received, Rejected, check_message
+from controller.storage import Store
 from ctl_helpers import SITE, signed
 
 
-def _check(db: sqlite_utils.Database, msg: Received) -> Accepted | Rejected:
+def _check(db: Store, msg: Received) -> Accepted | Rejected:
     return check_message(msg, site=SITE, keys=registry.secrets_by_device(db))
 
 
-def test_check_message_accepts_signed_weighing(db: sqlite_utils.Database,
+def test_check_message_accepts_signed_weighing(db: Store,
                                                device: dict[str, Any]) -> None:
     v = _check(db, signed(device, seq=1))
     assert isinstance(v, Accepted)
@@ -23,7 +22,7 @@ def test_check_message_accepts_signed_weighing(db: sqlite_utils.Database,
 
 
 def test_check_message_rejects_each_bad_input_with_its_reason(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     good = signed(device, seq=1)
     topic = good.topic
     cases = {
@@ -45,7 +44,7 @@ def test_check_message_rejects_each_bad_input_with_its_reason(
 
 
 def test_check_message_rejects_wrong_site_and_downlink_channels(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     msg = signed(device, seq=1)
     wrong_site = Received(msg.topic.replace(SITE, "elsewhere"), msg.payload, 0)
     downlink = Received(msg.topic.replace("/evt", "/ack"), msg.payload, 0)
@@ -55,6 +54,6 @@ def test_check_message_rejects_wrong_site_and_downlink_channels(
 
 
 def test_check_message_rejects_kind_not_allowed_on_channel(
-        db: sqlite_utils.Database, device: dict[str, Any]) -> None:
+        db: Store, device: dict[str, Any]) -> None:
     v = _check(db, signed(device, seq=1, channel="tele", kind="weighing"))
     assert isinstance(v, Rejected) and v.reason == "bad_body"

@@ -4,35 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
-
 from controller import registry
 from controller.ingest.verify import Received, check_message
 from controller.ingest.writer import BatchResult, commit_batch
+from controller.storage import Store
 from ctl_helpers import SITE, signed, weighing_body
 
 
-def _commit(db: sqlite_utils.Database, *msgs: Received) -> BatchResult:
+def _commit(db: Store, *msgs: Received) -> BatchResult:
     keys = registry.secrets_by_device(db)
     return commit_batch(db.conn, [check_message(m, site=SITE, keys=keys) for m in msgs])
 
 
-def _dump(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
-    return {t: list(db[t].rows) for t in ("messages", "weighings", "alarms", "health")}
+def _dump(db: Store) -> dict[str, list[dict[str, Any]]]:
+    return {t: list(db.db[t].rows) for t in ("messages", "weighings", "alarms", "health")}
 
 
-def test_commit_stores_weighing_and_advances_watermark(db: sqlite_utils.Database,
+def test_commit_stores_weighing_and_advances_watermark(db: Store,
                                                        device: dict[str, Any]) -> None:
     result = _commit(db, signed(device, seq=1), signed(device, seq=2, body=weighing_body(30000)))
     assert result.stored == 2
     assert result.watermarks == {"wb-1": 2}
-    rows = list(db["weighings"].rows_where(order_by="seq"))
+    rows = list(db.db["weighings"].rows_where(order_by="seq"))
     assert [(r["seq"], r["gross_kg"], r["plate"]) for r in rows] == [
         (1, 45240, "辽B12345"), (2, 30000, "辽B12345")]
     assert registry.get(db, "wb-1")["committed_seq"] == 2
 
 
-def test_commit_duplicate_is_counted_and_changes_nothing(db: sqlite_utils.Database,
+def test_commit_duplicate_is_counted_and_changes_nothing(db: Store,
                                                          device: dict[str, Any]) -> None:
     msg = signed(device, seq=1)
     _commit(db, msg)
@@ -43,32 +42,32 @@ def test_commit_duplicate_is_counted_and_changes_nothing(db: sqlite_utils.Databa
     assert _dump(db) == before
 
 
-def test_commit_same_seq_other_content_is_a_conflict(db: sqlite_utils.Database,
+def test_commit_same_seq_other_content_is_a_conflict(db: Store,
                                                      device: dict[str, Any]) -> None:
     _commit(db, signed(device, seq=1))
     result = _commit(db, signed(device, seq=1, body=weighing_body(99980)))
     assert result.rejected == {"seq_conflict": 1}
-    assert [r["gross_kg"] for r in db["weighings"].rows] == [45240]
+    assert [r["gross_kg"] for r in db.db["weighings"].rows] == [45240]
 
 
-def test_commit_gap_holds_watermark_until_filled(db: sqlite_utils.Database,
+def test_commit_gap_holds_watermark_until_filled(db: Store,
                                                  device: dict[str, Any]) -> None:
     assert _commit(db, signed(device, seq=1), signed(device, seq=3)).watermarks == {"wb-1": 1}
     assert _commit(db, signed(device, seq=2)).watermarks == {"wb-1": 3}
 
 
-def test_commit_rejections_are_stored_with_reason_only(db: sqlite_utils.Database,
+def test_commit_rejections_are_stored_with_reason_only(db: Store,
                                                        device: dict[str, Any]) -> None:
     good = signed(device, seq=1)
     bad = Received(good.topic, good.payload.replace(b"45240", b"45260"), 5)
     result = _commit(db, bad)
     assert result.rejected == {"bad_signature": 1}
     assert _dump(db) == {"messages": [], "weighings": [], "alarms": [], "health": []}
-    rej = list(db["rejections"].rows)
+    rej = list(db.db["rejections"].rows)
     assert [(r["reason"], r["device_id"]) for r in rej] == [("bad_signature", "wb-1")]
 
 
-def test_commit_health_updates_device_and_rejects_stale_replay(db: sqlite_utils.Database,
+def test_commit_health_updates_device_and_rejects_stale_replay(db: Store,
                                                                device: dict[str, Any]) -> None:
     h1 = signed(device, seq=1, channel="tele", kind="health",
                 body={"fw": "0.1.0", "uptime_s": 10, "mem_free": 50000, "backlog": 0},
@@ -78,10 +77,10 @@ def test_commit_health_updates_device_and_rejects_stale_replay(db: sqlite_utils.
     row = registry.get(db, "wb-1")
     assert row["fw_version"] == "0.1.0" and row["tele_seq"] == 2
     assert _commit(db, h1).rejected == {"stale": 1}
-    assert db["health"].count == 2
+    assert db.db["health"].count == 2
 
 
-def test_commit_birth_and_death_follow_connection_order(db: sqlite_utils.Database,
+def test_commit_birth_and_death_follow_connection_order(db: Store,
                                                         device: dict[str, Any]) -> None:
     def state(kind: str, boot: int, seq: int) -> Received:
         return signed(device, seq=seq, boot=boot, channel="state", kind=kind,
@@ -98,9 +97,9 @@ def test_commit_birth_and_death_follow_connection_order(db: sqlite_utils.Databas
     assert _commit(db, state("birth", 1, 2)).rejected == {}  # retained birth again: no-op
 
 
-def test_missing_ranges_reported_until_they_arrive(db: sqlite_utils.Database,
+def test_missing_ranges_reported_until_they_arrive(db: Store,
                                                    device: dict[str, Any]) -> None:
-    from controller.ingest.writer import missing_ranges
+    from controller.storage.custody import missing_ranges
 
     _commit(db, *(signed(device, seq=s) for s in (1, 2, 5, 6, 9)))
     assert missing_ranges(db.conn, "wb-1", 2) == [(3, 4), (7, 8)]
@@ -109,17 +108,17 @@ def test_missing_ranges_reported_until_they_arrive(db: sqlite_utils.Database,
     assert missing_ranges(db.conn, "wb-1", 6) == [(7, 8)]
 
 
-def test_declared_lost_moves_the_watermark_and_leaves_missing(db: sqlite_utils.Database,
+def test_declared_lost_moves_the_watermark_and_leaves_missing(db: Store,
                                                               device: dict[str, Any]) -> None:
-    from controller.ingest.writer import declare_lost, missing_ranges
+    from controller.completeness import declare_lost
+    from controller.storage.custody import missing_ranges
 
     _commit(db, *(signed(device, seq=s) for s in (1, 4, 5, 8, 12)))
-    assert declare_lost(db.conn, "wb-1", 2, 3, reason="unreadable", actor="wb-1",
-                        now_ms=1) == 5
+    assert declare_lost(db, "wb-1", 2, 3, reason="unreadable", actor="wb-1", now=1) == 5
     assert missing_ranges(db.conn, "wb-1", 5) == [(6, 7), (9, 11)]
-    assert declare_lost(db.conn, "wb-1", 9, 10, reason="test", actor="admin", now_ms=2) == 5
+    assert declare_lost(db, "wb-1", 9, 10, reason="test", actor="admin", now=2) == 5
     assert missing_ranges(db.conn, "wb-1", 5) == [(6, 7), (11, 11)]
-    assert declare_lost(db.conn, "wb-1", 6, 7, reason="test", actor="admin", now_ms=3) == 10
+    assert declare_lost(db, "wb-1", 6, 7, reason="test", actor="admin", now=3) == 10
     _commit(db, signed(device, seq=11))
     assert registry.get(db, "wb-1")["committed_seq"] == 12
     assert missing_ranges(db.conn, "wb-1", 12) == []

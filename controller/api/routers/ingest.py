@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from controller import auth
-from controller.api.dependencies import Db, require
+from controller.api.dependencies import Db, live_stats, require
 from controller.api.models import IngestStats, Rejection
+from controller.storage import views
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"],
                    dependencies=[Depends(require(auth.READERS))])
@@ -17,21 +17,14 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"],
 
 @router.get("/stats", response_model=IngestStats, summary="Stored and rejected counts")
 def ingest_stats(db: Db, request: Request) -> IngestStats:
-    rejected = {r["reason"]: r["n"] for r in
-                db.query("SELECT reason, count(*) AS n FROM rejections GROUP BY reason")}
-    service = request.app.state.ingest
-    live = dataclasses.asdict(service.stats) if service is not None else {}
-    return IngestStats(stored_events=db["messages"].count, stored_weighings=db["weighings"].count,
-                       rejected_by_reason=rejected, live=live)
+    counts = views.counts(db)
+    return IngestStats(stored_events=counts["events"], stored_weighings=counts["weighings"],
+                       rejected_by_reason=views.rejected_by_reason(db),
+                       live=live_stats(request.app))
 
 
 @router.get("/rejections", response_model=list[Rejection],
             summary="Rejected messages, newest first, with the reason")
 def list_rejections(db: Db, reason: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[Rejection]:
-    if reason is None:
-        rows = db.query("SELECT * FROM rejections ORDER BY id DESC LIMIT ?", [limit])
-    else:
-        rows = db.query("SELECT * FROM rejections WHERE reason=? ORDER BY id DESC LIMIT ?",
-                        [reason, limit])
-    return [Rejection(**r) for r in rows]
+    return [Rejection(**r) for r in views.rejections(db, reason=reason, limit=limit)]

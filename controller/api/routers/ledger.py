@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from controller import auth
 from controller.api.dependencies import Db, require
-from controller.ledger import LedgerError, checkpoint, proofs
-from controller.ledger import store as ledger_store
+from controller.ledger import checkpoint, proofs
+from controller.storage import ledger_log as ledger_store
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"],
                    dependencies=[Depends(require(auth.AUDITORS))])
@@ -36,10 +36,7 @@ def latest_checkpoint(db: Db) -> dict[str, Any]:
 def create_checkpoint(db: Db, request: Request) -> dict[str, Any]:
     signer = checkpoint.log_signer(request.app.state.db_path,
                                    checkpoint.origin_for(request.app.state.site))
-    try:
-        cp = checkpoint.create(db.conn, signer, time.time_ns() // 1_000_000)
-    except LedgerError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    cp = checkpoint.create(db.conn, signer, time.time_ns() // 1_000_000)
     return _checkpoint_doc(db, cp)
 
 
@@ -67,7 +64,4 @@ def consistency_proof(db: Db, old: Annotated[int, Query(ge=1, le=2**48)],
     n = ledger_store.size(db.conn)
     if old > n or (new is not None and not old <= new <= n):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the ledger holds {n} entries")
-    try:
-        return proofs.consistency(db.conn, old, new)
-    except LedgerError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return proofs.consistency(db.conn, old, new)

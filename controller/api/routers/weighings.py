@@ -1,4 +1,4 @@
-"""Weighings and alarms reported by weighbridges."""
+"""Weighings and the alarm events reported by weighbridges."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from controller import auth
 from controller.api.dependencies import Db, require
 from controller.api.models import MS_MAX, ROWS_MAX, SEQ_MAX, Alarm, Weighing
+from controller.storage import views
 
 router = APIRouter(prefix="/api/v1", tags=["weighings"],
                    dependencies=[Depends(require(auth.READERS))])
@@ -28,26 +29,18 @@ def list_weighings(
     limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=ROWS_MAX)] = 0,
 ) -> list[Weighing]:
-    where, args = [], []
-    for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
-                          ("device_ts >= ?", since_ms), ("device_ts < ?", until_ms)):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    sql = "SELECT * FROM weighings"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY device_ts DESC, device_id, seq DESC LIMIT ? OFFSET ?"
-    return [Weighing(**r) for r in db.query(sql, [*args, limit, offset])]
+    return [Weighing(**r) for r in views.weighings(
+        db, device_id=device_id, plate=plate, since_ms=since_ms, until_ms=until_ms,
+        limit=limit, offset=offset)]
 
 
 @router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing")
 def get_weighing(device_id: str, seq: Annotated[int, Path(ge=1, le=SEQ_MAX)],
                  db: Db) -> Weighing:
-    rows = list(db.query("SELECT * FROM weighings WHERE device_id=? AND seq=?", [device_id, seq]))
-    if not rows:
+    row = views.weighing(db, device_id, seq)
+    if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no weighing {device_id}/{seq}")
-    return Weighing(**rows[0])
+    return Weighing(**row)
 
 
 def _alarm(r: dict[str, Any]) -> Alarm:
@@ -56,11 +49,8 @@ def _alarm(r: dict[str, Any]) -> Alarm:
                  received_ms=r["received_ms"])
 
 
-@router.get("/alarms", response_model=list[Alarm], summary="Device alarms, newest first")
+@router.get("/alarms", response_model=list[Alarm],
+            summary="Device alarm events as sent (raised and cleared, one row each), newest "
+            "first; /api/v1/alerts pairs them into active alerts")
 def list_alarms(db: Db, device_id: str | None = None, limit: Limit = 100) -> list[Alarm]:
-    if device_id is None:
-        rows = db.query("SELECT * FROM alarms ORDER BY received_ms DESC LIMIT ?", [limit])
-    else:
-        rows = db.query("SELECT * FROM alarms WHERE device_id=? ORDER BY received_ms DESC "
-                        "LIMIT ?", [device_id, limit])
-    return [_alarm(r) for r in rows]
+    return [_alarm(r) for r in views.alarms(db, device_id=device_id, limit=limit)]

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from controller.ledger import checkpoint, note
+from controller.storage import Store
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `import ledger_helpers`
 
@@ -17,7 +17,7 @@ from ledger_helpers import ORIGIN
 
 
 @pytest.fixture
-def conn(db: sqlite_utils.Database) -> sqlite3.Connection:
+def conn(db: Store) -> sqlite3.Connection:
     return db.conn
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from controller.ledger import entries, tree
-from controller.ledger import store as ledger_store
+from controller.storage import ledger_log as ledger_store
+from controller.storage import transaction
 
 ORIGIN = "portwatch/test-site"
 
@@ -21,7 +22,7 @@ def weighing(seq: int, device: str = "wb-1") -> bytes:
 
 def append(conn: sqlite3.Connection, seqs: range, device: str = "wb-1") -> list[int]:
     """Append weighings of these seqs in one transaction of our own."""
-    with ledger_store.transaction(conn):
+    with transaction(conn):
         return ledger_store.append(conn, [weighing(s, device) for s in seqs])
 
 

@@ -11,8 +11,9 @@ import pytest
 from ledger_helpers import append, rebuild_hashes, weighing
 
 from controller.ledger import bundle, checkpoint, note
-from controller.ledger import store as ledger_store
 from controller.ledger.witness import Witness
+from controller.storage import ledger_log as ledger_store
+from controller.storage import transaction
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def logged(conn: sqlite3.Connection, signer: note.Signer, witness: Witness) -> s
     for seqs in (range(1, 5), range(5, 9), range(9, 11)):
         append(conn, seqs)
         if len(seqs) == 2:
-            with ledger_store.transaction(conn):
+            with transaction(conn):
                 ledger_store.append_decision(conn, "rejection", "controller",
                                              {"reason": "bad_signature"}, 10)
                 ledger_store.append_decision(conn, "alert", "rules", {"alarm": "overload"}, 11)

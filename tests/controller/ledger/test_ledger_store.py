@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from ledger_helpers import ORIGIN, append, rebuild_hashes, weighing
 
-from controller import store
 from controller.ledger import bench, checkpoint, entries, note, tree
-from controller.ledger import store as ledger_store
 from controller.ledger.errors import EntryFormatError, LedgerError
+from controller.storage import ledger_log as ledger_store
+from controller.storage import open_store, transaction
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -65,7 +65,7 @@ def test_ledger_append_refuses_bytes_that_are_not_an_entry(conn: sqlite3.Connect
 
 
 def test_ledger_append_decision_records_kind_actor_and_body(conn: sqlite3.Connection) -> None:
-    with ledger_store.transaction(conn):
+    with transaction(conn):
         idx = ledger_store.append_decision(conn, "key_rotation", "cli:ops",
                                            {"device_id": "wb-1", "new_key_id": "k2"}, 1234)
     e = entries.decode(ledger_store.entry(conn, idx))
@@ -107,10 +107,10 @@ def test_ledger_find_message_finds_a_custody_event(conn: sqlite3.Connection) -> 
 
 
 def test_ledger_migration_is_idempotent_and_called_by_the_store(db_path: Path) -> None:
-    store.connect(db_path)
-    db = store.connect(db_path)
+    open_store(db_path, create=True)
+    db = open_store(db_path, create=True)
     assert {"ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_cosignatures",
-            "ledger_meta"} <= set(db.table_names())
+            "ledger_meta"} <= set(db.db.table_names())
 
 
 def test_ledger_checkpoint_signs_size_and_root_with_a_private_key_file(
@@ -164,9 +164,9 @@ def test_ledger_append_rate_helper_reports_entries_per_second() -> None:
 
 _WRITER = textwrap.dedent("""
     import sys
-    from controller import store
-    from controller.ledger import bench, store as ledger_store
-    conn = store.connect(sys.argv[1]).conn
+    from controller.ledger import bench
+    from controller.storage import ledger_log as ledger_store, open_store
+    conn = open_store(sys.argv[1], create=True).conn
     seq = 1
     while True:
         conn.execute("BEGIN IMMEDIATE")
@@ -177,7 +177,7 @@ _WRITER = textwrap.dedent("""
 
 
 def test_ledger_survives_a_writer_killed_mid_append(db_path: Path) -> None:
-    store.connect(db_path).conn.close()
+    open_store(db_path, create=True).conn.close()
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(db_path)], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
@@ -191,7 +191,7 @@ def test_ledger_survives_a_writer_killed_mid_append(db_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    conn = store.connect(db_path).conn
+    conn = open_store(db_path, create=True).conn
     n = ledger_store.size(conn)
     assert n >= 3_000 and n % 200 == 0  # whole batches only
     assert conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == n  # no gap

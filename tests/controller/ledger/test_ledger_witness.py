@@ -10,9 +10,9 @@ import pytest
 from ledger_helpers import ORIGIN, append, rebuild_hashes, weighing
 
 from controller.ledger import checkpoint, note
-from controller.ledger import store as ledger_store
 from controller.ledger.errors import LedgerError, WitnessRefused
 from controller.ledger.witness import Witness
+from controller.storage import ledger_log as ledger_store
 
 
 def _cosign(w: Witness, conn: sqlite3.Connection, now_s: int = 1_700_000_000) -> str:

@@ -1,81 +1,24 @@
-"""The ledger's tables and its one append call, inside the caller's SQLite transaction.
+"""The ledger's rows: entries, subtree hashes, checkpoints, cosignatures, the log's origin.
 
 ``append`` never begins or commits: the ingest writes a record and the ledger entry that
-proves it in the same ``BEGIN IMMEDIATE … COMMIT``, so after a crash both are there or
-neither is, and the log has no gap. Everything the ledger knows is in these tables (no
-in-memory state), so a rolled-back transaction leaves nothing behind.
-
-Tables:
-  ledger_entries       idx (leaf index, from 0), kind, subkind (channel or decision kind),
-                       device_id, seq, time_ms, entry (canonical bytes), leaf_hash
-  ledger_nodes         every complete subtree hash of level >= 1, keyed
-                       ``level << 40 | index``: roots and proofs in O(log² n) look-ups,
-                       about one small row per entry
-  ledger_checkpoints   signed checkpoints (size, root, note, created_ms)
-  ledger_cosignatures  witness cosignature lines per checkpoint, with the witness's vkey
-  ledger_meta          name/value: the log's origin
+proves it in the same transaction, so after a crash both are there or neither is, and the
+log has no gap. Everything the ledger knows is in these tables (no in-memory state), so a
+rolled-back transaction leaves nothing behind. The tree arithmetic and the entry format
+are pure code in ``controller/ledger``; this module only stores and reads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-import sqlite_utils
-
 from controller.ledger import entries as entries_mod
 from controller.ledger import tree
 from controller.ledger.errors import LedgerError
+from controller.storage.database import transaction
 
 _NODE_SHIFT = 40  # 2**40 leaves per level is more than any port will log
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Create the ledger's tables and indexes when missing (idempotent)."""
-    names = set(db.table_names())
-    if "ledger_entries" not in names:
-        db.table("ledger_entries").create(
-            {"idx": int, "kind": str, "subkind": str, "device_id": str, "seq": int,
-             "time_ms": int, "entry": bytes, "leaf_hash": bytes},
-            pk="idx", not_null={"kind", "entry", "leaf_hash"},
-        )
-        db.execute("CREATE INDEX ledger_entries_device_seq ON ledger_entries "
-                   "(device_id, seq) WHERE device_id IS NOT NULL")
-    if "ledger_nodes" not in names:
-        db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id",
-                                        not_null={"hash"})
-    if "ledger_checkpoints" not in names:
-        db.table("ledger_checkpoints").create(
-            {"id": int, "size": int, "root": bytes, "note": str, "created_ms": int},
-            pk="id", not_null={"size", "root", "note"},
-        )
-        db.table("ledger_checkpoints").create_index(["size"])
-    if "ledger_cosignatures" not in names:
-        db.table("ledger_cosignatures").create(
-            {"id": int, "checkpoint_id": int, "witness": str, "vkey": str, "line": str,
-             "created_ms": int},
-            pk="id", not_null={"checkpoint_id", "vkey", "line"},
-        )
-        db.table("ledger_cosignatures").create_index(["checkpoint_id", "vkey"], unique=True)
-    if "ledger_meta" not in names:
-        db.table("ledger_meta").create({"name": str, "value": str}, pk="name")
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Join the caller's transaction, or run one of our own (BEGIN IMMEDIATE … COMMIT)."""
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def size(conn: sqlite3.Connection) -> int:
@@ -92,7 +35,7 @@ def append(conn: sqlite3.Connection, entries: list[bytes]) -> list[int]:
     """
     if not conn.in_transaction:
         raise LedgerError("ledger append must run inside the caller's transaction: "
-                          "conn.execute('BEGIN IMMEDIATE') first, or use ledger.transaction()")
+                          "use store.transaction()")
     if not entries:
         return []
     start = size(conn)
@@ -148,6 +91,7 @@ def root(conn: sqlite3.Connection, tree_size: int | None = None) -> bytes:
 
 
 def inclusion_proof(conn: sqlite3.Connection, index: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 inclusion path of entry ``index`` in the tree of ``tree_size``."""
     _check_size(conn, tree_size)
     if not 0 <= index < tree_size:
         raise LedgerError(f"entry {index} is not in the tree of size {tree_size}")
@@ -155,6 +99,7 @@ def inclusion_proof(conn: sqlite3.Connection, index: int, tree_size: int) -> lis
 
 
 def consistency_proof(conn: sqlite3.Connection, old: int, new: int) -> list[bytes]:
+    """RFC 9162 consistency proof from the tree of ``old`` entries to that of ``new``."""
     _check_size(conn, new)
     if not 0 <= old <= new:
         raise LedgerError(f"no consistency proof from size {old} to the smaller size {new}")
@@ -162,10 +107,18 @@ def consistency_proof(conn: sqlite3.Connection, old: int, new: int) -> list[byte
 
 
 def entry(conn: sqlite3.Connection, index: int) -> bytes:
+    """The canonical bytes of entry ``index``."""
     row = conn.execute("SELECT entry FROM ledger_entries WHERE idx=?", (index,)).fetchone()
     if row is None:
         raise LedgerError(f"no ledger entry {index}: the ledger holds {size(conn)}")
     return bytes(row[0])
+
+
+def iter_entries(conn: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
+    """(index, canonical bytes, leaf hash) of every entry, in order."""
+    for idx, data, h in conn.execute("SELECT idx, entry, leaf_hash FROM ledger_entries "
+                                     "ORDER BY idx"):
+        yield int(idx), bytes(data), bytes(h)
 
 
 def find_message(conn: sqlite3.Connection, device_id: str, seq: int,
@@ -174,6 +127,13 @@ def find_message(conn: sqlite3.Connection, device_id: str, seq: int,
     row = conn.execute("SELECT idx FROM ledger_entries WHERE device_id=? AND seq=? AND "
                        "subkind=? ORDER BY idx LIMIT 1", (device_id, seq, channel)).fetchone()
     return None if row is None else int(row[0])
+
+
+def count_messages(conn: sqlite3.Connection, channel: str = "evt") -> int:
+    """How many device messages of ``channel`` the ledger holds."""
+    row = conn.execute("SELECT count(*) FROM ledger_entries WHERE kind='device_message' AND "
+                       "subkind=?", (channel,)).fetchone()
+    return int(row[0])
 
 
 def get_meta(conn: sqlite3.Connection, name: str) -> str | None:
@@ -190,3 +150,58 @@ def _check_size(conn: sqlite3.Connection, tree_size: int) -> None:
     if not 0 <= tree_size <= have:
         raise LedgerError(f"tree size {tree_size} is out of range: the ledger holds {have} "
                           "entries")
+
+
+# -- checkpoints and cosignatures ------------------------------------------------------
+
+CheckpointRow = tuple[int, int, bytes, str, int]  # id, size, root, note, created_ms
+_COLUMNS = "SELECT id, size, root, note, created_ms FROM ledger_checkpoints"
+
+
+def _row(row: Any) -> CheckpointRow:
+    return int(row[0]), int(row[1]), bytes(row[2]), str(row[3]), int(row[4] or 0)
+
+
+def insert_checkpoint(conn: sqlite3.Connection, size_: int, root_: bytes, note: str,
+                      created_ms: int) -> int:
+    """Store a signed checkpoint; return its id."""
+    cur = conn.execute("INSERT INTO ledger_checkpoints (size, root, note, created_ms) "
+                       "VALUES (?,?,?,?)", (size_, root_, note, created_ms))
+    return int(cur.lastrowid or 0)
+
+
+def latest_checkpoint(conn: sqlite3.Connection) -> CheckpointRow | None:
+    row = conn.execute(f"{_COLUMNS} ORDER BY size DESC, id DESC LIMIT 1").fetchone()
+    return None if row is None else _row(row)
+
+
+def checkpoint_at_size(conn: sqlite3.Connection, size_: int) -> CheckpointRow | None:
+    row = conn.execute(f"{_COLUMNS} WHERE size=? ORDER BY id DESC LIMIT 1", (size_,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def checkpoint_by_id(conn: sqlite3.Connection, checkpoint_id: int) -> CheckpointRow | None:
+    row = conn.execute(f"{_COLUMNS} WHERE id=?", (checkpoint_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def all_checkpoints(conn: sqlite3.Connection) -> list[CheckpointRow]:
+    return [_row(r) for r in conn.execute(f"{_COLUMNS} ORDER BY id")]
+
+
+def put_cosignature(conn: sqlite3.Connection, checkpoint_id: int, witness: str, vkey: str,
+                    line: str, now_ms: int) -> None:
+    with transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO ledger_cosignatures (checkpoint_id, witness, vkey, "
+                     "line, created_ms) VALUES (?,?,?,?,?)",
+                     (checkpoint_id, witness, vkey, line, now_ms))
+
+
+def cosignature_lines(conn: sqlite3.Connection, checkpoint_id: int) -> list[str]:
+    return [str(r[0]) for r in conn.execute("SELECT line FROM ledger_cosignatures WHERE "
+                                            "checkpoint_id=? ORDER BY id", (checkpoint_id,))]
+
+
+def witness_keys(conn: sqlite3.Connection) -> list[str]:
+    return [str(r[0]) for r in conn.execute("SELECT DISTINCT vkey FROM ledger_cosignatures "
+                                            "ORDER BY vkey")]

@@ -1,0 +1,135 @@
+"""Check a device's driver settings before they are provisioned into its config.
+
+The firmware reads its driver settings only at boot, on the device, where a wrong one
+is a crash (an unknown register map is an ENOENT when the map file is opened) or a
+silently useless agent (a poll period longer than the stability window never weighs
+anything). ``validate_driver`` refuses such settings when the device is provisioned,
+with a message naming the setting and what it may be. It is pure: no store, no network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import protocols
+
+__all__ = ["DEVICE_KINDS", "MAPS_DIR", "WEIGHBRIDGE_KEYS", "known_maps", "validate_driver"]
+
+DEVICE_KINDS = ("weighbridge", "gps", "rail_reader", "lab")
+# The firmware image carries exactly the maps in this folder (tools/firmware.py), and the
+# weighbridge driver opens "registermaps/<map>.json" next to protocols/regdecode.py.
+MAPS_DIR = Path(protocols.__file__).resolve().parent / "registermaps"
+# kind -> the driver types the firmware has for it (edge/agent.py _make_driver)
+DRIVER_TYPES: dict[str, tuple[str, ...]] = {"weighbridge": ("weighbridge",)}
+NO_DRIVER = ("", "none")  # the agent then runs without a driver: health and commands only
+
+# Every key the firmware's weighbridge driver reads (edge/drivers/weighbridge.py): any
+# other key is a typo the device would ignore, so it is refused here.
+WEIGHBRIDGE_KEYS = ("type", "map", "host", "port", "unit", "poll_ms", "timeout_ms", "stable_s",
+                    "min_weight_kg", "motion_alarm_s", "unreachable_after", "frozen_after_ms",
+                    "division_kg")
+STABLE_S = (0.1, 60.0)  # OIML R 76 indicators settle in seconds; a minute is a stuck deck
+POLL_MS = (20, 10_000)  # below 20 ms a TCP indicator only queues requests
+TIMEOUT_MS = (50, 30_000)
+MIN_POLLS_PER_STABLE = 2  # stability is judged over successive readings: at least two
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def known_maps() -> list[str]:
+    """Names of the register maps the firmware image carries, sorted."""
+    return sorted(p.stem for p in MAPS_DIR.glob("*.json"))
+
+
+def validate_driver(kind: str, driver: dict[str, Any]) -> dict[str, Any]:
+    """Return a checked copy of ``driver`` for a device of ``kind``; raise ValueError if unusable.
+
+    An empty driver (or type ``none``) is valid for every kind: the agent then reports
+    health but polls nothing. A weighbridge driver needs a bundled register ``map``,
+    an indicator ``host`` and ``port``, and sensible ``stable_s`` and ``poll_ms``.
+    """
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"unknown device kind {kind!r}: use one of {', '.join(DEVICE_KINDS)}")
+    if not isinstance(driver, dict):
+        raise ValueError(f"driver settings must be an object, got {type(driver).__name__}")
+    checked = dict(driver)
+    dtype = checked.get("type", "")
+    if dtype in NO_DRIVER and set(checked) <= {"type"}:
+        return checked
+    allowed = DRIVER_TYPES.get(kind, ())
+    if dtype not in allowed:
+        have = f"driver types: {', '.join(allowed)}" if allowed else "no driver yet"
+        raise ValueError(f"driver type {dtype!r} is not one a {kind} device can run "
+                         f"(the firmware has {have}; leave the driver empty for none)")
+    _check_weighbridge(checked)
+    return checked
+
+
+def _check_weighbridge(d: dict[str, Any]) -> None:
+    unknown = sorted(set(d) - set(WEIGHBRIDGE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown weighbridge driver setting(s) {', '.join(unknown)}: "
+                         f"known are {', '.join(WEIGHBRIDGE_KEYS)}")
+    for key in ("map", "host", "port"):
+        if key not in d:
+            raise ValueError(f"weighbridge driver needs {key!r}")
+    _check_map(d["map"])
+    _check_host(d["host"])
+    _int_in(d, "port", 1, 65_535)
+    if "unit" in d:
+        _int_in(d, "unit", 0, 247)  # Modbus unit ids; 0 is "any" on a TCP gateway
+    poll_ms = _int_in(d, "poll_ms", *POLL_MS) if "poll_ms" in d else 200
+    stable_s = _number_in(d, "stable_s", *STABLE_S) if "stable_s" in d else 3.0
+    if "timeout_ms" in d:
+        _int_in(d, "timeout_ms", *TIMEOUT_MS)
+    if stable_s * 1000 < MIN_POLLS_PER_STABLE * poll_ms:
+        raise ValueError(f"stable_s {stable_s:g} s is shorter than {MIN_POLLS_PER_STABLE} polls "
+                         f"of poll_ms {poll_ms} ms: the agent could never see the weight "
+                         "stable; poll faster or wait longer")
+    for key in ("min_weight_kg", "motion_alarm_s", "division_kg"):
+        if key in d:
+            _number_in(d, key, 0.0, 1e6)
+    for key in ("unreachable_after", "frozen_after_ms"):
+        if key in d:
+            _int_in(d, key, 1, 10_000_000)
+
+
+def _check_map(name: object) -> None:
+    maps = known_maps()
+    # A name, never a path: the firmware joins it into a path on the device's flash.
+    if not isinstance(name, str) or name not in maps:
+        raise ValueError(f"unknown register map {name!r}: known maps are {', '.join(maps)} "
+                         f"(files in {MAPS_DIR.relative_to(MAPS_DIR.parents[1])}/; a new "
+                         "indicator model is a new map file there)")
+
+
+def _check_host(host: object) -> None:
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"indicator host must be a hostname or IP address, got {host!r}")
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels) \
+            or labels[-1].isdigit():  # 10.0.0.300 is a bad address, not a hostname
+        raise ValueError(f"indicator host {host!r} is neither an IP address nor a hostname")
+
+
+def _int_in(d: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _number_in(d: dict[str, Any], key: str, low: float, high: float) -> float:
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)

@@ -1,0 +1,227 @@
+"""The schema: every table and index of the store, and its migrations (through sqlite-utils).
+
+``migrate`` is idempotent and runs once per process that owns the store (the controller at
+start-up, a CLI command before it writes); ``PRAGMA user_version`` records the version.
+
+Versions: 1 devices, messages and their projections; 2 key ring, key rotations, broker
+accounts; 3 supervision (rule state, alerts), token revocation, device decommissioning,
+the store's own id.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlite_utils
+
+from controller.errors import StoreError
+from controller.storage.database import Store, now_ms
+
+SCHEMA_VERSION = 3
+
+
+def check_version(store: Store) -> None:
+    """StoreError when the store was written by a newer portwatch than this one."""
+    version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{store.path} has schema {version}, newer than this portwatch's "
+                         f"{SCHEMA_VERSION}: upgrade portwatch before using it")
+
+
+def migrate(store: Store) -> None:
+    """Create every table, index and column that does not exist yet."""
+    check_version(store)
+    db = store.db
+    # one transaction: a second process migrating at the same moment waits for the lock,
+    # then finds every table there
+    with store.transaction():
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version == SCHEMA_VERSION:
+            return
+        _custody(db)
+        _security(db, version)
+        _ledger(db)
+        _supervision(db)
+        _operations(db)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _custody(db: sqlite_utils.Database) -> None:
+    """Devices, every accepted message, and the tables projected from them."""
+    names = set(db.table_names())
+    if "devices" not in names:
+        db.table("devices").create(
+            {
+                "device_id": str, "site": str, "kind": str, "description": str,
+                "key_id": str, "secret_hex": str, "mqtt_password_hash": str,
+                "created_ms": int, "status": str, "boot": int, "last_seen_ms": int,
+                "fw_version": str, "committed_seq": int, "tele_boot": int, "tele_seq": int,
+                "state_seq": int,
+                "health_json": str, "health_ms": int, "clock_offset_ms": int,
+                "driver_json": str,
+            },
+            pk="device_id",
+            defaults={"status": "never", "committed_seq": 0, "boot": -1,
+                      "tele_boot": -1, "tele_seq": -1, "state_seq": -1},
+            not_null={"site", "kind", "key_id", "secret_hex"},
+        )
+    if "messages" not in names:
+        db.table("messages").create(
+            {"device_id": str, "seq": int, "boot": int, "kind": str, "device_ts": int,
+             "received_ms": int, "topic": str, "payload": bytes, "sha256": str},
+            pk=("device_id", "seq"),
+        )
+    if "weighings" not in names:
+        db.table("weighings").create(
+            {"device_id": str, "seq": int, "plate": str, "gross_kg": int, "tare_kg": int,
+             "net_kg": int, "division_kg": int, "stable_ms": int, "arrived_ts": int,
+             "device_ts": int, "received_ms": int},
+            pk=("device_id", "seq"),
+        )
+        db.table("weighings").create_index(["plate"])
+        db.table("weighings").create_index(["device_ts"])
+    if "alarms" not in names:
+        db.table("alarms").create(
+            {"device_id": str, "seq": int, "alarm": str, "state": str, "detail_json": str,
+             "device_ts": int, "received_ms": int},
+            pk=("device_id", "seq"),
+        )
+    if "health" not in names:
+        db.table("health").create(
+            {"id": int, "device_id": str, "boot": int, "seq": int, "device_ts": int,
+             "received_ms": int, "body_json": str},
+            pk="id",
+        )
+        db.table("health").create_index(["device_id", "received_ms"])
+    if "rejections" not in names:
+        db.table("rejections").create(
+            {"id": int, "received_ms": int, "topic": str, "device_id": str, "reason": str,
+             "detail": str, "size": int, "excerpt_hex": str},
+            pk="id",
+        )
+        db.table("rejections").create_index(["reason"])
+    if "api_tokens" not in names:
+        db.table("api_tokens").create(
+            {"token_sha256": str, "name": str, "role": str, "created_ms": int},
+            pk="token_sha256",
+        )
+    if "lost_ranges" not in names:
+        # seqs a device will never deliver (declared by the device or by an admin): the
+        # watermark passes over them and completeness reports them as lost, not missing
+        db.table("lost_ranges").create(
+            {"id": int, "device_id": str, "first_seq": int, "last_seq": int, "reason": str,
+             "declared_by": str, "declared_ms": int},
+            pk="id",
+        )
+        db.table("lost_ranges").create_index(["device_id", "first_seq"])
+
+
+def _security(db: sqlite_utils.Database, version: int) -> None:
+    """Key ring, key rotation record and broker accounts (schema 2)."""
+    names = set(db.table_names())
+    if "device_keys" not in names:
+        # every HMAC key a device has had; devices.key_id/secret_hex stay its newest key.
+        # valid_until_ms (controller clock) is set when a rotation retires the key
+        db.table("device_keys").create(
+            {"device_id": str, "key_id": str, "secret_hex": str, "created_ms": int,
+             "valid_until_ms": int},
+            pk=("device_id", "key_id"), not_null={"secret_hex", "created_ms"},
+        )
+    if version < 2:  # a store from schema 1: each device's current key joins the ring
+        db.execute("INSERT OR IGNORE INTO device_keys (device_id, key_id, secret_hex, created_ms) "
+                   "SELECT device_id, key_id, secret_hex, coalesce(created_ms, 0) FROM devices")
+    if "key_rotations" not in names:
+        db.table("key_rotations").create(
+            {"id": int, "device_id": str, "old_key_id": str, "new_key_id": str,
+             "rotated_ms": int, "old_valid_until_ms": int, "actor": str},
+            pk="id",
+        )
+        db.table("key_rotations").create_index(["device_id"])
+    if "broker_accounts" not in names:
+        # broker logins that are not devices (the controller's own). The password is kept
+        # in clear because the controller must log in with it, like the HMAC secrets above
+        db.table("broker_accounts").create(
+            {"user": str, "role": str, "password": str, "password_hash": str,
+             "created_ms": int},
+            pk="user",
+        )
+
+
+def _ledger(db: sqlite_utils.Database) -> None:
+    """The ledger's tables (controller/ledger/FORMAT.md describes what they hold).
+
+    ledger_entries       idx (leaf index, from 0), kind, subkind (channel or decision kind),
+                         device_id, seq, time_ms, entry (canonical bytes), leaf_hash
+    ledger_nodes         every complete subtree hash of level >= 1, keyed
+                         ``level << 40 | index``: roots and proofs in O(log² n) look-ups
+    ledger_checkpoints   signed checkpoints (size, root, note, created_ms)
+    ledger_cosignatures  witness cosignature lines per checkpoint, with the witness's vkey
+    ledger_meta          name/value: the log's origin
+    """
+    names = set(db.table_names())
+    if "ledger_entries" not in names:
+        db.table("ledger_entries").create(
+            {"idx": int, "kind": str, "subkind": str, "device_id": str, "seq": int,
+             "time_ms": int, "entry": bytes, "leaf_hash": bytes},
+            pk="idx", not_null={"kind", "entry", "leaf_hash"},
+        )
+        db.execute("CREATE INDEX ledger_entries_device_seq ON ledger_entries "
+                   "(device_id, seq) WHERE device_id IS NOT NULL")
+    if "ledger_nodes" not in names:
+        db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id",
+                                        not_null={"hash"})
+    if "ledger_checkpoints" not in names:
+        db.table("ledger_checkpoints").create(
+            {"id": int, "size": int, "root": bytes, "note": str, "created_ms": int},
+            pk="id", not_null={"size", "root", "note"},
+        )
+        db.table("ledger_checkpoints").create_index(["size"])
+    if "ledger_cosignatures" not in names:
+        db.table("ledger_cosignatures").create(
+            {"id": int, "checkpoint_id": int, "witness": str, "vkey": str, "line": str,
+             "created_ms": int},
+            pk="id", not_null={"checkpoint_id", "vkey", "line"},
+        )
+        db.table("ledger_cosignatures").create_index(["checkpoint_id", "vkey"], unique=True)
+    if "ledger_meta" not in names:
+        db.table("ledger_meta").create({"name": str, "value": str}, pk="name")
+
+
+def _supervision(db: sqlite_utils.Database) -> None:
+    """Rule state (one JSON document per rule and scope) and the alerts rules raise."""
+    names = set(db.table_names())
+    if "rule_state" not in names:
+        db.table("rule_state").create(
+            {"rule": str, "scope": str, "state_json": str, "updated_ms": int},
+            pk=("rule", "scope"), not_null={"state_json"},
+        )
+    if "alerts" not in names:
+        # one row per raised alert; cleared_* stay NULL while it is active. raised_ts and
+        # cleared_ts are the device times of the facts that raised and cleared it
+        db.table("alerts").create(
+            {"id": int, "rule": str, "code": str, "device_id": str, "subject": str,
+             "severity": str, "detail_json": str, "raised_ts": int, "raised_ms": int,
+             "raised_seq": int, "cleared_ts": int, "cleared_ms": int, "cleared_seq": int,
+             "cleared_by": str},
+            pk="id", not_null={"rule", "code", "severity", "raised_ts", "raised_ms"},
+        )
+        db.execute("CREATE INDEX alerts_active ON alerts (device_id, code) "
+                   "WHERE cleared_ms IS NULL")
+
+
+def _operations(db: sqlite_utils.Database) -> None:
+    """Token revocation, device decommissioning, and the store's own id."""
+    tokens = db.table("api_tokens")
+    for column in ("revoked_ms", "revoked_by"):
+        if column not in tokens.columns_dict:
+            tokens.add_column(column, int if column == "revoked_ms" else str)
+    devices = db.table("devices")
+    for column in ("decommissioned_ms", "decommissioned_by"):
+        if column not in devices.columns_dict:
+            devices.add_column(column, int if column == "decommissioned_ms" else str)
+    if "store_meta" not in db.table_names():
+        db.table("store_meta").create({"name": str, "value": str}, pk="name")
+        # a random id per store: the controller's MQTT client id is made from it, so two
+        # controllers on two stores never knock each other off the broker
+        db.execute("INSERT INTO store_meta (name, value) VALUES ('store_id', ?), "
+                   "('created_ms', ?)", [secrets.token_hex(8), str(now_ms())])

@@ -1,0 +1,70 @@
+"""The read models the API and the CLI serve: weighings, alarms, health, rejections, counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.storage.database import Store
+
+
+def weighings(store: Store, *, device_id: str | None = None, plate: str | None = None,
+              since_ms: int | None = None, until_ms: int | None = None, limit: int = 100,
+              offset: int = 0) -> list[dict[str, Any]]:
+    """Weighings, newest device time first, filtered by device, plate and device time."""
+    where, args = [], []
+    for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
+                          ("device_ts >= ?", since_ms), ("device_ts < ?", until_ms)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT * FROM weighings"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY device_ts DESC, device_id, seq DESC LIMIT ? OFFSET ?"
+    return list(store.db.query(sql, [*args, limit, offset]))
+
+
+def weighing(store: Store, device_id: str, seq: int) -> dict[str, Any] | None:
+    rows = list(store.db.query("SELECT * FROM weighings WHERE device_id=? AND seq=?",
+                               [device_id, seq]))
+    return rows[0] if rows else None
+
+
+def alarms(store: Store, *, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Device alarm events (raised and cleared, one row each), newest first."""
+    if device_id is None:
+        return list(store.db.query("SELECT * FROM alarms ORDER BY received_ms DESC, seq DESC "
+                                   "LIMIT ?", [limit]))
+    return list(store.db.query("SELECT * FROM alarms WHERE device_id=? ORDER BY received_ms "
+                               "DESC, seq DESC LIMIT ?", [device_id, limit]))
+
+
+def health(store: Store, device_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """A device's health samples, newest first."""
+    return list(store.db.query("SELECT * FROM health WHERE device_id=? ORDER BY id DESC LIMIT ?",
+                               [device_id, limit]))
+
+
+def rejections(store: Store, *, reason: str | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+    """Rejected messages, newest first."""
+    if reason is None:
+        return list(store.db.query("SELECT * FROM rejections ORDER BY id DESC LIMIT ?", [limit]))
+    return list(store.db.query("SELECT * FROM rejections WHERE reason=? ORDER BY id DESC "
+                               "LIMIT ?", [reason, limit]))
+
+
+def rejected_by_reason(store: Store) -> dict[str, int]:
+    return {str(r["reason"]): int(r["n"]) for r in
+            store.db.query("SELECT reason, count(*) AS n FROM rejections GROUP BY reason")}
+
+
+def counts(store: Store) -> dict[str, int]:
+    """Stored custody events and weighings."""
+    return {"events": store.db["messages"].count, "weighings": store.db["weighings"].count}
+
+
+def store_id(store: Store) -> str:
+    """The store's random id (made when it was created)."""
+    row = store.conn.execute("SELECT value FROM store_meta WHERE name='store_id'").fetchone()
+    return str(row[0]) if row else "0"

@@ -1,0 +1,33 @@
+"""What a rule may conclude about the facts it saw. Pure values, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Raise (``active=True``) or clear an alert.
+
+    An alert is identified by (rule, device_id, code, subject): raising one that is
+    active, or clearing one that is not, changes nothing. ``subject`` tells apart alerts
+    of one code on one device that live side by side (one per vehicle, say).
+    """
+
+    code: str
+    device_id: str
+    active: bool
+    severity: str = "warning"
+    subject: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
+
+
+Finding = Alert  # holds and gate commands join this union when their devices arrive

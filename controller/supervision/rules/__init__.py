@@ -1,0 +1,45 @@
+"""The rules, in the one order the runner applies them.
+
+A rule is a module with ``NAME``, ``KINDS`` (the event kinds it reads), ``DEFAULTS`` (its
+configuration), ``scope(fact)`` (whose state it keeps: a device, a lot, a plate) and a
+pure ``update(state, fact, config) -> (state, findings)``. State is a JSON object; the
+runner loads it before and stores it after, in the batch's transaction. Rules are timed
+by ``fact.device_ts``, never by the wall clock, so a backlog replayed an hour late gives
+the findings it would have given live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from controller.facts import Fact
+from controller.supervision.findings import Finding
+from controller.supervision.rules import device_alarms, weighing_arithmetic
+
+State = dict[str, Any]
+Update = Callable[[State, Fact, Mapping[str, Any]], tuple[State, Sequence[Finding]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule as the runner sees it."""
+
+    name: str
+    kinds: frozenset[str]
+    defaults: Mapping[str, Any]
+    scope: Callable[[Fact], str]
+    update: Update
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Rule:
+        return cls(name=module.NAME, kinds=frozenset(module.KINDS), defaults=module.DEFAULTS,
+                   scope=module.scope, update=module.update)
+
+
+RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
+    device_alarms,        # the device's own alarms, paired into active alerts
+    weighing_arithmetic,  # a weighing's figures checked again, independently of the device
+))

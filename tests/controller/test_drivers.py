@@ -1,0 +1,101 @@
+"""validate_driver: the settings a device would crash on (or never weigh with) are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controller.drivers import MAPS_DIR, known_maps, validate_driver
+
+GOOD: dict[str, Any] = {"type": "weighbridge", "map": "portwatch-sim", "host": "10.20.0.7",
+                        "port": 502, "stable_s": 3.0, "poll_ms": 200}
+
+
+def bad(**changes: Any) -> dict[str, Any]:
+    return {**GOOD, **changes}
+
+
+def test_known_maps_are_the_bundled_map_files() -> None:
+    assert known_maps() == sorted(p.stem for p in MAPS_DIR.glob("*.json"))
+    assert {"portwatch-sim", "float32-le-sim"} <= set(known_maps())
+
+
+def test_a_good_weighbridge_driver_comes_back_as_a_copy() -> None:
+    checked = validate_driver("weighbridge", GOOD)
+    assert checked == GOOD and checked is not GOOD
+
+
+@pytest.mark.parametrize("driver", [
+    GOOD,
+    bad(host="indicator-7.gate1.port.example"),
+    bad(host="::1"),
+    bad(map="float32-le-sim", stable_s=0.4, poll_ms=50, timeout_ms=500),  # the HIL tests' own
+    {"type": "weighbridge", "map": "portwatch-sim", "host": "localhost", "port": 5020},
+])
+def test_drivers_the_firmware_runs_are_accepted(driver: dict[str, Any]) -> None:
+    assert validate_driver("weighbridge", driver) == driver
+
+
+def test_an_unknown_map_is_refused_naming_every_known_map() -> None:
+    with pytest.raises(ValueError, match="unknown register map 'no-such-map'") as info:
+        validate_driver("weighbridge", bad(map="no-such-map"))
+    for name in known_maps():
+        assert name in str(info.value)
+    assert "protocols/registermaps" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["../registermaps/portwatch-sim", "portwatch-sim.json",
+                                  "/etc/passwd", "", None, 3])
+def test_a_map_must_be_a_bundled_name_not_a_path(name: object) -> None:
+    with pytest.raises(ValueError, match="unknown register map"):
+        validate_driver("weighbridge", bad(map=name))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"host": ""}, "indicator host"),
+    ({"host": "bad host"}, "neither an IP address nor a hostname"),
+    ({"host": "10.0.0.300"}, "neither an IP address nor a hostname"),
+    ({"host": "-lead.example"}, "neither"),
+    ({"host": 10}, "indicator host"),
+    ({"port": 0}, "port must be a whole number from 1 to 65535"),
+    ({"port": 65_536}, "port must be"),
+    ({"port": "502"}, "port must be"),
+    ({"port": True}, "port must be"),
+    ({"stable_s": 0}, "stable_s must be a number from 0.1 to 60"),
+    ({"stable_s": 600}, "stable_s must be"),
+    ({"stable_s": float("nan")}, "stable_s must be"),
+    ({"poll_ms": 5}, "poll_ms must be a whole number from 20 to 10000"),
+    ({"poll_ms": 60_000}, "poll_ms must be"),
+    ({"poll_ms": 200.5}, "poll_ms must be"),
+    ({"stable_s": 0.3, "poll_ms": 200}, "shorter than 2 polls"),
+    ({"unit": 300}, "unit must be"),
+    ({"timeout_ms": 0}, "timeout_ms must be"),
+    ({"stable": 3}, "unknown weighbridge driver setting"),
+    ({"type": "scale"}, "driver type 'scale'"),
+])
+def test_bad_settings_are_refused_with_a_message_naming_them(changes: dict[str, Any],
+                                                             message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_driver("weighbridge", bad(**changes))
+
+
+@pytest.mark.parametrize("key", ["map", "host", "port"])
+def test_a_weighbridge_driver_needs_map_host_and_port(key: str) -> None:
+    driver = dict(GOOD)
+    del driver[key]
+    with pytest.raises(ValueError, match=f"needs '{key}'"):
+        validate_driver("weighbridge", driver)
+
+
+def test_no_driver_is_valid_for_every_kind_but_a_weighbridge_driver_only_on_a_weighbridge(
+) -> None:
+    for kind in ("weighbridge", "gps", "rail_reader", "lab"):
+        assert validate_driver(kind, {}) == {}
+        assert validate_driver(kind, {"type": "none"}) == {"type": "none"}
+    with pytest.raises(ValueError, match=r"a gps device can run .*no driver yet"):
+        validate_driver("gps", GOOD)
+    with pytest.raises(ValueError, match="unknown device kind 'crane'"):
+        validate_driver("crane", {})
+    with pytest.raises(ValueError, match="must be an object"):
+        validate_driver("weighbridge", ["map"])  # type: ignore[arg-type]
