@@ -41,6 +41,15 @@ class Watchdog:
         self._wdt.feed()
 
 
+def stamp(ms):
+    """``ms`` since the Unix epoch as UTC text for logs: 2026-11-30T18:05:01.123Z."""
+    s = ms // 1000
+    if time.gmtime(0)[0] == 2000:  # embedded epoch: gmtime counts from 2000-01-01
+        s -= _EPOCH_OFFSET_S
+    t = time.gmtime(s)
+    return "%d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], ms % 1000)
+
+
 def log(*parts):
-    print("%.3f" % (now_ms() / 1000), *parts)
+    print(stamp(now_ms()), *parts)
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None

@@ -53,14 +53,20 @@ class Watchdog:
         pass
 
 
+def stamp(ms):
+    """``ms`` since the Unix epoch as UTC text for logs: 2026-11-30T18:05:01.123Z."""
+    t = time.gmtime(ms // 1000)
+    return "%d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], ms % 1000)
+
+
 def log(*parts):
-    """One line on stdout, prefixed with the wall time in seconds."""
-    print("%.3f" % (now_ms() / 1000), *parts)
+    """One line on stdout, prefixed with the device's wall time (``stamp``)."""
+    print(stamp(now_ms()), *parts)
     try:
         sys.stdout.flush()
     except AttributeError:
         pass
 
 
-__all__ = ["NAME", "Watchdog", "collect", "log", "mem_free", "now_ms", "sleep_ms", "ticks_add",
-           "ticks_diff", "ticks_ms"]
+__all__ = ["NAME", "Watchdog", "collect", "log", "mem_free", "now_ms", "sleep_ms", "stamp",
+           "ticks_add", "ticks_diff", "ticks_ms"]

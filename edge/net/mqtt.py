@@ -20,7 +20,9 @@ Failures it survives, and how (defaults in brackets):
 - Broker silent during or after the TCP connect: ``MQTTTimeout`` ("no CONNACK within
   5 s") when either step takes over ``connect_timeout`` [5 s]; CONNACK codes 1-5 ->
   ``ConnectRefused`` with ``.code`` and the reason ("CONNACK refused: bad user or
-  password"); a refused or failed TCP connect -> ``ConnectionLost``.
+  password"); a refused or failed TCP connect -> ``ConnectionLost`` ("connection refused
+  (ECONNREFUSED) to 127.0.0.1:1883": errors are named by edge/explain.py, here and in
+  ``last_error``).
 - No PUBACK / SUBACK within ``ack_timeout`` [10 s] -> ``MQTTTimeout``; the link stays
   up (the keepalive decides whether it is dead). SUBACK 0x80 -> ``MQTTError``.
 - A malformed or unexpected packet from the broker (QoS 2 PUBLISH, remaining length
@@ -61,6 +63,8 @@ one SUBSCRIBE, a message queue, TLS.
 
 import asyncio
 import struct
+
+from edge.explain import explain
 
 
 class MQTTError(Exception):
@@ -215,7 +219,7 @@ class MQTTClient:
                 raise e
         except Exception as e:
             if not isinstance(e, MQTTError):
-                e = ConnectionLost("cannot connect to %s:%d: %r" % (self.host, self.port, e))
+                e = ConnectionLost("%s to %s:%d" % (explain(e), self.host, self.port))
             self.close(str(e))
             raise e
         self._rx = self._tx = 0  # ms since the last packet in, out
@@ -284,7 +288,7 @@ class MQTTClient:
                     w.write(payload)
                 await w.drain()
             except BaseException as e:  # failed, or cancelled with part of it sent
-                self.close(repr(e), True)
+                self.close(explain(e), True)
                 if isinstance(e, OSError):
                     raise ConnectionLost("link down: %s" % self.last_error)
                 raise
@@ -415,7 +419,7 @@ class MQTTClient:
                     break
             raise MQTTError("bad packet 0x%02x" % first)
         except Exception as e:  # EOF, reset, EBADF after close, bad packet or UTF-8
-            self.close(repr(e), True)
+            self.close(explain(e), True)
 
     async def _keepalive(self):
         ka = self.keepalive * 1000
@@ -435,5 +439,5 @@ class MQTTClient:
                 try:  # not drained: a full socket buffer must not stall this loop
                     self._w.write(b"\xc0\x00")
                 except OSError as e:
-                    self.close(repr(e), True)
+                    self.close(explain(e), True)
                     return
