@@ -3,16 +3,20 @@
 ``Agent.emit(kind, body)`` is the one way a driver reports custody evidence: it
 signs the event with the next seq and appends it to the persistent outbox before
 anything is published, so a power cut after ``emit`` returns loses nothing.
+
+Each part gets only what it uses: the driver ``emit`` and the HAL; the uplink the
+signer (edge.signer), the outbox, the HAL's clock, ``log`` and ``birth_body``. So each
+is tested alone (tests/edge/test_uplink.py, test_weighbridge_driver.py).
 """
 
 import asyncio
 import gc
-import os
 
 from edge import config as config_mod
+from edge.explain import explain
 from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.persist import BootCounter, makedirs
-from protocols import envelope, topics
+from edge.signer import Signer
 
 
 class Agent:
@@ -24,55 +28,45 @@ class Agent:
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
             hal.set_clock_skew(cfg["clock_skew_ms"])
         self.device_id = cfg["device_id"]
-        self.key_id = cfg["key_id"]
-        self._secret = config_mod.unhex(cfg["secret_hex"])
         data = cfg["data_dir"]
         makedirs(data)
         self.boot = BootCounter(data + "/boot").next()
+        self.signer = Signer(self.device_id, self.boot, cfg["key_id"],
+                             config_mod.unhex(cfg["secret_hex"]))
         bound = cfg["outbox_max_bytes"]
         # acks free whole segments: several segments per bound, or a full tail never frees
         self.outbox = Outbox(data + "/outbox", max_bytes=bound,
                              segment_bytes=max(2048, min(16384, bound // 8)))
-        self.t_evt = topics.topic(cfg["site"], self.device_id, "evt")
-        self.wake = asyncio.Event()
         self.started = hal.ticks_ms()
         self.stats = {"events": 0, "outbox_full": 0, "emit_errors": 0, "mem_errors": 0}
         from edge.uplink import Uplink
-        self.uplink = Uplink(self)
-        self.driver = _make_driver(cfg["driver"], self)
+        self.uplink = Uplink(self.signer, self.outbox, hal, cfg["mqtt"], cfg["site"], self.log,
+                             self.birth_body, window=cfg["window"],
+                             resend_after_s=cfg["resend_after_s"])
+        self.t_evt = self.uplink.t_evt
+        self.driver = _make_driver(cfg["driver"], self.emit, hal)
         self.watchdog = hal.Watchdog()
 
     def log(self, *parts):
         self.hal.log(self.device_id, *parts)
 
-    def jitter(self, span):
-        if span <= 0:
-            return 0
-        return int.from_bytes(os.urandom(2), "big") % span
-
-    def secret_for(self, key_id):
-        return self._secret if key_id == self.key_id else None
-
-    def seal(self, topic, fields):
-        return envelope.seal(self._secret, self.key_id, topic, fields)
-
     def emit(self, kind, body):
         """Sign and store one custody event; return its seq, or 0 if it could not be stored."""
         seq = self.outbox.next_seq()
-        fields = envelope.make(self.device_id, self.boot, seq, self.hal.now_ms(), kind, body)
         try:
-            self.outbox.append(seq, self.t_evt, self.seal(self.t_evt, fields))
+            wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body)
+            self.outbox.append(seq, self.t_evt, wire)
         except OutboxFull:
             self.stats["outbox_full"] += 1
             self.log("OUTBOX FULL: %s not stored; controller unreachable?" % kind)
             return 0
         except (OSError, OutboxError, ValueError) as exc:
             self.stats["emit_errors"] += 1
-            self.log("cannot store %s: %r" % (kind, exc))
+            self.log("cannot store %s:" % kind, explain(exc))
             return 0
         self.stats["events"] += 1
         self.log("%s seq %d %s" % (kind, seq, _summary(body)))
-        self.wake.set()
+        self.uplink.wake.set()
         return seq
 
     def birth_body(self):
@@ -135,7 +129,7 @@ class Agent:
                     pass
             except Exception as exc:  # a bug in one task must not stop the others
                 self.stats["task_errors"] = self.stats.get("task_errors", 0) + 1
-                self.log(name, "crashed:", repr(exc), "- restarting it")
+                self.log(name, "crashed:", explain(exc), "- restarting it")
             await self.hal.sleep_ms(1000)
 
     async def run(self):
@@ -165,11 +159,11 @@ def _summary(body):
     return ""
 
 
-def _make_driver(dcfg, agent):
+def _make_driver(dcfg, emit, hal):
     kind = dcfg.get("type", "")
     if kind == "weighbridge":
         from edge.drivers.weighbridge import WeighbridgeDriver
-        return WeighbridgeDriver(dcfg, agent)
+        return WeighbridgeDriver(dcfg, emit, hal)
     if kind in ("", "none"):
         return None
     raise config_mod.ConfigError("driver: unknown type %r (known: weighbridge)" % kind)

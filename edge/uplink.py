@@ -11,11 +11,19 @@ acknowledgement moving while sent events wait for it.
 Birth and death are retained on ``.../state`` with (boot, connection number) as
 their freshness key, like Sparkplug's bdSeq; the death is the MQTT will, so the
 broker publishes it when the link dies without a DISCONNECT.
+
+Collaborators, all passed in (tests/edge/test_uplink.py drives it with a fake client
+and clock over a real outbox): ``signer`` (edge.signer), ``outbox`` (edge.outbox),
+``hal`` (the clock: now_ms, ticks_ms, ticks_diff, sleep_ms), ``log(*parts)`` and
+``birth()``, which returns the birth body. One session is ``start(client)`` then
+``send_some(client)`` / ``resend_due()`` until the link drops; ``on_message`` takes
+what the client receives.
 """
 
 import asyncio
-import json
+import os
 
+from edge.explain import explain
 from edge.net.mqtt import MQTTClient, MQTTError
 from protocols import envelope, topics
 
@@ -27,21 +35,27 @@ IDLE_WAIT_S = 1
 class Uplink:
     """One device's MQTT session manager; ``run()`` reconnects forever."""
 
-    def __init__(self, agent):
-        self.agent = agent
-        cfg = agent.cfg
-        self.mqtt_cfg = cfg["mqtt"]
-        site, dev = cfg["site"], cfg["device_id"]
+    def __init__(self, signer, outbox, hal, mqtt_cfg, site, log, birth, window=8,
+                 resend_after_s=10):
+        self.signer = signer
+        self.outbox = outbox
+        self.hal = hal
+        self.mqtt_cfg = mqtt_cfg
+        self.log = log
+        self.birth = birth
+        dev = signer.device_id
         self.t_state = topics.topic(site, dev, "state")
         self.t_ack = topics.topic(site, dev, "ack")
         self.t_cmd = topics.topic(site, dev, "cmd")
         self.t_tele = topics.topic(site, dev, "tele")
-        self.window = cfg["window"]
-        self.resend_after_ms = cfg["resend_after_s"] * 1000
+        self.t_evt = topics.topic(site, dev, "evt")
+        self.window = window
+        self.resend_after_ms = resend_after_s * 1000
+        self.wake = asyncio.Event()  # set when there is something to send
         self.client = None
         self.conn_seq = 0
         self.tele_seq = 0
-        self.cursor = 0
+        self.cursor = 0  # sent up to here since the last rewind
         self.last_ack_move = 0
         self.clock_offset_ms = None
         self.stats = {"connects": 0, "connect_failures": 0, "links_lost": 0, "sent": 0,
@@ -56,31 +70,28 @@ class Uplink:
         # commands arrive on t_cmd: the weighbridge obeys none yet (barrier, display: later)
 
     def _on_ack(self, payload, retained):
-        agent = self.agent
         try:
-            fields, _ = envelope.open_message(agent.secret_for, self.t_ack, payload, False)
+            fields, _ = envelope.open_message(self.signer.secret_for, self.t_ack, payload,
+                                              False)
             upto = fields["body"]["upto"]
             if type(upto) is not int or type(fields["ts"]) is not int:
                 raise envelope.EnvelopeError("bad_body", "upto must be an integer")
         except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
             self.stats["bad_downlink"] += 1
-            agent.log("ignored a bad ack:", exc)
+            self.log("ignored a bad ack:", explain(exc))
             return
         self.stats["acks"] += 1
-        self.clock_offset_ms = agent.hal.now_ms() - fields["ts"]
-        if agent.outbox.ack(upto):
-            self.last_ack_move = agent.hal.ticks_ms()
+        self.clock_offset_ms = self.hal.now_ms() - fields["ts"]
+        if self.outbox.ack(upto):
+            self.last_ack_move = self.hal.ticks_ms()
         if retained or fields["body"].get("resync"):
-            self.cursor = agent.outbox.acked()
-        agent.wake.set()
+            self.cursor = self.outbox.acked()
+        self.wake.set()
 
     # -- session --------------------------------------------------------------------
 
     def _state(self, kind, body):
-        agent = self.agent
-        fields = envelope.make(agent.device_id, agent.boot, self.conn_seq, agent.hal.now_ms(),
-                               kind, body)
-        return agent.seal(self.t_state, fields)
+        return self.signer.seal(self.t_state, self.conn_seq, self.hal.now_ms(), kind, body)
 
     async def run(self):
         backoff = BACKOFF_MIN_MS
@@ -91,22 +102,23 @@ class Uplink:
             except (MQTTError, OSError) as exc:
                 if self.client is not None and self.stats["connects"]:
                     self.stats["links_lost"] += 1
-                self.agent.log("uplink down:", exc)
+                self.log("uplink down:", explain(exc))
             finally:
                 if self.client is not None:
                     self.client.close()
                     self.client = None
-            await self.agent.hal.sleep_ms(backoff + self.agent.jitter(backoff // 4))
+            jitter = int.from_bytes(os.urandom(2), "big") % (backoff // 4)
+            await self.hal.sleep_ms(backoff + jitter)
             backoff = min(backoff * 2, BACKOFF_MAX_MS)
 
     async def _session(self):
         m = self.mqtt_cfg
         self.conn_seq += 1
         client = MQTTClient(
-            self.agent.device_id, m["host"], m["port"], user=m["user"], password=m["password"],
-            keepalive=m["keepalive"], clean_session=True, on_message=self.on_message,
-            will=(self.t_state, self._state("death", {}), 1, True), max_inflight=self.window,
-            queue_len=2)
+            self.signer.device_id, m["host"], m["port"], user=m["user"],
+            password=m["password"], keepalive=m["keepalive"], clean_session=True,
+            on_message=self.on_message, will=(self.t_state, self._state("death", {}), 1, True),
+            max_inflight=self.window, queue_len=2)
         self.client = client
         try:
             await client.connect()
@@ -114,32 +126,39 @@ class Uplink:
             self.stats["connect_failures"] += 1
             raise
         self.stats["connects"] += 1
-        self.agent.log("uplink connected to %s:%d" % (m["host"], m["port"]))
-        await client.publish(self.t_state, self._state("birth", self.agent.birth_body()), qos=1,
+        self.log("uplink connected to %s:%d" % (m["host"], m["port"]))
+        await self.start(client)
+        while client.connected:
+            if not await self.send_some(client) and not self.resend_due():
+                await self._idle()
+
+    async def start(self, client):
+        """A new link: retained birth, subscriptions, and everything unacknowledged again."""
+        await client.publish(self.t_state, self._state("birth", self.birth()), qos=1,
                              retain=True)
         await client.subscribe(self.t_ack, 1)
         await client.subscribe(self.t_cmd, 1)
-        self.cursor = self.agent.outbox.acked()
-        self.last_ack_move = self.agent.hal.ticks_ms()
-        while client.connected:
-            if not await self._send_some(client):
-                await self._idle()
+        self.cursor = self.outbox.acked()
+        self.last_ack_move = self.hal.ticks_ms()
 
-    async def _send_some(self, client):
+    async def send_some(self, client):
         """Publish up to ``window`` events after the cursor; return how many went."""
-        outbox = self.agent.outbox
+        outbox = self.outbox
         pids = []
         last = self.cursor
         for seq, topic, payload in outbox.pending(after_seq=self.cursor, limit=self.window):
             if payload is None:  # unreadable on flash: declare that seq lost, signed
                 self.stats["unreadable_records"] += 1
-                agent = self.agent
-                topic = agent.t_evt
-                payload = agent.seal(topic, envelope.make(
-                    agent.device_id, agent.boot, seq, agent.hal.now_ms(), "gap",
-                    {"reason": "unreadable"}))
-            elif not self._current_key(payload):
-                payload = self._reseal(topic, payload)
+                topic = self.t_evt
+                payload = self.signer.seal(topic, seq, self.hal.now_ms(), "gap",
+                                           {"reason": "unreadable"})
+            else:
+                # stored under an older key, which expires after a rotation: the controller
+                # would refuse it as expired_key for ever; re-signed, same content and seq
+                new = self.signer.reseal(topic, payload)
+                if new is not None:
+                    self.stats["resealed"] += 1
+                    payload = new
             pids.append(await client.publish(topic, payload, qos=1, wait=False))
             last = seq
         for pid in pids:
@@ -147,40 +166,29 @@ class Uplink:
         self.stats["sent"] += len(pids)
         if last != self.cursor:
             if self.cursor <= outbox.acked():
-                self.last_ack_move = self.agent.hal.ticks_ms()
+                self.last_ack_move = self.hal.ticks_ms()
             self.cursor = max(self.cursor, last)
         return len(pids)
 
-    def _current_key(self, payload):
-        """True when a stored event is signed with the key this device holds now."""
-        cut = payload.rfind(b"\n")
-        kid = self.agent.key_id.encode()
-        return payload[cut + 1:cut + 2 + len(kid)] == kid + b":"
-
-    def _reseal(self, topic, payload):
-        """Sign an event stored under an older key again with the current one.
-
-        After a key rotation the old key expires: events still in the outbox from before
-        would be refused as ``expired_key`` for ever. The content and seq stay the same."""
-        self.stats["resealed"] += 1
-        fields = json.loads(payload[:payload.rfind(b"\n")])
-        return self.agent.seal(topic, fields)
+    def resend_due(self):
+        """Rewind the cursor when sent events waited ``resend_after_s`` with no ack moving."""
+        outbox = self.outbox
+        hal = self.hal
+        if self.cursor <= outbox.acked():
+            return False
+        waited = hal.ticks_diff(hal.ticks_ms(), self.last_ack_move)
+        if waited <= self.resend_after_ms:
+            return False
+        self.stats["resends"] += 1
+        self.log("no ack for %d ms: resending from seq %d" % (waited, outbox.acked() + 1))
+        self.cursor = outbox.acked()
+        self.last_ack_move = hal.ticks_ms()
+        return True
 
     async def _idle(self):
-        agent = self.agent
-        hal = agent.hal
-        if self.cursor > agent.outbox.acked():
-            waited = hal.ticks_diff(hal.ticks_ms(), self.last_ack_move)
-            if waited > self.resend_after_ms:
-                self.stats["resends"] += 1
-                agent.log("no ack for %d ms: resending from seq %d" % (waited,
-                                                                       agent.outbox.acked() + 1))
-                self.cursor = agent.outbox.acked()
-                self.last_ack_move = hal.ticks_ms()
-                return
-        agent.wake.clear()
+        self.wake.clear()
         try:
-            await asyncio.wait_for(agent.wake.wait(), IDLE_WAIT_S)
+            await asyncio.wait_for(self.wake.wait(), IDLE_WAIT_S)
         except asyncio.TimeoutError:
             pass
 
@@ -190,11 +198,9 @@ class Uplink:
         if client is None or not client.connected:
             return False
         self.tele_seq += 1
-        agent = self.agent
-        fields = envelope.make(agent.device_id, agent.boot, self.tele_seq, agent.hal.now_ms(),
-                               "health", body)
+        wire = self.signer.seal(self.t_tele, self.tele_seq, self.hal.now_ms(), "health", body)
         try:
-            await client.publish(self.t_tele, agent.seal(self.t_tele, fields), qos=0)
+            await client.publish(self.t_tele, wire, qos=0)
         except (MQTTError, OSError):
             return False
         self.stats["health_sent"] += 1

@@ -21,11 +21,15 @@ DEFAULTS = {"unit": 1, "poll_ms": 200, "timeout_ms": 1000, "stable_s": 3, "min_w
 
 
 class WeighbridgeDriver:
-    def __init__(self, dcfg, agent):
+    """``emit(kind, body)`` stores one custody event and returns its seq, or 0 when the
+    outbox refused it (the agent's ``emit``); ``hal`` gives the clocks and ``sleep_ms``."""
+
+    def __init__(self, dcfg, emit, hal):
         for key in DEFAULTS:
             dcfg.setdefault(key, DEFAULTS[key])
         self.cfg = dcfg
-        self.agent = agent
+        self.emit = emit
+        self.hal = hal
         self.map = regdecode.load(regdecode.path_of(dcfg["map"]))
         self.read_fn = 4 if self.map.get("function") == 4 else 3
         self.master = ModbusTCPMaster(dcfg["host"], dcfg["port"], unit=dcfg["unit"],
@@ -67,14 +71,14 @@ class WeighbridgeDriver:
         """Store the events the outbox refused before, oldest first; True when none is left."""
         queue = self.unstored
         while queue:
-            if not self.agent.emit(queue[0][0], queue[0][1]):
+            if not self.emit(queue[0][0], queue[0][1]):
                 return False
             queue.pop(0)
         return True
 
     def _emit(self, kind, body):
         """Store an event after any refused earlier; keep it in RAM if the outbox refuses."""
-        if self._flush() and self.agent.emit(kind, body):
+        if self._flush() and self.emit(kind, body):
             return
         if len(self.unstored) >= UNSTORED_MAX:
             self.unstored.pop(0)
@@ -136,10 +140,10 @@ class WeighbridgeDriver:
         except ValueError:
             self._fail("decode_errors")
             return
-        self._ok(self.agent.hal.now_ms(), reading)
+        self._ok(self.hal.now_ms(), reading)
 
     async def run(self):
-        hal = self.agent.hal
+        hal = self.hal
         period = self.cfg["poll_ms"]
         while True:
             started = hal.ticks_ms()

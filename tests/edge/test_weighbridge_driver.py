@@ -1,4 +1,4 @@
-"""Weighbridge driver with a scripted indicator and agent; runs under pytest and MicroPython.
+"""Weighbridge driver with a scripted indicator and outbox; runs under pytest and MicroPython.
 
 The Modbus master is replaced by a script of replies (the real one is tested against
 pymodbus in hil_tests); the register map and decoder are the real ones.
@@ -20,9 +20,10 @@ class FakeHal:
         return self.t
 
 
-class FakeAgent:
+class Sink:
+    """The driver's ``emit``: records events, or refuses them as a full outbox does (0)."""
+
     def __init__(self):
-        self.hal = FakeHal()
         self.events = []
         self.refuse = False
 
@@ -53,11 +54,11 @@ def regs(gross, stable=True, plate="辽B12345"):
 
 
 def make(script):
-    agent = FakeAgent()
+    sink = Sink()
     drv = WeighbridgeDriver({"map": "portwatch-sim", "host": "127.0.0.1", "port": 1,
-                             "stable_s": 0.3}, agent)
+                             "stable_s": 0.3}, sink.emit, FakeHal())
     drv.master = ScriptedMaster(script)
-    return agent, drv
+    return sink, drv
 
 
 def polls(drv, n):
@@ -68,40 +69,40 @@ def polls(drv, n):
 
 
 def test_driver_weighs_a_stable_truck_once():
-    agent, drv = make([regs(45240)] * 8 + [regs(0)])
+    sink, drv = make([regs(45240)] * 8 + [regs(0)])
     polls(drv, 9)
-    weighings = [b for k, b in agent.events if k == "weighing"]
+    weighings = [b for k, b in sink.events if k == "weighing"]
     assert len(weighings) == 1
     assert weighings[0]["gross_kg"] == 45240 and weighings[0]["plate"] == "辽B12345"
 
 
 def test_driver_counts_faults_and_raises_unreachable_after_three():
     script = [ModbusException(6), ModbusTimeout("t"), ModbusException(4), regs(0)]
-    agent, drv = make(script)
+    sink, drv = make(script)
     polls(drv, 4)
     body = {}
     drv.add_health(body)
     assert (body["modbus_exceptions"], body["modbus_timeouts"], body["modbus_ok"]) == (2, 1, 1)
-    alarms = [(b["alarm"], b["state"]) for k, b in agent.events if k == "alarm"]
+    alarms = [(b["alarm"], b["state"]) for k, b in sink.events if k == "alarm"]
     assert alarms == [("indicator_unreachable", "raised"), ("indicator_unreachable", "cleared")]
 
 
 def test_driver_keeps_refused_events_and_stores_them_in_order_later():
-    agent, drv = make([regs(30000 + 20 * (i // 6)) if i % 6 < 5 else regs(0)
+    sink, drv = make([regs(30000 + 20 * (i // 6)) if i % 6 < 5 else regs(0)
                        for i in range(36)])
-    agent.refuse = True
+    sink.refuse = True
     polls(drv, 18)  # three trucks weighed while the outbox refuses
-    assert agent.events == [] and len(drv.unstored) == 3
-    agent.refuse = False
+    assert sink.events == [] and len(drv.unstored) == 3
+    sink.refuse = False
     polls(drv, 18)
-    grosses = [b["gross_kg"] for k, b in agent.events if k == "weighing"]
+    grosses = [b["gross_kg"] for k, b in sink.events if k == "weighing"]
     assert grosses == [30000, 30020, 30040, 30060, 30080, 30100]
     assert drv.unstored == []
 
 
 def test_driver_bounds_the_refused_queue_and_counts_drops():
-    agent, drv = make([])
-    agent.refuse = True
+    sink, drv = make([])
+    sink.refuse = True
     for i in range(UNSTORED_MAX + 3):
         drv._emit("alarm", {"alarm": "x%d" % i, "state": "raised"})
     assert len(drv.unstored) == UNSTORED_MAX
