@@ -1,0 +1,101 @@
+"""Scripted timelines through each supervision rule: pure updates, no store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from controller.facts import Fact
+from controller.supervision.findings import Alert
+from controller.supervision.rules import RULES, device_alarms, weighing_arithmetic
+
+T0 = 1_764_072_000_000
+
+
+def alarm(seq: int, code: str, state: str, **detail: Any) -> Fact:
+    body: dict[str, Any] = {"alarm": code, "state": state}
+    if detail:
+        body["detail"] = detail
+    return Fact("wb-1", seq, 1, "alarm", T0 + seq * 1000, T0 + seq * 1000 + 5, body)
+
+
+def weighing(seq: int, gross: int, tare: int, net: int, division: int = 20) -> Fact:
+    return Fact("wb-1", seq, 1, "weighing", T0 + seq * 1000, T0 + seq * 1000 + 5,
+                {"plate": "辽B12345", "gross_kg": gross, "tare_kg": tare, "net_kg": net,
+                 "division_kg": division, "stable_ms": 3000, "arrived_ts": T0})
+
+
+def run(module: Any, facts: Sequence[Fact],
+        config: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[Alert]]:
+    """Feed a timeline through a rule as the runner does; return final state and findings."""
+    state: dict[str, Any] = {}
+    out: list[Alert] = []
+    for fact in facts:
+        state, found = module.update(state, fact, {**module.DEFAULTS, **(config or {})})
+        out += found
+    return state, out
+
+
+def test_rules_are_registered_once_in_order() -> None:
+    assert [r.name for r in RULES] == ["device_alarms", "weighing_arithmetic"]
+    assert RULES[0].kinds == frozenset({"alarm"})
+
+
+def test_device_alarms_pair_raise_and_clear() -> None:
+    state, found = run(device_alarms, [alarm(1, "overload", "raised", gross_kg=160000),
+                                       alarm(2, "zero_drift", "raised"),
+                                       alarm(3, "overload", "cleared")])
+    assert [(a.code, a.active, a.severity) for a in found] == [
+        ("overload", True, "critical"), ("zero_drift", True, "warning"),
+        ("overload", False, "critical")]
+    assert found[0].detail["gross_kg"] == 160000 and found[0].detail["seq"] == 1
+    assert state == {"active": {"zero_drift": 2}}
+
+
+def test_device_alarms_repeat_raise_and_orphan_clear_change_nothing() -> None:
+    # a raise resent after a reboot, and a clear for an alarm raised before the store existed
+    state, found = run(device_alarms, [alarm(1, "motion_timeout", "raised"),
+                                       alarm(2, "motion_timeout", "raised"),
+                                       alarm(3, "indicator_frozen", "cleared")])
+    assert [(a.code, a.active) for a in found] == [("motion_timeout", True)]
+    assert state == {"active": {"motion_timeout": 1}}
+
+
+def test_device_alarms_one_shot_is_an_alert_per_event_never_cleared_by_the_device() -> None:
+    state, found = run(device_alarms, [alarm(4, "left_unweighed", "raised", plate="辽B1"),
+                                       alarm(9, "left_unweighed", "raised", plate="辽B2"),
+                                       alarm(10, "left_unweighed", "cleared")])
+    assert [(a.code, a.subject, a.active) for a in found] == [
+        ("left_unweighed", "seq 4", True), ("left_unweighed", "seq 9", True)]
+    assert found[1].detail["plate"] == "辽B2"
+    assert state == {}
+
+
+def test_device_alarms_severity_is_configurable() -> None:
+    _, found = run(device_alarms, [alarm(1, "zero_drift", "raised")],
+                   {"critical": ("zero_drift",)})
+    assert found[0].severity == "critical"
+
+
+def test_weighing_arithmetic_accepts_a_consistent_ticket() -> None:
+    assert run(weighing_arithmetic, [weighing(1, 45240, 15000, 30240)]) == ({}, [])
+
+
+def test_weighing_arithmetic_names_every_failed_check() -> None:
+    _, found = run(weighing_arithmetic, [weighing(7, 160010, 15000, 145000)])
+    [alert] = found
+    assert (alert.code, alert.subject, alert.severity) == ("weighing_inconsistent", "seq 7",
+                                                          "critical")
+    problems = alert.detail["problems"]
+    assert "net 145000 kg is not gross 160010 - tare 15000 kg" in problems
+    assert "gross 160010 kg is not a multiple of the 20 kg division" in problems
+    assert "gross 160010 kg is above the capacity of 150000 kg" in problems
+    assert len(problems) == 3
+
+
+def test_weighing_arithmetic_flags_non_positive_net_and_uses_configured_capacity() -> None:
+    _, found = run(weighing_arithmetic, [weighing(1, 15000, 15000, 0),
+                                         weighing(2, 60000, 20000, 40000)],
+                   {"capacity_kg": 50000})
+    assert [a.detail["problems"] for a in found] == [
+        ["net 0 kg is not positive"], ["gross 60000 kg is above the capacity of 50000 kg"]]
