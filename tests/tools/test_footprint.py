@@ -1,0 +1,37 @@
+"""`python -m tools.footprint`: its help, and a real measurement under MicroPython."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tools.firmware import REPO
+
+
+def footprint(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tools.footprint", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_footprint_help_explains_itself_instead_of_measuring_a_module_called_help() -> None:
+    done = footprint("--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m tools.footprint")
+    assert "MODULE" in done.stdout and "python -m tools.footprint edge.outbox" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_footprint_measures_the_named_modules_on_the_real_interpreter() -> None:
+    done = footprint("json", "edge.config")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"json", "edge.config", "total"}
+    assert 0 < result["edge.config"] <= result["total"]
+
+
+def test_footprint_names_a_module_that_does_not_import() -> None:
+    done = footprint("edge.no_such_module")
+    assert done.returncode == 1
+    assert "failed importing edge.no_such_module" in done.stderr
+    assert "Traceback" not in done.stderr.splitlines()[0]
