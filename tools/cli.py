@@ -8,7 +8,6 @@ import getpass
 import json
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +20,7 @@ from controller import auth, broker_auth, registry, store
 from controller.errors import ControllerError
 from tools import ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
+from tools.procs import run_forwarding_signals
 
 console = Console()
 err = Console(stderr=True)
@@ -274,7 +274,8 @@ def agent_run(
         argv, env = agent_command(config.resolve(), heap=heap)
     except FirmwareError as exc:
         fail(str(exc))
-    raise typer.Exit(subprocess.call(argv, env=env, cwd=BUILD_DIR))
+    # forwarded: a SIGTERM that killed only this wrapper would leave the firmware running
+    raise typer.Exit(run_forwarding_signals(argv, env=env, cwd=BUILD_DIR))
 
 
 @app.command("demo")

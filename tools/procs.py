@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -64,7 +68,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
     """Terminate a child politely, then kill it; never raise."""
     if proc is None or proc.poll() is not None:
         return
@@ -74,3 +78,56 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+def run_forwarding_signals(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    kill_after_s: float = 10.0,
+) -> int:
+    """Run ``argv`` in the foreground, passing ``signals`` on to it; return its exit status.
+
+    A wrapper that just calls the child dies of SIGTERM and leaves the child running
+    (a service manager stopping ``portwatch agent`` would orphan the firmware). Here
+    each signal is sent on to the child and the wrapper waits for it to exit; a child
+    still running ``kill_after_s`` after the first signal is killed. A child killed by
+    signal N gives 128 + N, as a shell reports it. Call it from the main thread.
+    """
+    proc: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+    killer: list[threading.Timer] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if proc is None:  # arrived while the child was being started: sent right after
+            pending.append(signum)
+            return
+        if proc.poll() is None:
+            proc.send_signal(signum)
+        if not killer:
+            timer = threading.Timer(kill_after_s, _kill_if_running, args=(proc,))
+            timer.daemon = True
+            timer.start()
+            killer.append(timer)
+
+    # Handlers go in before the child exists, so no signal finds the default action
+    # (die, orphaning the child) between the fork and the wait.
+    previous = {sig: signal.signal(sig, forward) for sig in signals}
+    try:
+        proc = subprocess.Popen(list(argv), env=env, cwd=cwd)
+        for signum in pending:
+            forward(signum, None)
+        code = proc.wait()  # PEP 475: waitpid resumes after each handler has run
+    finally:
+        for timer in killer:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
+
+
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
