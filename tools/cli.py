@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import auth, broker_auth, registry, store
+from controller.drivers import validate_driver
 from controller.errors import ControllerError
 from tools import ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
@@ -88,6 +89,10 @@ def device_add(
     if kind == "weighbridge":
         driver = {"type": "weighbridge", "map": map_name, "host": ind_host, "port": ind_port,
                   "stable_s": stable_s, "poll_ms": poll_ms}
+    try:  # refuse here what the agent would crash on at boot, on the device
+        driver = validate_driver(kind, driver)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         row = registry.provision(store.connect(_db(db)), device_id=device_id, site=_site(site),
                                  kind=kind, driver=driver, description=description)

@@ -114,3 +114,17 @@ def test_cli_device_rotate_key_without_a_config_changes_nothing(tmp_path: Path) 
                             "--db", str(db)])
     assert r.exit_code == 1 and "--config" in r.output
     assert registry.get(store.connect(db), "wb-6")["key_id"] == "k1"
+
+
+def test_cli_device_add_refuses_an_unknown_map_before_registering(tmp_path: Path) -> None:
+    db, out = tmp_path / "pw.db", tmp_path / "wb-7.json"
+    r = runner.invoke(app, ["device", "add", "wb-7", "--out", str(out), "--db", str(db),
+                            "--map", "no-such-map"], env={"COLUMNS": "200"})
+    assert r.exit_code == 1, r.output
+    assert "unknown register map 'no-such-map'" in r.output
+    assert "portwatch-sim" in r.output and "float32-le-sim" in r.output
+    assert not out.exists()
+    assert not store.connect(db)["devices"].count_where("device_id = ?", ["wb-7"])
+    slow = runner.invoke(app, ["device", "add", "wb-7", "--out", str(out), "--db", str(db),
+                               "--stable-s", "0.1", "--poll-ms", "200"], env={"COLUMNS": "200"})
+    assert slow.exit_code == 1 and "shorter than 2 polls" in slow.output
