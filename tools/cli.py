@@ -19,7 +19,7 @@ from rich.table import Table
 from controller import auth, broker_auth, registry, store
 from controller.drivers import validate_driver
 from controller.errors import ControllerError
-from tools import ledger_cli, settings
+from tools import emulator_cli, ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
 
@@ -38,6 +38,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(broker_app, name="broker")
 app.add_typer(ledger_cli.ledger_app, name="ledger")
 app.add_typer(ledger_cli.witness_app, name="witness")
+app.add_typer(emulator_cli.emulator_app, name="emulator")
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections.abc import Callable, Coroutine
@@ -18,11 +19,14 @@ from tools.emulators import ControlError, EmulatorError
 from tools.emulators.weighbridge import (
     MAPS_DIR,
     ControlClient,
+    FastClock,
     Timing,
     Truck,
     WeighbridgeEmulator,
+    emulator_from_args,
     load_map,
     map_table,
+    parse_args,
     random_truck,
     spawn,
 )
@@ -293,3 +297,72 @@ def test_readme_documents_every_bundled_map() -> None:
 def test_bundled_maps_load_through_the_codec_as_well() -> None:
     for path in sorted(Path(MAPS_DIR).glob("*.json")):
         assert registermap.load(str(path)) == load_map(str(path))
+
+
+# ---------------------------------------------------------------- the arrival schedule, fast
+
+
+DEMO_LIKE = Timing(ramp_s=1.5, settle_s=1.5, stable_s=3.0, leave_s=1.5, gap_s=1.0)
+
+
+def arrivals_of(count: int, clock: FastClock, timing: Timing = DEMO_LIKE,
+                **auto: Any) -> list[float]:
+    """Queue ``count`` random trucks on a fast clock; their arrival times from the visit log."""
+    async def scenario() -> list[float]:
+        wb = WeighbridgeEmulator("portwatch-sim", timing=timing, seed=1, clock=clock)
+        wb.add_random_trucks(count, **auto)
+        async with wb:
+            visits = await wb.wait_visits(count, timeout=10)
+        return [v.arrived for v in visits]
+
+    return asyncio.run(scenario())
+
+
+def spacing(arrivals: list[float]) -> list[float]:
+    return [round(b - a, 6) for a, b in itertools.pairwise(arrivals)]
+
+
+def test_every_s_makes_trucks_arrive_exactly_that_far_apart() -> None:
+    arrivals = arrivals_of(50, FastClock(), every_s=12.0)
+    assert spacing(arrivals) == [12.0] * 49
+
+
+def test_late_wake_ups_do_not_make_the_arrivals_drift() -> None:
+    # every sleep wakes 50 ms late (a loaded machine): arrivals still keep the period
+    arrivals = arrivals_of(50, FastClock(late_s=0.05), every_s=9.0)
+    assert spacing(arrivals) == [9.0] * 49
+
+
+def test_interval_s_is_empty_deck_time_so_arrivals_are_a_crossing_further_apart() -> None:
+    arrivals = arrivals_of(10, FastClock(), interval_s=2.0)
+    assert DEMO_LIKE.crossing_s == 7.5
+    assert spacing(arrivals) == [9.5] * 9
+
+
+def test_every_s_shorter_than_a_crossing_plus_the_gap_is_refused_with_the_sums() -> None:
+    wb = WeighbridgeEmulator("portwatch-sim", timing=DEMO_LIKE)
+    with pytest.raises(EmulatorError, match=r"cannot arrive every 8 s: a crossing takes 7.5 s"
+                                            r".* at least 8.5 s"):
+        wb.add_random_trucks(3, every_s=8.0)
+    with pytest.raises(EmulatorError, match="not both"):
+        wb.add_random_trucks(3, every_s=10.0, interval_s=1.0)
+    assert wb.queued == 0
+
+
+def test_command_line_auto_every_queues_trucks_on_that_period() -> None:
+    args = parse_args(["--ramp-s", "1", "--settle-s", "1", "--stable-s", "2", "--leave-s", "1",
+                       "--gap-s", "0.5", "--auto", "8", "--auto-every", "6",
+                       "--scenario", "wheels_off_left"])
+    clock = FastClock()
+
+    async def scenario() -> list[Any]:
+        async with emulator_from_args(args, clock=clock) as wb:
+            return await wb.wait_visits(8, timeout=10)
+
+    visits = asyncio.run(scenario())
+    assert spacing([v.arrived for v in visits]) == [6.0] * 7
+    assert {v.scenario for v in visits} == {"wheels_off_left"}
+    with pytest.raises(EmulatorError, match="give --auto too"):
+        emulator_from_args(parse_args(["--auto-every", "6"]))
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        parse_args(["--auto", "2", "--auto-every", "6", "--auto-interval", "1"])

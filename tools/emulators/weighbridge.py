@@ -20,7 +20,8 @@ Run it::
 
 It prints ``weighbridge emulator ready modbus=HOST:P control=HOST:C map=M unit=U`` once
 serving (port 0 picks a free port and the line tells which). The control port takes one
-JSON object per line and answers one per line; send ``{"cmd": "help"}`` for the list.
+JSON object per line and answers one per line; send ``{"cmd": "help"}`` for the list, or
+drive it with ``portwatch emulator`` (tools/emulator_cli.py).
 """
 
 from __future__ import annotations
@@ -53,19 +54,25 @@ from tools.emulators import ControlError, EmulatorError
 from tools.procs import stop_process, wait_until
 
 __all__ = [
+    "FAULT_DOCS",
     "FAULT_KINDS",
     "MAPS_DIR",
     "SCENARIOS",
+    "SCENARIO_DOCS",
+    "Clock",
     "ControlClient",
     "EmulatorProcess",
+    "FastClock",
     "Timing",
     "Truck",
     "Visit",
     "WeighbridgeEmulator",
     "control",
+    "emulator_from_args",
     "load_map",
     "main",
     "map_table",
+    "parse_args",
     "parse_ready",
     "random_truck",
     "spawn",
@@ -76,15 +83,76 @@ RegisterMap = dict[str, Any]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAPS_DIR = REPO_ROOT / "protocols" / "registermaps"
-SCENARIOS = ("normal", "wheels_off_left", "wheels_off_right", "never_stable")
+SCENARIO_DOCS = {
+    "normal": "drives on, settles, stands stable at gross = tare + net exactly, drives off",
+    "wheels_off_left": "stands stable with a wheel group on the left grating: the indicator "
+                       "shows 10 % less and deck_left_blocked is set",
+    "wheels_off_right": "the same on the right grating (deck_right_blocked)",
+    "never_stable": "keeps moving the whole time it is on the deck, then leaves unweighed",
+}
+SCENARIOS = tuple(SCENARIO_DOCS)
+FAULT_DOCS = {
+    "exception": "the next COUNT reads get Modbus exception CODE (default 6, device busy)",
+    "timeout": "the next COUNT reads (or every read for SECONDS) get no reply at all",
+    "noise": "weight jitter of E divisions while the deck is not stable (0: none)",
+    "overload": "the overload status bit, on (for SECONDS, or until cleared) or off",
+    "setup": "the setup-mode status bit: the indicator is being configured",
+    "remote_cal": "the remote-calibration status bit: someone is calibrating it remotely",
+}
 FLAG_FAULTS = ("overload", "setup", "remote_cal")
-FAULT_KINDS = ("exception", "timeout", "noise", *FLAG_FAULTS)
+FAULT_KINDS = tuple(FAULT_DOCS)
 PLATE_PREFIX = "辽B"  # Dalian
 PLATE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"  # Chinese plates skip I and O
 WHEELS_OFF_SHARE = 0.1  # share of the gross a wheel group on the side grating takes off
 DEFAULT_DIVISION_KG = 20
 DEFAULT_CAPACITY_KG = 60_000
 READY_PREFIX = "weighbridge emulator ready"
+
+
+# ---------------------------------------------------------------- time
+
+
+class Clock:
+    """The time the emulator reads and sleeps on: real time.
+
+    Tests of the truck schedule pass a fast clock whose ``sleep`` returns at once
+    after moving its time forward, so hours of arrivals take milliseconds.
+    """
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (scheduling, faults, phases)."""
+        return time.monotonic()
+
+    def time(self) -> float:
+        """Unix time (the arrival times in the visit log)."""
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        await asyncio.sleep(seconds)
+
+
+class FastClock(Clock):
+    """Virtual time for playing a truck schedule at once (tests of arrival times).
+
+    ``sleep`` moves the clock forward and returns at the next turn of the event loop,
+    plus ``late_s`` as if every wake-up were that late. Only the truck schedule sleeps
+    on the emulator's clock, so hours of arrivals take milliseconds and the visit log
+    holds their exact times.
+    """
+
+    def __init__(self, start: float = 1_000.0, late_s: float = 0.0) -> None:
+        self.now, self.late_s = start, late_s
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds) + self.late_s
+        await asyncio.sleep(0)
 
 
 # ---------------------------------------------------------------- trucks and their timeline
@@ -376,7 +444,8 @@ class WeighbridgeEmulator:
     def __init__(self, regmap: RegisterMap | str = "portwatch-sim", *, host: str = "127.0.0.1",
                  port: int = 0, control_port: int | None = None, unit: int = 1,
                  timing: Timing | None = None, noise_e: int = 2,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.regmap: RegisterMap = load_map(regmap) if isinstance(regmap, str) else regmap
         registermap.validate(self.regmap)
         self.division_kg = int(self.regmap.get("division_kg", DEFAULT_DIVISION_KG))
@@ -390,7 +459,7 @@ class WeighbridgeEmulator:
         self._queue: deque[Truck] = deque()
         self._visits: list[Visit] = []
         self._crossing: _Crossing | None = None
-        self._last_left = self._epoch = time.monotonic()
+        self._last_left = self._epoch = self.clock.monotonic()
         self._drop_next = False
         self._wakeup = asyncio.Event()
         self._server: ModbusTcpServer | None = None
@@ -452,18 +521,43 @@ class WeighbridgeEmulator:
         return len(self._queue)
 
     def add_random_trucks(self, count: int, *, interval_s: float | None = None,
+                          every_s: float | None = None,
                           scenario: str = "normal") -> list[Truck]:
-        """Queue ``count`` random trucks, ``interval_s`` of empty deck between them."""
+        """Queue ``count`` random trucks.
+
+        ``interval_s`` is the empty-deck time between two trucks, so arrivals are a
+        crossing (``Timing.crossing_s``) plus ``interval_s`` apart; ``every_s`` is the time
+        from one arrival to the next instead, with the current timing. Neither: the
+        timing's ``gap_s`` of empty deck.
+        """
+        if interval_s is not None and every_s is not None:
+            raise EmulatorError("give interval_s (empty deck between trucks) or every_s "
+                                "(arrival to arrival), not both")
+        if every_s is not None:
+            interval_s = self.empty_deck_for(every_s)
         trucks = [random_truck(self._rng, self.division_kg, self.capacity_kg, scenario,
                                interval_s) for _ in range(count)]
         for truck in trucks:
             self.add_truck(truck)
         return trucks
 
+    def empty_deck_for(self, every_s: float) -> float:
+        """The empty-deck time that makes trucks arrive every ``every_s`` seconds."""
+        t = self.timing
+        # 1 ns of slack: phases scaled to fit a period add up to it only within rounding
+        if not math.isfinite(every_s) or every_s < t.crossing_s + t.gap_s - 1e-9:
+            raise EmulatorError(
+                f"trucks cannot arrive every {every_s:g} s: a crossing takes "
+                f"{t.crossing_s:g} s (ramp {t.ramp_s:g} + settle {t.settle_s:g} + stable "
+                f"{t.stable_s:g} + leave {t.leave_s:g}) and the deck stays empty at least "
+                f"gap {t.gap_s:g} s, so at least {t.crossing_s + t.gap_s:g} s; shorten the "
+                "phases or let them come less often")
+        return max(0.0, every_s - t.crossing_s)
+
     def inject(self, kind: str, *, code: int = int(ExcCodes.DEVICE_BUSY), count: int = 1,
                seconds: float | None = None, e: int = 2, on: bool = True) -> dict[str, Any]:
         """Arm a fault; returns the faults now armed. See FAULT_KINDS and the README."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if kind == "exception":
             self.faults.exception_code = _exception_code(code)
             self.faults.exceptions_left = count
@@ -515,11 +609,12 @@ class WeighbridgeEmulator:
         crossing = self._crossing
         if crossing is None:
             return "empty"
-        return phase_at(crossing.truck, crossing.timing, time.monotonic() - crossing.started)[0]
+        return phase_at(crossing.truck, crossing.timing,
+                        self.clock.monotonic() - crossing.started)[0]
 
     def current_values(self) -> dict[str, Any]:
         """What the indicator shows right now, in portwatch's field vocabulary."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         values = self._deck_values(now)
         status = values["status"]
         status["overload"] = values["gross_kg"] > self.capacity_kg or self.faults.flag_on(
@@ -543,7 +638,8 @@ class WeighbridgeEmulator:
             "queued": self.queued, "visits": len(self._visits),
             "requests": self.requests, "exceptions_sent": self.exceptions_sent,
             "replies_dropped": self.replies_dropped,
-            "faults": self.faults.to_json(time.monotonic()), "timing": asdict(self.timing),
+            "faults": self.faults.to_json(self.clock.monotonic()),
+            "timing": asdict(self.timing),
             "reading": registermap.decode(self.regmap, self.registers()),
         }
 
@@ -603,17 +699,23 @@ class WeighbridgeEmulator:
                 await self._wakeup.wait()
             truck = self._queue[0]
             gap = self.timing.gap_s if truck.gap_s is None else truck.gap_s
-            delay = self._last_left + gap - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            due, now = self._last_left + gap, self.clock.monotonic()
+            if due > now:
+                await self.clock.sleep(due - now)
+                # The truck arrives when due, however late this task woke: the arrival
+                # schedule keeps its period instead of drifting by every wake-up's delay.
+                now = due
             self._queue.popleft()
-            crossing = _Crossing(truck, len(self._visits) + 1, time.monotonic(), time.time(),
-                                 self.timing)
+            arrived = self.clock.time() - (self.clock.monotonic() - now)
+            crossing = _Crossing(truck, len(self._visits) + 1, now, arrived, self.timing)
             self._crossing = crossing
-            await asyncio.sleep(crossing.timing.crossing_s)
+            await self.clock.sleep(crossing.timing.crossing_s)
             self._visits.append(_visit_of(crossing, self.division_kg))
             self._crossing = None
-            self._last_left = time.monotonic()
+            # The truck left when its timeline says (the deck reads empty from then on),
+            # not when this task woke up: a late wake-up must not push every later
+            # arrival back, or trucks meant to come every N s drift later and later.
+            self._last_left = crossing.started + crossing.timing.crossing_s
 
     # -- internals: Modbus
 
@@ -625,7 +727,7 @@ class WeighbridgeEmulator:
         if function_code != self.regmap["function"]:
             self.exceptions_sent += 1
             return ExcCodes.ILLEGAL_FUNCTION  # a real indicator has one register table
-        if self.faults.drops_left > 0 or time.monotonic() < self.faults.silent_until:
+        if self.faults.drops_left > 0 or self.clock.monotonic() < self.faults.silent_until:
             self.faults.drops_left = max(0, self.faults.drops_left - 1)
             self._drop_next = True  # _trace_packet swallows the reply
         elif self.faults.exceptions_left > 0:
@@ -732,10 +834,11 @@ def _cmd_truck(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, An
 
 
 def _cmd_auto(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]:
-    interval = command.get("interval_s")
+    interval, every = command.get("interval_s"), command.get("every_s")
     trucks = wb.add_random_trucks(
         _positive_int(command, "count", 1),
         interval_s=None if interval is None else _get(command, "interval_s", float),
+        every_s=None if every is None else _get(command, "every_s", float),
         scenario=_get(command, "scenario", str, "normal"))
     return {"queued": wb.queued, "trucks": [asdict(t) for t in trucks]}
 
@@ -753,7 +856,7 @@ def _cmd_fault(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, An
 
 def _cmd_clear(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]:
     wb.clear_faults()
-    return {"faults": wb.faults.to_json(time.monotonic())}
+    return {"faults": wb.faults.to_json(wb.clock.monotonic())}
 
 
 def _cmd_timing(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]:
@@ -783,7 +886,8 @@ Handler = Callable[[WeighbridgeEmulator, dict[str, Any]], dict[str, Any]]
 _COMMAND_DOCS: dict[str, tuple[Handler, str]] = {
     "help": (_cmd_help, "this list"),
     "truck": (_cmd_truck, "queue a truck: plate, tare_kg, net_kg, [scenario], [gap_s]"),
-    "auto": (_cmd_auto, "queue random trucks: count, [interval_s], [scenario]"),
+    "auto": (_cmd_auto, "queue random trucks: count, [interval_s (empty deck between) | "
+             "every_s (arrival to arrival)], [scenario]"),
     "fault": (_cmd_fault, "arm a fault: kind = exception [code, count] | timeout [count | "
               "seconds] | noise [e] | overload | setup | remote_cal [on, seconds]"),
     "clear": (_cmd_clear, "disarm all faults"),
@@ -846,10 +950,12 @@ class ControlClient:
         return self.send("truck", **params)
 
     def auto(self, count: int, *, interval_s: float | None = None,
-             scenario: str = "normal") -> list[dict[str, Any]]:
+             every_s: float | None = None, scenario: str = "normal") -> list[dict[str, Any]]:
         params: dict[str, Any] = {"count": count, "scenario": scenario}
         if interval_s is not None:
             params["interval_s"] = interval_s
+        if every_s is not None:
+            params["every_s"] = every_s
         trucks: list[dict[str, Any]] = self.send("auto", **params)["trucks"]
         return trucks
 
@@ -963,7 +1069,8 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m tools.emulators.weighbridge --port 5020 --control-port 5021\n"
                "  python -m tools.emulators.weighbridge --map float32-le-sim --auto 20\n"
                "  python -m tools.emulators.weighbridge --map portwatch-sim --print-map\n"
-               "  echo '{\"cmd\":\"status\"}' | nc 127.0.0.1 5021",
+               "  portwatch emulator status --control 127.0.0.1:5021   # drive it: "
+               "portwatch emulator --help",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5020, help="Modbus TCP port (0: any free)")
@@ -979,21 +1086,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-e", type=int, default=2, help="jitter in divisions while moving")
     p.add_argument("--seed", type=int, default=None, help="seed for random trucks and noise")
     p.add_argument("--auto", type=int, default=0, metavar="N", help="queue N random trucks")
-    p.add_argument("--auto-interval", type=float, default=None, metavar="S",
-                   help="empty-deck seconds between the random trucks")
+    auto = p.add_mutually_exclusive_group()
+    auto.add_argument("--auto-interval", type=float, default=None, metavar="S",
+                      help="seconds of empty deck between the random trucks: arrivals are "
+                           "this plus a crossing (ramp + settle + stable + leave) apart")
+    auto.add_argument("--auto-every", type=float, default=None, metavar="S",
+                      help="seconds from one random truck's arrival to the next (at least "
+                           "a crossing plus --gap-s)")
+    p.add_argument("--scenario", choices=SCENARIOS, default="normal",
+                   help="scenario of the random trucks (see the control port's help)")
     p.add_argument("--print-map", action="store_true",
                    help="print the map's register table (Markdown) and exit")
     return p
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def emulator_from_args(args: argparse.Namespace, *,
+                       clock: Clock | None = None) -> WeighbridgeEmulator:
+    """The emulator the command line describes, its random trucks queued (not started)."""
     timing = Timing(args.ramp_s, args.settle_s, args.stable_s, args.leave_s, args.gap_s)
     emulator = WeighbridgeEmulator(args.map, host=args.host, port=args.port,
                                    control_port=args.control_port, unit=args.unit,
-                                   timing=timing, noise_e=args.noise_e, seed=args.seed)
-    await emulator.start()
+                                   timing=timing, noise_e=args.noise_e, seed=args.seed,
+                                   clock=clock)
     if args.auto:
-        emulator.add_random_trucks(args.auto, interval_s=args.auto_interval)
+        emulator.add_random_trucks(args.auto, interval_s=args.auto_interval,
+                                   every_s=args.auto_every, scenario=args.scenario)
+    elif args.auto_interval is not None or args.auto_every is not None \
+            or args.scenario != "normal":
+        raise EmulatorError("--auto-interval, --auto-every and --scenario apply to the "
+                            "random trucks of --auto N: give --auto too")
+    return emulator
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    emulator = emulator_from_args(args)
+    await emulator.start()
     print(emulator.ready_line(), flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -1003,8 +1130,14 @@ async def _serve(args: argparse.Namespace) -> None:
     await emulator.stop()
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The emulator's command line (``python -m tools.emulators.weighbridge --help``)."""
+    return _parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the emulator from a command line until SIGINT or SIGTERM; return an exit code."""
+    args = parse_args(argv)
     try:
         if args.print_map:
             print(map_table(load_map(args.map)), end="")
