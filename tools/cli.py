@@ -287,7 +287,9 @@ def agent_run(
 @app.command("demo")
 def demo(
     api_port: Annotated[int, typer.Option(help="port of the controller's API")] = 8000,
-    trucks_every_s: Annotated[float, typer.Option(help="seconds between truck arrivals")] = 6.0,
+    trucks_every_s: Annotated[float, typer.Option(
+        help="seconds from one truck's arrival to the next, at each weighbridge "
+             "(at least 4)")] = 6.0,
     workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] =
         Path("var/demo"),
     keep: Annotated[bool, typer.Option(help="keep the previous demo's store")] = False,

@@ -1,0 +1,144 @@
+"""What `portwatch demo` prints once its site runs: a short panel, then commands to copy.
+
+The commands stay outside the panel, one per line and never wrapped, so they can be
+copied from any terminal width or from a log; they are also written to an env file
+to ``source``. Every command runs as printed in a fresh shell: `portwatch` is
+written as such only when a fresh shell would find this checkout's entry point on
+its PATH, otherwise as the entry point's absolute path.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+__all__ = ["Gate", "SiteInfo", "command_lines", "env_exports", "panel", "portwatch_command",
+           "print_banner", "write_env_file"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One emulated weighbridge of the demo site, as its agent and a user reach it."""
+
+    device_id: str
+    map_name: str
+    modbus_port: int
+    control_port: int
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """Everything the banner shows; paths absolute, so commands run from any directory."""
+
+    site: str
+    api_url: str  # http://127.0.0.1:8000
+    tokens: dict[str, str]  # role -> token: operator, admin, auditor
+    db_path: Path
+    broker_port: int
+    broker_login: tuple[str, str]  # the controller's: it may read every topic
+    workdir: Path
+    gates: tuple[Gate, ...]
+    trucks_every_s: float
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / "env.sh"
+
+
+def portwatch_command(entry: Path | None = None, path: str | None = None) -> str:
+    """How a fresh shell runs this checkout's `portwatch`: the bare name if its PATH finds it.
+
+    ``entry`` is the entry point (default: this environment's ``bin/portwatch``) and
+    ``path`` the PATH to search (default: $PATH). The entry point's own directory is left
+    out of the search: it is on PATH only in a shell that activated the virtualenv, and
+    a fresh shell has not.
+    """
+    entry = entry or Path(sys.prefix) / "bin" / "portwatch"
+    if not entry.exists():  # not installed as a script: the module always works
+        return f"{shlex.quote(sys.executable)} -m tools.cli"
+    own_dir = os.path.realpath(entry.parent)
+    search = os.pathsep.join(
+        d for d in (os.environ.get("PATH", "") if path is None else path).split(os.pathsep)
+        if d and os.path.realpath(d) != own_dir)
+    found = shutil.which("portwatch", path=search)
+    if found and os.path.realpath(found) == os.path.realpath(entry):
+        return "portwatch"
+    return shlex.quote(str(entry.absolute()))
+
+
+def env_exports(info: SiteInfo) -> list[str]:
+    """``export NAME=value`` lines for the demo's API, tokens and store."""
+    values = {
+        "PW_API": info.api_url,
+        "PW_TOKEN": info.tokens["operator"],
+        "PW_ADMIN_TOKEN": info.tokens["admin"],
+        "PW_AUDITOR_TOKEN": info.tokens["auditor"],
+        "PORTWATCH_DB": str(info.db_path),
+        "PORTWATCH_SITE": info.site,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def write_env_file(info: SiteInfo) -> Path:
+    """Write the exports to ``info.env_file`` (mode 0600: it holds tokens); return its path."""
+    path = info.env_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (f"# portwatch demo site {info.site}: `source {shlex.quote(str(path))}` sets the\n"
+            "# API address, the tokens (PW_TOKEN: operator) and the store for `portwatch`.\n"
+            + "\n".join(env_exports(info)) + "\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def command_lines(info: SiteInfo, pw: str | None = None) -> list[str]:
+    """The commands printed below the panel, each complete on one line, in running order."""
+    pw = pw or portwatch_command()
+    auth = '-H "Authorization: Bearer $PW_TOKEN"'
+    db = shlex.quote(str(info.db_path))
+    user, password = info.broker_login
+    lines = [
+        *env_exports(info),
+        f"curl {auth} {info.api_url}/api/v1/devices",
+        f"curl {auth} {info.api_url}/api/v1/weighings",
+        f"{pw} device list --db {db}",
+        *(f"{pw} emulator log --control 127.0.0.1:{g.control_port}" for g in info.gates),
+        f"mosquitto_sub -h 127.0.0.1 -p {info.broker_port} -u {shlex.quote(user)} "
+        f"-P {shlex.quote(password)} -t 'pw/v1/#' -v",
+        f"tail -f {shlex.quote(str(info.workdir))}/*.log",
+    ]
+    return lines
+
+
+def panel(info: SiteInfo) -> Panel:
+    """The short panel: labels and ports only, so it fits 80 columns without wrapping."""
+    lines = [
+        f"API docs     {info.api_url}/docs",
+        f"broker       mqtt://127.0.0.1:{info.broker_port}",
+        f"trucks       one every {info.trucks_every_s:g} s on each weighbridge",
+        *(f"{g.device_id:<12} {g.map_name:<15} modbus :{g.modbus_port}  "
+          f"control :{g.control_port}" for g in info.gates),
+        "env file     env.sh, `source` it as printed below: PW_TOKEN, PW_API,",
+        "             PORTWATCH_DB and the admin and auditor tokens",
+        "commands     below the box, one per line, to paste into any shell",
+    ]
+    return Panel("\n".join(lines), title=f"portwatch demo site {info.site}: running",
+                 subtitle="Ctrl-C stops everything", expand=False)
+
+
+def print_banner(console: Console, info: SiteInfo, pw: str | None = None) -> None:
+    """Print the panel, then the env file's name and every command as a plain line."""
+    console.print(panel(info))
+    for line in [f"source {shlex.quote(str(info.env_file))}", "# or the same by hand:",
+                 *command_lines(info, pw)]:
+        # as is: no wrapping at the terminal's width, no markup, colours or emoji codes
+        console.print(line, soft_wrap=True, markup=False, highlight=False, emoji=False)
+
