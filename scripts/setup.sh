@@ -29,3 +29,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+bash scripts/link-portwatch.sh  # `portwatch` on PATH, so printed commands run as printed
