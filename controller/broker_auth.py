@@ -11,8 +11,10 @@ that reads every device's uplink and writes every device's downlink at its site.
 stolen device login can speak only for that device, whose messages the controller
 still checks against that device's HMAC key.
 
-Mosquitto reads both files at start and again on SIGHUP; they are written by rename,
-so a reload never sees half a file.
+Mosquitto reads both files at start and again on SIGHUP, as the user it runs as: started
+as root it switches to its ``user`` (``mosquitto``) first, so the files must belong to that
+user (``owner``; tools/broker_setup.py decides it). They are written by rename, the new file
+given its owner before the rename, so a reload never sees half a file nor one it cannot read.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from protocols import topics
 CONTROLLER_USER = "portwatch-controller"
 PASSWORD_FILE = "passwd"
 ACL_FILE = "acl"
+PASSWORD_MODE = 0o600
+# not 0644: Mosquitto (2.0.16 on) warns that it will refuse a world-readable acl_file
+ACL_MODE = 0o640
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,26 +117,36 @@ def render_acl_file(accounts: Iterable[Account]) -> str:
     return "".join(blocks)
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
+def write_atomically(path: Path, text: str, mode: int,
+                     owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` by rename with a file of ``mode``, owned by ``owner`` (uid, gid) if given.
+
+    The new file gets its mode and owner before the rename: a reader never sees the old
+    file replaced by one it may not open.
+    """
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
+        if owner is not None:
+            os.fchown(f.fileno(), *owner)
+        os.fchmod(f.fileno(), mode)  # O_CREAT's mode went through the umask
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
 def write_files(store: Store, *, site: str, out_dir: Path,
-                extra: Iterable[Account] = ()) -> tuple[Path, Path]:
-    """Write ``passwd`` (mode 0600) and ``acl`` into ``out_dir``; return their paths.
+                extra: Iterable[Account] = (),
+                owner: tuple[int, int] | None = None) -> tuple[Path, Path]:
+    """Write ``passwd`` (mode 0600) and ``acl`` (0640) into ``out_dir``; return their paths.
 
     ``extra`` adds accounts that are not in the registry (a test harness's own login).
+    ``owner`` (uid, gid) is the user the broker reads them as; by default the writer's.
     """
     every = [*accounts(store, site=site), *extra]
     out_dir.mkdir(parents=True, exist_ok=True)
     password_path, acl_path = out_dir / PASSWORD_FILE, out_dir / ACL_FILE
-    _write_atomically(password_path, render_password_file(every), 0o600)
-    _write_atomically(acl_path, render_acl_file(every), 0o644)
+    write_atomically(password_path, render_password_file(every), PASSWORD_MODE, owner)
+    write_atomically(acl_path, render_acl_file(every), ACL_MODE, owner)
     return password_path, acl_path

@@ -5,7 +5,9 @@ starts its own broker on a free port so that it can stop, restart or pause it.
 
 Two defaults of Mosquitto lose or stall QoS 1 traffic (docs/ARCHITECTURE.md, Pitfalls):
 ``max_queued_messages`` (1,000 per client, then silent drops) and Nagle's algorithm
-on the sockets. The generated config lifts the first and sets ``set_tcp_nodelay``.
+on the sockets. Every config generated here (the child broker's, and the one
+``portwatch broker config`` writes for a site) takes :func:`delivery_settings`, which
+lifts the first and sets ``set_tcp_nodelay``.
 """
 
 from __future__ import annotations
@@ -36,15 +38,38 @@ def mosquitto_binary() -> str:
     )
 
 
+MAX_QUEUED_MESSAGES = 1_000_000
+PID_FILE = "mosquitto.pid"  # in the persistence directory: the broker's user writes it
+
+
+def delivery_settings(max_queued_messages: int = MAX_QUEUED_MESSAGES) -> tuple[str, ...]:
+    """The mosquitto.conf lines every portwatch broker needs so QoS 1 neither drops nor stalls."""
+    return (
+        f"max_queued_messages {max_queued_messages}",  # the default 1,000 drops silently
+        "max_inflight_messages 100",
+        "set_tcp_nodelay true",  # Nagle stalls asynchronous publishers
+        "sys_interval 1",  # fresh $SYS figures (dropped messages) for monitoring and bench
+    )
+
+
+LOG_SETTINGS = (
+    "log_dest stderr",
+    "log_type error",
+    "log_type warning",
+    "log_type notice",
+    "connection_messages true",
+)
+
+
 def render_config(
     *,
     port: int,
     data_dir: Path,
     password_file: Path | None = None,
     acl_file: Path | None = None,
-    max_queued_messages: int = 1_000_000,
+    max_queued_messages: int = MAX_QUEUED_MESSAGES,
 ) -> str:
-    """The text of a mosquitto.conf for one portwatch broker."""
+    """The text of a mosquitto.conf for a broker this process runs (tests, demo, bench)."""
     lines = [
         f"listener {port} 127.0.0.1",
         # as root, mosquitto drops to the 'mosquitto' user and then cannot read our files
@@ -52,15 +77,8 @@ def render_config(
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 1",
-        f"max_queued_messages {max_queued_messages}",
-        "max_inflight_messages 100",
-        "set_tcp_nodelay true",
-        "sys_interval 1",  # fresh $SYS figures (dropped messages) for monitoring and bench
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "connection_messages true",
+        *delivery_settings(max_queued_messages),
+        *LOG_SETTINGS,
     ]
     if password_file is not None:
         lines += ["allow_anonymous false", f"password_file {password_file}"]
@@ -69,6 +87,49 @@ def render_config(
     if acl_file is not None:
         lines.append(f"acl_file {acl_file}")
     return "\n".join(lines) + "\n"
+
+
+def render_site_config(
+    *,
+    port: int,
+    bind: str,
+    user: str,
+    password_file: Path,
+    acl_file: Path,
+    data_dir: Path,
+) -> str:
+    """The text of the mosquitto.conf ``portwatch broker config`` writes for a site's broker.
+
+    Started as root, Mosquitto switches to ``user`` right after reading this file, before
+    it opens anything else (pid file, persistence, password file, ACL) and before every
+    reload, so that user must own them; this file itself it reads again on SIGHUP, so it
+    must stay readable by that user. Paths must be absolute: the broker may run anywhere.
+    """
+    paths = {"password_file": password_file, "acl_file": acl_file, "data_dir": data_dir}
+    for name, path in paths.items():
+        if not path.is_absolute():
+            raise ValueError(f"{name} must be an absolute path, not {path}")
+    words = {"bind": bind, "user": user, **{k: str(v) for k, v in paths.items()}}
+    for name, value in words.items():
+        if not value or any(ch in value for ch in "\r\n") or (
+                name in ("bind", "user") and any(ch.isspace() for ch in value)):
+            raise ValueError(f"{name} {value!r} cannot go into mosquitto.conf")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not a TCP port")
+    return "\n".join([
+        "# written by `portwatch broker config` from the device registry: run it again",
+        "# rather than editing this file (it would overwrite your changes)",
+        f"listener {port} {bind}",
+        f"user {user}",
+        "allow_anonymous false",
+        f"password_file {password_file}",
+        f"acl_file {acl_file}",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        f"pid_file {data_dir / PID_FILE}",
+        *delivery_settings(),
+        *LOG_SETTINGS,
+    ]) + "\n"
 
 
 def login_accepted(port: int, user: str | None, password: str | None, *,

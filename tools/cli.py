@@ -19,7 +19,7 @@ from rich.table import Table
 from controller import auth, broker_auth, registry, store
 from controller.drivers import validate_driver
 from controller.errors import ControllerError
-from tools import emulator_cli, ledger_cli, settings
+from tools import broker_setup, emulator_cli, ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
 
@@ -201,26 +201,29 @@ def token_create(
 
 @broker_app.command("config")
 def broker_config(
-    out: Annotated[Path, typer.Option(help="directory for the `passwd` and `acl` files")],
+    out: Annotated[Path, typer.Option(
+        help="directory for mosquitto.conf, passwd, acl and data/ (persistence)")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="the broker's MQTT port")] = 1883,
+    bind: Annotated[str, typer.Option(help="the address the broker listens on")] = "0.0.0.0",
+    broker_user: Annotated[str | None, typer.Option(
+        "--broker-user", help="the system user Mosquitto runs as, who must own passwd, acl "
+        "and data/ [default: mosquitto when run as root, else you]")] = None,
     db: DbOpt = None,
     site: SiteOpt = None,
 ) -> None:
-    """Write Mosquitto's password file and ACL from the registry (again after each change).
+    """Write a complete Mosquitto config: listener, persistence, logins and ACL from the registry.
+
+    Run it again after adding or removing devices, then reload the broker (it prints how).
 
     Example: portwatch broker config --out /etc/mosquitto/portwatch
     """
     try:
-        passwd, acl = broker_auth.write_files(store.connect(_db(db)), site=_site(site),
-                                              out_dir=out)
+        written = broker_setup.configure(store.connect(_db(db)), site=_site(site), out_dir=out,
+                                         port=port, bind=bind, broker_user=broker_user)
     except ValueError as exc:
         fail(str(exc))
-    console.print(f"wrote {passwd} and {acl}. In mosquitto.conf:\n"
-                  f"  allow_anonymous false\n  password_file {passwd.resolve()}\n"
-                  f"  acl_file {acl.resolve()}\n"
-                  "make both readable by the broker's user (chown mosquitto), then reload it: "
-                  "systemctl reload mosquitto, or kill -HUP <mosquitto pid>.\n"
-                  f"`portwatch controller` logs in as {broker_auth.CONTROLLER_USER} "
-                  "(password in the store) unless given --broker-user.")
+    for line in broker_setup.report(written):  # plain lines: commands copy as printed
+        typer.echo(line)
 
 
 @app.command("controller")
