@@ -10,6 +10,7 @@ one process group, killed at the end whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -75,10 +76,8 @@ def test_readme_site_walkthrough_runs_as_written_and_weighs_the_truck(site: Path
     try:
         out, _ = proc.communicate(timeout=240)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     text = out.decode(errors="replace")
     logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
                      for p in sorted(site.glob("var/site/*.log")))
