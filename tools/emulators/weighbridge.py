@@ -1120,12 +1120,13 @@ def emulator_from_args(args: argparse.Namespace, *,
 
 async def _serve(args: argparse.Namespace) -> None:
     emulator = emulator_from_args(args)
-    await emulator.start()
-    print(emulator.ready_line(), flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    await emulator.start()
+    # ready only now that a stop signal is handled: one sent at once still stops it cleanly
+    print(emulator.ready_line(), flush=True)
     await stopping.wait()
     await emulator.stop()
 
