@@ -38,8 +38,10 @@ log = logging.getLogger("portwatch.ingest")
 ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
 QUEUE_MAX = 20_000   # ~40 batches of 500: seconds of backlog at the measured commit rate
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
-# CONNACK codes (MQTT 3.1.1) that mean "the broker is there but will not have us"
-_LOGIN_REFUSED = {4: "bad user name or password", 5: "not authorized"}
+# CONNACK codes that mean "the broker is there but will not have us": MQTT 3.1.1's 4 and 5,
+# which paho-mqtt 2 (under aiomqtt) reports as the MQTT 5 reason codes 134 and 135
+_LOGIN_REFUSED = {4: "bad user name or password", 5: "not authorized",
+                  134: "bad user name or password", 135: "not authorized"}
 
 
 @dataclass(frozen=True, slots=True)
