@@ -10,15 +10,18 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from controller import auth, broker_auth, registry, store
+from controller import alerts as alerts_mod
+from controller import auth, broker_auth, device_status, registry
 from controller.drivers import validate_driver
 from controller.errors import ControllerError
+from controller.storage import Store, now_ms, open_store
+from controller.storage import devices as device_rows
 from tools import broker_setup, emulator_cli, ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
@@ -36,6 +39,8 @@ broker_app = typer.Typer(help="Broker logins and ACL generated from the device r
 app.add_typer(device_app, name="device")
 app.add_typer(token_app, name="token")
 app.add_typer(broker_app, name="broker")
+alert_app = typer.Typer(help="Alerts raised by supervision rules.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 app.add_typer(ledger_cli.ledger_app, name="ledger")
 app.add_typer(ledger_cli.witness_app, name="witness")
 app.add_typer(emulator_cli.emulator_app, name="emulator")
@@ -54,9 +59,18 @@ def _site(site: str | None) -> str:
     return site or settings.default_site()
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {message}")
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _store(db: Path | None, *, create: bool = False) -> Store:
+    """The store at --db / $PORTWATCH_DB / the default; a missing one is an error unless
+    the command creates stores."""
+    try:
+        return open_store(_db(db), create=create)
+    except ControllerError as exc:
+        fail(str(exc))
 
 
 @device_app.command("add")
@@ -95,7 +109,7 @@ def device_add(
     except ValueError as exc:
         fail(str(exc))
     try:
-        row = registry.provision(store.connect(_db(db)), device_id=device_id, site=_site(site),
+        row = registry.provision(_store(db), device_id=device_id, site=_site(site),
                                  kind=kind, driver=driver, description=description)
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
@@ -140,6 +154,11 @@ def device_rotate_key(
 
     Example: portwatch device rotate-key wb-gate1 --grace-s 3600 --out var/wb-gate1.json
     """
+    store = _store(db)
+    try:
+        registry.get(store, device_id)
+    except ControllerError as exc:
+        fail(str(exc))
     source = config or out
     if not source.exists():
         fail(f"{source} does not exist: pass --config with the device's current config file "
@@ -151,7 +170,7 @@ def device_rotate_key(
     if current.get("device_id") != device_id:
         fail(f"{source} is the config of {current.get('device_id')!r}, not {device_id!r}")
     try:
-        rotation = registry.rotate_key(store.connect(_db(db)), device_id, grace_s=grace_s,
+        rotation = registry.rotate_key(store, device_id, grace_s=grace_s,
                                        actor=f"cli:{_os_user()}")
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
@@ -164,22 +183,42 @@ def device_rotate_key(
 
 
 @device_app.command("list")
-def device_list(db: DbOpt = Path()) -> None:
+def device_list(db: DbOpt = None) -> None:
     """List registered devices with status and last contact.
 
     Example: portwatch device list --db var/portwatch.db
     """
-    from controller.api.routers.devices import to_device
-
-    table = Table("device", "kind", "status", "fw", "committed seq", "backlog", "last seen (s ago)")
-    now = store.now_ms()
-    for row in store.connect(_db(db))["devices"].rows_where(order_by="device_id"):
-        d = to_device(row, now)
-        backlog = (d.health or {}).get("backlog", "")
-        ago = f"{(now - d.last_seen_ms) / 1000:.0f}" if d.last_seen_ms else "-"
-        table.add_row(d.device_id, d.kind, d.status, d.fw_version or "-", str(d.committed_seq),
-                      str(backlog), ago)
+    table = Table("device", "kind", Column("status", no_wrap=True), "fw", "committed seq",
+                  "backlog", "last seen (s ago)")
+    now = now_ms()
+    for row in device_rows.all_rows(_store(db)):
+        d = device_status.summary(row, now)
+        backlog = (d["health"] or {}).get("backlog", "")
+        ago = f"{(now - d['last_seen_ms']) / 1000:.0f}" if d["last_seen_ms"] else "-"
+        table.add_row(d["device_id"], d["kind"], d["status"], d["fw_version"] or "-",
+                      str(d["committed_seq"]), str(backlog), ago)
     console.print(table)
+
+
+@device_app.command("decommission")
+def device_decommission(
+    device_id: Annotated[str, typer.Argument(help="device id, e.g. wb-gate1")],
+    reason: Annotated[str, typer.Option(help="why, for the record")],
+    db: DbOpt = None,
+) -> None:
+    """Take a device out of service: its keys end now, its history stays.
+
+    Run `portwatch broker config` afterwards and reload the broker to remove its login.
+
+    Example: portwatch device decommission wb-gate1 --reason "gate 1 rebuilt"
+    """
+    try:
+        registry.decommission(_store(db), device_id, reason=reason, actor=f"cli:{_os_user()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    console.print(f"{device_id} decommissioned: its messages are refused from now on; its "
+                  "history is kept.\nRemove its broker login: portwatch broker config "
+                  "--out <dir>, then reload the broker.")
 
 
 @token_app.command("create")
@@ -193,10 +232,91 @@ def token_create(
     Example: portwatch token create --role auditor --name customs-audit
     """
     try:
-        token = auth.create_token(store.connect(_db(db)), name=name, role=role)
-    except ValueError as exc:
+        token = auth.create_token(_store(db), name=name, role=role, actor=f"cli:{_os_user()}")
+    except ControllerError as exc:
         fail(str(exc))
     typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(
+    revoked: Annotated[bool, typer.Option(help="include revoked tokens")] = False,
+    db: DbOpt = None,
+) -> None:
+    """List API tokens by id, name and role (the tokens themselves are never stored).
+
+    Example: portwatch token list --revoked
+    """
+    table = Table("id", "name", "role", "created", "revoked")
+    for t in auth.list_tokens(_store(db), include_revoked=revoked):
+        table.add_row(t["token_id"], t["name"], t["role"], _when(t["created_ms"]),
+                      f"{_when(t['revoked_ms'])} by {t['revoked_by']}" if t["revoked_ms"]
+                      else "")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="the token's id (from `token list`) or name")],
+    db: DbOpt = None,
+) -> None:
+    """Revoke an API token: it stops working at once.
+
+    Example: portwatch token revoke control-room
+    """
+    try:
+        t = auth.revoke_token(_store(db), token, actor=f"cli:{_os_user()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    console.print(f"revoked token {t['token_id']} ({t['name']}, {t['role']})")
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+
+@alert_app.command("list")
+def alert_list(
+    all_: Annotated[bool, typer.Option("--all", help="cleared alerts too")] = False,
+    device: Annotated[str | None, typer.Option(help="only this device")] = None,
+    limit: int = 50,
+    db: DbOpt = None,
+) -> None:
+    """List the active alerts (supervision's findings) with their age, newest first.
+
+    Example: portwatch alert list --device wb-gate1
+    """
+    now = now_ms()
+    table = Table("id", "device", "code", "severity", "subject", "raised", "age", "cleared by")
+    for a in alerts_mod.list_alerts(_store(db), active=None if all_ else True,
+                                    device_id=device, limit=limit):
+        end = a["cleared_ms"] or now
+        table.add_row(str(a["id"]), a["device_id"], a["code"], a["severity"], a["subject"],
+                      _when(a["raised_ms"]), _age((end - a["raised_ms"]) / 1000),
+                      a["cleared_by"] or "")
+    console.print(table)
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+@app.command("init")
+def init(db: DbOpt = None, site: SiteOpt = None) -> None:
+    """Create a controller store (and its ledger key), or check an existing one.
+
+    Example: portwatch init --db var/portwatch.db
+    """
+    path = _db(db)
+    existed = path.exists()
+    store = _store(db, create=True)
+    broker_auth.controller_credentials(store)
+    store.close()
+    console.print(f"{'store already there' if existed else 'created the store'}: {path} "
+                  f"(site {_site(site)})", highlight=False)
+    console.print("next: portwatch broker config --out <dir>, then portwatch controller",
+                  highlight=False)
 
 
 @broker_app.command("config")
@@ -218,8 +338,8 @@ def broker_config(
     Example: portwatch broker config --out /etc/mosquitto/portwatch
     """
     try:
-        written = broker_setup.configure(store.connect(_db(db)), site=_site(site), out_dir=out,
-                                         port=port, bind=bind, broker_user=broker_user)
+        written = broker_setup.configure(_store(db), site=_site(site), out_dir=out, port=port,
+                                         bind=bind, broker_user=broker_user)
     except ValueError as exc:
         fail(str(exc))
     for line in broker_setup.report(written):  # plain lines: commands copy as printed
@@ -254,18 +374,22 @@ def controller_run(
     except ValueError as exc:
         fail(str(exc))
     db, site = _db(db), _site(site)
-    conn = store.connect(db)
+    conn = _store(db, create=True)  # the controller owns its store: it may create it
     if broker_user is None:  # the controller's own account, once `portwatch broker config` ran
         broker_user, broker_password = (broker_auth.stored_controller_credentials(conn)
                                         or (None, broker_password))
     conn.close()
     console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port}, "
                   f"API http://{a_host}:{a_port}/docs")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
-                          checkpoint_every_s=checkpoint_every_s,
-                          broker=BrokerSettings(host=b_host, port=b_port, username=broker_user,
-                                                password=broker_password)))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
+                              checkpoint_every_s=checkpoint_every_s,
+                              broker=BrokerSettings(host=b_host, port=b_port,
+                                                    username=broker_user,
+                                                    password=broker_password)))
+    except ControllerError as exc:
+        fail(str(exc))
 
 
 @app.command("agent")

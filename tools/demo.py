@@ -17,7 +17,8 @@ from typing import Any
 
 from rich.console import Console
 
-from controller import auth, store
+from controller import auth
+from controller.storage import open_store
 from tools.demo_panel import Gate, SiteInfo, print_banner, write_env_file
 from tools.emulators.weighbridge import Timing
 from tools.procs import port_open, wait_until
@@ -73,7 +74,7 @@ def _emulator_args(p: Pacing) -> tuple[str, ...]:
 
 
 def _tokens(rig: Rig) -> dict[str, str]:
-    db = store.connect(rig.db_path)
+    db = open_store(rig.db_path)
     try:
         return {"admin": rig.admin_token,
                 "operator": auth.create_token(db, name="demo-operator", role="operator"),

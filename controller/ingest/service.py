@@ -36,7 +36,9 @@ from protocols import envelope, topics
 
 log = logging.getLogger("portwatch.ingest")
 ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
-QUEUE_MAX = 20_000   # ~40 batches of 500: seconds of backlog at the measured commit rate
+# ~14 s of backlog at the measured commit rate, ~60 MB at ~600 B a message: a site's agents
+# draining their outboxes after an outage (100 agents x 700 events) fit without a drop
+QUEUE_MAX = 100_000
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
 # CONNACK codes that mean "the broker is there but will not have us": MQTT 3.1.1's 4 and 5,
 # which paho-mqtt 2 (under aiomqtt) reports as the MQTT 5 reason codes 134 and 135
