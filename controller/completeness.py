@@ -2,7 +2,9 @@
 
 A device's seqs 1..N are complete up to its watermark (``committed_seq``); above it, a
 seq is *missing* until it arrives, or *lost* once the device (a signed ``gap``) or an
-admin declares that it never will. Declaring is a ledger decision with its actor.
+admin declares that it never will. Evidence the device could not store at all (its outbox
+full) never got a seq: the device counts it and reports it in a signed ``refused`` notice.
+Declaring is a ledger decision with its actor.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from controller.storage import Store, custody, ledger_log, now_ms
 
 
 def of_device(store: Store, device_id: str, committed_seq: int) -> dict[str, Any]:
-    """``missing`` and ``lost`` (first, last) seq ranges of one device."""
+    """``missing`` and ``lost`` (first, last) seq ranges of one device, and how many custody
+    events it refused (reported by its signed ``refused`` notices; they never had a seq)."""
     return {"missing": custody.missing_ranges(store.conn, device_id, committed_seq),
-            "lost": custody.lost_ranges(store.conn, device_id)}
+            "lost": custody.lost_ranges(store.conn, device_id),
+            "refused_events": custody.refused_total(store.conn, device_id)}
 
 
 def declare_lost(store: Store, device_id: str, first: int, last: int, *, reason: str,

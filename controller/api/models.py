@@ -35,6 +35,8 @@ class Device(BaseModel):
         "(first, last); they stay here until they arrive or are declared lost")
     lost: list[tuple[int, int]] = Field(default_factory=list,
                                         description="seq ranges declared lost (first, last)")
+    refused_events: int = Field(0, description="custody events the device could not store and "
+                                "refused (it kept its gate closed), from its signed notices")
     key_id: str
     decommissioned_ms: int | None = Field(None, description="when it was taken out of service")
 

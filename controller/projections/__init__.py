@@ -27,10 +27,10 @@ class Projection:
 
 
 def _registry() -> dict[str, Projection]:
-    from controller.projections import alarm, gap, weighing
+    from controller.projections import alarm, gap, refused, weighing
 
     out: dict[str, Projection] = {}
-    for module in (weighing, alarm, gap):
+    for module in (weighing, alarm, gap, refused):
         p: Projection = module.PROJECTION
         if p.kind in out:
             raise RuntimeError(f"two projections for event kind {p.kind!r}")

@@ -20,6 +20,8 @@ PROJECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "alarms": ("device_id", "seq", "alarm", "state", "detail_json", "device_ts", "received_ms"),
     "lost_ranges": ("device_id", "first_seq", "last_seq", "reason", "declared_by",
                     "declared_ms"),
+    "refused_notices": ("device_id", "seq", "count", "kinds_json", "since_ts", "until_ts",
+                        "reason", "device_ts", "received_ms"),
 }
 _DEVICE_STATUS = ("status", "boot", "state_seq", "last_seen_ms", "fw_version", "committed_seq",
                   "tele_boot", "tele_seq", "health_json", "health_ms", "clock_offset_ms")
@@ -151,6 +153,13 @@ def missing_ranges(conn: sqlite3.Connection, device_id: str, committed: int,
             expect = end + 1
         expect = max(expect, seq + 1)
     return out
+
+
+def refused_total(conn: sqlite3.Connection, device_id: str) -> int:
+    """How many custody events the device reported it refused (never stored)."""
+    row = conn.execute("SELECT coalesce(sum(count), 0) FROM refused_notices WHERE device_id=?",
+                       (device_id,)).fetchone()
+    return int(row[0])
 
 
 def lost_ranges(conn: sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:

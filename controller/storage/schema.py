@@ -5,7 +5,7 @@ start-up, a CLI command before it writes); ``PRAGMA user_version`` records the v
 
 Versions: 1 devices, messages and their projections; 2 key ring, key rotations, broker
 accounts; 3 supervision (rule state, alerts), token revocation, device decommissioning,
-the store's own id.
+the store's own id; 4 devices' notices of custody events they refused.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlite_utils
 from controller.errors import StoreError
 from controller.storage.database import Store, now_ms
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def check_version(store: Store) -> None:
@@ -43,6 +43,7 @@ def migrate(store: Store) -> None:
         _ledger(db)
         _supervision(db)
         _operations(db)
+        _refusals(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -207,6 +208,16 @@ def _supervision(db: sqlite_utils.Database) -> None:
         )
         db.execute("CREATE INDEX alerts_active ON alerts (device_id, code) "
                    "WHERE cleared_ms IS NULL")
+
+
+def _refusals(db: sqlite_utils.Database) -> None:
+    """Custody events a device refused (never stored, never given a seq), as it reported."""
+    if "refused_notices" not in db.table_names():
+        db.table("refused_notices").create(
+            {"device_id": str, "seq": int, "count": int, "kinds_json": str, "since_ts": int,
+             "until_ts": int, "reason": str, "device_ts": int, "received_ms": int},
+            pk=("device_id", "seq"),
+        )
 
 
 def _operations(db: sqlite_utils.Database) -> None:

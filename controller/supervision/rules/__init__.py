@@ -17,7 +17,12 @@ from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Finding
-from controller.supervision.rules import device_alarms, weighing_arithmetic
+from controller.supervision.rules import (
+    device_alarms,
+    one_ticket_per_visit,
+    refused_events,
+    weighing_arithmetic,
+)
 
 State = dict[str, Any]
 Update = Callable[[State, Fact, Mapping[str, Any]], tuple[State, Sequence[Finding]]]
@@ -42,4 +47,6 @@ class Rule:
 RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     device_alarms,        # the device's own alarms, paired into active alerts
     weighing_arithmetic,  # a weighing's figures checked again, independently of the device
+    one_ticket_per_visit,  # a second ticket for one vehicle visit, from any cause
+    refused_events,       # custody evidence a device could not keep
 ))

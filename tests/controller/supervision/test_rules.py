@@ -7,7 +7,13 @@ from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Alert
-from controller.supervision.rules import RULES, device_alarms, weighing_arithmetic
+from controller.supervision.rules import (
+    RULES,
+    device_alarms,
+    one_ticket_per_visit,
+    refused_events,
+    weighing_arithmetic,
+)
 
 T0 = 1_764_072_000_000
 
@@ -19,10 +25,14 @@ def alarm(seq: int, code: str, state: str, **detail: Any) -> Fact:
     return Fact("wb-1", seq, 1, "alarm", T0 + seq * 1000, T0 + seq * 1000 + 5, body)
 
 
-def weighing(seq: int, gross: int, tare: int, net: int, division: int = 20) -> Fact:
-    return Fact("wb-1", seq, 1, "weighing", T0 + seq * 1000, T0 + seq * 1000 + 5,
-                {"plate": "辽B12345", "gross_kg": gross, "tare_kg": tare, "net_kg": net,
-                 "division_kg": division, "stable_ms": 3000, "arrived_ts": T0})
+def weighing(seq: int, gross: int, tare: int, net: int, division: int = 20, *,
+             plate: str = "辽B12345", arrived_ts: int | None = None,
+             at_s: float | None = None) -> Fact:
+    ts = T0 + int((at_s if at_s is not None else seq) * 1000)
+    return Fact("wb-1", seq, 1, "weighing", ts, ts + 5,
+                {"plate": plate, "gross_kg": gross, "tare_kg": tare, "net_kg": net,
+                 "division_kg": division, "stable_ms": 3000,
+                 "arrived_ts": arrived_ts if arrived_ts is not None else ts - 8000})
 
 
 def run(module: Any, facts: Sequence[Fact],
@@ -37,7 +47,8 @@ def run(module: Any, facts: Sequence[Fact],
 
 
 def test_rules_are_registered_once_in_order() -> None:
-    assert [r.name for r in RULES] == ["device_alarms", "weighing_arithmetic"]
+    assert [r.name for r in RULES] == ["device_alarms", "weighing_arithmetic",
+                                       "one_ticket_per_visit", "refused_events"]
     assert RULES[0].kinds == frozenset({"alarm"})
 
 
@@ -99,3 +110,50 @@ def test_weighing_arithmetic_flags_non_positive_net_and_uses_configured_capacity
                    {"capacity_kg": 50000})
     assert [a.detail["problems"] for a in found] == [
         ["net 0 kg is not positive"], ["gross 60000 kg is above the capacity of 50000 kg"]]
+
+
+def test_one_ticket_per_visit_same_arrival_is_a_second_ticket() -> None:
+    # the agent rebooted with the weighed truck on the deck and weighed it again: the
+    # restored visit keeps its arrival time
+    _, found = run(one_ticket_per_visit, [weighing(1, 45240, 15000, 30240, arrived_ts=T0),
+                                          weighing(2, 45240, 15000, 30240, arrived_ts=T0)])
+    [alert] = found
+    assert (alert.code, alert.severity, alert.subject) == ("second_ticket_for_visit",
+                                                          "critical", "seq 2")
+    assert alert.detail["first_seq"] == 1
+
+
+def test_one_ticket_per_visit_same_plate_and_load_soon_after_is_suspect() -> None:
+    _, found = run(one_ticket_per_visit, [weighing(1, 45240, 15000, 30240, at_s=10),
+                                          weighing(2, 45260, 15020, 30240, at_s=70)])
+    [alert] = found
+    assert (alert.code, alert.severity) == ("possible_second_ticket", "warning")
+    assert alert.detail["apart_ms"] == 60_000
+
+
+def test_one_ticket_per_visit_lets_honest_traffic_through() -> None:
+    state, found = run(one_ticket_per_visit, [
+        weighing(1, 15000, 15000, 0, at_s=0),                     # in, empty
+        weighing(2, 45240, 15000, 30240, at_s=900),                # out, loaded: other load
+        weighing(3, 45240, 15000, 30240, at_s=2000),               # same load, past the window
+        weighing(4, 45240, 15000, 30240, at_s=2010, plate="辽B99999"),  # another truck
+    ])
+    assert found == []
+    assert [w["seq"] for w in state["recent"]] == [1, 2, 3, 4]
+
+
+def test_one_ticket_per_visit_remembers_a_bounded_number() -> None:
+    facts = [weighing(s, 40000 + s * 1000, 15000, 25000 + s * 1000, plate=f"P{s}", at_s=s)
+             for s in range(1, 31)]
+    state, _ = run(one_ticket_per_visit, facts)
+    assert [w["seq"] for w in state["recent"]] == list(range(11, 31))
+
+
+def test_refused_events_notice_is_a_critical_alert() -> None:
+    notice = Fact("wb-1", 9, 2, "refused", T0, T0 + 5,
+                  {"count": 2, "kinds": {"weighing": 1, "alarm": 1}, "since_ts": T0 - 60_000,
+                   "until_ts": T0 - 1000, "reason": "outbox_full"})
+    _, [alert] = run(refused_events, [notice])
+    assert (alert.code, alert.severity, alert.subject) == ("events_refused", "critical",
+                                                          "seq 9")
+    assert alert.detail["count"] == 2 and alert.detail["kinds"] == {"weighing": 1, "alarm": 1}

@@ -56,8 +56,9 @@ def test_runner_stores_alerts_state_and_ledger_decisions(db: Store,
     assert (alert["code"], alert["rule"], alert["severity"], alert["cleared_ms"]) == (
         "overload", "device_alarms", "critical", None)
     assert alert["raised_seq"] == 1
-    [state] = list(db.db["rule_state"].rows)
-    assert json.loads(state["state_json"]) == {"active": {"overload": 1}}
+    states = {r["rule"]: json.loads(r["state_json"]) for r in db.db["rule_state"].rows}
+    assert states["device_alarms"] == {"active": {"overload": 1}}
+    assert [w["seq"] for w in states["one_ticket_per_visit"]["recent"]] == [2]
     _commit(db, runner, _alarm(device, 3, "overload", "cleared"))
     [alert] = list(db.db["alerts"].rows)
     assert alert["cleared_seq"] == 3 and alert["cleared_by"] == "rule:device_alarms"
