@@ -480,6 +480,32 @@ def bench(
         fail("messages were lost or dropped: see counts and broker in the JSON")
 
 
+@app.command("bench-resume")
+def bench_resume(
+    agents: Annotated[int, typer.Option(help="agents (micropython processes)")] = 3,
+    outage_s: Annotated[float, typer.Option(help="how long the broker is down")] = 60.0,
+    repeats: Annotated[int, typer.Option(help="outages of each length")] = 3,
+    heap: Annotated[str, typer.Option(help="MicroPython heap of each agent")] = DEFAULT_HEAP,
+    workdir: Annotated[Path | None, typer.Option(
+        help="keep the site's files here [default: a temp dir]")] = None,
+) -> None:
+    """Measure how soon agents are back after the broker returns; print JSON.
+
+    Seconds from the broker's return to the controller's next stored message from each
+    agent, after outages of --outage-s and, as the baseline in the same run, of 2 s.
+
+    Example: portwatch bench-resume --agents 3 --outage-s 60 --repeats 3 > resume.json
+    """
+    from tools.bench_resume import ResumeError, ResumeParams, run_resume
+
+    try:
+        doc = run_resume(ResumeParams(agents=agents, outage_s=outage_s, repeats=repeats,
+                                      heap=heap), workdir=workdir, console=err)
+    except ResumeError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     app()
 

@@ -39,7 +39,9 @@ ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
 # ~14 s of backlog at the measured commit rate, ~60 MB at ~600 B a message: a site's agents
 # draining their outboxes after an outage (100 agents x 700 events) fit without a drop
 QUEUE_MAX = 100_000
-RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
+# capped low: after an outage of any length the controller is back within ~1 s of the
+# broker (it is one client per site, so there is no herd to spread)
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 1.0
 # CONNACK codes that mean "the broker is there but will not have us": MQTT 3.1.1's 4 and 5,
 # which paho-mqtt 2 (under aiomqtt) reports as the MQTT 5 reason codes 134 and 135
 _LOGIN_REFUSED = {4: "bad user name or password", 5: "not authorized",
