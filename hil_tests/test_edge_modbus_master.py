@@ -226,6 +226,40 @@ def test_modbus_master_unmapped_address_raises_exception_2(
     assert (st["exceptions"], st["connects"], st["connection_errors"]) == (2, 1, 0)
 
 
+def _coils(port: int) -> list[bool]:
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=port)
+    try:
+        assert client.connect()
+        reply = client.read_coils(0, count=16, device_id=1)
+    finally:
+        client.close()
+    assert not reply.isError(), reply
+    return list(reply.bits[:16])
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+def test_modbus_master_writes_coils_that_pymodbus_stores(pymodbus_server: PymodbusServer,
+                                                        interpreter: str) -> None:
+    probe = Probe(pymodbus_server.port, 1000, "c:3:1", "c:15:1", "wait", "c:3:0", "c:16:1",
+                  "h:3:1", "stats", interpreter=interpreter)
+    try:
+        assert probe.results(2) == ["OK c 3 1 None", "OK c 15 1 None"]
+        assert _coils(pymodbus_server.port) == [i in (3, 15) for i in range(16)]
+        probe.release(1)
+        out = probe.results(5)
+    finally:
+        probe.stop()
+    assert out[2] == "OK c 3 0 None"
+    assert out[3].startswith("ERR ModbusException 2 "), out[3]  # no coil 16 on this device
+    assert out[3].endswith(" modbus exception 02 to function 05"), out[3]
+    assert out[4] == "OK h 3 1 32768"  # the connection still good after the refusal
+    assert _coils(pymodbus_server.port) == [i == 15 for i in range(16)]
+    st = probe.stats()
+    assert (st["requests"], st["replies"], st["exceptions"], st["connects"]) == (5, 4, 1, 1)
+
+
 def test_modbus_master_silent_server_times_out() -> None:
     server = ScriptedServer(delay_first=None)
     probe = Probe(server.port, 300, "h:0:2", "h:0:2", "stats")

@@ -34,6 +34,7 @@ FUNCTIONS = (3, 4)  # 3 = holding registers, 4 = input registers
 WORD_ORDERS = ("big", "little")
 ENCODINGS = ("utf-8", "ascii")
 TYPES = ("uint16", "int16", "uint32", "int32", "float32", "bits", "str")
+COILS = ("barrier",)  # relay outputs the agent drives (function 05), by name
 
 _COMMON_KEYS = ("addr", "type", "description", "unit")
 _EXTRA_KEYS = {
@@ -95,7 +96,26 @@ def validate(regmap):
     for name in fields:
         _check_field(regmap, name, fields[name])
         _claim(regmap, name, fields[name], used)
+    if "coils" in regmap:
+        _check_coils(regmap, regmap["coils"])
     return regmap
+
+
+def _check_coils(regmap, coils):
+    """Optional ``coils``: name -> {"addr": coil 0..65535}, written with function 05."""
+    if not isinstance(coils, dict):
+        _fail(regmap, "'coils' must be an object of name -> {\"addr\": coil address}")
+    for name in coils:
+        coil = coils[name]
+        if name not in COILS:
+            _fail(regmap, "coil %r: the agent drives only %s" % (name, ", ".join(COILS)))
+        if not isinstance(coil, dict) or not _is_int(coil.get("addr")) \
+                or not 0 <= coil["addr"] <= 0xFFFF:
+            _fail(regmap, "coil %r needs an 'addr' 0..65535" % name)
+        for key in coil:
+            if key not in ("addr", "description"):
+                _fail(regmap, "coil %r: key %r does not apply (allowed: addr, description)"
+                      % (name, key))
 
 
 def _check_header(regmap):

@@ -196,14 +196,16 @@ def log(
         _print_json(reply)
         return
     table = Table("seq", "plate", "scenario", "tare kg", "net kg", "gross kg", "shown kg",
-                  "arrived", "stable s")
+                  "arrived", "stable s", "barrier opened")
     for v in reply["visits"]:
         stable = ("-" if v["stable_from"] is None
                   else f"{v['stable_until'] - v['stable_from']:.1f}")
         table.add_row(str(v["seq"]), v["plate"], v["scenario"], str(v["tare_kg"]),
                       str(v["net_kg"]), str(v["gross_kg"]),
                       "-" if v["shown_gross_kg"] is None else str(v["shown_gross_kg"]),
-                      _clock(v["arrived"]), stable)
+                      _clock(v["arrived"]), stable,
+                      "never" if v["barrier_opened_ts"] is None
+                      else _clock(v["barrier_opened_ts"]))
     console.print(table)
 
 
@@ -219,7 +221,10 @@ def status(control: ControlOpt = DEFAULT_CONTROL, as_json: JsonOpt = False) -> N
         return
     on_deck = reply["truck"]["plate"] if reply["truck"] else "-"
     reading = reply["reading"]
-    console.print(f"map {reply['map']}: {reply['phase']}, truck {on_deck}, "
+    barrier = reply["barrier"]
+    gate = ("no barrier coil" if barrier["coil"] is None
+            else f"barrier {'open' if barrier['open'] else 'closed'}")
+    console.print(f"map {reply['map']}: {reply['phase']}, truck {on_deck}, {gate}, "
                   f"{reply['queued']} waiting, {reply['visits']} visits done; shows gross "
                   f"{reading.get('gross_kg')} kg; {reply['requests']} Modbus requests, "
                   f"{reply['exceptions_sent']} exceptions sent, {reply['replies_dropped']} "

@@ -6,6 +6,7 @@ RAM and test against pymodbus servers.
 
     m = ModbusTCPMaster(host, port, unit=1, timeout_ms=1000)
     regs = await m.read_holding(addr, count)   # or read_input: a list of ints 0-65535
+    await m.write_coil(addr, True)             # function 05: a relay output (the barrier)
     m.close()
 
 Behaviour, in numbers (defaults in brackets):
@@ -30,17 +31,19 @@ Behaviour, in numbers (defaults in brackets):
 - An exception reply raises ``ModbusException`` with its ``.code``
   (``stats["exceptions"]``); a malformed reply raises ``ModbusError``, and resets the
   connection when the MBAP header itself is bad (protocol id not 0, length outside
-  2..254: the byte stream can no longer be trusted). Bad arguments (function other
-  than 3/4, count outside 1..125, registers past 65535) raise ``ValueError`` before
-  any I/O. The exceptions come from edge/net/modbus_codec.py and are re-exported here.
+  2..254: the byte stream can no longer be trusted). A write's reply must echo its
+  request byte for byte. Bad arguments (count outside 1..125, registers or a coil past
+  65535) raise ``ValueError`` at the call, before any I/O. The exceptions come from
+  edge/net/modbus_codec.py and are re-exported here.
 
 Errors carry a short tag and the facts as their args, not sentences (every string costs
 heap on the device): ``ModbusTimeout("no reply", host, port, timeout_ms)``,
 ``ModbusError("link lost", host, port, oserror)`` (refused, reset, or ``OSError("closed")``
 when the server closed it; the next call reconnects), ``ModbusError("bad MBAP", protocol_id,
 length)``, ``ModbusError("bad unit", unit)``, and from the codec ``ModbusError("bad reply",
-function, count, first bytes)``, ``ValueError("bad read", function, count, address)`` and
-``ModbusException`` ("modbus exception 02 to function 03").
+function, count, first bytes)`` (count 0 for a write), ``ValueError("bad read", function,
+count, address)``, ``ValueError("bad coil", address)`` and ``ModbusException`` ("modbus
+exception 02 to function 03").
 
 Known limit: MicroPython's ``asyncio.open_connection`` leaves its socket open when it is
 cancelled, so a connect that times out (a host that never answers the SYN) leaves that
@@ -59,7 +62,9 @@ from edge.net.modbus_codec import (  # the exceptions are re-exported: import th
     ModbusError,
     ModbusException,
     ModbusTimeout,
+    coil_request,
     parse_read_reply,
+    parse_write_reply,
     read_request,
 )
 
@@ -88,11 +93,15 @@ class ModbusTCPMaster:
 
     def read_holding(self, address, count):
         """Read ``count`` (1..125) holding registers (function 03) from ``address``."""
-        return self._read(3, address, count)
+        return self._call(read_request(3, address, count), count)
 
     def read_input(self, address, count):
         """Read ``count`` (1..125) input registers (function 04) from ``address``."""
-        return self._read(4, address, count)
+        return self._call(read_request(4, address, count), count)
+
+    def write_coil(self, address, on):
+        """Switch coil ``address`` on or off (function 05); returns None once echoed."""
+        return self._call(coil_request(address, on), 0)
 
     def close(self):
         """Close the connection (the next call opens a new one)."""
@@ -102,15 +111,16 @@ class ModbusTCPMaster:
         if w:  # MicroPython: Stream.close() is a no-op, so close its socket
             getattr(w, "s", w).close()
 
-    async def _read(self, function, address, count):
-        pdu = read_request(function, address, count)  # ValueError before any I/O
+    async def _call(self, req, count):
+        """One exchange of request PDU ``req`` (built, so checked, before any I/O): the
+        registers read (``count`` of them), or None for a write (``count`` 0)."""
         st = self.stats
         async with self._lock:
             st["requests"] += 1
             self._sent = False
             try:
                 # one deadline for the whole exchange; on timeout wait_for cancels it
-                pdu = await asyncio.wait_for(self._exchange(pdu), self.timeout_ms / 1000)
+                pdu = await asyncio.wait_for(self._exchange(req), self.timeout_ms / 1000)
             except asyncio.TimeoutError:  # (CPython: a subclass of OSError; caught first)
                 st["timeouts"] += 1
                 self._late += 1
@@ -121,7 +131,8 @@ class ModbusTCPMaster:
                 raise ModbusTimeout("no reply", self.host, self.port, self.timeout_ms)
             self._late = 0
             try:
-                regs = parse_read_reply(function, pdu, count)
+                regs = parse_read_reply(req[0], pdu, count) if count else \
+                    parse_write_reply(req, pdu)
             except ModbusException:
                 st["exceptions"] += 1
                 raise

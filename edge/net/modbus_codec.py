@@ -1,7 +1,8 @@
 """Modbus PDUs as bytes and the Modbus exceptions: the pure half of the firmware's master.
 
-Covers what the agents read: the PDUs of function 03 (read holding registers) and
-04 (read input registers), requests and replies, shared by both framings (no I/O).
+Covers what the agents read and the one thing they write: the PDUs of function 03 (read
+holding registers), 04 (read input registers) and 05 (write single coil: a relay output
+such as a gate's barrier), requests and replies, shared by both framings (no I/O).
 Modbus TCP puts a 7-byte MBAP header in front (transaction id, protocol id 0, length,
 unit id), built and checked by the master in edge/net/modbus.py. Modbus RTU framing,
 its CRC-16 and the names of the exception codes live in edge/net/modbus_rtu.py, which
@@ -24,6 +25,7 @@ import struct
 
 READ_HOLDING = 3
 READ_INPUT = 4
+WRITE_COIL = 5
 
 
 class ModbusError(Exception):
@@ -51,6 +53,28 @@ def read_request(function, address, count):
     if function not in (3, 4) or not 0 < count < 126 or not 0 <= address <= 0x10000 - count:
         raise ValueError("bad read", function, count, address)
     return struct.pack(">BHH", function, address, count)
+
+
+def coil_request(address, on):
+    """The 5-byte PDU of a write single coil (05) request: 0xFF00 switches it on, 0 off.
+
+    ``ValueError("bad coil", address)`` outside 0..65535.
+    """
+    if not 0 <= address <= 0xFFFF:
+        raise ValueError("bad coil", address)
+    return struct.pack(">BHH", 5, address, 0xFF00 if on else 0)
+
+
+def parse_write_reply(request, pdu):
+    """Check the reply PDU to a write ``request``: a normal reply echoes it byte for byte.
+
+    Raises ModbusException for an exception reply, ``ModbusError("bad reply", function,
+    0, first 4 bytes)`` for anything else that is not the echo.
+    """
+    if len(pdu) == 2 and pdu[0] == request[0] | 0x80:
+        raise ModbusException(pdu[1], request[0])
+    if pdu != request:
+        raise ModbusError("bad reply", request[0], 0, pdu[:4])
 
 
 def parse_read_reply(function, pdu, count):

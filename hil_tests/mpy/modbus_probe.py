@@ -4,7 +4,8 @@ Runs under ``micropython -X heapsize=96K`` with MICROPYPATH holding the reposito
 and ``.frozen``:  micropython modbus_probe.py HOST PORT UNIT TIMEOUT_MS OP...
 
 OPs, run in order on one master: ``h:ADDR:COUNT`` (read holding), ``i:ADDR:COUNT``
-(read input), ``wait`` (print WAIT, then block until a line arrives on stdin, so the
+(read input), ``c:ADDR:0|1`` (write single coil off / on: ``OK c ADDR 0|1 None``),
+``wait`` (print WAIT, then block until a line arrives on stdin, so the
 test can change the server in between), ``stats``. One line of output per OP:
 ``OK h ADDR COUNT v1,v2,...`` or ``ERR ExceptionClass CODE ELAPSED_MS MESSAGE`` (CODE is
 ``-`` for all but ``ModbusException``; link and frame faults are plain ``ModbusError``).
@@ -45,10 +46,13 @@ async def run(host, port, unit, timeout_ms, ops):
             say("STATS", " ".join(f"{k}={st[k]}" for k in sorted(st)))
             continue
         kind, addr, count = op.split(":")
-        read = m.read_holding if kind == "h" else m.read_input
         t0 = ticks_ms()
         try:
-            regs = await read(int(addr), int(count))
+            if kind == "c":
+                regs = [await m.write_coil(int(addr), count == "1")]
+            else:
+                read = m.read_holding if kind == "h" else m.read_input
+                regs = await read(int(addr), int(count))
         except ModbusError as exc:
             say("ERR", type(exc).__name__, getattr(exc, "code", "-"), ticks_diff(ticks_ms(), t0),
                 str(exc))

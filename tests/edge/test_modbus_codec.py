@@ -97,3 +97,25 @@ def test_longest_reply_125_registers():
     regs = codec.parse_read_reply(3, pdu, 125)
     assert len(regs) == 125
     assert regs[0] == 0x0001 and regs[124] == (248 << 8 | 249)
+
+
+def test_write_coil_request_bytes_and_limits():
+    # the Modbus Application Protocol's example: coil 173 (address 0xAC) on
+    assert codec.coil_request(0xAC, True) == _h("05 00 AC FF 00")
+    assert codec.coil_request(0, False) == _h("05 00 00 00 00")
+    assert codec.coil_request(65535, True) == _h("05 FF FF FF 00")
+    for bad in (-1, 65536):
+        assert _raises(ValueError, codec.coil_request, bad, True).args == ("bad coil", bad)
+
+
+def test_write_reply_must_echo_the_request():
+    request = codec.coil_request(0xAC, True)
+    assert codec.parse_write_reply(request, _h("05 00 AC FF 00")) is None
+    assert codec.parse_write_reply(request, bytearray(_h("05 00 AC FF 00"))) is None
+    for bad in ("05 00 AC 00 00", "05 00 AD FF 00", "05 00 AC FF", "05 00 AC FF 00 00",
+                "03 00 AC FF 00", "85", ""):
+        exc = _raises(codec.ModbusError, codec.parse_write_reply, request, _h(bad))
+        assert not isinstance(exc, codec.ModbusException), bad
+        assert exc.args == ("bad reply", 5, 0, _h(bad)[:4]), bad
+    exc = _raises(codec.ModbusException, codec.parse_write_reply, request, _h("85 04"))
+    assert exc.code == 4 and str(exc) == "modbus exception 04 to function 05"

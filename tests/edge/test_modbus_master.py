@@ -210,3 +210,48 @@ def test_master_reconnects_after_max_timeouts_in_a_row():
         assert (st["timeouts"], st["connects"], st["connection_errors"]) == (3, 2, 0)
 
     _run(script, t)
+
+
+
+def test_master_writes_a_coil_and_checks_the_echo():
+    box = {}
+
+    def script(tid, n):
+        request = box["server"].received[-1]  # a normal reply echoes the request
+        if n == 3:  # the echo of another value: the coil was not set as asked
+            return [request[:10] + b"\x00\x00"]
+        if n == 4:
+            return [struct.pack(">HHHBBB", tid, 0, 3, 1, 0x85, 0x02)]
+        return [request]
+
+    async def t(master, server):
+        box["server"] = server
+        assert await master.write_coil(0, True) is None
+        assert await master.write_coil(0x10, False) is None
+        exc = await _error(master.write_coil(0x10, True))
+        assert type(exc) is ModbusError and exc.args == ("bad reply", 5, 0, _h("05 00 10 00"))
+        exc = await _error(master.write_coil(500, True))
+        assert isinstance(exc, ModbusException) and exc.code == 2
+        assert str(exc) == "modbus exception 02 to function 05"
+        assert server.received == [_h("00 01 00 00 00 06 01 05 00 00 FF 00"),
+                                   _h("00 02 00 00 00 06 01 05 00 10 00 00"),
+                                   _h("00 03 00 00 00 06 01 05 00 10 FF 00"),
+                                   _h("00 04 00 00 00 06 01 05 01 F4 FF 00")]
+        st = master.stats
+        assert (st["requests"], st["replies"], st["exceptions"], st["connects"]) == (4, 2, 1, 1)
+
+    _run(script, t)
+
+
+def test_master_refuses_a_coil_past_65535_before_sending():
+    async def t(master, server):
+        for bad in (65536, -1):
+            try:
+                await master.write_coil(bad, True)
+            except ValueError as exc:
+                assert exc.args == ("bad coil", bad)
+            else:
+                raise AssertionError("no ValueError")
+        assert master.stats["requests"] == 0 and server.connections == 0
+
+    _run(lambda tid, n: [], t)

@@ -215,6 +215,29 @@ def test_validate_names_what_is_wrong():
         assert message.startswith("register map ")
 
 
+def test_validate_accepts_a_barrier_coil_and_names_what_is_wrong_with_coils():
+    regmap = _base_map()
+    regmap["coils"] = {"barrier": {"addr": 10, "description": "exit barrier"}}
+    assert rm.validate(regmap) is regmap  # coils are their own address space: 10 is free
+    cases = (
+        ({"barrier": {"addr": 65536}}, "coil 'barrier' needs an 'addr' 0..65535"),
+        ({"barrier": {"addr": -1}}, "coil 'barrier' needs an 'addr' 0..65535"),
+        ({"barrier": {"addr": True}}, "coil 'barrier' needs an 'addr'"),
+        ({"barrier": 3}, "coil 'barrier' needs an 'addr'"),
+        ({"barier": {"addr": 1}}, "coil 'barier': the agent drives only barrier"),
+        ({"barrier": {"addr": 1, "on": 1}}, "coil 'barrier': key 'on' does not apply"),
+        ([1], "'coils' must be an object"),
+    )
+    for coils, expected in cases:
+        message = _invalid(lambda m, coils=coils: m.update({"coils": coils}))
+        assert expected in message, (expected, message)
+
+
+def test_bundled_maps_name_their_barrier_coil():
+    assert rm.load_named("portwatch-sim")["coils"]["barrier"]["addr"] == 0
+    assert rm.load_named("float32-le-sim")["coils"]["barrier"]["addr"] == 2
+
+
 def test_validate_refuses_non_objects():
     assert "JSON object" in _raises(rm.validate, [1, 2])
 

@@ -157,6 +157,92 @@ def test_writes_are_refused_like_a_read_only_indicator() -> None:
     run(scenario())
 
 
+async def wait_phase(wb: WeighbridgeEmulator, phase: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while wb.phase() != phase:
+        assert time.monotonic() < deadline, f"no {phase} phase; now {wb.phase()}"
+        await asyncio.sleep(0.01)
+
+
+def test_barrier_coil_opened_and_closed_on_the_deck_is_logged_with_the_visit() -> None:
+    async def scenario() -> None:
+        async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:
+            client = await connect(wb)
+            wb.add_truck(Truck("辽B00010", 15_000, 30_000))
+            wb.add_truck(Truck("辽B00011", 16_000, 30_000, gap_s=0.2))
+            await wait_phase(wb, "stable")
+            opened = await client.write_coil(0, True, device_id=1)
+            readback = await client.read_coils(0, count=1, device_id=1)
+            status = wb.status()["barrier"]
+            await wait_phase(wb, "leave")
+            closed = await client.write_coil(0, False, device_id=1)
+            visits = await wb.wait_visits(2, timeout=10)
+            client.close()
+        assert not opened.isError() and opened.bits[0] is True
+        assert readback.bits[0] is True
+        assert status == {"coil": 0, "open": True, "writes": 1}
+        first, second = (v.to_json() for v in visits)
+        assert first["stable_from"] <= first["barrier_opened_ts"] <= first["stable_until"]
+        assert [on for _, on in first["barrier_writes"]] == [True, False]
+        assert first["barrier_writes"][0][0] == first["barrier_opened_ts"]
+        assert not closed.isError()
+        # the barrier was shut before the second truck came: it never opened for it
+        assert second["barrier_opened_ts"] is None and second["barrier_writes"] == []
+
+    run(scenario())
+
+
+def test_barrier_left_open_counts_as_open_from_the_next_trucks_arrival() -> None:
+    async def scenario() -> None:
+        async with WeighbridgeEmulator("float32-le-sim", timing=FAST) as wb:
+            client = await connect(wb)
+            reply = await client.write_coil(2, True, device_id=1)  # deck empty
+            wb.add_truck(Truck("辽B00012", 15_000, 30_000))
+            [visit] = await wb.wait_visits(1, timeout=10)
+            client.close()
+        assert not reply.isError() and wb.coil_writes == 1
+        assert visit.barrier_opened_ts == visit.arrived and visit.barrier_writes == ()
+
+    run(scenario())
+
+
+def test_other_coils_are_refused_and_a_map_without_a_barrier_has_none() -> None:
+    async def scenario() -> None:
+        async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:
+            client = await connect(wb)
+            other = await client.write_coil(1, True, device_id=1)
+            read_other = await client.read_coils(5, count=1, device_id=1)
+            client.close()
+            assert not wb.barrier_open and wb.coil_writes == 0
+        assert other.isError() and other.exception_code == 2
+        assert read_other.isError() and read_other.exception_code == 2
+        no_barrier = {k: v for k, v in load_map("portwatch-sim").items() if k != "coils"}
+        async with WeighbridgeEmulator(no_barrier, timing=FAST) as wb:
+            client = await connect(wb)
+            refused = await client.write_coil(0, True, device_id=1)
+            wb.add_truck(Truck("辽B00013", 15_000, 30_000))
+            [visit] = await wb.wait_visits(1, timeout=10)
+            client.close()
+            assert wb.status()["barrier"] == {"coil": None, "open": False, "writes": 0}
+        assert refused.isError() and refused.exception_code == 2
+        assert visit.barrier_opened_ts is None
+
+    run(scenario())
+
+
+def test_a_silent_emulator_neither_answers_nor_takes_a_barrier_write() -> None:
+    async def scenario() -> None:
+        async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:
+            client = await connect(wb, timeout=0.3, retries=0)
+            wb.inject("timeout", seconds=0.5)
+            with pytest.raises(ModbusIOException):
+                await client.write_coil(0, True, device_id=1)
+            client.close()
+            assert not wb.barrier_open and wb.replies_dropped == 1
+
+    run(scenario())
+
+
 def test_wheels_off_truck_shows_side_sensor_and_short_weight_while_stable() -> None:
     async def scenario() -> None:
         async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:

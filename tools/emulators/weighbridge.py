@@ -10,6 +10,11 @@ a map describes. Trucks are queued and cross the deck one at a time::
 
 and every completed crossing is logged as a ``Visit`` with the exact plate and weights,
 so a test can compare what the controller stored with what the weighbridge produced.
+A map with a ``barrier`` coil also serves the exit barrier's relay (function 05 writes it,
+01 reads it back); each visit records when the barrier was first open while that truck
+was on the deck (``barrier_opened_ts``, null if never) and every write that reached the
+coil meanwhile (``barrier_writes``). Trucks still leave on their timeline: the log
+shows whether the barrier let them, it does not hold them back.
 Faults are injected on command: Modbus exception replies, missing replies (timeouts),
 weight noise, overload / setup / remote-calibration bits; per-truck scenarios add wheels
 off the deck while stable and a truck that leaves without ever being stable.
@@ -93,7 +98,8 @@ SCENARIO_DOCS = {
 SCENARIOS = tuple(SCENARIO_DOCS)
 FAULT_DOCS = {
     "exception": "the next COUNT reads get Modbus exception CODE (default 6, device busy)",
-    "timeout": "the next COUNT reads (or every read for SECONDS) get no reply at all",
+    "timeout": "the next COUNT reads (or every request, barrier writes too, for SECONDS) "
+               "get no reply at all",
     "noise": "weight jitter of E divisions while the deck is not stable (0: none)",
     "overload": "the overload status bit, on (for SECONDS, or until cleared) or off",
     "setup": "the setup-mode status bit: the indicator is being configured",
@@ -201,7 +207,8 @@ class Visit:
 
     Times are Unix seconds. ``shown_gross_kg`` is what the indicator showed while stable
     (less than ``gross_kg`` with wheels off the deck); it and the stable window are None
-    for a truck that never stood still.
+    for a truck that never stood still. ``barrier_opened_ts`` and ``barrier_writes`` say
+    what the agent did with the exit barrier while the truck was on the deck.
     """
 
     seq: int
@@ -215,9 +222,17 @@ class Visit:
     stable_from: float | None
     stable_until: float | None
     left: float
+    # first time the barrier was open with this truck on the deck (its arrival if it was
+    # open already); None: it stayed shut for the whole visit, or the map has no barrier
+    barrier_opened_ts: float | None = None
+    # every barrier coil write during the visit: (Unix time, on), in order
+    barrier_writes: tuple[tuple[float, bool], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The visit as the control port's ``log`` sends it (JSON: lists, not tuples)."""
+        out = asdict(self)
+        out["barrier_writes"] = [[ts, on] for ts, on in self.barrier_writes]
+        return out
 
 
 def phase_at(truck: Truck, timing: Timing, t: float) -> tuple[str, float]:
@@ -392,6 +407,9 @@ def map_table(regmap: RegisterMap) -> str:
         expected = spec["addr"] + registermap.width(spec)
     if expected <= last:
         lines.append(_reserved_row(expected, last))
+    for name, coil in sorted(regmap.get("coils", {}).items()):
+        lines += ["", f"Coil {coil['addr']} (written with function 5, read back with 1): "
+                      f"`{name}`, {coil.get('description', '')}."]
     return "\n".join(lines) + "\n"
 
 
@@ -459,6 +477,12 @@ class WeighbridgeEmulator:
         self._queue: deque[Truck] = deque()
         self._visits: list[Visit] = []
         self._crossing: _Crossing | None = None
+        coils = self.regmap.get("coils", {})
+        self.barrier_coil: int | None = coils["barrier"]["addr"] if "barrier" in coils else None
+        self.barrier_open = False
+        self._barrier_opened: float | None = None  # Unix time, for the truck on the deck
+        self._barrier_writes: list[tuple[float, bool]] = []  # ... and its coil writes
+        self.coil_writes = 0
         self._last_left = self._epoch = self.clock.monotonic()
         self._drop_next = False
         self._wakeup = asyncio.Event()
@@ -470,9 +494,16 @@ class WeighbridgeEmulator:
 
     async def start(self) -> None:
         """Start serving Modbus (and the control port) and weighing queued trucks."""
-        block = SimData(self.regmap["start"], count=self.regmap["count"], values=0,
-                        datatype=DataType.REGISTERS, readonly=True)
-        device = SimDevice(self.unit, simdata=[block], action=self._on_request)
+        def registers() -> list[SimData]:
+            return [SimData(self.regmap["start"], count=self.regmap["count"], values=0,
+                            datatype=DataType.REGISTERS, readonly=True)]
+
+        # coils, discrete inputs, holding and input registers; the block is served on both
+        # tables so that a read of the other one gets exception 1 (_on_request), as before
+        coil = SimData(self.barrier_coil or 0, values=[False], datatype=DataType.BITS)
+        inputs = SimData(0, values=[False], datatype=DataType.BITS, readonly=True)
+        device = SimDevice(self.unit, simdata=([coil], [inputs], registers(), registers()),
+                           action=self._on_request)
         self._server = ModbusTcpServer(device, address=(self.host, self.modbus_port),
                                        trace_packet=self._trace_packet)
         try:
@@ -634,6 +665,8 @@ class WeighbridgeEmulator:
         crossing = self._crossing
         return {
             "map": self.regmap["model"], "phase": self.phase(), "idle": self.idle,
+            "barrier": {"coil": self.barrier_coil, "open": self.barrier_open,
+                        "writes": self.coil_writes},
             "truck": asdict(crossing.truck) if crossing else None,
             "queued": self.queued, "visits": len(self._visits),
             "requests": self.requests, "exceptions_sent": self.exceptions_sent,
@@ -708,9 +741,13 @@ class WeighbridgeEmulator:
             self._queue.popleft()
             arrived = self.clock.time() - (self.clock.monotonic() - now)
             crossing = _Crossing(truck, len(self._visits) + 1, now, arrived, self.timing)
+            self._barrier_opened = arrived if self.barrier_open else None
+            self._barrier_writes = []
             self._crossing = crossing
             await self.clock.sleep(crossing.timing.crossing_s)
-            self._visits.append(_visit_of(crossing, self.division_kg))
+            self._visits.append(replace(_visit_of(crossing, self.division_kg),
+                                        barrier_opened_ts=self._barrier_opened,
+                                        barrier_writes=tuple(self._barrier_writes)))
             self._crossing = None
             # The truck left when its timeline says (the deck reads empty from then on),
             # not when this task woke up: a late wake-up must not push every later
@@ -722,7 +759,9 @@ class WeighbridgeEmulator:
     async def _on_request(self, function_code: int, start_address: int, address: int,
                           count: int, registers: list[int],
                           set_values: list[int] | list[bool] | None) -> ExcCodes | None:
-        """pymodbus calls this before answering a read: refresh the block or fail it."""
+        """pymodbus calls this before answering: refresh the block, fail it, or take a write."""
+        if function_code in (1, 5):
+            return self._on_coil(function_code, address, set_values)
         self.requests += 1
         if function_code != self.regmap["function"]:
             self.exceptions_sent += 1
@@ -736,6 +775,31 @@ class WeighbridgeEmulator:
             return ExcCodes(self.faults.exception_code)
         registers[: self.regmap["count"]] = self.registers()
         return None
+
+    def _on_coil(self, function_code: int, address: int,
+                 set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        """The barrier relay: written with 05 (pymodbus then reads it back for the reply,
+        without values), read with 01. Any other coil does not exist (exception 2)."""
+        if address != self.barrier_coil:
+            self.exceptions_sent += 1
+            return ExcCodes.ILLEGAL_ADDRESS
+        if set_values is None:
+            return None
+        self.requests += 1
+        if self.clock.monotonic() < self.faults.silent_until:  # a silent device: not taken
+            self._drop_next = True
+            return ExcCodes.DEVICE_BUSY  # never sent: _trace_packet swallows the reply
+        self._set_barrier(bool(set_values[0]))
+        return None
+
+    def _set_barrier(self, on: bool) -> None:
+        now = self.clock.time()
+        self.coil_writes += 1
+        self.barrier_open = on
+        if self._crossing is not None:
+            self._barrier_writes.append((now, on))
+            if on and self._barrier_opened is None:
+                self._barrier_opened = now
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         # The request handler sends straight after _on_request returns, with no await in
