@@ -15,6 +15,69 @@ Alarms (``raised`` / ``cleared`` unless noted):
   zero_drift                      empty deck, stable, but the indicator is off its zero
   left_unweighed (one-shot)       a vehicle left without a stable weighing
   weight_changed (one-shot)       gross moved by more than 5 divisions after the weighing
+  possible_unweighed_crossing     (one-shot) the deck was empty before and after a
+                                  reading gap long enough for a whole crossing
+
+A *settled* reading is stable, without motion, trusted and with every position
+sensor clear: the vehicle is wholly on the deck and at rest. Only settled
+readings are weighed or compared.
+
+Same vehicle. Two settled readings belong to the same vehicle when both carry a
+plate and the plates are equal; when either has none, when their gross differ by
+at most ``max(5 e, 0.5 %)`` of the vehicle's reference gross (the weighed gross,
+else the gross of its last settled run). Why this bound: a load at rest reads
+within the in-service error of a class III scale (at most 3 e, OIML R76) and
+changes by a person getting in or out (80-100 kg, about 5 e at e = 20 kg); the
+0.5 % covers heavy loads (water running off, liquid settling) and is the
+controller's tolerance for a possible second ticket, so both ends call the
+same pair of readings one vehicle. Plates decide over weights: the reader reads
+one plate per vehicle at the entry and holds it while it is on the deck.
+
+Change of vehicle without an empty deck. When the agent is stalled (a frozen
+process, a long GC, an unreachable indicator) while one vehicle leaves and the
+next drives on, the deck is never seen empty. The detector therefore compares
+each settled reading with the current vehicle, but only after *movement
+evidence* since the last settled reading: a position sensor was blocked, or
+readings were missed (a gap). A vehicle cannot leave or arrive without crossing
+a deck edge, so without that evidence a different gross is the same vehicle's
+load changing (``weight_changed`` after the weighing, a restarted stable timer
+before it); with it, a different plate or a gross beyond the bound above is a
+new vehicle. The new visit starts at that reading (``arrived_ts`` = its time)
+and is weighed normally; the old one just ends if weighed, else raises
+``left_unweighed`` (``left_ts`` = the same time).
+
+Reading gaps. Two readings more than ``gap_ms`` apart are a gap (the driver
+keeps calling ``update`` as readings come; nothing else to call). Stability is
+not assumed across it (the stable timer restarts) and it counts as movement
+evidence. What the detector can then say:
+  occupied before, empty after  the vehicle left: ``left_unweighed`` if it was
+                                not weighed, nothing if it was
+  empty before, occupied after  it arrived unseen: a visit from the first reading,
+                                weighed normally
+  occupied before and after     compared as above: same or new vehicle
+  empty before and after        ``possible_unweighed_crossing`` once, detail
+                                {gap_ms, from_ts: the last reading before it}, when
+                                the gap is at least ``min_crossing_ms`` (a whole
+                                vehicle could have driven on and off unseen)
+Limits: a gap is inferred from device time, so a clock step forward looks like
+one; a whole crossing hidden in a gap that also hides an arrival or a
+departure is not flagged; two vehicles without plates whose gross differ by
+less than the bound and swap unseen are taken for one (the second is not
+weighed, or the first leaves without ``left_unweighed``).
+
+Reboots. ``snapshot()`` is a small JSON-able dict of the visit on the deck;
+``version`` grows whenever it would change, so the driver writes it to flash
+only then. ``restore(snapshot)`` at boot, before the first reading, continues
+that visit with movement evidence set: the same vehicle is not weighed again
+and does not raise ``left_unweighed`` when it leaves; a different vehicle ends
+it and is weighed with its own ``arrived_ts``; an empty deck ends it
+(``left_unweighed`` if it was not weighed). A visit counts as weighed in the
+snapshot only once the driver has called ``weighed(seq, arrived_ts)`` for the
+weighing it stored: a power cut before that weighs the vehicle again under the
+same ``arrived_ts`` (the controller's second-ticket check) rather than losing
+it. The detector cannot bound the outage of a reboot, so an empty deck before
+and after one raises nothing (the controller sees the reboot). Raised lasting
+alarms are not kept across a reboot.
 """
 
 EMPTY = "empty"
@@ -36,22 +99,62 @@ class WeighingDetector:
     """Feed ``update(t_ms, reading)``; it returns a list of (kind, body) events."""
 
     def __init__(self, division_kg=20, min_weight_kg=500, stable_ms=3000,
-                 motion_alarm_ms=60000, model=""):
+                 motion_alarm_ms=60000, model="", gap_ms=2000, min_crossing_ms=4000):
         self.division = division_kg
         self.min_weight = min_weight_kg
         self.stable_ms = stable_ms
         self.motion_alarm_ms = motion_alarm_ms
         self.model = model
+        self.gap_ms = gap_ms
+        self.min_crossing_ms = min_crossing_ms
         self.state = EMPTY
         self.arrived = 0
         self.stable_since = None
         self.stable_gross = 0
         self.weighed_gross = 0
         self.plate = ""
+        self.seq = 0  # outbox seq of this visit's weighing, once the driver says so
+        self.moved = False  # a sensor blocked or a gap since the last settled reading
+        self.last = None  # time of the last reading
+        self.version = 0  # grows whenever snapshot() would change
         self.motion_since = None
         self.blocked_since = None
         self.zero_off_since = None
         self.active = {}  # alarm code -> True while raised
+
+    def snapshot(self):
+        """What a reboot must know of the visit on the deck, as a JSON-able dict."""
+        if self.state == EMPTY:
+            return {"phase": EMPTY}
+        done = self.state == WEIGHED and self.seq
+        return {"phase": WEIGHED if done else OCCUPIED, "plate": self.plate,
+                "arrived_ts": self.arrived, "gross_kg": self.weighed_gross, "seq": self.seq}
+
+    def restore(self, snap):
+        """Continue the visit of a ``snapshot()``, at boot before the first reading.
+
+        Returns True when a visit was restored; False for an empty deck or a
+        snapshot it cannot read (then the detector starts empty)."""
+        version = self.version
+        try:
+            phase = snap.get("phase")
+            if phase in (OCCUPIED, WEIGHED):
+                self._arrive(int(snap["arrived_ts"]), str(snap.get("plate") or ""))
+                self.weighed_gross = self.stable_gross = int(snap.get("gross_kg") or 0)
+                self.seq = int(snap.get("seq") or 0)
+                self.state = phase
+                self.moved = True
+        except (AttributeError, KeyError, TypeError, ValueError):
+            self.state = EMPTY
+        self.version = version
+        return self.state != EMPTY
+
+    def weighed(self, seq, arrived_ts):
+        """The driver stored this visit's weighing under ``seq``: a reboot will not weigh
+        it again. Ignored if that visit is no longer the one on the deck."""
+        if self.state == WEIGHED and arrived_ts == self.arrived and seq != self.seq:
+            self.seq = seq
+            self.version += 1
 
     def _alarm(self, events, code, raised, detail=None):
         if raised == bool(self.active.get(code)):
@@ -76,29 +179,62 @@ class WeighingDetector:
                         "overload" else None)
         untrusted = status.get("setup") or status.get("remote_cal") or status.get("overload")
         present = gross >= self.min_weight
+        last, self.last = self.last, t
+        if last is not None and t - last > self.gap_ms:
+            self.stable_since = None
+            self.moved = True
+            if self.state == EMPTY and not present and t - last >= self.min_crossing_ms:
+                self._once(events, "possible_unweighed_crossing", {
+                    "gap_ms": t - last, "from_ts": last})
+        blocked = any(position.values())
+        if blocked:
+            self.moved = True
+        plate = r.get("plate") or ""
+        # settled: the vehicle wholly on the deck and at rest, a reading worth comparing
+        settled = status.get("stable") and not (status.get("motion") or blocked or untrusted)
         if self.state == EMPTY:
-            self._empty(events, t, status, gross, present, r)
+            self._empty(events, t, status, gross, present, plate)
         elif not present:
             self._left(events, t)
         else:
-            if r.get("plate"):
-                self.plate = r["plate"]
+            if settled and self.moved:
+                self.moved = False
+                if not self._same(plate, gross):
+                    self._left(events, t)
+                    self._arrive(t, plate)
+            if plate and not self.plate and not self.moved:  # read late, not a newcomer's
+                self.plate = plate
+                self.version += 1
             if self.state == OCCUPIED:
                 self._occupied(events, t, r, status, position, gross, untrusted)
-            elif self._settled(status, position) and abs(gross - self.weighed_gross) > \
-                    5 * self.division:
+            elif settled and abs(gross - self.weighed_gross) > 5 * self.division:
                 self._once(events, "weight_changed", {"weighed_kg": self.weighed_gross,
                                                       "now_kg": gross, "plate": self.plate})
                 self.weighed_gross = gross
+                self.version += 1
         return events
 
-    def _settled(self, status, position):
-        """Stable, no motion, every position sensor clear: a reading worth comparing."""
-        if not status.get("stable") or status.get("motion"):
-            return False
-        return not any(position.values())
+    def _same(self, plate, gross):
+        """Is a settled reading the vehicle of this visit? (module docstring: Same vehicle)"""
+        if plate and self.plate:
+            return plate == self.plate
+        ref = self.weighed_gross if self.state == WEIGHED else self.stable_gross
+        return not ref or abs(gross - ref) <= max(5 * self.division, ref // 200)
 
-    def _empty(self, events, t, status, gross, present, r):
+    def _arrive(self, t, plate):
+        self.state = OCCUPIED
+        self.arrived = t
+        self.plate = plate
+        self.stable_since = None
+        self.stable_gross = 0
+        self.weighed_gross = 0
+        self.seq = 0
+        self.moved = False
+        self.motion_since = None
+        self.blocked_since = None
+        self.version += 1
+
+    def _empty(self, events, t, status, gross, present, plate):
         off_zero = status.get("stable") and not status.get("zero") and not present and gross != 0
         if off_zero:
             if self.zero_off_since is None:
@@ -109,12 +245,7 @@ class WeighingDetector:
             self.zero_off_since = None
             self._alarm(events, "zero_drift", False)
         if present:
-            self.state = OCCUPIED
-            self.arrived = t
-            self.plate = r.get("plate") or ""
-            self.stable_since = None
-            self.motion_since = None
-            self.blocked_since = None
+            self._arrive(t, plate)
 
     def _left(self, events, t):
         if self.state == OCCUPIED:
@@ -124,6 +255,7 @@ class WeighingDetector:
         self._alarm(events, "vehicle_off_deck", False)
         self.state = EMPTY
         self.stable_since = None
+        self.version += 1
 
     def _occupied(self, events, t, r, status, position, gross, untrusted):
         moving = status.get("motion") or not status.get("stable")
@@ -141,6 +273,7 @@ class WeighingDetector:
             return
         self.state = WEIGHED
         self.weighed_gross = gross
+        self.version += 1
         d = self.division
         events.append(("weighing", {
             "plate": self.plate,
