@@ -2,7 +2,8 @@
 
 Agents send a raised/cleared pair for conditions that last (overload, setup mode, an
 unreachable indicator) and a lone ``raised`` for one-shot events (a vehicle that left
-unweighed, a weight that changed after weighing). A lasting alarm is one alert per device
+unweighed, a weight that changed after weighing, a reading gap long enough for a vehicle
+to have crossed unseen). A lasting alarm is one alert per device
 and code; a one-shot alarm is an alert of its own (subject: the event's seq) that stays
 active until an operator acknowledges it.
 
@@ -20,10 +21,10 @@ from controller.supervision.findings import Alert, Finding
 NAME = "device_alarms"
 KINDS = ("alarm",)
 DEFAULTS: Mapping[str, Any] = {
-    "one_shot": ("left_unweighed", "weight_changed"),
+    "one_shot": ("left_unweighed", "weight_changed", "possible_unweighed_crossing"),
     # conditions that make the weight itself untrustworthy
     "critical": ("overload", "setup_mode", "remote_calibration", "indicator_frozen",
-                 "left_unweighed"),
+                 "left_unweighed", "possible_unweighed_crossing", "weighing_not_stored"),
 }
 
 
