@@ -1,30 +1,53 @@
-"""Weighbridge driver: poll the weighing indicator over Modbus TCP, feed the detector.
+"""Weighbridge driver: poll the weighing indicator over Modbus TCP, feed the detector,
+store each weighing, and open the exit barrier only once it is stored.
 
-The agent only reads (function 3 or 4, one block per poll as the register map
-says); it never writes the zero, tare or calibration registers some indicators
-expose. A Modbus exception, a timeout or an undecodable block is counted by kind
-and the poll is skipped: no reading is ever guessed. ``unreachable_after``
-consecutive failures raise ``indicator_unreachable`` (cleared by the next good
-read); a heartbeat register that stops changing for ``frozen_after_ms`` raises
-``indicator_frozen``.
+Reads: one block per poll (function 3 or 4, as the register map says). A Modbus
+exception, a timeout or an undecodable block is counted by kind and the poll is
+skipped: no reading is ever guessed. A reply that completes later than ``timeout_ms``
+after its request (the agent itself stalled mid-exchange) is dropped and counted
+(``late_readings``): its sampling time is unknown, and the detector must see the stall
+as a gap between readings. ``unreachable_after`` consecutive failures raise
+``indicator_unreachable`` (cleared by the next good read); a heartbeat register that
+stops changing for ``frozen_after_ms`` raises ``indicator_frozen``. It never writes
+zero, tare or calibration registers.
+
+The barrier (the map's ``barrier`` coil, function 05; a map without one: no barrier is
+driven) fails closed. It is open only while the vehicle on the deck has its weighing in
+the outbox: ``emit`` returned its seq, then the detector's state was written to flash.
+It closes when the deck empties or another vehicle is recognised, and is written at the
+first good read after boot. A weighing the outbox refuses (``emit`` returned None or 0)
+is not kept in RAM: the barrier stays closed for that vehicle until it leaves (a reboot
+does not change that), the alarm ``weighing_not_stored`` is raised for it (detail: plate,
+gross, arrived_ts; it may be refused too: the agent counts refusals on flash and reports
+them) and cleared with the next weighing stored, and the detector's later weighing of the
+same visit is not offered again. A failed coil write is counted
+(``barrier_errors``) and tried again at the next good read.
+
+The detector's state (``snapshot()``: the visit on the deck, whether its weighing is
+stored) is written to ``<data_dir>/deck`` whenever its ``version`` moves, and restored
+in the constructor, before the first reading: a power cut with a weighed vehicle on the
+deck does not weigh it again nor raise ``left_unweighed`` when it leaves. File: JSON
+``{"deck": snapshot, "refused": arrived_ts of a refused visit or 0}``, written to
+``deck.tmp``, closed, renamed over (edge/persist.py); unreadable: the deck starts empty.
 """
 
+import json
 
-from edge.drivers.weighing import WeighingDetector
+from edge.drivers.weighing import WEIGHED, WeighingDetector
 from edge.net.modbus import ModbusError, ModbusException, ModbusTCPMaster, ModbusTimeout
+from edge.persist import replace
 from protocols import regdecode
-
-UNSTORED_MAX = 16
 
 DEFAULTS = {"unit": 1, "poll_ms": 200, "timeout_ms": 1000, "stable_s": 3, "min_weight_kg": 500,
             "motion_alarm_s": 60, "unreachable_after": 3, "frozen_after_ms": 5000}
 
 
 class WeighbridgeDriver:
-    """``emit(kind, body)`` stores one custody event and returns its seq, or 0 when the
-    outbox refused it (the agent's ``emit``); ``hal`` gives the clocks and ``sleep_ms``."""
+    """``emit(kind, body)`` stores one custody event and returns its seq, or None (0) when
+    it was refused (the agent's ``emit``); ``hal`` gives the clocks and ``sleep_ms``;
+    ``data_dir`` holds the deck state (None: not kept across reboots)."""
 
-    def __init__(self, dcfg, emit, hal):
+    def __init__(self, dcfg, emit, hal, data_dir=None):
         for key in DEFAULTS:
             dcfg.setdefault(key, DEFAULTS[key])
         self.cfg = dcfg
@@ -32,6 +55,8 @@ class WeighbridgeDriver:
         self.hal = hal
         self.map = regdecode.load(regdecode.path_of(dcfg["map"]))
         self.read_fn = 4 if self.map.get("function") == 4 else 3
+        # popped: the map stays in RAM for decoding, the coils need not
+        self.coil = self.map.pop("coils", {}).get("barrier", {}).get("addr")
         self.master = ModbusTCPMaster(dcfg["host"], dcfg["port"], unit=dcfg["unit"],
                                       timeout_ms=dcfg["timeout_ms"])
         self.detector = WeighingDetector(
@@ -44,22 +69,31 @@ class WeighbridgeDriver:
         self.heartbeat = None
         self.heartbeat_at = 0
         self.frozen = False
-        self.counts = {"polls": 0, "ok": 0, "timeouts": 0, "exceptions": 0, "link_errors": 0,
-                       "decode_errors": 0, "events_dropped": 0}
-        self.unstored = []  # events the outbox refused, retried first (bounded: UNSTORED_MAX)
+        self.barrier = None  # as last written: True open, False closed, None not known
+        self.refused = 0  # arrived_ts of the visit whose weighing the outbox refused
+        # named as health reports them; keyword arguments, so the names are shared qstrs
+        self.counts = dict(modbus_ok=0, modbus_timeouts=0, modbus_exceptions=0,
+                           modbus_link_errors=0, decode_errors=0, late_readings=0,
+                           barrier_errors=0, deck_state_errors=0)
+        self.path = path = data_dir and data_dir + "/deck"
+        for name in (path, path + ".tmp") if path else ():  # .tmp: a cut in a FAT replace
+            try:
+                with open(name) as f:
+                    state = json.load(f)
+                self.detector.restore(state["deck"])
+                self.refused = state.get("refused") or 0
+                break
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+        self.saved = (self.detector.version, self.refused)
+        self.not_stored = self.refused != 0  # the alarm may be raised: clear it when we can
 
     def add_health(self, body):
         """Add this driver's figures to a flat health body."""
-        c = self.counts
-        body["modbus_ok"] = c["ok"]
-        body["modbus_timeouts"] = c["timeouts"]
-        body["modbus_exceptions"] = c["exceptions"]
-        body["modbus_link_errors"] = c["link_errors"]
-        body["decode_errors"] = c["decode_errors"]
+        body.update(self.counts)
         body["indicator_unreachable"] = self.unreachable
         body["deck"] = self.detector.state
-        body["unstored"] = len(self.unstored)
-        body["events_dropped"] = self.counts["events_dropped"]
+        body["barrier"] = self.barrier
 
     async def _read(self):
         start, count = self.map["start"], self.map["count"]
@@ -67,41 +101,41 @@ class WeighbridgeDriver:
             return await self.master.read_input(start, count)
         return await self.master.read_holding(start, count)
 
-    def _flush(self):
-        """Store the events the outbox refused before, oldest first; True when none is left."""
-        queue = self.unstored
-        while queue:
-            if not self.emit(queue[0][0], queue[0][1]):
-                return False
-            queue.pop(0)
-        return True
-
-    def _emit(self, kind, body):
-        """Store an event after any refused earlier; keep it in RAM if the outbox refuses."""
-        if self._flush() and self.emit(kind, body):
-            return
-        if len(self.unstored) >= UNSTORED_MAX:
-            self.unstored.pop(0)
-            self.counts["events_dropped"] += 1
-        self.unstored.append((kind, body))
-
     def _fail(self, what):
         self.counts[what] += 1
         self.failures += 1
         if self.failures >= self.cfg["unreachable_after"] and not self.unreachable:
             self.unreachable = True
-            self._emit("alarm", {"alarm": "indicator_unreachable", "state": "raised",
-                                      "detail": {"failures": self.failures, "last": what}})
+            self.emit("alarm", {"alarm": "indicator_unreachable", "state": "raised",
+                                "detail": {"failures": self.failures, "last": what}})
 
     def _ok(self, now, reading):
-        self.counts["ok"] += 1
+        self.counts["modbus_ok"] += 1
         self.failures = 0
         if self.unreachable:
             self.unreachable = False
-            self._emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
+            self.emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
         self._watch_heartbeat(now, reading.get("heartbeat"))
         for kind, body in self.detector.update(now, reading):
-            self._emit(kind, body)
+            if kind != "weighing":
+                self.emit(kind, body)
+                continue
+            # the detector hears of a weighing only once stored: then the barrier may open
+            arrived = body["arrived_ts"]
+            if arrived == self.refused:
+                continue  # refused before a reboot: this visit stays refused
+            seq = self.emit(kind, body)
+            if seq:
+                self.detector.weighed(seq, arrived)
+                if self.not_stored and self.emit("alarm", {"alarm": "weighing_not_stored",
+                                                           "state": "cleared"}):
+                    self.not_stored = False
+                continue
+            self.refused = arrived
+            self.not_stored = True
+            self.emit("alarm", {"alarm": "weighing_not_stored", "state": "raised", "detail": {
+                "plate": body["plate"], "gross_kg": body["gross_kg"], "arrived_ts": arrived}})
+        self._save()
 
     def _watch_heartbeat(self, now, beat):
         if beat is None:
@@ -110,28 +144,58 @@ class WeighbridgeDriver:
             self.heartbeat, self.heartbeat_at = beat, now
             if self.frozen:
                 self.frozen = False
-                self._emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
+                self.emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
         elif not self.frozen and now - self.heartbeat_at > self.cfg["frozen_after_ms"]:
             self.frozen = True
-            self._emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
-                                      "detail": {"heartbeat": beat}})
+            self.emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
+                                "detail": {"heartbeat": beat}})
+
+    def _save(self):
+        """Write the deck state when it changed (tmp, close, rename). A failure is counted
+        and retried at the next poll; until then the barrier stays as it was (it opens only
+        on a state that is on flash: a reboot would otherwise weigh the vehicle again)."""
+        now = (self.detector.version, self.refused)
+        if now == self.saved:
+            return
+        if self.path:
+            try:
+                with open(self.path + ".tmp", "w") as f:
+                    json.dump({"deck": self.detector.snapshot(), "refused": self.refused}, f)
+                replace(self.path + ".tmp", self.path)
+            except OSError:
+                self.counts["deck_state_errors"] += 1
+                return
+        self.saved = now
+
+    async def _drive_barrier(self):
+        d = self.detector
+        want = bool(d.state == WEIGHED and d.seq and self.saved[0] == d.version)
+        if self.coil is None or want == self.barrier:
+            return
+        try:
+            await self.master.write_coil(self.coil, want)
+        except (ModbusError, OSError):
+            self.counts["barrier_errors"] += 1
+            self.barrier = None  # not known: written again at the next good read
+            return
+        self.barrier = want
 
     async def poll_once(self):
-        """One poll: read, decode, detect; every failure is counted, none raises."""
-        self.counts["polls"] += 1
-        if self.unstored:
-            self._flush()
+        """One poll: read, decode, detect, drive the barrier; every failure is counted,
+        none raises."""
+        hal = self.hal
+        sent = hal.ticks_ms()
         try:
             regs = await self._read()
         except ModbusException as exc:
             self.last_exception = getattr(exc, "code", 0)
-            self._fail("exceptions")
+            self._fail("modbus_exceptions")
             return
         except ModbusTimeout:
-            self._fail("timeouts")
+            self._fail("modbus_timeouts")
             return
         except (ModbusError, OSError):
-            self._fail("link_errors")
+            self._fail("modbus_link_errors")
             return
         try:
             reading = regdecode.decode(self.map, regs)
@@ -140,7 +204,15 @@ class WeighbridgeDriver:
         except ValueError:
             self._fail("decode_errors")
             return
-        self._ok(self.hal.now_ms(), reading)
+        if hal.ticks_diff(hal.ticks_ms(), sent) > self.cfg["timeout_ms"]:
+            # past the master's own deadline: the agent itself stalled (frozen, a long GC)
+            # mid-exchange, so when the indicator sampled this is unknown. Stamped now it
+            # would hide the stall from the detector (a reading gap is its evidence that
+            # vehicles may have changed unseen); the next poll's reading shows the gap.
+            self.counts["late_readings"] += 1
+            return
+        self._ok(hal.now_ms(), reading)
+        await self._drive_barrier()
 
     async def run(self):
         hal = self.hal

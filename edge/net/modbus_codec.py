@@ -25,7 +25,6 @@ import struct
 
 READ_HOLDING = 3
 READ_INPUT = 4
-WRITE_COIL = 5
 
 
 class ModbusError(Exception):
