@@ -1,28 +1,52 @@
 """The agent core: config, boot counter, outbox, driver, uplink and health, wired together.
 
-``Agent.emit(kind, body)`` is the one way a driver reports custody evidence: it
-signs the event with the next seq and appends it to the persistent outbox before
-anything is published, so a power cut after ``emit`` returns loses nothing.
+``Agent.emit(kind, body)`` is the one way a driver reports custody evidence. It signs the
+event with the next seq and appends it to the persistent outbox, and returns that seq once
+the event is durable (a power cut after that loses nothing), or None when it was refused:
+the outbox is full (``outbox_full``), or the write failed (``write_error``: a flash error,
+or no memory to sign it). Nothing refused is kept in RAM for later: the driver acts on the
+None (the weighbridge keeps its barrier closed). Every refusal is one event: a driver that
+offers the same event again gets a new seq or a new refusal.
 
-Each part gets only what it uses: the driver ``emit`` and the HAL; the uplink the
-signer (edge.signer), the outbox, the HAL's clock, ``log`` and ``birth_body``. So each
-is tested alone (tests/edge/test_uplink.py, test_weighbridge_driver.py).
+Weighings may fill the outbox to its bound; every other kind stops ``1/RESERVE_PART`` of it
+short, so that the last of the room is kept for weighings (edge/FAILURES.md, Outbox at its
+bound).
+
+Refusals are counted in ``<data_dir>/refused``, a persist slot (edge/persist.py) holding
+the JSON body of the notice to come: ``{"count", "kinds": {kind: n}, "since_ts",
+"until_ts", "reason"}`` (device times of the first and last refusal; ``reason`` is
+``write_error`` if any was, else ``outbox_full``). It is written at each refusal, so it
+survives a power cut. While the link is up, at each health tick, the agent stores it as a
+signed ``refused`` event (protocols/bodies.py), like any other non-weighing; only once
+that is in the outbox is the counter removed.
+
+Each part gets only what it uses: the driver ``emit``, the HAL and the data directory; the
+uplink the signer (edge.signer), the outbox, the HAL's clock, ``log`` and ``birth_body``.
+So each is tested alone (tests/edge/test_uplink.py, test_weighbridge_driver.py).
 """
 
 import asyncio
 import gc
+import json
+import sys
 
 from edge import config as config_mod
 from edge.explain import explain
 from edge.outbox import Outbox, OutboxError, OutboxFull
-from edge.persist import BootCounter, makedirs
+from edge.persist import BootCounter, makedirs, read_slot, remove, write_slot
 from edge.signer import Signer
+
+RESERVE_PART = 16  # non-weighings leave the last max_bytes/16 of the outbox to weighings
+POLL_MS = 100  # the health task's tick: how soon after the link comes up health goes
 
 
 class Agent:
     """One device's firmware: ``asyncio.run(agent.run())``."""
 
     def __init__(self, cfg, hal):
+        # asyncio loads these parts on first use: now, next to the code, rather than later
+        # between long-lived buffers (a heap that does not compact stays in one piece)
+        asyncio.open_connection, asyncio.Lock, asyncio.wait_for  # noqa: B018
         self.cfg = cfg
         self.hal = hal
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
@@ -39,35 +63,101 @@ class Agent:
                              segment_bytes=max(2048, min(16384, bound // 8)))
         self.started = hal.ticks_ms()
         self.stats = {"events": 0, "outbox_full": 0, "emit_errors": 0, "mem_errors": 0}
+        self.refused_path = data + "/refused"
+        self.refused = None  # the notice to come: the counter's JSON body, or None
+        self.full = 0  # events refused since the last one stored: an episode, logged once
+        raw = read_slot(self.refused_path, b"PWrf", True)
+        if raw:
+            try:
+                self.refused = json.loads(raw)
+            except ValueError:
+                pass
         from edge.uplink import Uplink
         self.uplink = Uplink(self.signer, self.outbox, hal, cfg["mqtt"], cfg["site"], self.log,
                              self.birth_body, window=cfg["window"],
                              resend_after_s=cfg["resend_after_s"])
         self.t_evt = self.uplink.t_evt
-        self.driver = _make_driver(cfg["driver"], self.emit, hal)
-        self.watchdog = hal.Watchdog()
+        kind = cfg["driver"].get("type", "")
+        if kind == "weighbridge":
+            from edge.drivers.weighbridge import WeighbridgeDriver
+            self.driver = WeighbridgeDriver(cfg["driver"], self.emit, hal, data)
+        elif kind in ("", "none"):
+            self.driver = None
+        else:
+            raise config_mod.ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+        # code needed only at boot: unreferenced, it leaves the heap (2 KB)
+        sys.modules.pop("protocols.topics", None)
+        if hasattr(sys.modules.get("protocols"), "topics"):
+            delattr(sys.modules["protocols"], "topics")
 
     def log(self, *parts):
         self.hal.log(self.device_id, *parts)
 
-    def emit(self, kind, body):
-        """Sign and store one custody event; return its seq, or 0 if it could not be stored."""
-        seq = self.outbox.next_seq()
+    def _store(self, kind, body):
+        """Sign and append one event: its seq, or why it was refused."""
+        ob = self.outbox
+        seq = ob.next_seq()
         try:
-            wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body)
-            self.outbox.append(seq, self.t_evt, wire)
+            ob.append(seq, self.t_evt,
+                      self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body),
+                      0 if kind == "weighing" else ob.max_bytes // RESERVE_PART)
+            return seq
         except OutboxFull:
-            self.stats["outbox_full"] += 1
-            self.log("OUTBOX FULL: %s not stored; controller unreachable?" % kind)
-            return 0
+            return "outbox_full"
+        except MemoryError:
+            self.stats["mem_errors"] += 1
+            gc.collect()
+            self.log("cannot sign %s: out of memory" % kind)
         except (OSError, OutboxError, ValueError) as exc:
-            self.stats["emit_errors"] += 1
             self.log("cannot store %s:" % kind, explain(exc))
-            return 0
-        self.stats["events"] += 1
-        self.log("%s seq %d %s" % (kind, seq, _summary(body)))
-        self.uplink.wake.set()
-        return seq
+        return "write_error"
+
+    def emit(self, kind, body):
+        """Store one custody event: its seq once durable, or None when it was refused."""
+        st = self.stats
+        seq = self._store(kind, body)
+        if type(seq) is int:
+            if self.full:
+                self.log("outbox takes events again after %d refused" % self.full)
+                self.full = 0
+            st["events"] += 1
+            if "gross_kg" in body:
+                what = "%s gross %d kg" % (body.get("plate", ""), body["gross_kg"])
+            else:
+                what = "%s %s" % (body.get("alarm", ""), body.get("state", ""))
+            self.log("%s seq %d %s" % (kind, seq, what))
+            self.uplink.wake = True
+            return seq
+        if seq == "outbox_full":
+            st["outbox_full"] += 1
+            if not self.full:
+                self.log("OUTBOX FULL: %s refused (counted, reported); controller unreachable?"
+                         % kind)
+        else:
+            st["emit_errors"] += 1
+        self.full += 1
+        now = self.hal.now_ms()
+        r = self.refused or {"count": 0, "kinds": {}, "since_ts": now, "reason": seq}
+        r["count"] += 1
+        r["kinds"][kind] = r["kinds"].get(kind, 0) + 1
+        r["until_ts"] = now
+        if seq != "outbox_full":
+            r["reason"] = seq
+        self.refused = r
+        try:
+            write_slot(self.refused_path, b"PWrf", json.dumps(r).encode())
+        except OSError:
+            pass  # still in RAM: written again at the next refusal, reported all the same
+        return None
+
+    def report(self):
+        """Store the refused notice, if any; forget the counter once it is stored."""
+        r = self.refused
+        if r and type(self._store("refused", r)) is int:
+            self.log("refused notice stored: %d events" % r["count"])
+            self.refused = None
+            remove(self.refused_path)
+            self.uplink.wake = True
 
     def birth_body(self):
         return {"fw": config_mod.FW_VERSION, "kind": self.cfg["kind"], "hal": self.hal.NAME,
@@ -77,40 +167,44 @@ class Agent:
         """A flat health sample: every figure an operator watches, nothing nested (RAM)."""
         count, size = self.outbox.backlog()
         up = self.uplink.stats
-        ob = self.outbox.stats
+        st = self.stats
+        ob = self.outbox
         body = {
             "fw": config_mod.FW_VERSION,
             "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self.started) // 1000,
             "mem_free": max(self.hal.mem_free(), 0),
             "backlog": count,
             "backlog_bytes": size,
-            "acked_seq": self.outbox.acked(),
-            "next_seq": self.outbox.next_seq(),
+            "acked_seq": ob.acked(),
+            "next_seq": ob.next_seq(),
             "clock_offset_ms": self.uplink.clock_offset_ms,
-            "connects": up["connects"],
-            "links_lost": up["links_lost"],
-            "resends": up["resends"],
-            "resealed": up["resealed"],
-            "bad_downlink": up["bad_downlink"],
-            "outbox_full": self.stats["outbox_full"],
-            "outbox_crc_errors": ob["crc_errors"],
-            "outbox_recovered": ob["recovered_truncated"],
-            "mem_errors": self.stats["mem_errors"],
+            "outbox_crc_errors": ob.stats["crc_errors"],
+            "outbox_recovered": ob.stats["recovered_truncated"],
+            "refused": self.refused["count"] if self.refused else 0,
         }
+        for k in ("connects", "connect_failures", "links_lost", "resends", "resealed",
+                  "bad_downlink"):
+            body[k] = up[k]
+        for k in ("outbox_full", "emit_errors", "mem_errors"):
+            body[k] = st[k]
         if self.driver is not None:
             self.driver.add_health(body)
         return body
 
     async def _health_loop(self):
-        interval_ms = self.cfg["health_interval_s"] * 1000
+        """Health every ``health_interval_s`` while the link is up, and at once when it comes
+        up (the uplink's ``offline`` figures go in that one); the refused notice before it."""
+        up = self.uplink
+        wait = 0
         while True:
-            gc.collect()
-            self.watchdog.feed()
-            try:
-                await self.uplink.publish_health(self.health_body())
-            except MemoryError:
-                self.stats["mem_errors"] += 1
-            await self.hal.sleep_ms(interval_ms)
+            self.hal.feed()
+            if up.linked and (wait <= 0 or up.offline):
+                self.report()
+                gc.collect()
+                if await up.publish_health(self.health_body()):
+                    wait = self.cfg["health_interval_s"] * 1000
+            await self.hal.sleep_ms(POLL_MS)
+            wait -= POLL_MS
 
     async def _guard(self, name, make):
         """Run one task forever: a crash is logged, counted and the task restarted."""
@@ -121,12 +215,8 @@ class Agent:
                 self.stats["mem_errors"] += 1
                 gc.collect()
                 self.log(name, "out of memory; restarting it; free", self.hal.mem_free())
-                _print_exception(exc)
-                try:
-                    import micropython
-                    micropython.mem_info(1)
-                except ImportError:
-                    pass
+                if hasattr(sys, "print_exception"):  # MicroPython: where it ran out
+                    sys.print_exception(exc)
             except Exception as exc:  # a bug in one task must not stop the others
                 self.stats["task_errors"] = self.stats.get("task_errors", 0) + 1
                 self.log(name, "crashed:", explain(exc), "- restarting it")
@@ -140,30 +230,3 @@ class Agent:
         if self.driver is not None:
             tasks.append(asyncio.create_task(self._guard("driver", self.driver.run)))
         await asyncio.gather(*tasks)
-
-
-def _print_exception(exc):
-    try:
-        import sys
-        sys.print_exception(exc)
-    except AttributeError:  # CPython
-        import traceback
-        traceback.print_exception(exc)
-
-
-def _summary(body):
-    if "gross_kg" in body:
-        return "%s gross %d kg" % (body.get("plate", ""), body["gross_kg"])
-    if "alarm" in body:
-        return "%s %s" % (body["alarm"], body["state"])
-    return ""
-
-
-def _make_driver(dcfg, emit, hal):
-    kind = dcfg.get("type", "")
-    if kind == "weighbridge":
-        from edge.drivers.weighbridge import WeighbridgeDriver
-        return WeighbridgeDriver(dcfg, emit, hal)
-    if kind in ("", "none"):
-        return None
-    raise config_mod.ConfigError("driver: unknown type %r (known: weighbridge)" % kind)

@@ -27,5 +27,9 @@ def explain(exc):
         return "%s (%s)" % (what, name)
     if isinstance(exc, EOFError):  # MicroPython's says nothing; CPython's counts bytes
         return "closed by the peer (EOF)"
-    text = ", ".join([explain(x) if isinstance(x, Exception) else str(x) for x in a])
-    return type(exc).__name__ + (": " + text if text else "")
+    text = type(exc).__name__
+    sep = ": "
+    for x in a:  # a loop, not a comprehension: that would be one more function on the heap
+        text += sep + (explain(x) if isinstance(x, Exception) else str(x))
+        sep = ", "
+    return text

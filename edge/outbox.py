@@ -8,6 +8,7 @@ last record's body_crc field, edge/FAILURES.md).
 
     ob = Outbox("/data/outbox")             # recovers on open
     ob.append(ob.next_seq(), topic, payload)  # in custody once it returns; then publish it
+    ob.append(ob.next_seq(), topic, payload, reserve=4096)  # not into the last 4 KiB
     for seq, topic, payload in ob.pending(after_seq=sent, limit=16): ...
     ob.ack(upto)                             # the controller's "committed up to seq upto"
 
@@ -55,7 +56,8 @@ same seq. (Likewise a torn tail that could not be cut at open: ``append`` retrie
 
 Errors carry short arguments, not sentences (every string costs heap on the device):
 ``ValueError("next_seq", n)`` (append it with seq n), ``ValueError("too big", size)`` (over
-``segment_bytes``: split it), ``OutboxFull("max_bytes", bytes_held)``, ``OutboxFull("disk
+``segment_bytes``: split it), ``OutboxFull("max_bytes", bytes_held)`` (also when only the
+``reserve`` is left), ``OutboxFull("disk
 full")``, ``OutboxError("write", oserror)``.
 
 Corrupt records found later by ``pending()`` are reported as ``(seq, None, None)``: the seq
@@ -137,8 +139,11 @@ class Outbox:
         """(records not yet acknowledged, bytes the outbox holds on flash)."""
         return self._last - self._acked, self._bytes
 
-    def append(self, seq, topic, payload):
-        """Store one record; it is in custody once this returns. Publish it only after that."""
+    def append(self, seq, topic, payload, reserve=0):
+        """Store one record; it is in custody once this returns. Publish it only after that.
+
+        ``reserve``: bytes under ``max_bytes`` this record may not use (the agent keeps the
+        last of the outbox for weighings: edge/FAILURES.md, Outbox at its bound)."""
         st = self.stats
         firsts = self._firsts
         sizes = self._sizes
@@ -155,7 +160,7 @@ class Outbox:
             size = HEADER_SIZE + len(topic) + len(payload)
             if len(topic) > 0xFFFF or size > self.segment_bytes:
                 raise ValueError("too big", size)  # > segment_bytes: split it
-            if self._bytes + size > self.max_bytes:
+            if self._bytes + size > self.max_bytes - reserve:
                 st["full_rejections"] += 1
                 raise OutboxFull("max_bytes", self._bytes)  # bytes held: wait for an ack
             if not firsts or self._tail_last != seq - 1 or sizes[-1] + size > self.segment_bytes:
@@ -212,12 +217,14 @@ class Outbox:
         st["acked"] += released
         return released
 
-    def pending(self, after_seq=None, limit=32):
+    def pending(self, after_seq=None, limit=32, out=None):
         """Iterate (seq, topic, payload) not yet acked, in seq order, from ``after_seq`` + 1.
 
         Lazy: one record in RAM at a time. A record that cannot be read back comes as
         (seq, None, None) in its place. Acked records are skipped even mid-iteration (also
-        those acked between this call and the first step).
+        those acked between this call and the first step). ``out``: a bytearray the caller
+        keeps for this; a record that fits is read into it and comes as memoryviews valid
+        until the next step (no allocation per record), a bigger one as bytes.
         """
         want = (self._acked if after_seq is None else after_seq) + 1
         seg = -1
@@ -238,7 +245,7 @@ class Outbox:
                     off = 0
                 try:
                     with open(self._seg % seg, "rb") as f:
-                        rec = find(f, off, want, self._sizes[i], self._buf)
+                        rec = find(f, off, want, self._sizes[i], self._buf, out)
                 except OSError:  # released by an ack meanwhile, or lost: decided below
                     pass
             if rec and rec[0] == want:

@@ -57,12 +57,13 @@ def seek(f, pos, size, buf):
     return None
 
 
-def find(f, off, want, size, buf):
+def find(f, off, want, size, buf, out=None):
     """Read ``f`` from ``off`` up to the first record with seq >= want.
 
     Returns None at the end of the valid data, else (seq, record offset, end offset, topic,
     payload); topic and payload are read only when seq == want, and are None when that
-    record's body fails its crc.
+    record's body fails its crc. ``out``: a bytearray to read them into when they fit
+    (memoryviews of it are returned, valid until ``out`` is used again), else new bytes.
     """
     while True:
         h = seek(f, off, size, buf)
@@ -78,10 +79,16 @@ def find(f, off, want, size, buf):
         if seq > want:
             return seq, off, end, None, None
         f.seek(off + HEADER_SIZE)
-        topic = f.read(tlen)
-        payload = f.read(plen)
-        if (len(topic) != tlen or len(payload) != plen
-                or crc32(payload, crc32(topic)) & 0xFFFFFFFF != body_crc):
+        if out is not None and tlen + plen <= len(out):
+            mv = memoryview(out)
+            topic = mv[:tlen]
+            payload = mv[tlen:tlen + plen]
+            n = f.readinto(mv[:tlen + plen])
+        else:
+            topic = f.read(tlen)
+            payload = f.read(plen)
+            n = len(topic) + len(payload)
+        if n != tlen + plen or crc32(payload, crc32(topic)) & 0xFFFFFFFF != body_crc:
             return seq, off, end, None, None
         return seq, off, end, topic, payload
 

@@ -10,10 +10,11 @@ MicroPython has no ``os.fsync``, so every guarantee here rests on two properties
   rename over an existing file; there we remove ``name`` first, and readers fall back to
   ``name.tmp`` (see :func:`read_slot`), so the window costs nothing either.
 
-What is used: ``makedirs``; ``remove`` (True when the file is gone); ``write_atomic`` (tmp,
-close, rename) and ``replace`` (the rename half, for a tmp file written elsewhere);
-``pack_slot`` / ``read_slot`` for a 12-byte value with its own CRC (the outbox's ``ack``
-file, the boot counter's slots); ``BootCounter``. Nothing else: on the device every function,
+What is used: ``makedirs``; ``remove`` (True when the file is gone); ``replace`` (rename a
+closed tmp file over its target: the atomic half, also for files written elsewhere);
+``write_slot`` / ``read_slot`` for a 12-byte value with its own CRC (the outbox's ``ack``
+file, the boot counter's slots) or a few hundred bytes (the agent's refused counter);
+``BootCounter``. Nothing else: on the device every function,
 class and string here costs heap, so there is no JSON state helper (nothing used one).
 
 Slot layout (12 bytes, little-endian)::
@@ -22,6 +23,9 @@ Slot layout (12 bytes, little-endian)::
     0      4    magic  e.g. b"PWak" (outbox ack), b"PWbc" (boot counter)
     4      4    value  u32
     8      4    crc32 of bytes 0..7
+
+A slot of bytes (``b"PWrf"``, the agent's refused counter: its JSON) is the same with n
+bytes in place of the u32 and the crc32 of bytes 0..n+3 after them.
 
 The boot counter does not trust even the rename: it keeps two slots, ``<path>.a`` and
 ``<path>.b``, and writes the older one, so a torn or rotted slot falls back to the other.
@@ -64,35 +68,37 @@ def replace(tmp, path):
 
 
 def write_slot(path, magic, value):
-    """Replace the slot file ``path`` with ``value`` so a reader sees the old or the new one.
+    """Replace the slot file ``path`` so that a reader sees the old or the new one.
 
-    Writes ``path.tmp`` (the slot layout above), closes it (the commit point on LittleFS),
-    then renames it over ``path``. Raises OSError when the file system refuses (full,
-    read-only).
+    ``value`` is a u32 (the 12-byte layout above) or bytes (up to 1,020: a small record,
+    such as the agent's refused counter, same layout with the bytes in place of the u32).
+    Writes ``path.tmp``, closes it (the commit point on LittleFS), then renames it over
+    ``path``. Raises OSError when the file system refuses (full, read-only).
     """
-    head = struct.pack("<4sI", magic, value)
+    data = magic + (struct.pack("<I", value) if type(value) is int else value)
     with open(path + ".tmp", "wb") as f:
-        f.write(head)
-        f.write(struct.pack("<I", crc32(head) & 0xFFFFFFFF))
+        f.write(data)
+        f.write(struct.pack("<I", crc32(data) & 0xFFFFFFFF))
     replace(path + ".tmp", path)
 
 
-def read_slot(path, magic):
-    """The value of the slot in ``path``, else in ``path.tmp``; None when neither is valid.
+def read_slot(path, magic, raw=False):
+    """The u32 in the slot ``path`` (its bytes if ``raw``), else in ``path.tmp``; None when
+    neither is valid.
 
     ``path.tmp`` is what a power cut during a FAT replace leaves; a missing, torn, rotten or
-    foreign (other magic) file is not valid.
+    foreign (other magic) file is not valid, nor a u32 slot of any length but 12 bytes.
     """
     for name in (path, path + ".tmp"):
         try:
             with open(name, "rb") as f:
-                data = f.read(13)
+                data = f.read(1024)
         except OSError:
             continue
-        if len(data) == 12 and data[:4] == magic:
-            value, crc = struct.unpack("<II", data[4:])
-            if crc == crc32(data[:8]) & 0xFFFFFFFF:
-                return value
+        n = len(data) - 4
+        if (n == 8 or (raw and n >= 4)) and data[:4] == magic and \
+                struct.unpack("<I", data[n:])[0] == crc32(data[:n]) & 0xFFFFFFFF:
+            return data[4:n] if raw else struct.unpack("<I", data[4:8])[0]
     return None
 
 

@@ -12,6 +12,18 @@ Birth and death are retained on ``.../state`` with (boot, connection number) as
 their freshness key, like Sparkplug's bdSeq; the death is the MQTT will, so the
 broker publishes it when the link dies without a DISCONNECT.
 
+Reconnecting: after a failed or lost session the uplink waits a random time, uniform over
+[0, step] ("full jitter"), with step 500 ms after a link that was up, then 1,000 ms, then
+1,500 ms for as long as the broker stays away: an agent offline for any time tries again at
+least every 1.5 s, and many agents do not come back in step (edge/FAILURES.md, Broker
+unreachable). ``rand(n)`` (``os.urandom``) draws the jitter; tests replace it.
+
+Offline figures: when a link comes up, the time since the last one went down (or since
+boot) and the outbox backlog (which only grows while offline: nothing is acknowledged)
+are kept in ``offline`` = (backlog_peak, offline_ms_max), the largest of each over the
+outages since the last health sample; the next health sample carries them and clears
+them. ``linked`` is True from the birth to the loss of the link.
+
 Collaborators, all passed in (tests/edge/test_uplink.py drives it with a fake client
 and clock over a real outbox): ``signer`` (edge.signer), ``outbox`` (edge.outbox),
 ``hal`` (the clock: now_ms, ticks_ms, ticks_diff, sleep_ms), ``log(*parts)`` and
@@ -20,16 +32,18 @@ and clock over a real outbox): ``signer`` (edge.signer), ``outbox`` (edge.outbox
 what the client receives.
 """
 
-import asyncio
+import json
 import os
 
 from edge.explain import explain
-from edge.net.mqtt import MQTTClient, MQTTError
-from protocols import envelope, topics
+from edge.net.mqtt import MQTTClient, MQTTError, connect_packet
+from protocols import envelope
 
 BACKOFF_MIN_MS = 500
-BACKOFF_MAX_MS = 30000
-IDLE_WAIT_S = 1
+BACKOFF_MAX_MS = 1500
+IDLE_MS = 1000  # idle this long without news, then look for resends
+POLL_MS = 20  # how often an idle uplink looks at ``wake``
+REC_BYTES = 448  # records up to this (a weighing: ~380 B) are sent from one buffer
 
 
 class Uplink:
@@ -43,6 +57,8 @@ class Uplink:
         self.mqtt_cfg = mqtt_cfg
         self.log = log
         self.birth = birth
+        from protocols import topics  # here only: the agent frees it after boot
+
         dev = signer.device_id
         self.t_state = topics.topic(site, dev, "state")
         self.t_ack = topics.topic(site, dev, "ack")
@@ -51,8 +67,15 @@ class Uplink:
         self.t_evt = topics.topic(site, dev, "evt")
         self.window = window
         self.resend_after_ms = resend_after_s * 1000
-        self.wake = asyncio.Event()  # set when there is something to send
+        self.wake = False  # set when there is something to send (polled: no asyncio.Event)
+        self.rec = bytearray(REC_BYTES)  # the record being sent, read from flash (no alloc)
+        self.kid_line = b"\n" + signer.key_id.encode() + b":"  # ends a record signed now
+        self.rand = os.urandom
         self.client = None
+        self.linked = False
+        self.down_at = hal.ticks_ms()  # when the link went down (boot: never up yet)
+        self.offline = None  # (backlog_peak, offline_ms_max) for the next health sample
+        self.last_error = None  # logged once per outage
         self.conn_seq = 0
         self.tele_seq = 0
         self.cursor = 0  # sent up to here since the last rewind
@@ -65,11 +88,10 @@ class Uplink:
     # -- downlink -------------------------------------------------------------------
 
     def on_message(self, topic, payload, retained):
-        if topic == self.t_ack:
-            self._on_ack(payload, retained)
-        # commands arrive on t_cmd: the weighbridge obeys none yet (barrier, display: later)
-
-    def _on_ack(self, payload, retained):
+        """The client's callback: acks on t_ack; commands on t_cmd, of which the
+        weighbridge obeys none yet (barrier, display: later)."""
+        if topic != self.t_ack:
+            return
         try:
             fields, _ = envelope.open_message(self.signer.secret_for, self.t_ack, payload,
                                               False)
@@ -86,7 +108,7 @@ class Uplink:
             self.last_ack_move = self.hal.ticks_ms()
         if retained or fields["body"].get("resync"):
             self.cursor = self.outbox.acked()
-        self.wake.set()
+        self.wake = True
 
     # -- session --------------------------------------------------------------------
 
@@ -94,73 +116,99 @@ class Uplink:
         return self.signer.seal(self.t_state, self.conn_seq, self.hal.now_ms(), kind, body)
 
     async def run(self):
-        backoff = BACKOFF_MIN_MS
+        hal = self.hal
+        step = BACKOFF_MIN_MS
         while True:
             try:
                 await self._session()
-                backoff = BACKOFF_MIN_MS
             except (MQTTError, OSError) as exc:
-                if self.client is not None and self.stats["connects"]:
-                    self.stats["links_lost"] += 1
-                self.log("uplink down:", explain(exc))
+                why = explain(exc)
+                if self.linked or why != self.last_error:  # once per outage and reason
+                    self.log("uplink down:", why)
+                self.last_error = why
             finally:
+                if self.linked:
+                    self.stats["links_lost"] += 1
+                    self.linked = False
+                    self.down_at = hal.ticks_ms()
+                    step = BACKOFF_MIN_MS
                 if self.client is not None:
                     self.client.close()
-                    self.client = None
-            jitter = int.from_bytes(os.urandom(2), "big") % (backoff // 4)
-            await self.hal.sleep_ms(backoff + jitter)
-            backoff = min(backoff * 2, BACKOFF_MAX_MS)
+            # full jitter: uniform over [0, step], step 500 -> 1000 -> 1500 ms (the cap)
+            await hal.sleep_ms(int.from_bytes(self.rand(2), "big") % (step + 1))
+            step = min(step * 2, BACKOFF_MAX_MS)
 
     async def _session(self):
         m = self.mqtt_cfg
         self.conn_seq += 1
-        client = MQTTClient(
-            self.signer.device_id, m["host"], m["port"], user=m["user"],
-            password=m["password"], keepalive=m["keepalive"], clean_session=True,
-            on_message=self.on_message, will=(self.t_state, self._state("death", {}), 1, True),
-            max_inflight=self.window, queue_len=2)
-        self.client = client
+        # a new death (this connection's number) as the will; one client for every session:
+        # its buffers are allocated once, not again at each reconnect in a fragmented heap
+        packet = connect_packet(self.signer.device_id, m["keepalive"], True, m["user"],
+                                m["password"], (self.t_state, self._state("death", {}), 1, True))
+        client = self.client
+        if client is None:
+            client = self.client = MQTTClient(
+                self.signer.device_id, m["host"], m["port"], keepalive=m["keepalive"],
+                on_message=self.on_message, max_inflight=self.window)
         try:
-            await client.connect()
+            await client.connect(packet)
         except MQTTError:
             self.stats["connect_failures"] += 1
             raise
         self.stats["connects"] += 1
-        self.log("uplink connected to %s:%d" % (m["host"], m["port"]))
         await self.start(client)
         while client.connected:
             if not await self.send_some(client) and not self.resend_due():
-                await self._idle()
+                # idle: until ``wake`` (an event stored, an ack), looking every POLL_MS
+                self.wake = False
+                n = IDLE_MS // POLL_MS
+                while n and not self.wake and client.connected:
+                    n -= 1
+                    await self.hal.sleep_ms(POLL_MS)
 
     async def start(self, client):
         """A new link: retained birth, subscriptions, and everything unacknowledged again."""
+        hal = self.hal
         await client.publish(self.t_state, self._state("birth", self.birth()), qos=1,
                              retain=True)
         await client.subscribe(self.t_ack, 1)
         await client.subscribe(self.t_cmd, 1)
         self.cursor = self.outbox.acked()
-        self.last_ack_move = self.hal.ticks_ms()
+        self.last_ack_move = now = hal.ticks_ms()
+        off = hal.ticks_diff(now, self.down_at)
+        peak = self.outbox.backlog()[0]
+        o = self.offline
+        self.offline = (max(peak, o[0]), max(off, o[1])) if o else (peak, off)
+        self.linked = True
+        self.last_error = None
+        m = self.mqtt_cfg
+        self.log("uplink connected to %s:%d after %d ms offline, backlog %d" % (
+            m["host"], m["port"], off, peak))
 
     async def send_some(self, client):
         """Publish up to ``window`` events after the cursor; return how many went."""
         outbox = self.outbox
         pids = []
         last = self.cursor
-        for seq, topic, payload in outbox.pending(after_seq=self.cursor, limit=self.window):
+        kid = self.kid_line
+        # each record is read into self.rec and written to the socket before the next one
+        for seq, topic, payload in outbox.pending(after_seq=self.cursor, limit=self.window,
+                                                  out=self.rec):
             if payload is None:  # unreadable on flash: declare that seq lost, signed
                 self.stats["unreadable_records"] += 1
                 topic = self.t_evt
                 payload = self.signer.seal(topic, seq, self.hal.now_ms(), "gap",
                                            {"reason": "unreadable"})
-            else:
+            elif bytes(payload[-65 - len(kid):-64]) != kid:
                 # stored under an older key, which expires after a rotation: the controller
                 # would refuse it as expired_key for ever; re-signed, same content and seq
-                new = self.signer.reseal(topic, payload)
+                new = self.signer.reseal(bytes(topic), bytes(payload))
                 if new is not None:
                     self.stats["resealed"] += 1
                     payload = new
             pids.append(await client.publish(topic, payload, qos=1, wait=False))
             last = seq
+        topic = payload = None  # not held while waiting for the acks
         for pid in pids:
             await client.wait_ack(pid)
         self.stats["sent"] += len(pids)
@@ -185,23 +233,32 @@ class Uplink:
         self.last_ack_move = hal.ticks_ms()
         return True
 
-    async def _idle(self):
-        self.wake.clear()
-        try:
-            await asyncio.wait_for(self.wake.wait(), IDLE_WAIT_S)
-        except asyncio.TimeoutError:
-            pass
-
     async def publish_health(self, body):
-        """Publish one health sample with QoS 0 if connected; never raises."""
+        """Publish one health sample with QoS 0 if linked; never raises. The first after a
+        link came up also carries ``backlog_peak`` and ``offline_ms_max``."""
         client = self.client
-        if client is None or not client.connected:
+        if not self.linked or client is None or not client.connected:
             return False
+        o = self.offline
+        if o:
+            body["backlog_peak"], body["offline_ms_max"] = o
         self.tele_seq += 1
-        wire = self.signer.seal(self.t_tele, self.tele_seq, self.hal.now_ms(), "health", body)
+        sg = self.signer
+        # The envelope as Signer.seal makes it, but sent as two parts: the JSON (~800 B, the
+        # largest piece of memory the agent asks for, one piece instead of four copies in a
+        # fragmented heap) and its signature line.
+        data = json.dumps(envelope.make(sg.device_id, sg.boot, self.tele_seq,
+                                        self.hal.now_ms(), "health", body))
         try:
-            await client.publish(self.t_tele, wire, qos=0)
+            data = memoryview(data)  # MicroPython: the str's UTF-8 bytes, not a copy
+        except TypeError:
+            data = data.encode()  # CPython
+        sig = envelope.signature(sg.secret_for(sg.key_id), self.t_tele, data)
+        try:
+            await client.publish(self.t_tele, (data, ("\n%s:%s" % (sg.key_id, sig)).encode()),
+                                 qos=0)
         except (MQTTError, OSError):
             return False
+        self.offline = None
         self.stats["health_sent"] += 1
         return True

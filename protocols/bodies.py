@@ -2,11 +2,14 @@
 
 Returns an error string (what is wrong) or None; pure and MicroPython-compatible.
 Kinds per channel: ``evt``: weighing, alarm, gap (the device declares its record of
-this seq lost: unreadable on flash); ``tele``: health; ``state``: birth, death.
+this seq lost: unreadable on flash), refused (the device could not store ``count``
+custody events, ``kinds`` of them each, between ``since_ts`` and ``until_ts`` of device
+time, for ``reason`` ``outbox_full`` or ``write_error``: edge/agent.py); ``tele``: health;
+``state``: birth, death.
 """
 
 KINDS = {
-    "evt": ("weighing", "alarm", "gap"),
+    "evt": ("weighing", "alarm", "gap", "refused"),
     "tele": ("health",),
     "state": ("birth", "death"),
     "cmdack": ("cmdack",),
@@ -14,6 +17,7 @@ KINDS = {
 
 MAX_PLATE = 32
 ALARM_STATES = ("raised", "cleared")
+REFUSED_REASONS = ("outbox_full", "write_error")
 
 
 def _int(body, name, low=None):
@@ -76,8 +80,33 @@ def _gap(body):
     return None
 
 
-_CHECKS = {"gap": _gap, "weighing": _weighing, "alarm": _alarm, "health": _health, "birth": _birth,
-           "death": _any, "cmdack": _any}
+def _refused(body):
+    for name, low in (("count", 1), ("since_ts", 0), ("until_ts", 0)):
+        err = _int(body, name, low)
+        if err:
+            return err
+    if body["until_ts"] < body["since_ts"]:
+        return "until_ts must not be before since_ts"
+    kinds = body.get("kinds")
+    if not isinstance(kinds, dict) or not kinds:
+        return "kinds must be an object of kind -> count"
+    total = 0
+    for kind in kinds:
+        if not isinstance(kind, str) or not kind or len(kind) > 32:
+            return "kinds must be named by strings of 1-32 characters"
+        err = _int(kinds, kind, 1)
+        if err:
+            return "kinds: " + err
+        total += kinds[kind]
+    if total != body["count"]:
+        return "count must be the sum of kinds"
+    if body.get("reason") not in REFUSED_REASONS:
+        return "reason must be 'outbox_full' or 'write_error'"
+    return None
+
+
+_CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "alarm": _alarm,
+           "health": _health, "birth": _birth, "death": _any, "cmdack": _any}
 
 
 def check(channel: str, kind: str, body: dict) -> "str | None":

@@ -3,12 +3,19 @@
 Imports the modules of the agent one by one from the built ``.mpy`` image and
 prints what each adds to the heap (bytecode, function objects, interned strings)
 as JSON. The agent must fit, code and data, in a 96 KiB heap.
+
+Also the interned strings (qstrs: every identifier, and string constants up to 10
+characters) and how many more fit before MicroPython's qstr pool doubles: the pools
+hold 20, 40, 80, 160, 320 ... entries (11 bytes each), so the 621st qstr allocates a
+640-entry pool, 7 KB of heap at one step (edge/FAILURES.md, Heap). ``qstr_room``
+counts from the imports alone; the running agent interns about 15 more.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -23,14 +30,24 @@ AGENT_MODULES = (
 )
 
 
+QSTR_POOL_FIRST = 20  # MicroPython's first dynamic qstr pool; each next one doubles
+
+
 def measure(modules: tuple[str, ...] = AGENT_MODULES) -> dict[str, int]:
-    """{module: bytes of heap its import took, ..., "total": all of them}."""
+    """{module: bytes of heap its import took, ..., "total": all of them, "qstrs": interned
+    strings after them, "qstr_room": how many more before the qstr pool doubles}."""
     image = build_firmware()
     probe = REPO / "tools" / "mpy" / "footprint_probe.py"
     env = {"MICROPYPATH": f"{image}:.frozen"}
     done = subprocess.run([micropython_binary(), "-X", "heapsize=4M", str(probe), *modules],
                           capture_output=True, text=True, env=env, cwd=BUILD_DIR, check=True)
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    result: dict[str, int] = json.loads(lines[-1])
+    pool = re.search(r"n_pool=(\d+), n_qstr=(\d+)", done.stdout)
+    if pool:
+        pools, qstrs = int(pool[1]), int(pool[2])
+        result["qstrs"] = qstrs
+        result["qstr_room"] = QSTR_POOL_FIRST * (2 ** pools - 1) - qstrs
     return result
 
 
@@ -39,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tools.footprint",
         description="Heap cost of the firmware's modules under the real MicroPython.\n\n"
                     "Imports them one by one from the built .mpy image and prints what each\n"
-                    "adds to the heap, and the total, as JSON.",
+                    "adds to the heap, and the total, as JSON; also the interned strings\n"
+                    "(qstrs) and the room left before their pool doubles (7 KB at once).",
         epilog="examples:\n"
                "  python -m tools.footprint                  # the agent's modules\n"
                "  python -m tools.footprint edge.outbox edge.uplink",

@@ -28,17 +28,17 @@ def mem_free():
     return gc.mem_free()
 
 
-def collect():
-    gc.collect()
+_wdt = None
 
 
-class Watchdog:
-    def __init__(self, timeout_ms=30000):
+def feed():
+    """Feed machine.WDT, arming it (30 s) at the first call: the agent feeds it from its
+    health task, so a hung event loop resets the board."""
+    global _wdt
+    if _wdt is None:
         from machine import WDT
-        self._wdt = WDT(timeout=timeout_ms)
-
-    def feed(self):
-        self._wdt.feed()
+        _wdt = WDT(timeout=30000)
+    _wdt.feed()
 
 
 def stamp(ms):

@@ -1,25 +1,25 @@
 """Hardware abstraction for the unix port (and CPython): clocks, memory, watchdog, logging.
 
 The ESP32 HAL offers the same names over ``machine`` and the RTC; the agent only
-imports ``edge.hal`` through ``edge.hal.select``.
+imports ``edge.hal`` through ``edge.hal.select``. Few functions and no class: on the
+device every one costs heap.
 """
 
-import asyncio
 import gc
 import sys
 import time
 
 try:
-    from time import ticks_add, ticks_diff, ticks_ms  # MicroPython
-
-    sleep_ms = asyncio.sleep_ms
+    from asyncio import sleep_ms
+    from time import ticks_add, ticks_diff, ticks_ms
 except ImportError:  # CPython: the same names, in a module the firmware never loads
-    from edge.hal.cpython import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from edge.hal.cpython import sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401
 
 NAME = "unix"
-
-
 _skew_ms = 0
+
+# free heap bytes, or -1 where the interpreter cannot say (CPython)
+mem_free = getattr(gc, "mem_free", None) or (lambda: -1)
 
 
 def set_clock_skew(ms):
@@ -34,23 +34,8 @@ def now_ms():
     return time.time_ns() // 1000000 + _skew_ms
 
 
-def mem_free():
-    """Free heap bytes, or -1 where the interpreter cannot say (CPython)."""
-    return gc.mem_free() if hasattr(gc, "mem_free") else -1
-
-
-def collect():
-    gc.collect()
-
-
-class Watchdog:
-    """No hardware watchdog on unix: feeding it is a no-op (the ESP32 HAL uses machine.WDT)."""
-
-    def __init__(self, timeout_ms=30000):
-        self.timeout_ms = timeout_ms
-
-    def feed(self):
-        pass
+def feed():
+    """Feed the watchdog: there is none on unix (the ESP32 HAL arms machine.WDT)."""
 
 
 def stamp(ms):
@@ -62,11 +47,5 @@ def stamp(ms):
 def log(*parts):
     """One line on stdout, prefixed with the device's wall time (``stamp``)."""
     print(stamp(now_ms()), *parts)
-    try:
+    if hasattr(sys.stdout, "flush"):
         sys.stdout.flush()
-    except AttributeError:
-        pass
-
-
-__all__ = ["NAME", "Watchdog", "collect", "log", "mem_free", "now_ms", "sleep_ms", "stamp",
-           "ticks_add", "ticks_diff", "ticks_ms"]

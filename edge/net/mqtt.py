@@ -39,21 +39,22 @@ Failures it survives, and how (defaults in brackets):
 Limits, all allocated once in the constructor: QoS 1 publishes and subscriptions in
 flight at most ``max_inflight`` [8] (the next one waits up to its timeout for a free
 slot; a slot is freed only by ``wait_ack()``, so every id from ``publish(...,
-wait=False)`` must go there; ``connect()`` starts with an empty window). Incoming
-messages go to ``on_message(topic: str, payload: bytes, retained: bool)``, a plain
-function called by the reader task after the PUBACK went out, so it must not block;
-there is no queue (``queue_len`` is accepted for compatibility and unused).
+wait=False)`` must go there; ``connect()`` starts with an empty window). Waiting for an
+ack or a free slot looks at the slot table every 10 ms rather than waiting on an
+``asyncio.Event`` per slot: the agent then never loads asyncio's event module (1.2 KB of
+heap) nor keeps 9 Events (1 KB). Incoming messages go to ``on_message(topic: str,
+payload: bytes, retained: bool)``, a plain function called by the reader task after the
+PUBACK went out, so it must not block; there is no queue.
 A PUBLISH payload over ``max_payload`` [4,096 bytes] is read through in 256-byte
 chunks without being kept, acknowledged (so the broker does not redeliver it
 forever) and counted in ``stats["dropped_oversize"]``. Topics are not checked for
 wildcards (protocols.topics builds ours); strings over 65,535 bytes raise ValueError.
 
 RAM (gc.mem_free on the 64-bit unix port, whose pointers are twice an ESP32's): the
-module holds 8-9 KB once imported from .mpy, asyncio's 4 KB not counted (``python -m
+module holds about 7 KB once imported from .mpy, asyncio's 4 KB not counted (``python -m
 tools.footprint asyncio edge.net.mqtt``; the first version, in two modules, held
-20 KB). One client with the default limits takes about 2.2 KB, 1.3 KB more while
-connected (tasks, stream), and does not grow with traffic
-(hil_tests/test_edge_mqtt_client.py).
+20 KB). One client with the default limits takes about 1 KB, more while connected
+(tasks, stream), and does not grow with traffic (hil_tests/test_edge_mqtt_client.py).
 
 Not done on purpose: QoS 2, retransmission with DUP after reconnect (the client
 never holds a payload; an unacknowledged QoS 1 publish ends in ``ConnectionLost``
@@ -65,6 +66,9 @@ import asyncio
 import struct
 
 from edge.explain import explain
+
+# MicroPython's integer sleep (no float per call); CPython's asyncio has only sleep()
+_sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
 
 
 class MQTTError(Exception):
@@ -161,14 +165,14 @@ def subscribe_packet(pid, topic_filter, qos=1):
 class MQTTClient:
     """One MQTT 3.1.1 connection to one broker; see the module docstring for behaviour.
 
-    Window slot ``i`` holds a packet id in ``_pids[i]`` (0: free), its state in
+    Window slot ``i`` holds a packet id in ``_pids[i]`` (0: free) and its state in
     ``_st[i]`` (0xFF waiting for the ack, 0xFE link lost, else the ack's return code:
-    0 for a PUBACK, the granted QoS or 0x80 for a SUBACK) and an Event in ``_ev[i]``.
+    0 for a PUBACK, the granted QoS or 0x80 for a SUBACK).
     """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
                  clean_session=True, will=None, connect_timeout=5, max_payload=4096,
-                 ack_timeout=10, max_inflight=8, queue_len=0, on_message=None):
+                 ack_timeout=10, max_inflight=8, on_message=None):
         self.host = host
         self.port = port
         self._pkt = connect_packet(client_id, keepalive, clean_session, user, password, will)
@@ -184,17 +188,15 @@ class MQTTClient:
         self._w = None
         self._tasks = ()
         self._lock = asyncio.Lock()  # one packet at a time on the wire
-        self._win = asyncio.Event()  # set whenever a window slot may have come free
         self._pid = 0
         self._pids = [0] * max_inflight
         self._st = bytearray(max_inflight)
-        self._ev = []
-        for _ in self._st:
-            self._ev.append(asyncio.Event())
 
-    async def connect(self):
+    async def connect(self, packet=None):
         """Open TCP, send CONNECT, wait for CONNACK; return session_present.
 
+        ``packet``: a CONNECT from ``connect_packet()`` to send this time instead of the one
+        built at construction (a new will for a new session, on the same client; not kept).
         Raises ConnectRefused (codes 1-5), MQTTTimeout (no TCP connection or no CONNACK
         within connect_timeout s each) or ConnectionLost (TCP refused or closed).
         """
@@ -206,7 +208,7 @@ class MQTTClient:
         try:
             r, self._w = await self._wait(asyncio.open_connection(self.host, self.port), t,
                                           "CONNACK")
-            self._w.write(self._pkt)
+            self._w.write(packet or self._pkt)
             await self._w.drain()
             b = await self._wait(r.readexactly(4), t, "CONNACK")
             if b[0] != 0x20 or b[1] != 2 or b[2] > 1:
@@ -267,8 +269,6 @@ class MQTTClient:
         for i in range(len(self._st)):
             if self._st[i] == 0xFF:
                 self._st[i] = 0xFE
-                self._ev[i].set()
-        self._win.set()
 
     async def _wait(self, aw, timeout, what):
         try:
@@ -284,7 +284,10 @@ class MQTTClient:
                 if not self.connected:
                     raise ConnectionLost("link down: %s" % self.last_error)
                 w.write(data)
-                if payload:
+                if type(payload) is tuple:
+                    for p in payload:
+                        w.write(p)
+                elif payload:
                     w.write(payload)
                 await w.drain()
             except BaseException as e:  # failed, or cancelled with part of it sent
@@ -294,15 +297,25 @@ class MQTTClient:
                 raise
         self._tx = 0
 
+    async def _poll(self, i, timeout, what):
+        """Until slot ``i`` is answered (``i`` < 0: until a slot is free), looking every
+        10 ms; MQTTTimeout after ``timeout`` s, ConnectionLost when waiting for a slot on a
+        dead link (a dead link answers every waiting slot with 0xFE)."""
+        n = int(timeout * 100)
+        while self._st[i] == 0xFF if i >= 0 else 0 not in self._pids:
+            if i < 0 and not self.connected:
+                raise ConnectionLost("link down: %s" % self.last_error)
+            if n <= 0:
+                self.stats["timeouts"] += 1
+                raise MQTTTimeout("no %s within %s s" % (what, timeout))
+            n -= 1
+            await _sleep_ms(10)
+
     async def _take(self, timeout):
         """Reserve a window slot for a new packet id (waiting for one up to ``timeout``
         s); return the id."""
         pids = self._pids
-        while 0 not in pids:
-            if not self.connected:
-                raise ConnectionLost("link down: %s" % self.last_error)
-            self._win.clear()
-            await self._wait(self._win.wait(), timeout, "free slot")
+        await self._poll(-1, timeout, "free slot")
         pid = self._pid
         while True:
             pid = pid % 65535 + 1
@@ -312,11 +325,11 @@ class MQTTClient:
         i = pids.index(0)
         pids[i] = pid
         self._st[i] = 0xFF
-        self._ev[i].clear()
         return pid
 
     async def publish(self, topic, payload, qos=0, retain=False, wait=True, timeout=None):
-        """Publish ``payload`` (bytes) to ``topic``; return the packet id (0 for QoS 0).
+        """Publish ``payload`` (bytes, or a tuple of buffers sent one after another) to
+        ``topic``; return the packet id (0 for QoS 0).
 
         QoS 1 with ``wait=True`` returns once the PUBACK came (MQTTTimeout after
         ``timeout`` or ack_timeout s). With ``wait=False`` it returns as soon as the
@@ -326,8 +339,14 @@ class MQTTClient:
         if qos not in (0, 1):
             raise ValueError("QoS %d" % qos)
         t = self.ack_timeout if timeout is None else timeout
+        if type(payload) is tuple:  # parts, sent one after another: no joined copy
+            n = 0
+            for p in payload:
+                n += len(p)
+        else:
+            n = len(payload)
         pid = await self._take(t) if qos else 0
-        await self._send(publish_header(topic, len(payload), qos, retain, pid), payload)
+        await self._send(publish_header(topic, n, qos, retain, pid), payload)
         if pid and wait:
             await self.wait_ack(pid, t)
         return pid
@@ -344,17 +363,14 @@ class MQTTClient:
             raise MQTTError("%d not in flight" % pid)
         i = pids.index(pid)
         try:
-            if self._st[i] == 0xFF:
-                await self._wait(self._ev[i].wait(),
-                                 self.ack_timeout if timeout is None else timeout,
-                                 "ack of %d" % pid)
+            await self._poll(i, self.ack_timeout if timeout is None else timeout,
+                             "ack of %d" % pid)
             if pids[i] != pid or self._st[i] == 0xFE:
                 raise ConnectionLost("link down: %s" % self.last_error)
             return self._st[i]
         finally:
             if pids[i] == pid:
                 pids[i] = 0
-                self._win.set()
 
     async def subscribe(self, topic_filter, qos=1, timeout=None):
         """Subscribe to one filter; return the granted QoS; MQTTError if refused (0x80)."""
@@ -414,7 +430,6 @@ class MQTTClient:
                         i = self._pids.index(pid)
                         if self._st[i] == 0xFF:
                             self._st[i] = b[2] if size == 3 else 0
-                            self._ev[i].set()
                 elif first != 0xD0 or size:  # anything but a PINGRESP
                     break
             raise MQTTError("bad packet 0x%02x" % first)
@@ -426,7 +441,7 @@ class MQTTClient:
         half = ka // 2
         tick = max(50, min(1000, ka // 4))
         while True:
-            await asyncio.sleep(tick / 1000)
+            await _sleep_ms(tick)
             self._rx += tick
             self._tx += tick
             if self._rx >= ka * 3 // 2:

@@ -1,21 +1,25 @@
 """edge.agent wired from a config, with a recording HAL; runs under pytest and MicroPython.
 
-The agent's own duties: ``emit`` signs and stores before anything is published, says why
-when it cannot, and a reboot with a rotated key re-signs what waits in the outbox. The
+The agent's own duties: ``emit`` signs and stores before anything is published, returns
+None when it cannot (counted on flash, reported in a signed ``refused`` notice, logged once
+per episode), keeps the last of the outbox for weighings, a reboot with a rotated key
+re-signs what waits in the outbox, and health goes out as soon as the link is up. The
 uplink's delivery rules are tested in test_uplink.py; the whole agent in hil_tests.
 """
 
 import asyncio
 import json
+import os
 
-from edge.agent import Agent
+from edge.agent import RESERVE_PART, Agent
 from edge.outbox import OutboxError
-from protocols import envelope, topics
-from shared_support import make_tmpdir, rmtree
+from protocols import bodies, envelope, topics
+from shared_support import make_tmpdir, raises, rmtree
 
 K1 = "11" * 32
 K2 = "22" * 32
 T_EVT = topics.topic("dl", "wb1", "evt")
+T_TELE = topics.topic("dl", "wb1", "tele")
 T0 = 1764072000000
 
 
@@ -39,6 +43,13 @@ class Hal:
 
     async def sleep_ms(self, ms):
         self.ticks += ms
+        if self.stop_at is not None and self.ticks >= self.stop_at:
+            raise _Stop()
+        if self.on_sleep is not None:
+            await self.on_sleep()
+
+    stop_at = None  # sleeping past this tick ends a task under test
+    on_sleep = None  # called after each sleep: the test's script
 
     def mem_free(self):
         return 50000
@@ -46,9 +57,12 @@ class Hal:
     def log(self, *parts):
         self.lines.append(" ".join(str(p) for p in parts))
 
-    class Watchdog:
-        def feed(self):
-            pass
+    def feed(self):
+        pass
+
+
+class _Stop(Exception):
+    pass
 
 
 class Client:
@@ -56,12 +70,18 @@ class Client:
 
     def __init__(self):
         self.events = []
+        self.tele = []  # the fields of each health sample
 
     async def publish(self, topic, payload, qos=0, retain=False, wait=True, timeout=None):
-        if isinstance(topic, bytes):  # as the outbox stores it
-            topic = topic.decode()
+        if not isinstance(topic, str):  # bytes or a view of the uplink's record buffer
+            topic = bytes(topic).decode()
+        if isinstance(payload, tuple):  # parts, as MQTTClient takes them (health)
+            payload = b"".join([bytes(p) for p in payload])
+        payload = bytes(payload)  # a view is overwritten by the next record: copy it now
         if topic == T_EVT:
             self.events.append(payload)
+        if topic == T_TELE:
+            self.tele.append(json.loads(payload[:payload.rfind(b"\n")]))
         return 1
 
     async def wait_ack(self, pid, timeout=None):
@@ -103,36 +123,156 @@ def test_agent_emit_stores_a_signed_event_and_wakes_the_uplink():
         assert (seq, fields["seq"], fields["boot"], fields["ts"]) == (1, 1, 1, T0)
         assert topic == T_EVT.encode()
         assert fields["body"] == {"plate": "P1", "gross_kg": 45240}
-        assert agent.uplink.wake.is_set() and agent.stats["events"] == 1
+        assert agent.uplink.wake and agent.stats["events"] == 1
         assert hal.lines == ["wb1 weighing seq 1 P1 gross 45240 kg"]
 
     with_dir(t)
 
 
-def test_agent_emit_refused_by_a_full_outbox_returns_0_and_says_so():
+W = {"plate": "P1", "gross_kg": 45240}
+A = {"alarm": "overload", "state": "raised"}
+
+
+def _fill(agent, kind="weighing", body=W):
+    """Emit ``kind`` until the outbox refuses one; return how many it stored."""
+    n = 0
+    while agent.emit(kind, body) is not None:
+        n += 1
+    return n
+
+
+def test_agent_emit_refused_by_a_full_outbox_returns_none_logs_once_per_episode():
     def t(d):
         hal = Hal()
-        agent = Agent(_cfg(d, max_bytes=400), hal)  # room for one event
-        assert agent.emit("weighing", {"plate": "P1", "gross_kg": 45240}) == 1
-        assert agent.emit("weighing", {"plate": "P2", "gross_kg": 45260}) == 0
-        assert agent.stats["outbox_full"] == 1 and agent.outbox.next_seq() == 2
-        assert hal.lines[-1] == "wb1 OUTBOX FULL: weighing not stored; controller unreachable?"
+        agent = Agent(_cfg(d, max_bytes=4096), hal)  # two 2 KiB segments
+        n = _fill(agent)  # the first refusal ends it
+        assert [agent.emit("weighing", W) for _ in range(2)] == [None, None]
+        assert agent.stats["outbox_full"] == 3 and agent.outbox.next_seq() == n + 1
+        full = [line for line in hal.lines if "OUTBOX FULL" in line]
+        assert full == ["wb1 OUTBOX FULL: weighing refused (counted, reported); "
+                        "controller unreachable?"]  # once, not once per refusal
+        agent.outbox.ack(n)  # frees the first segment
+        assert agent.emit("weighing", W) == n + 1
+        assert "wb1 outbox takes events again after 3 refused" in hal.lines
+        _fill(agent)  # a new episode: logged again
+        assert len([line for line in hal.lines if "OUTBOX FULL" in line]) == 2
+        assert agent.stats["outbox_full"] == 4
+        assert agent.health_body()["outbox_full"] == 4
 
     with_dir(t)
 
 
-def test_agent_names_a_storage_error_in_its_log():
+def test_agent_keeps_the_last_of_the_outbox_for_weighings():
+    def t(d):
+        bound = 16 * 1024
+        agent = Agent(_cfg(d, max_bytes=bound), Hal())
+        alarms = _fill(agent, "alarm", A)  # alarms stop short of the reserve...
+        held = agent.outbox.backlog()[1]
+        assert held <= bound - bound // RESERVE_PART < held + 400
+        weighings = _fill(agent)  # ...which weighings may use, up to the bound
+        assert weighings >= (bound // RESERVE_PART) // 400 and agent.outbox.backlog()[1] <= bound
+        assert agent.refused["kinds"] == {"alarm": 1, "weighing": 1}
+        assert agent.refused["reason"] == "outbox_full"
+        assert (alarms, agent.stats["outbox_full"]) == (agent.outbox.next_seq() - 1 - weighings, 2)
+
+    with_dir(t)
+
+
+def _notices(agent):
+    """The ``refused`` events in the outbox, as their envelope fields."""
+    out = []
+    for _, _, wire in agent.outbox.pending(limit=10000):
+        fields, _ = envelope.open_message(_secret(K1, "k1"), T_EVT, wire, False)
+        if fields["kind"] == "refused":
+            out.append(fields)
+    return out
+
+
+def test_agent_refused_counter_survives_a_reboot_then_one_notice_resets_it():
+    def t(d):
+        hal = Hal()
+        agent = Agent(_cfg(d, max_bytes=4096), hal)
+        n = _fill(agent)  # n weighings stored, one refused
+        hal.ticks += 5000
+        assert agent.emit("alarm", A) is None and agent.emit("weighing", W) is None
+        assert agent.health_body()["refused"] == 3
+        agent.report()  # no room: the notice waits, the counter stays
+        assert agent.refused["count"] == 3 and _notices(agent) == []
+        assert "refused" in os.listdir(d)
+
+        hal = Hal()  # power cut and reboot on the same data directory
+        agent = Agent(_cfg(d, max_bytes=4096), hal)
+        assert agent.boot == 2
+        assert agent.refused == {"count": 3, "kinds": {"weighing": 2, "alarm": 1},
+                                 "since_ts": T0, "until_ts": T0 + 5000, "reason": "outbox_full"}
+        agent.outbox.ack(n)  # the controller committed what waited: room again
+        agent.report()
+        [notice] = _notices(agent)
+        assert (notice["kind"], notice["seq"], notice["boot"]) == ("refused", n + 1, 2)
+        assert notice["body"] == {"count": 3, "kinds": {"weighing": 2, "alarm": 1},
+                                  "since_ts": T0, "until_ts": T0 + 5000, "reason": "outbox_full"}
+        assert bodies.check("evt", "refused", notice["body"]) is None
+        assert agent.refused is None and "refused" not in os.listdir(d)
+        assert agent.uplink.wake and agent.health_body()["refused"] == 0
+        agent.report()  # nothing more to say
+        assert len(_notices(agent)) == 1
+        assert Agent(_cfg(d, max_bytes=4096), Hal()).refused is None  # reset on flash too
+
+    with_dir(t)
+
+
+def test_agent_names_a_storage_error_in_its_log_and_counts_it_refused():
     def t(d):
         hal = Hal()
         agent = Agent(_cfg(d), hal)
+        real = agent.outbox.append
 
-        def broken(seq, topic, payload):
+        def broken(seq, topic, payload, reserve=0):
             raise OutboxError("write", OSError(5, "Input/output error"))
 
         agent.outbox.append = broken
-        assert agent.emit("alarm", {"alarm": "overload", "state": "raised"}) == 0
-        assert agent.stats["emit_errors"] == 1
-        assert hal.lines == ["wb1 cannot store alarm: OutboxError: write, I/O error (EIO)"]
+        assert agent.emit("alarm", A) is None
+        assert agent.emit("weighing", W) is None
+        assert agent.stats["emit_errors"] == 2 and agent.stats["outbox_full"] == 0
+        assert hal.lines == ["wb1 cannot store alarm: OutboxError: write, I/O error (EIO)",
+                             "wb1 cannot store weighing: OutboxError: write, I/O error (EIO)"]
+        assert agent.refused["reason"] == "write_error"
+        assert agent.refused["kinds"] == {"alarm": 1, "weighing": 1}
+        agent.report()  # the flash still fails: the notice is not stored, the counter stays
+        assert agent.refused["count"] == 2
+        agent.outbox.append = real
+        agent.report()
+        assert [n["body"]["reason"] for n in _notices(agent)] == ["write_error"]
+        assert agent.refused is None
+
+    with_dir(t)
+
+
+def test_agent_first_health_goes_as_soon_as_the_link_is_up_with_the_offline_figures():
+    def t(d):
+        hal = Hal()
+        agent = Agent(_cfg(d), hal)
+        for _ in range(3):
+            agent.emit("weighing", W)
+        up = agent.uplink
+        client = Client()
+
+        async def script():
+            if hal.ticks == 4000:  # the broker answers 4 s after boot
+                up.client = client
+                await up.start(client)
+
+        hal.on_sleep = script
+        hal.stop_at = 4000 + 25000
+        raises(_Stop, asyncio.run, agent._health_loop())
+        assert [line for line in hal.lines if "uplink" in line] == [
+            "wb1 uplink connected to 127.0.0.1:1883 after 4000 ms offline, backlog 3"]
+        first, second, third = client.tele
+        assert first["ts"] == T0 + 4000  # at once, not health_interval_s after boot
+        assert first["body"]["backlog_peak"] == 3 and first["body"]["offline_ms_max"] == 4000
+        assert second["ts"] == T0 + 14000 and third["ts"] == T0 + 24000  # then every 10 s
+        assert "backlog_peak" not in second["body"] and "offline_ms_max" not in second["body"]
+        assert up.offline is None and up.stats["health_sent"] == 3
 
     with_dir(t)
 
@@ -165,5 +305,9 @@ def test_agent_health_body_is_flat_and_counts_the_backlog():
         assert (body["backlog"], body["acked_seq"], body["next_seq"]) == (1, 0, 2)
         assert body["mem_free"] == 50000 and body["clock_offset_ms"] is None
         assert [k for k in body if isinstance(body[k], (dict, list))] == []
+        for k in ("connects", "connect_failures", "links_lost", "outbox_full", "emit_errors",
+                  "refused", "mem_errors"):
+            assert body[k] == 0, k
+        assert bodies.check("tele", "health", body) is None
 
     with_dir(t)

@@ -138,6 +138,21 @@ async def _fails(exc_type, aw):
     raise AssertionError(f"{exc_type.__name__} not raised")
 
 
+def test_client_publishes_a_payload_given_in_parts_as_one_message():
+    async def t(broker):
+        c = MQTTClient("c0", "127.0.0.1", broker.port)
+        await c.connect()
+        parts = (memoryview(b"{json}"), b"\nk1:sig")  # as the uplink sends health
+        assert await c.publish("a/b", parts, qos=1) == 1
+        await c.publish("a/b", (b"x", b"", b"yz"))
+        await _until(lambda: len(broker.packets) == 2)
+        assert broker.packets[0] == (0x32, b"\x00\x03a/b\x00\x01{json}\nk1:sig")
+        assert broker.packets[1] == (0x30, b"\x00\x03a/bxyz")
+        c.close()
+
+    _run(t)
+
+
 def test_client_subscribe_granted_and_refused():
     async def t(broker):
         c = MQTTClient("c1", "127.0.0.1", broker.port)

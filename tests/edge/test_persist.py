@@ -63,6 +63,35 @@ def test_slot_rejects_wrong_magic_crc_or_length():
         rmtree(d)
 
 
+def test_slot_of_bytes_round_trips_and_rejects_damage():
+    d = make_tmpdir("ps")
+    try:
+        path = d + "/refused"
+        data = b'{"count": 3, "kinds": {"weighing": 3}}'
+        write_slot(path, b"PWrf", data)
+        raw = read_file(path)
+        assert raw == b"PWrf" + data + struct.pack("<I", crc32(b"PWrf" + data) & 0xFFFFFFFF)
+        assert os.listdir(d) == ["refused"]
+        assert read_slot(path, b"PWrf", True) == data
+        assert read_slot(path, b"PWrf") is None  # not a u32 slot
+        assert read_slot(path, b"PWak", True) is None  # another magic
+        for i in range(len(raw)):  # a torn write or a rotten byte anywhere: not valid
+            write_file(path, raw[:i])
+            assert read_slot(path, b"PWrf", True) is None, i
+            bad = bytearray(raw)
+            bad[i] ^= 0x10
+            write_file(path, bytes(bad))
+            assert read_slot(path, b"PWrf", True) is None, i
+        write_file(path + ".tmp", raw)  # a FAT replace cut mid-way: the tmp holds it
+        assert read_slot(path, b"PWrf", True) == data
+        write_slot(path, b"PWrf", b"")
+        assert read_slot(path, b"PWrf", True) == b""
+        write_slot(path, b"PWak", 7)  # the u32 form is unchanged
+        assert read_slot(path, b"PWak") == 7 and read_slot(path, b"PWak", True) == b"\x07\0\0\0"
+    finally:
+        rmtree(d)
+
+
 def test_replace_and_remove():
     d = make_tmpdir("ps")
     try:

@@ -61,8 +61,11 @@ class FakeClient:
         self._pid = 0
 
     async def publish(self, topic, payload, qos=0, retain=False, wait=True, timeout=None):
-        if isinstance(topic, bytes):  # as the outbox stores it; MQTTClient takes both
-            topic = topic.decode()
+        if not isinstance(topic, str):  # bytes or a view of the uplink's record buffer,
+            topic = bytes(topic).decode()  # as the outbox gives them; MQTTClient takes all
+        if isinstance(payload, tuple):  # parts, as MQTTClient takes them (health)
+            payload = b"".join([bytes(p) for p in payload])
+        payload = bytes(payload)  # a view is overwritten by the next record: copy it now
         self.published.append((topic, payload, qos, retain))
         if not qos:
             return 0
@@ -220,7 +223,8 @@ def test_uplink_resends_after_resend_after_s_without_the_ack_moving():
         assert not up.resend_due()  # exactly resend_after_s: not yet
         dev.clock.ticks += 1
         assert up.resend_due() and up.stats["resends"] == 1
-        assert dev.lines == ["no ack for 10001 ms: resending from seq 1"]
+        assert dev.lines == ["uplink connected to 127.0.0.1:1883 after 0 ms offline, backlog 3",
+                             "no ack for 10001 ms: resending from seq 1"]
         assert dev.send_all() == 3 and dev.client.seqs() == [1, 2, 3, 1, 2, 3]
         assert not up.resend_due()  # the wait starts again from the resend
         dev.clock.ticks += 6000
@@ -310,9 +314,10 @@ def test_uplink_ack_with_a_bad_signature_is_counted_and_ignored():
         up = dev.uplink
         assert up.stats["bad_downlink"] == 5 and up.stats["acks"] == 0
         assert dev.outbox.acked() == 0 and up.clock_offset_ms is None
-        assert dev.lines[0].startswith("ignored a bad ack: EnvelopeError: bad_signature")
-        assert dev.lines[1].startswith("ignored a bad ack: EnvelopeError: unknown_key")
-        assert dev.lines[4] == "ignored a bad ack: KeyError: upto"
+        lines = dev.lines[1:]  # after "uplink connected ..."
+        assert lines[0].startswith("ignored a bad ack: EnvelopeError: bad_signature")
+        assert lines[1].startswith("ignored a bad ack: EnvelopeError: unknown_key")
+        assert lines[4] == "ignored a bad ack: KeyError: upto"
         dev.clock.ticks += 10001
         assert up.resend_due()  # the ignored acks did not count as progress
 
@@ -357,11 +362,14 @@ def test_uplink_reconnect_sends_everything_unacknowledged_again():
     with_device(t)
 
 
-def test_uplink_health_goes_with_qos_0_on_tele_only_while_connected():
+def test_uplink_health_goes_with_qos_0_on_tele_only_while_linked():
     def t(dev, d):
         up = dev.uplink
         assert not run(up.publish_health({"backlog": 0}))  # never connected
         up.client = dev.client
+        assert not run(up.publish_health({"backlog": 0}))  # connected, no birth yet
+        dev.start()
+        dev.client.published = []
         assert run(up.publish_health({"backlog": 1})) and run(up.publish_health({"backlog": 2}))
         dev.client.connected = False
         assert not run(up.publish_health({"backlog": 3}))
@@ -374,8 +382,128 @@ def test_uplink_health_goes_with_qos_0_on_tele_only_while_connected():
     with_device(t)
 
 
+def _health(dev):
+    """The bodies of the health samples published so far."""
+    return [_fields(p[1])["body"] for p in dev.client.published if p[0] == T_TELE]
+
+
+def test_uplink_first_health_after_a_link_comes_up_carries_the_offline_figures():
+    def t(dev, d):
+        up = dev.uplink
+        up.client = dev.client
+        dev.store(2)
+        dev.clock.ticks = 3000  # 3 s from boot to the first link
+        dev.start()
+        assert run(up.publish_health({"fw": "x"})) and run(up.publish_health({"fw": "x"}))
+        first, second = _health(dev)
+        assert (first["backlog_peak"], first["offline_ms_max"]) == (2, 3000)
+        assert "backlog_peak" not in second and "offline_ms_max" not in second
+        # two outages before the next sample: the largest backlog and the longest outage
+        for backlog, offline_ms in ((5, 20000), (7, 4000)):
+            up.linked = False  # the link goes down (as run() does when a session ends)
+            up.down_at = dev.clock.ticks
+            dev.store(backlog - dev.outbox.backlog()[0])
+            dev.clock.ticks += offline_ms
+            dev.start()
+        assert run(up.publish_health({"fw": "x"}))
+        third = _health(dev)[-1]
+        assert (third["backlog_peak"], third["offline_ms_max"]) == (7, 20000)
+        assert up.offline is None
+
+    with_device(t)
+
+
 class _Stop(Exception):
     pass
+
+
+class Sleeps:
+    """The clock's sleep, recording each duration; raises _Stop at the ``n``-th."""
+
+    def __init__(self, dev, n):
+        self.dev = dev
+        self.n = n
+        self.got = []
+
+    async def __call__(self, ms):
+        self.got.append(ms)
+        self.dev.clock.ticks += ms
+        if len(self.got) == self.n:
+            raise _Stop()
+
+
+def test_uplink_reconnect_backoff_is_full_jitter_capped_at_1500_ms():
+    def t(dev, d):
+        from edge.net.mqtt import ConnectionLost
+
+        up = dev.uplink
+        plan = []  # per session: True when its link came up before it was lost
+
+        async def session():
+            if plan.pop(0):
+                up.linked = True
+            raise ConnectionLost("connection refused (ECONNREFUSED) to 127.0.0.1:1883")
+
+        up._session = session
+        draws = []  # what rand() returns next, as 16-bit numbers
+        up.rand = lambda n: draws.pop(0).to_bytes(2, "big")
+        for values, want in (
+                ([500, 1000, 1500, 1500, 1500], [500, 1000, 1500, 1500, 1500]),  # the top
+                ([501, 1001, 1501, 1501, 1501], [0, 0, 0, 0, 0]),  # the bottom
+                ([65535] * 5, [405, 470, 992, 992, 992])):  # 65535 % (step + 1)
+            draws[:] = values
+            plan[:] = [False] * 5
+            sleeps = dev.clock.sleep_ms = Sleeps(dev, 5)
+            raises(_Stop, run, up.run())
+            assert sleeps.got == want, (values, sleeps.got)
+        # a link that was up resets the step: the next wait is at most 500 ms again
+        draws[:] = [500, 1000, 1500, 500, 1000, 1500]
+        plan[:] = [False, False, False, True, False, False]
+        sleeps = dev.clock.sleep_ms = Sleeps(dev, 6)
+        raises(_Stop, run, up.run())
+        assert sleeps.got == [500, 1000, 1500, 500, 1000, 1500]
+        # any draw: never more than 1.5 s between two attempts, however long the outage
+        draws[:] = list(range(0, 65536, 97))[:200]
+        plan[:] = [False] * 200
+        sleeps = dev.clock.sleep_ms = Sleeps(dev, 200)
+        raises(_Stop, run, up.run())
+        assert max(sleeps.got) <= 1500 and min(sleeps.got) >= 0 and len(set(sleeps.got)) > 100
+
+    with_device(t)
+
+
+def test_uplink_counts_links_lost_apart_from_failed_connects_and_logs_once_per_outage():
+    def t(dev, d):
+        from edge.net.mqtt import ConnectionLost, MQTTTimeout
+
+        up = dev.uplink
+        stats = up.stats
+        script = [("up", ConnectionLost("link down: closed by the peer (EOF)"))]
+        script += [("refused", ConnectionLost("connection refused (ECONNREFUSED) to b:1"))] * 4
+        script += [("refused", MQTTTimeout("no CONNACK within 5 s"))] * 2
+        script += [("up", ConnectionLost("link down: nothing from the broker for 15000 ms"))]
+
+        async def session():
+            what, exc = script.pop(0)
+            if what == "up":
+                stats["connects"] += 1
+                up.linked = True
+            else:
+                stats["connect_failures"] += 1
+            raise exc
+
+        up._session = session
+        up.rand = lambda n: b"\x00\x00"
+        dev.clock.sleep_ms = Sleeps(dev, 8)
+        raises(_Stop, run, up.run())
+        assert (stats["connects"], stats["links_lost"], stats["connect_failures"]) == (2, 2, 6)
+        assert dev.lines == [
+            "uplink down: ConnectionLost: link down: closed by the peer (EOF)",
+            "uplink down: ConnectionLost: connection refused (ECONNREFUSED) to b:1",
+            "uplink down: MQTTTimeout: no CONNACK within 5 s",
+            "uplink down: ConnectionLost: link down: nothing from the broker for 15000 ms"]
+
+    with_device(t)
 
 
 def test_uplink_names_the_error_when_the_broker_refuses_the_connection():
@@ -401,6 +529,6 @@ def test_uplink_names_the_error_when_the_broker_refuses_the_connection():
         raises(_Stop, run, dev.uplink.run())
         assert dev.lines == ["uplink down: ConnectionLost: connection refused (ECONNREFUSED) "
                              "to 127.0.0.1:%d" % port]
-        assert dev.uplink.stats["connect_failures"] == 1 and dev.uplink.client is None
+        assert dev.uplink.stats["connect_failures"] == 1 and not dev.uplink.client.connected
     finally:
         rmtree(d)

@@ -26,8 +26,12 @@ def test_footprint_measures_the_named_modules_on_the_real_interpreter() -> None:
     done = footprint("json", "edge.config")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) == {"json", "edge.config", "total"}
+    assert set(result) == {"json", "edge.config", "total", "qstrs", "qstr_room"}
     assert 0 < result["edge.config"] <= result["total"]
+    # edge.config's names are interned; room is counted to the end of the last pool
+    # (pools of 20, 40, 80 ... entries)
+    assert result["qstrs"] > 20 and result["qstr_room"] > 0
+    assert result["qstrs"] + result["qstr_room"] in (60, 140, 300, 620, 1260)
 
 
 def test_footprint_names_a_module_that_does_not_import() -> None:

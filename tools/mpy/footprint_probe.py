@@ -1,7 +1,10 @@
-# Runs under MicroPython: import the named modules in order, print each one's heap cost as JSON.
+# Runs under MicroPython: import the named modules in order, print each one's heap cost as
+# JSON, then the interned-string (qstr) pool's state as MicroPython reports it.
 import gc
 import json
 import sys
+
+import micropython
 
 gc.collect()
 start = gc.mem_free()
@@ -14,4 +17,5 @@ for name in sys.argv[1:]:
     out[name] = before - gc.mem_free()
 gc.collect()
 out["total"] = start - gc.mem_free()
+micropython.qstr_info()  # "qstr pool: n_pool=5, n_qstr=586, ...": parsed by tools/footprint.py
 print(json.dumps(out))
