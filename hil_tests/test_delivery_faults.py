@@ -16,6 +16,7 @@ from delivery import (
     send_trucks,
     start_weighbridge,
     wait_weighings,
+    weighings,
 )
 from tools.netem import LinkProxy
 from tools.procs import wait_until
@@ -86,7 +87,12 @@ def test_agent_power_cut_with_backlog_and_torn_write(rig: Rig) -> None:
     assert rig.device("wb-1")["boot"] == 2
 
 
-def test_network_partition_longer_than_keepalive_fills_outbox_loses_nothing(rig: Rig) -> None:
+def test_network_partition_longer_than_keepalive_fills_outbox_refuses_the_rest_closed(
+        rig: Rig) -> None:
+    """A black-hole partition: the link is declared dead after 1.5 x keepalive, the 4 KiB
+    outbox fills, and every later weighing is refused with the gate kept shut for its truck,
+    counted on flash and reported by a signed notice once the link is back. Every truck is
+    then either stored once, exactly, or never let out; none is stored silently twice."""
     proxy = LinkProxy(target_port=rig.broker.port).start()
     try:
         agent = rig.add_weighbridge("wb-1", emulator_args=("--ramp-s", "0.3", "--settle-s", "0.3",
@@ -104,15 +110,25 @@ def test_network_partition_longer_than_keepalive_fills_outbox_loses_nothing(rig:
         cut_at = time.monotonic()
         send_trucks(agent, 2, 12)
         assert agent.emulator is not None
-        agent.emulator.client.wait_visits(14, timeout=90)
+        visits = agent.emulator.client.wait_visits(14, timeout=90)
         wait_until(lambda: time.monotonic() - cut_at > 20, 30, what="> 1.5 x keepalive")
         assert "uplink down" in agent.log_text()
         proxy.set_mode("pass")
-        assert_exactly_once(rig, agent, 14)
-        wait_until(lambda: rig.device("wb-1")["health"]["outbox_full"] > 0, 20,
-                   what="health to report the full outbox")
-        health = rig.device("wb-1")["health"]
-        assert health["events_dropped"] == 0
+        wait_until(lambda: (rig.device("wb-1")["health"] or {}).get("backlog") == 0
+                   and rig.device("wb-1")["refused_events"] > 0, 60,
+                   what="the backlog delivered and the refused-events notice stored")
+        stored = {w[0]: w for w in weighings(rig, "wb-1")}
+        assert len(stored) == len(weighings(rig, "wb-1")), "a truck stored twice"
+        unweighed = [v for v in visits if v["plate"] not in stored]
+        assert unweighed, "the 4 KiB outbox never filled: the test did not test the bound"
+        for v in visits:
+            if v["plate"] in stored:
+                assert stored[v["plate"]][1:] == (v["gross_kg"], v["tare_kg"], v["net_kg"])
+            else:
+                assert v["barrier_opened_ts"] is None, f"barrier opened for {v['plate']}"
+        device = rig.device("wb-1")
+        assert device["refused_events"] >= len(unweighed)
+        assert device["missing"] == [] and device["health"]["outbox_full"] >= len(unweighed)
     finally:
         proxy.stop()
 

@@ -16,6 +16,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                  "division_kg": 20, "stable_ms": 3000, "arrived_ts": T0, "model": "sim"},
     "alarm": {"alarm": "overload", "state": "raised", "detail": {"gross_kg": 160000}},
     "gap": {"reason": "unreadable"},
+    "refused": {"count": 3, "kinds": {"weighing": 2, "alarm": 1}, "since_ts": T0 - 60_000,
+                "until_ts": T0 - 1000, "reason": "outbox_full"},
 }
 
 
