@@ -156,8 +156,11 @@ def missing_ranges(conn: sqlite3.Connection, device_id: str, committed: int,
 
 
 def refused_total(conn: sqlite3.Connection, device_id: str) -> int:
-    """How many custody events the device reported it refused (never stored)."""
-    row = conn.execute("SELECT coalesce(sum(count), 0) FROM refused_notices WHERE device_id=?",
+    """How many custody events the device reported it refused (never stored).
+
+    A notice sent again after a power cut (same span and count, a new seq) counts once."""
+    row = conn.execute("SELECT coalesce(sum(count), 0) FROM (SELECT DISTINCT since_ts, "
+                       "until_ts, count, reason FROM refused_notices WHERE device_id=?)",
                        (device_id,)).fetchone()
     return int(row[0])
 

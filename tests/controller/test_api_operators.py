@@ -111,3 +111,19 @@ def test_decommission_keeps_history_refuses_messages_and_drops_the_broker_login(
     reused = client.post("/api/v1/devices", json={"device_id": "wb-1", "kind": "weighbridge"},
                          headers=admin)
     assert reused.status_code == 409  # the id stays with its history
+
+
+def test_refused_notices_are_counted_once_per_span(db_path: Path, db: Store,
+                                                   device: dict[str, Any]) -> None:
+    body = {"count": 2, "kinds": {"weighing": 1, "alarm": 1}, "since_ts": 1764071000000,
+            "until_ts": 1764071060000, "reason": "outbox_full"}
+    later = {**body, "count": 1, "kinds": {"weighing": 1}, "since_ts": 1764071070000,
+             "until_ts": 1764071070000}
+    _ingest(db, signed(device, seq=1, kind="refused", body=body),
+            signed(device, seq=2, kind="refused", body=body),  # resent after a power cut
+            signed(device, seq=3, kind="refused", body=later))
+    client, h = _client(db_path), _h(db, "operator")
+    assert client.get("/api/v1/devices/wb-1", headers=h).json()["refused_events"] == 3
+    alerts = client.get("/api/v1/alerts", headers=h).json()
+    assert sorted(a["subject"] for a in alerts if a["code"] == "events_refused") == [
+        "seq 1", "seq 3"]

@@ -157,3 +157,12 @@ def test_refused_events_notice_is_a_critical_alert() -> None:
     assert (alert.code, alert.severity, alert.subject) == ("events_refused", "critical",
                                                           "seq 9")
     assert alert.detail["count"] == 2 and alert.detail["kinds"] == {"weighing": 1, "alarm": 1}
+
+
+def test_refused_events_notice_repeated_after_a_power_cut_is_one_alert() -> None:
+    body = {"count": 1, "kinds": {"weighing": 1}, "since_ts": T0, "until_ts": T0,
+            "reason": "outbox_full"}
+    notices = [Fact("wb-1", seq, 2, "refused", T0, T0 + 5, body) for seq in (9, 10)]
+    later = Fact("wb-1", 11, 2, "refused", T0, T0 + 5, {**body, "until_ts": T0 + 1})
+    _, found = run(refused_events, [*notices, later])
+    assert [a.subject for a in found] == ["seq 9", "seq 11"]
