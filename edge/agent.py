@@ -30,12 +30,12 @@ import gc
 import json
 import sys
 
-from edge import config as config_mod
 from edge.explain import explain
 from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.persist import BootCounter, makedirs, read_slot, remove, write_slot
 from edge.signer import Signer
 
+FW_VERSION = "0.1.0"
 RESERVE_PART = 16  # non-weighings leave the last max_bytes/16 of the outbox to weighings
 POLL_MS = 100  # the health task's tick: how soon after the link comes up health goes
 
@@ -55,8 +55,10 @@ class Agent:
         data = cfg["data_dir"]
         makedirs(data)
         self.boot = BootCounter(data + "/boot").next()
-        self.signer = Signer(self.device_id, self.boot, cfg["key_id"],
-                             config_mod.unhex(cfg["secret_hex"]))
+        # edge.config only here, at boot: edge/main.py frees it once the agent is built
+        from edge.config import unhex
+
+        self.signer = Signer(self.device_id, self.boot, cfg["key_id"], unhex(cfg["secret_hex"]))
         bound = cfg["outbox_max_bytes"]
         # acks free whole segments: several segments per bound, or a full tail never frees
         self.outbox = Outbox(data + "/outbox", max_bytes=bound,
@@ -84,7 +86,9 @@ class Agent:
         elif kind in ("", "none"):
             self.driver = None
         else:
-            raise config_mod.ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+            from edge.config import ConfigError
+
+            raise ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
         # code needed only at boot: unreferenced, it leaves the heap (2 KB)
         sys.modules.pop("protocols.topics", None)
         if hasattr(sys.modules.get("protocols"), "topics"):
@@ -160,7 +164,7 @@ class Agent:
             self.uplink.wake = True
 
     def birth_body(self):
-        return {"fw": config_mod.FW_VERSION, "kind": self.cfg["kind"], "hal": self.hal.NAME,
+        return {"fw": FW_VERSION, "kind": self.cfg["kind"], "hal": self.hal.NAME,
                 "driver": self.cfg["driver"].get("type", ""), "next_seq": self.outbox.next_seq()}
 
     def health_body(self):
@@ -170,7 +174,7 @@ class Agent:
         st = self.stats
         ob = self.outbox
         body = {
-            "fw": config_mod.FW_VERSION,
+            "fw": FW_VERSION,
             "uptime_s": self.hal.ticks_diff(self.hal.ticks_ms(), self.started) // 1000,
             "mem_free": max(self.hal.mem_free(), 0),
             "backlog": count,
@@ -224,7 +228,7 @@ class Agent:
 
     async def run(self):
         self.log("boot %d, fw %s, next seq %d, backlog %d" % (
-            self.boot, config_mod.FW_VERSION, self.outbox.next_seq(), self.outbox.backlog()[0]))
+            self.boot, FW_VERSION, self.outbox.next_seq(), self.outbox.backlog()[0]))
         tasks = [asyncio.create_task(self._guard("uplink", self.uplink.run)),
                  asyncio.create_task(self._guard("health", self._health_loop))]
         if self.driver is not None:

@@ -7,8 +7,6 @@ wrong instrument, which is worse than not running.
 
 import json
 
-FW_VERSION = "0.1.0"
-
 DEFAULTS = {
     "health_interval_s": 10,
     "outbox_max_bytes": 256 * 1024,
