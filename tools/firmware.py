@@ -76,9 +76,11 @@ def build_firmware(out: Path = BUILD_DIR) -> Path:
                 dest.write_text(json.dumps(_strip_docs(json.loads(src.read_text())),
                                            separators=(",", ":"), ensure_ascii=False))
             continue  # test vectors stay off the device
-        # -O3 drops asserts and line numbers: smaller code on a 96 KiB heap
-        done = subprocess.run([mpy_cross, "-O3", "-s", str(rel), "-o",
-                               str(dest.with_suffix(".mpy")), str(src)],
+        # -O3 drops asserts and line numbers: smaller code on a 96 KiB heap. The source name
+        # is the path the agent imports the module from (its __file__, the image being the
+        # working directory): one interned string per module instead of two
+        done = subprocess.run([mpy_cross, "-O3", "-s", rel.with_suffix(".mpy").as_posix(),
+                               "-o", str(dest.with_suffix(".mpy")), str(src)],
                               capture_output=True, text=True)
         if done.returncode:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 
-from tools.firmware import BUILD_DIR, REPO, FirmwareError, build_firmware, micropython_binary
+from tools.firmware import REPO, FirmwareError, build_firmware, micropython_binary
 
 AGENT_MODULES = (
     "asyncio", "json", "protocols.hmac_sha256", "protocols.topics", "protocols.envelope",
@@ -38,9 +38,12 @@ def measure(modules: tuple[str, ...] = AGENT_MODULES) -> dict[str, int]:
     strings after them, "qstr_room": how many more before the qstr pool doubles}."""
     image = build_firmware()
     probe = REPO / "tools" / "mpy" / "footprint_probe.py"
-    env = {"MICROPYPATH": f"{image}:.frozen"}
-    done = subprocess.run([micropython_binary(), "-X", "heapsize=4M", str(probe), *modules],
-                          capture_output=True, text=True, env=env, cwd=BUILD_DIR, check=True)
+    # run from the image with "" first on the path, as the agent runs (-m edge.main): the
+    # modules' __file__, interned, are then the same short paths as on the device
+    env = {"MICROPYPATH": ".frozen"}
+    done = subprocess.run([micropython_binary(), "-X", "heapsize=4M", "-c", probe.read_text(),
+                           *modules], capture_output=True, text=True, env=env, cwd=image,
+                          check=True)
     lines = done.stdout.strip().splitlines()
     result: dict[str, int] = json.loads(lines[-1])
     pool = re.search(r"n_pool=(\d+), n_qstr=(\d+)", done.stdout)
