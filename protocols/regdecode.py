@@ -9,24 +9,9 @@ the encoder, which would cost it about 13 KiB of its 96 KiB heap. The full codec
 import json
 import struct
 
-_F32_MAX = 3.4028234e38
-
-# type -> (registers, struct format, smallest, largest); None where not numeric
-_NUMERIC = {
-    "uint16": (1, ">H", 0, 0xFFFF),
-    "int16": (1, ">h", -0x8000, 0x7FFF),
-    "uint32": (2, ">I", 0, 0xFFFFFFFF),
-    "int32": (2, ">i", -0x80000000, 0x7FFFFFFF),
-    "float32": (2, ">f", -_F32_MAX, _F32_MAX),
-}
-
 
 class RegisterMapError(ValueError):
     """A register map is malformed, or a value does not fit the map."""
-
-
-def _is_int(x):
-    return isinstance(x, int) and not (x is True or x is False)
 
 
 def load(path):
@@ -52,8 +37,9 @@ def decode(regmap, registers):
     if len(registers) != count:
         raise RegisterMapError("expected %d registers from %d, got %d"
                                % (count, regmap["start"], len(registers)))
-    for word in registers:
-        if not _is_int(word) or not 0 <= word <= 0xFFFF:
+    for word in registers:  # an int, not a bool (MicroPython: bool is not an int)
+        if not isinstance(word, int) or word is True or word is False or \
+                not 0 <= word <= 0xFFFF:
             raise RegisterMapError("register value %r is not 0..65535" % (word,))
     out = {}
     fields = regmap["fields"]
@@ -65,74 +51,69 @@ def decode(regmap, registers):
 
 
 def decode_field(field, registers, offset):
-    """Decode one field whose first register is ``registers[offset]``."""
+    """Decode one field whose first register is ``registers[offset]``.
+
+    One function on purpose: on the device every function costs heap (about 90 bytes
+    beyond its code), so the type table, scaling, float recovery and strings are inline.
+    """
     kind = field["type"]
+    word = registers[offset]
     if kind == "bits":
-        word = registers[offset]
         bits = field["bits"]
-        return dict((name, (word >> bits[name]) & 1 == 1) for name in bits)
+        out = {}
+        for name in bits:  # a loop: a comprehension would be one more function
+            out[name] = (word >> bits[name]) & 1 == 1
+        return out
     if kind == "str":
-        return _decode_str(field, registers, offset)
-    n, fmt = _NUMERIC[kind][0], _NUMERIC[kind][1]
-    if n == 1:
-        raw = struct.unpack(fmt, struct.pack(">H", registers[offset]))[0]
-    else:
-        hi, lo = registers[offset], registers[offset + 1]
+        words = field["words"]
+        raw = struct.pack(">%dH" % words, *registers[offset:offset + words])
+        end = raw.find(b"\x00")
+        if end >= 0:
+            raw = raw[:end]
+        try:
+            return raw.decode("utf-8").rstrip(" ")
+        except UnicodeError:
+            raise RegisterMapError("string field holds bytes that are not UTF-8: %r" % (raw,))
+    # uint16 >H, int16 >h, uint32 >I, int32 >i, float32 >f (registermap._NUMERIC)
+    if kind[-2:] == "32":
+        lo = registers[offset + 1]
         if field.get("word_order", "big") == "little":
-            hi, lo = lo, hi
-        raw = struct.unpack(fmt, struct.pack(">HH", hi, lo))[0]
-    return _scaled(field, raw)
-
-
-def _scaled(field, raw):
+            word, lo = lo, word
+        raw = struct.pack(">HH", word, lo)
+        fmt = ">f" if kind == "float32" else ">I" if kind[0] == "u" else ">i"
+    else:
+        raw = struct.pack(">H", word)
+        fmt = ">H" if kind[0] == "u" else ">h"
+    raw = struct.unpack(fmt, raw)[0]
     scale = field.get("scale", 1)
+    decimals = field.get("decimals")
     if isinstance(raw, float):
         if raw != raw or raw in (float("inf"), float("-inf")):
             return None
-        value = _shortest_f32(raw) * scale
-        if "decimals" not in field:
+        # the shortest decimal that is the same float32 (45.119998931884766 -> 45.12): the
+        # decimal the indicator meant, recovered before scaling, so that 45.12 t becomes
+        # 45120 kg, not 45119.998931884766 kg
+        want = struct.pack(">f", raw)
+        for digits in range(1, 10):
+            x = float(("%." + str(digits) + "g") % raw)
+            if struct.pack(">f", x) == want:
+                raw = x
+                break
+        value = raw * scale
+        if decimals is None:
             return round(value, 6)
     else:
         value = raw * scale
-    decimals = field.get("decimals", _places(scale))
+    if decimals is None:  # the decimal places of the scale: 1 and 10 -> 0, 0.1 -> 1, 0.05 -> 2
+        decimals = 9
+        if isinstance(scale, int) and scale is not True and scale is not False:
+            decimals = 0
+        else:
+            for d in range(10):
+                x = scale * 10**d
+                if abs(x - round(x)) < 1e-9 * max(1, abs(x)):
+                    decimals = d
+                    break
     if decimals == 0:
         return round(value)
     return round(value, decimals)
-
-
-def _places(scale):
-    """Decimal places of a scale factor: 1 and 10 -> 0, 0.1 -> 1, 0.05 -> 2."""
-    if _is_int(scale):
-        return 0
-    for d in range(10):
-        x = scale * 10**d
-        if abs(x - round(x)) < 1e-9 * max(1, abs(x)):
-            return d
-    return 9
-
-
-def _shortest_f32(value):
-    """The shortest decimal that is the same float32, e.g. 45.119998931884766 -> 45.12.
-
-    An indicator displays the decimal it meant; this recovers it before scaling so that
-    45.12 t becomes 45120 kg, not 45119.998931884766 kg.
-    """
-    want = struct.pack(">f", value)
-    for digits in range(1, 10):
-        candidate = float(("%." + str(digits) + "g") % value)
-        if struct.pack(">f", candidate) == want:
-            return candidate
-    return value
-
-
-def _decode_str(field, registers, offset):
-    words = field["words"]
-    raw = struct.pack(">" + str(words) + "H", *registers[offset:offset + words])
-    end = raw.find(b"\x00")
-    if end >= 0:
-        raw = raw[:end]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeError:
-        raise RegisterMapError("string field holds bytes that are not UTF-8: %r" % (raw,))
-    return text.rstrip(" ")

@@ -20,14 +20,27 @@ import json
 import struct
 
 from protocols.regdecode import (  # noqa: F401 - the decoding half, re-exported
-    _F32_MAX,
-    _NUMERIC,
     RegisterMapError,
-    _is_int,
     decode,
     decode_field,
     path_of,
 )
+
+_F32_MAX = 3.4028234e38
+
+# type -> (registers, struct format, smallest, largest) of the numeric types; the decoder
+# (protocols/regdecode.py) derives the first two from the type's name
+_NUMERIC = {
+    "uint16": (1, ">H", 0, 0xFFFF),
+    "int16": (1, ">h", -0x8000, 0x7FFF),
+    "uint32": (2, ">I", 0, 0xFFFFFFFF),
+    "int32": (2, ">i", -0x80000000, 0x7FFFFFFF),
+    "float32": (2, ">f", -_F32_MAX, _F32_MAX),
+}
+
+
+def _is_int(x):
+    return isinstance(x, int) and not (x is True or x is False)
 
 MAX_REGISTERS = 125  # the most one Modbus read (function 3 or 4) may return
 FUNCTIONS = (3, 4)  # 3 = holding registers, 4 = input registers
