@@ -24,7 +24,12 @@ if same_as_entry "$link"; then
   exit 0  # linked by an earlier run
 fi
 if [ "$(id -u)" = 0 ] && [ -d "$bin_dir" ] && [ -w "$bin_dir" ]; then
-  if [ -e "$link" ] || [ -L "$link" ]; then
+  if [ -L "$link" ] && [ ! -e "$link" ]; then
+    # a link into a checkout that is gone (a removed clone): nobody's file, safe to replace
+    echo "setup: $link pointed to $(readlink "$link"), which is gone: replaced" >&2
+    ln -sfn "$entry" "$link"
+    echo "setup: linked $link -> $entry"
+  elif [ -e "$link" ] || [ -L "$link" ]; then
     echo "setup: $link exists and is not this checkout's portwatch" \
          "($(readlink -f "$link" 2>/dev/null || echo "$link")): left alone." >&2
     echo "setup: to run this checkout's portwatch in a shell: $path_line" >&2

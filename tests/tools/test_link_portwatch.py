@@ -68,11 +68,13 @@ def test_a_different_portwatch_already_there_is_left_alone_with_the_path_line(
     assert "left alone" in done.stderr
     assert f'export PATH="{REPO.resolve()}/.venv/bin:$PATH"' in done.stderr
 
-    other.unlink()
-    other.symlink_to(tmp_path / "old-checkout" / ".venv" / "bin" / "portwatch")  # dangling
+    other.unlink()  # a link to another checkout that still exists is somebody's too
+    (tmp_path / "other-checkout").mkdir()
+    (tmp_path / "other-checkout" / "portwatch").write_text("#!/bin/sh\n")
+    other.symlink_to(tmp_path / "other-checkout" / "portwatch")
     done = link(bin_dir)
     assert "left alone" in done.stderr
-    assert os.readlink(other) == str(tmp_path / "old-checkout" / ".venv" / "bin" / "portwatch")
+    assert os.readlink(other) == str(tmp_path / "other-checkout" / "portwatch")
 
 
 def test_without_a_bin_dir_it_prints_the_one_line_that_works(tmp_path: Path) -> None:
@@ -97,3 +99,13 @@ def test_not_as_root_it_links_nothing_and_prints_the_path_line(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert not (bin_dir / "portwatch").exists()
     assert f'export PATH="{REPO.resolve()}/.venv/bin:$PATH"' in done.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="links only as root")
+def test_a_link_into_a_removed_checkout_is_replaced(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "portwatch").symlink_to(tmp_path / "gone" / ".venv" / "bin" / "portwatch")
+    r = link(bin_dir)
+    assert r.returncode == 0 and "which is gone: replaced" in r.stderr, r.stderr
+    assert (bin_dir / "portwatch").resolve() == ENTRY.resolve()
