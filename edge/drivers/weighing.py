@@ -165,11 +165,12 @@ class WeighingDetector:
             body["detail"] = detail
         events.append(("alarm", body))
 
-    def _once(self, events, code, detail):
-        events.append(("alarm", {"alarm": code, "state": "raised", "detail": detail}))
-
     def update(self, t, r):
-        """Advance with one reading taken at device time ``t`` (ms); return new events."""
+        """Advance with one reading taken at device time ``t`` (ms); return new events.
+
+        One method for the whole step (a reading's alarms, gaps, the change of vehicle and
+        the stable timer) rather than one per concern: on the device every function costs
+        heap (edge/FAILURES.md, Heap)."""
         events = []
         status = r.get("status", {})
         position = r.get("position", {})
@@ -184,8 +185,9 @@ class WeighingDetector:
             self.stable_since = None
             self.moved = True
             if self.state == EMPTY and not present and t - last >= self.min_crossing_ms:
-                self._once(events, "possible_unweighed_crossing", {
-                    "gap_ms": t - last, "from_ts": last})
+                events.append(("alarm", {"alarm": "possible_unweighed_crossing",
+                                         "state": "raised",
+                                         "detail": {"gap_ms": t - last, "from_ts": last}}))
         blocked = any(position.values())
         if blocked:
             self.moved = True
@@ -193,33 +195,87 @@ class WeighingDetector:
         # settled: the vehicle wholly on the deck and at rest, a reading worth comparing
         settled = status.get("stable") and not (status.get("motion") or blocked or untrusted)
         if self.state == EMPTY:
-            self._empty(events, t, status, gross, present, plate)
-        elif not present:
+            # stable, empty, but off its zero for stable_ms: zero_drift
+            if status.get("stable") and not status.get("zero") and not present and gross != 0:
+                if self.zero_off_since is None:
+                    self.zero_off_since = t
+                if t - self.zero_off_since >= self.stable_ms:
+                    self._alarm(events, "zero_drift", True, {"gross_kg": gross})
+            else:
+                self.zero_off_since = None
+                self._alarm(events, "zero_drift", False)
+            if present:
+                self._arrive(t, plate)
+            return events
+        if not present:
             self._left(events, t)
-        else:
-            if settled and self.moved:
-                self.moved = False
-                if not self._same(plate, gross):
-                    self._left(events, t)
-                    self._arrive(t, plate)
-            if plate and not self.plate and not self.moved:  # read late, not a newcomer's
-                self.plate = plate
-                self.version += 1
-            if self.state == OCCUPIED:
-                self._occupied(events, t, r, status, position, gross, untrusted)
-            elif settled and abs(gross - self.weighed_gross) > 5 * self.division:
-                self._once(events, "weight_changed", {"weighed_kg": self.weighed_gross,
-                                                      "now_kg": gross, "plate": self.plate})
+            return events
+        if settled and self.moved:
+            self.moved = False
+            # the vehicle of this visit? (module docstring: Same vehicle)
+            if plate and self.plate:
+                same = plate == self.plate
+            else:
+                ref = self.weighed_gross if self.state == WEIGHED else self.stable_gross
+                same = not ref or abs(gross - ref) <= max(5 * self.division, ref // 200)
+            if not same:
+                self._left(events, t)
+                self._arrive(t, plate)
+        if plate and not self.plate and not self.moved:  # read late, not a newcomer's
+            self.plate = plate
+            self.version += 1
+        if self.state == WEIGHED:
+            if settled and abs(gross - self.weighed_gross) > 5 * self.division:
+                events.append(("alarm", {"alarm": "weight_changed", "state": "raised",
+                                         "detail": {"weighed_kg": self.weighed_gross,
+                                                    "now_kg": gross, "plate": self.plate}}))
                 self.weighed_gross = gross
                 self.version += 1
+            return events
+        # occupied, not weighed yet: motion and blocked sensors, then the stable timer
+        moving = status.get("motion") or not status.get("stable")
+        if moving:
+            if self.motion_since is None:
+                self.motion_since = t
+            if t - self.motion_since >= self.motion_alarm_ms:
+                self._alarm(events, "motion_timeout", True, {"since_ts": self.motion_since})
+        else:
+            self.motion_since = None
+            self._alarm(events, "motion_timeout", False)
+        if blocked and not moving:  # at rest with a sensor blocked: not wholly on the deck
+            if self.blocked_since is None:
+                self.blocked_since = t
+            if t - self.blocked_since >= self.stable_ms:
+                names = []
+                for k in position:
+                    if position[k]:
+                        names.append(k)
+                self._alarm(events, "vehicle_off_deck", True,
+                            {"blocked": names, "plate": self.plate})
+        else:
+            self.blocked_since = None
+            self._alarm(events, "vehicle_off_deck", False)
+        if moving or blocked or untrusted:
+            self.stable_since = None
+        elif self.stable_since is None or abs(gross - self.stable_gross) > self.division:
+            self.stable_since = t
+            self.stable_gross = gross
+        elif t - self.stable_since >= self.stable_ms:
+            self.state = WEIGHED
+            self.weighed_gross = gross
+            self.version += 1
+            d = self.division
+            events.append(("weighing", {
+                "plate": self.plate,
+                "gross_kg": gross,
+                "tare_kg": round_to_division(r.get("tare_kg", 0), d),
+                "net_kg": round_to_division(r.get("net_kg", 0), d),
+                "division_kg": d,
+                "stable_ms": t - self.stable_since,
+                "arrived_ts": self.arrived,
+                "model": self.model,
+            }))
         return events
-
-    def _same(self, plate, gross):
-        """Is a settled reading the vehicle of this visit? (module docstring: Same vehicle)"""
-        if plate and self.plate:
-            return plate == self.plate
-        ref = self.weighed_gross if self.state == WEIGHED else self.stable_gross
-        return not ref or abs(gross - ref) <= max(5 * self.division, ref // 200)
 
     def _arrive(self, t, plate):
         self.state = OCCUPIED
@@ -234,75 +290,12 @@ class WeighingDetector:
         self.blocked_since = None
         self.version += 1
 
-    def _empty(self, events, t, status, gross, present, plate):
-        off_zero = status.get("stable") and not status.get("zero") and not present and gross != 0
-        if off_zero:
-            if self.zero_off_since is None:
-                self.zero_off_since = t
-            if t - self.zero_off_since >= self.stable_ms:
-                self._alarm(events, "zero_drift", True, {"gross_kg": gross})
-        else:
-            self.zero_off_since = None
-            self._alarm(events, "zero_drift", False)
-        if present:
-            self._arrive(t, plate)
-
     def _left(self, events, t):
         if self.state == OCCUPIED:
-            self._once(events, "left_unweighed", {"plate": self.plate, "arrived_ts": self.arrived,
-                                                  "left_ts": t})
+            events.append(("alarm", {"alarm": "left_unweighed", "state": "raised", "detail": {
+                "plate": self.plate, "arrived_ts": self.arrived, "left_ts": t}}))
         self._alarm(events, "motion_timeout", False)
         self._alarm(events, "vehicle_off_deck", False)
         self.state = EMPTY
         self.stable_since = None
         self.version += 1
-
-    def _occupied(self, events, t, r, status, position, gross, untrusted):
-        moving = status.get("motion") or not status.get("stable")
-        blocked = any(position.values())
-        self._track_motion(events, t, moving)
-        self._track_blocked(events, t, blocked and not moving, position)
-        if moving or blocked or untrusted:
-            self.stable_since = None
-            return
-        if self.stable_since is None or abs(gross - self.stable_gross) > self.division:
-            self.stable_since = t
-            self.stable_gross = gross
-            return
-        if t - self.stable_since < self.stable_ms:
-            return
-        self.state = WEIGHED
-        self.weighed_gross = gross
-        self.version += 1
-        d = self.division
-        events.append(("weighing", {
-            "plate": self.plate,
-            "gross_kg": gross,
-            "tare_kg": round_to_division(r.get("tare_kg", 0), d),
-            "net_kg": round_to_division(r.get("net_kg", 0), d),
-            "division_kg": d,
-            "stable_ms": t - self.stable_since,
-            "arrived_ts": self.arrived,
-            "model": self.model,
-        }))
-
-    def _track_motion(self, events, t, moving):
-        if not moving:
-            self.motion_since = None
-            self._alarm(events, "motion_timeout", False)
-            return
-        if self.motion_since is None:
-            self.motion_since = t
-        if t - self.motion_since >= self.motion_alarm_ms:
-            self._alarm(events, "motion_timeout", True, {"since_ts": self.motion_since})
-
-    def _track_blocked(self, events, t, blocked, position):
-        if not blocked:
-            self.blocked_since = None
-            self._alarm(events, "vehicle_off_deck", False)
-            return
-        if self.blocked_since is None:
-            self.blocked_since = t
-        if t - self.blocked_since >= self.stable_ms:
-            names = [k for k in position if position[k]]
-            self._alarm(events, "vehicle_off_deck", True, {"blocked": names, "plate": self.plate})
