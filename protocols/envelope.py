@@ -97,7 +97,7 @@ def split(wire: bytes) -> "tuple[bytes, str, str]":
         sig = trailer[colon + 1 :].decode()
     except UnicodeError:
         raise EnvelopeError("no_signature", "signature line is not ASCII")
-    if len(sig) != SIG_HEX_LEN or any(c not in _HEX for c in sig):
+    if len(sig) != SIG_HEX_LEN or sig.strip(_HEX):  # only hex digits (no generator: heap)
         raise EnvelopeError("no_signature", "signature must be 64 lowercase hex digits")
     return wire[:cut], key_id, sig
 

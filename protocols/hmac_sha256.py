@@ -10,16 +10,6 @@ import hashlib
 _BLOCK = 64
 
 
-def _xor_pad(key: bytes, byte: int) -> bytes:
-    return bytes((b ^ byte) for b in key)
-
-
-def _norm_key(key: bytes) -> bytes:
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    return key + b"\x00" * (_BLOCK - len(key))
-
-
 # key -> (inner pad, outer pad), computed once per key: a device holds one or two keys,
 # the controller one per device (bounded: cleared past _MAX_KEYS)
 _pads = {}
@@ -31,8 +21,14 @@ def _pads_for(key: bytes) -> "tuple[bytes, bytes]":
     if pads is None:
         if len(_pads) >= _MAX_KEYS:
             _pads.clear()
-        k = _norm_key(key)
-        pads = _pads[key] = (_xor_pad(k, 0x36), _xor_pad(k, 0x5C))
+        k = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
+        ipad = bytearray(_BLOCK)  # the key zero-padded to a block, xored (loops: on the
+        opad = bytearray(_BLOCK)  # device a comprehension or helper costs heap)
+        for i in range(_BLOCK):
+            b = k[i] if i < len(k) else 0
+            ipad[i] = b ^ 0x36
+            opad[i] = b ^ 0x5C
+        pads = _pads[key] = (bytes(ipad), bytes(opad))
     return pads
 
 
