@@ -8,7 +8,7 @@ Also the interned strings (qstrs: every identifier, and string constants up to 1
 characters) and how many more fit before MicroPython's qstr pool doubles: the pools
 hold 20, 40, 80, 160, 320 ... entries (11 bytes each), so the 621st qstr allocates a
 640-entry pool, 7 KB of heap at one step (edge/FAILURES.md, Heap). ``qstr_room``
-counts from the imports alone; the running agent interns about 15 more.
+counts from the imports alone; the running agent interns about 35 more.
 """
 
 from __future__ import annotations
