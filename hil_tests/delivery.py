@@ -6,11 +6,32 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
+
 from tools.procs import wait_until
 from tools.rig import Agent, Rig
 
 FAST = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "0.8", "--leave-s", "0.3",
         "--gap-s", "0.2")
+
+
+def publish(port: int, messages: list[tuple[str, bytes]], *,
+            login: tuple[str, str] | None = None, client_id: str = "hil-publisher",
+            timeout: float = 10) -> None:
+    """Publish (topic, payload) pairs at QoS 1 from a fresh paho client as ``login``, each
+    acknowledged by the broker (PUBACK) before the next."""
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+                    protocol=paho.MQTTv311)
+    if login is not None:
+        c.username_pw_set(*login)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        for topic, payload in messages:
+            c.publish(topic, payload, qos=1).wait_for_publish(timeout)
+    finally:
+        c.loop_stop()
+        c.disconnect()
 
 
 def start_weighbridge(rig: Rig, device_id: str = "wb-1", **kw: Any) -> Agent:

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from controller import broker_auth, registry
 from controller.storage import open_store
+from delivery import publish
 from protocols import topics
 from tools.broker import login_accepted
 from tools.procs import free_port, port_open, stop_process, wait_until
@@ -88,19 +89,6 @@ class Subscriber:
         self.c.disconnect()
 
 
-def _publish(port: int, login: tuple[str, str], topic: str, payload: bytes) -> None:
-    """Publish once at QoS 1 as ``login`` and wait for the PUBACK."""
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"hil-cfg-{login[0]}")
-    c.username_pw_set(*login)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        c.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
-
-
 def _uid_of(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1])
@@ -149,7 +137,7 @@ def test_rewritten_config_and_reload_keep_every_login_working(
         assert ctl_login is not None
         subscriber = Subscriber(port, ctl_login, topics.uplink_filter(SITE, "evt"))
         evt1 = topics.topic(SITE, "wb-1", "evt")
-        _publish(port, login1, evt1, b"before-reload")
+        publish(port, [(evt1, b"before-reload")], login=login1)
         wait_until(lambda: subscriber.got(evt1, b"before-reload"), 10,
                    what="wb-1's event at the controller's subscription")
 
@@ -169,8 +157,8 @@ def test_rewritten_config_and_reload_keep_every_login_working(
         assert not login_accepted(port, None, None)
         # the ACL was read again too: both devices' events still reach the controller
         evt2 = topics.topic(SITE, "wb-2", "evt")
-        _publish(port, login1, evt1, b"after-reload")
-        _publish(port, login2, evt2, b"wb-2-first")
+        publish(port, [(evt1, b"after-reload")], login=login1)
+        publish(port, [(evt2, b"wb-2-first")], login=login2)
         wait_until(lambda: subscriber.got(evt1, b"after-reload")
                    and subscriber.got(evt2, b"wb-2-first"), 10,
                    what="both devices' events at the controller after the reload")

@@ -13,6 +13,7 @@ from pathlib import Path
 from delivery import (
     assert_exactly_once,
     assert_ledger_verifies,
+    publish,
     send_trucks,
     start_weighbridge,
     wait_weighings,
@@ -171,23 +172,14 @@ def test_unreadable_outbox_record_is_declared_lost_and_the_rest_delivered(rig: R
 def test_replayed_and_redelivered_messages_are_stored_once(rig: Rig) -> None:
     import sqlite3
 
-    import paho.mqtt.client as paho
 
     agent = start_weighbridge(rig)
     send_trucks(agent, 0, 3)
     assert_exactly_once(rig, agent, 3)
     with sqlite3.connect(rig.db_path) as conn:
         rows = conn.execute("SELECT topic, payload FROM messages ORDER BY seq").fetchall()
-    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="replayer")
-    c.username_pw_set(agent.config["mqtt"]["user"], agent.config["mqtt"]["password"])
-    c.connect("127.0.0.1", rig.broker.port)
-    c.loop_start()
-    try:
-        for topic, payload in rows * 3:
-            c.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
+    publish(rig.broker.port, rows * 3, client_id="replayer",
+            login=(agent.config["mqtt"]["user"], agent.config["mqtt"]["password"]))
     wait_until(lambda: rig.get("/api/v1/ingest/stats")["rejected_by_reason"].get(
         "duplicate", 0) >= 9, 20, what="9 duplicates counted")
     assert_exactly_once(rig, agent, 3)

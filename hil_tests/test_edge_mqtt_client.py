@@ -18,6 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from delivery import publish
 from tools.broker import MosquittoProcess
 from tools.firmware import REPO, build_firmware, micropython_binary
 from tools.procs import WaitTimeout, free_port, stop_process, wait_until
@@ -98,18 +99,6 @@ class Watcher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def paho_publish(port: int, topic: str, payload: bytes) -> None:
-    """Publish one QoS 1 message from a fresh paho client and wait for its PUBACK."""
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        c.publish(topic, payload, qos=1).wait_for_publish(10)
-    finally:
-        c.loop_stop()
-        c.disconnect()
 
 
 def retained(port: int, topic: str) -> bytes:
@@ -282,7 +271,7 @@ def test_mqtt_client_reconnects_after_broker_restart(broker: MosquittoProcess) -
         probe.wait_line("RETRY ConnectionLost", after=n)  # broker down: connect refused
         broker.start()
         probe.wait_line("LINKED 1", timeout=20, after=n)
-        paho_publish(broker.port, f"pw/t/{cid}/cmd", b"stop")
+        publish(broker.port, [(f"pw/t/{cid}/cmd", b"stop")])
         stats = probe.wait_line("STATS", timeout=20)[1].split()
         probe.wait_line("BYE")
     finally:
@@ -307,7 +296,7 @@ def test_mqtt_client_keepalive_detects_frozen_broker(broker: MosquittoProcess) -
         probe.wait_line("RETRY MQTTTimeout", timeout=10, after=n)
         broker.resume()
         probe.wait_line("LINKED 1", timeout=20, after=n)
-        paho_publish(broker.port, f"pw/t/{cid}/cmd", b"stop")
+        publish(broker.port, [(f"pw/t/{cid}/cmd", b"stop")])
         stats = probe.wait_line("STATS", timeout=20)[1].split()
         probe.wait_line("BYE")
     finally:

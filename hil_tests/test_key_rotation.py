@@ -9,11 +9,10 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from controller import registry
 from controller.storage import now_ms
+from delivery import publish
 from protocols import topics
 from tools.procs import wait_until
 from tools.rig import Rig
@@ -21,18 +20,6 @@ from tools.rig import Rig
 FAST = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "0.8", "--leave-s", "0.3",
         "--gap-s", "0.2")
 GRACE_S = 5.0
-
-
-def _publish(rig: Rig, topic: str, payload: bytes, login: tuple[str, str]) -> None:
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="hil-replayer")
-    c.username_pw_set(*login)
-    c.connect("127.0.0.1", rig.broker.port)
-    c.loop_start()
-    try:
-        c.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
 
 
 def _payload(rig: Rig, device_id: str, seq: int) -> bytes:
@@ -74,7 +61,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     assert rotation["key_id"] == "k2"
     # within the grace the old key still verifies: the same bytes again are a duplicate
     before = _rejected(rig)
-    _publish(rig, evt, old, login)
+    publish(rig.broker.port, [(evt, old)], login=login)
     wait_until(lambda: _rejected(rig).get("duplicate", 0) > before.get("duplicate", 0), 20,
                what="the replay within the grace counted as a duplicate")
     assert now_ms() < rotation["old_valid_until_ms"], "the grace was too short to test"
@@ -92,7 +79,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     wait_until(lambda: now_ms() > rotation["old_valid_until_ms"], GRACE_S + 30,
                what="the end of the grace (controller clock)")
     before = _rejected(rig)
-    _publish(rig, evt, old, login)
+    publish(rig.broker.port, [(evt, old)], login=login)
     wait_until(lambda: _rejected(rig).get("expired_key", 0) > before.get("expired_key", 0), 20,
                what="the replay after the grace counted as expired_key")
     after = _rejected(rig)

@@ -10,8 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-import paho.mqtt.client as paho
-
+from delivery import publish
 from protocols import envelope, topics
 from tools.procs import wait_until
 from tools.rig import Rig
@@ -56,18 +55,6 @@ def test_twenty_trucks_give_exactly_twenty_weighings_with_exact_weights(rig: Rig
     assert rig.get("/api/v1/alarms") == []
 
 
-def _publish(port: int, topic: str, payload: bytes, login: tuple[str, str]) -> None:
-    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hil-intruder")
-    c.username_pw_set(*login)  # the broker's ACL would drop a device's off-topic messages
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        c.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
-
-
 def _snapshot(rig: Rig) -> list[tuple[Any, ...]]:
     with sqlite3.connect(rig.db_path) as conn:
         rows = conn.execute("SELECT * FROM messages ORDER BY device_id, seq").fetchall()
@@ -103,7 +90,7 @@ def test_bad_signature_replay_malformed_and_unknown_device_are_rejected(rig: Rig
                                                                       garbage).encode())
     baseline = rig.get("/api/v1/ingest/stats")["rejected_by_reason"]
     for topic, payload in cases.values():
-        _publish(rig.broker.port, topic, payload, rig.test_account())
+        publish(rig.broker.port, [(topic, payload)], login=rig.test_account())
 
     def counted() -> dict[str, int] | None:
         now = rig.get("/api/v1/ingest/stats")["rejected_by_reason"]
