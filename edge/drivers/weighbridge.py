@@ -53,16 +53,22 @@ class WeighbridgeDriver:
         self.cfg = dcfg
         self.emit = emit
         self.hal = hal
-        self.map = regdecode.load(regdecode.path_of(dcfg["map"]))
-        self.read_fn = 4 if self.map.get("function") == 4 else 3
-        # popped: the map stays in RAM for decoding, the coils need not
-        self.coil = self.map.pop("coils", {}).get("barrier", {}).get("addr")
+        m = regdecode.load(regdecode.path_of(dcfg["map"]))
+        self.read_fn = 4 if m.get("function") == 4 else 3
+        self.coil = m.get("coils", {}).get("barrier", {}).get("addr")
+        # kept in RAM for decoding: start, count and the fields without their descriptions,
+        # units and encodings (text decode never reads: about 2 KB of heap)
+        fields = m["fields"]
+        for name in fields:
+            for key in ("description", "unit", "encoding"):
+                fields[name].pop(key, None)
+        self.map = {"start": m["start"], "count": m["count"], "fields": fields}
         self.master = ModbusTCPMaster(dcfg["host"], dcfg["port"], unit=dcfg["unit"],
                                       timeout_ms=dcfg["timeout_ms"])
         self.detector = WeighingDetector(
-            division_kg=dcfg.get("division_kg", self.map.get("division_kg", 20)),
+            division_kg=dcfg.get("division_kg", m.get("division_kg", 20)),
             min_weight_kg=dcfg["min_weight_kg"], stable_ms=int(dcfg["stable_s"] * 1000),
-            motion_alarm_ms=int(dcfg["motion_alarm_s"] * 1000), model=self.map.get("model", ""))
+            motion_alarm_ms=int(dcfg["motion_alarm_s"] * 1000), model=m.get("model", ""))
         self.failures = 0
         self.last_exception = 0
         self.unreachable = False
