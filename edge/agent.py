@@ -47,7 +47,9 @@ class Agent:
         # asyncio loads these parts on first use: now, next to the code, rather than later
         # between long-lived buffers (a heap that does not compact stays in one piece)
         asyncio.open_connection, asyncio.Lock, asyncio.wait_for  # noqa: B018
-        self.cfg = cfg
+        # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
+        self.kind = cfg["kind"]
+        self.health_ms = cfg["health_interval_s"] * 1000
         self.hal = hal
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
             hal.set_clock_skew(cfg["clock_skew_ms"])
@@ -79,7 +81,7 @@ class Agent:
                              self.birth_body, window=cfg["window"],
                              resend_after_s=cfg["resend_after_s"])
         self.t_evt = self.uplink.t_evt
-        kind = cfg["driver"].get("type", "")
+        self.driver_type = kind = cfg["driver"].get("type", "")
         if kind == "weighbridge":
             from edge.drivers.weighbridge import WeighbridgeDriver
             self.driver = WeighbridgeDriver(cfg["driver"], self.emit, hal, data)
@@ -164,8 +166,8 @@ class Agent:
             self.uplink.wake = True
 
     def birth_body(self):
-        return {"fw": FW_VERSION, "kind": self.cfg["kind"], "hal": self.hal.NAME,
-                "driver": self.cfg["driver"].get("type", ""), "next_seq": self.outbox.next_seq()}
+        return {"fw": FW_VERSION, "kind": self.kind, "hal": self.hal.NAME,
+                "driver": self.driver_type, "next_seq": self.outbox.next_seq()}
 
     def health_body(self):
         """A flat health sample: every figure an operator watches, nothing nested (RAM)."""
@@ -206,7 +208,7 @@ class Agent:
                 self.report()
                 gc.collect()
                 if await up.publish_health(self.health_body()):
-                    wait = self.cfg["health_interval_s"] * 1000
+                    wait = self.health_ms
             await self.hal.sleep_ms(POLL_MS)
             wait -= POLL_MS
 

@@ -25,6 +25,7 @@ def main(argv):
         print("fix it, or write a new one with `portwatch device add`")
         sys.exit(2)
     agent = Agent(cfg, hal)
+    cfg = None  # the agent keeps only the settings it uses: the dict leaves the heap
     # used only at boot (the config's loader and checker, the HAL's selector): unreferenced
     # from here on, their code leaves the heap (3 KB; edge/FAILURES.md, Heap)
     for pkg, name in (("edge", "config"), ("edge.hal", "select")):
