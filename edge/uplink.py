@@ -34,10 +34,11 @@ what the client receives.
 
 import json
 import os
+from binascii import hexlify
 
 from edge.explain import explain
 from edge.net.mqtt import MQTTClient, MQTTError, connect_packet
-from protocols import envelope
+from edge.signer import EnvelopeError
 
 BACKOFF_MIN_MS = 500
 BACKOFF_MAX_MS = 1500
@@ -93,11 +94,10 @@ class Uplink:
         if topic != self.t_ack:
             return
         try:
-            fields, _ = envelope.open_message(self.signer.secret_for, self.t_ack, payload,
-                                              False)
+            fields = self.signer.open(self.t_ack, payload)
             upto = fields["body"]["upto"]
             if type(upto) is not int or type(fields["ts"]) is not int:
-                raise envelope.EnvelopeError("bad_body", "upto must be an integer")
+                raise EnvelopeError("bad_body: upto must be an integer")
         except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
             self.stats["bad_downlink"] += 1
             self.log("ignored a bad ack:", explain(exc))
@@ -247,16 +247,15 @@ class Uplink:
         # The envelope as Signer.seal makes it, but sent as two parts: the JSON (~800 B, the
         # largest piece of memory the agent asks for, one piece instead of four copies in a
         # fragmented heap) and its signature line.
-        data = json.dumps(envelope.make(sg.device_id, sg.boot, self.tele_seq,
-                                        self.hal.now_ms(), "health", body))
+        data = json.dumps({"v": 1, "dev": sg.device_id, "boot": sg.boot, "seq": self.tele_seq,
+                           "ts": self.hal.now_ms(), "kind": "health", "body": body})
         try:
             data = memoryview(data)  # MicroPython: the str's UTF-8 bytes, not a copy
         except TypeError:
             data = data.encode()  # CPython
-        sig = envelope.signature(sg.secret_for(sg.key_id), self.t_tele, data)
+        sig = hexlify(sg.sign(self.t_tele, data))
         try:
-            await client.publish(self.t_tele, (data, ("\n%s:%s" % (sg.key_id, sig)).encode()),
-                                 qos=0)
+            await client.publish(self.t_tele, (data, self.kid_line, sig), qos=0)
         except (MQTTError, OSError):
             return False
         self.offline = None

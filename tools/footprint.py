@@ -22,7 +22,7 @@ import sys
 from tools.firmware import REPO, FirmwareError, build_firmware, micropython_binary
 
 AGENT_MODULES = (
-    "asyncio", "json", "protocols.hmac_sha256", "protocols.topics", "protocols.envelope",
+    "asyncio", "json", "protocols.hmac_sha256", "protocols.topics",
     "edge.persist", "edge.outbox_records", "edge.outbox", "edge.config", "edge.hal.unix",
     "edge.net.mqtt", "edge.uplink", "edge.agent",
     "edge.drivers.weighing", "edge.net.modbus_codec", "edge.net.modbus", "protocols.regdecode",
