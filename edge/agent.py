@@ -46,7 +46,7 @@ class Agent:
     def __init__(self, cfg, hal):
         # asyncio loads these parts on first use: now, next to the code, rather than later
         # between long-lived buffers (a heap that does not compact stays in one piece)
-        asyncio.open_connection, asyncio.Lock, asyncio.wait_for  # noqa: B018
+        asyncio.open_connection, asyncio.wait_for  # noqa: B018
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000

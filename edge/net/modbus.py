@@ -11,9 +11,10 @@ RAM and test against pymodbus servers.
 
 Behaviour, in numbers (defaults in brackets):
 
-- One request at a time per master (an ``asyncio.Lock``); each gets the next
-  transaction id (1..65535, wrapping) and one deadline of ``timeout_ms`` [1,000 ms]
-  covering connect, send and reply; past it -> ``ModbusTimeout`` (``stats["timeouts"]``).
+- One request at a time per master (a flag, looked at every ms by the next caller: no
+  ``asyncio.Lock``); each gets the next transaction id (1..65535, wrapping) and one
+  deadline of ``timeout_ms`` [1,000 ms] covering connect, send and reply; past it ->
+  ``ModbusTimeout`` (``stats["timeouts"]``).
   The exchange is cancelled there; a connection still being opened, or one whose request
   was not wholly sent (it cannot be taken back), is closed.
 - A reply whose transaction id is not the current one (the late answer to a request
@@ -84,7 +85,7 @@ class ModbusTCPMaster:
                           connection_errors=0)
         self._w = None  # the stream (reader and writer are one object on MicroPython)
         self._r = None
-        self._lock = asyncio.Lock()
+        self._busy = False  # a request is under way
         self._tid = 0
         self._rx = bytearray(260)  # the longest Modbus TCP ADU
         self._n = 0  # bytes of self._rx in use
@@ -115,7 +116,10 @@ class ModbusTCPMaster:
         """One exchange of request PDU ``req`` (built, so checked, before any I/O): the
         registers read (``count`` of them), or None for a write (``count`` 0)."""
         st = self.stats
-        async with self._lock:
+        while self._busy:  # one request at a time: a flag looked at every ms (an
+            await asyncio.sleep(0.001)  # asyncio.Lock would load 0.7 KB more of asyncio)
+        self._busy = True
+        try:
             st["requests"] += 1
             self._sent = False
             try:
@@ -138,6 +142,8 @@ class ModbusTCPMaster:
                 raise
             st["replies"] += 1
             return regs
+        finally:
+            self._busy = False
 
     async def _exchange(self, pdu):
         """Send the request, return the PDU of its reply (discarding stale ones)."""

@@ -187,7 +187,7 @@ class MQTTClient:
                       "callback_errors": 0}
         self._w = None
         self._tasks = ()
-        self._lock = asyncio.Lock()  # one packet at a time on the wire
+        self._busy = False  # a packet is being written (one at a time on the wire)
         self._pid = 0
         self._pids = [0] * max_inflight
         self._st = bytearray(max_inflight)
@@ -278,23 +278,27 @@ class MQTTClient:
             raise MQTTTimeout("no %s within %s s" % (what, timeout))
 
     async def _send(self, data, payload=None):
-        async with self._lock:
-            w = self._w
-            try:
-                if not self.connected:
-                    raise ConnectionLost("link down: %s" % self.last_error)
-                w.write(data)
-                if type(payload) is tuple:
-                    for p in payload:
-                        w.write(p)
-                elif payload:
-                    w.write(payload)
-                await w.drain()
-            except BaseException as e:  # failed, or cancelled with part of it sent
-                self.close(explain(e), True)
-                if isinstance(e, OSError):
-                    raise ConnectionLost("link down: %s" % self.last_error)
-                raise
+        while self._busy:  # one packet at a time on the wire: a flag looked at every ms
+            await _sleep_ms(1)  # (an asyncio.Lock would load 0.7 KB more of asyncio)
+        self._busy = True
+        w = self._w
+        try:
+            if not self.connected:
+                raise ConnectionLost("link down: %s" % self.last_error)
+            w.write(data)
+            if type(payload) is tuple:
+                for p in payload:
+                    w.write(p)
+            elif payload:
+                w.write(payload)
+            await w.drain()
+        except BaseException as e:  # failed, or cancelled with part of it sent
+            self.close(explain(e), True)
+            if isinstance(e, OSError):
+                raise ConnectionLost("link down: %s" % self.last_error)
+            raise
+        finally:
+            self._busy = False
         self._tx = 0
 
     async def _poll(self, i, timeout, what):
@@ -448,7 +452,7 @@ class MQTTClient:
                 self.stats["timeouts"] += 1
                 self.close("nothing from the broker for %d ms" % self._rx, True)
                 return
-            if (self._rx >= half or self._tx >= half) and not self._lock.locked():
+            if (self._rx >= half or self._tx >= half) and not self._busy:
                 self._tx = 0
                 self.stats["pings"] += 1
                 try:  # not drained: a full socket buffer must not stall this loop
