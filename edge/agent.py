@@ -44,9 +44,6 @@ class Agent:
     """One device's firmware: ``asyncio.run(agent.run())``."""
 
     def __init__(self, cfg, hal):
-        # asyncio loads these parts on first use: now, next to the code, rather than later
-        # between long-lived buffers (a heap that does not compact stays in one piece)
-        asyncio.open_connection, asyncio.wait_for  # noqa: B018
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
@@ -235,4 +232,4 @@ class Agent:
                  asyncio.create_task(self._guard("health", self._health_loop))]
         if self.driver is not None:
             tasks.append(asyncio.create_task(self._guard("driver", self.driver.run)))
-        await asyncio.gather(*tasks)
+        await tasks[0]  # forever (not asyncio.gather: its module would cost 0.7 KB of heap)

@@ -20,14 +20,14 @@ Behaviour, in numbers (defaults in brackets):
 - A reply whose transaction id is not the current one (the late answer to a request
   that timed out) is discarded and counted in ``stats["stale"]``; the connection is
   kept, so a slow device costs one timeout, not a reconnect. Frames are assembled
-  in one 260-byte buffer allocated at construction, and a stream read takes bytes
-  from the socket only once it resumes, so a timeout in the middle of a frame loses
-  nothing and the next call finishes and discards it.
+  in one 260-byte buffer allocated at construction, into which every byte read goes at
+  once, so a timeout in the middle of a frame loses nothing and the next call finishes
+  and discards it.
 - After ``max_timeouts`` [3] timeouts in a row the connection is presumed half-open
   and closed. A refused, reset or closed connection raises ``ModbusError`` and is closed
   (``stats["connection_errors"]``). The next call
-  opens a new one (``stats["connects"]``; MicroPython's non-blocking connect reports a
-  refusal only at the first write or read, so there a refused attempt counts in
+  opens a new one (``stats["connects"]``; the connect is non-blocking and reports a
+  refusal only at the first write or read, so a refused attempt counts in
   ``connects`` and in ``connection_errors``).
 - An exception reply raises ``ModbusException`` with its ``.code``
   (``stats["exceptions"]``); a malformed reply raises ``ModbusError``, and resets the
@@ -46,12 +46,13 @@ function, count, first bytes)`` (count 0 for a write), ``ValueError("bad read", 
 count, address)``, ``ValueError("bad coil", address)`` and ``ModbusException`` ("modbus
 exception 02 to function 03").
 
-Known limit: MicroPython's ``asyncio.open_connection`` leaves its socket open when it is
-cancelled, so a connect that times out (a host that never answers the SYN) leaves that
-socket to the garbage collector (the ESP32 port finalises sockets; the unix port does not).
+No asyncio streams and no ``asyncio.wait_for``: the socket is a non-blocking one looked
+at every 2 ms with a deadline in ticks (edge/net/sock.py), so asyncio's stream and funcs
+modules (2.5 KB of heap) are never loaded; a connect that times out is closed at once.
 
 Heap (``python -m tools.footprint``, 64-bit unix port, loaded as .mpy as the device does):
-about 3.7 KB with its codec in the agent, on top of asyncio (about 4.7 KB imported alone);
+about 3.7 KB with its codec in the agent (edge.net.sock, ~1.2 KB, is counted with the
+MQTT client, which the agent imports first), on top of asyncio (about 4.7 KB imported alone);
 one master about 0.9 KB. Every function, class and string here costs heap, hence the MBAP
 header inline and the terse messages.
 """
@@ -59,6 +60,7 @@ header inline and the terse messages.
 import asyncio
 import struct
 
+from edge.net import sock  # one name here: each costs a slot in this module's dict
 from edge.net.modbus_codec import (  # the exceptions are re-exported: import them from here
     ModbusError,
     ModbusException,
@@ -83,8 +85,7 @@ class ModbusTCPMaster:
         # (a string literal longer than 10 characters would cost a str object on the heap)
         self.stats = dict(requests=0, replies=0, exceptions=0, timeouts=0, stale=0, connects=0,
                           connection_errors=0)
-        self._w = None  # the stream (reader and writer are one object on MicroPython)
-        self._r = None
+        self._w = None  # the non-blocking socket (edge/net/sock.py)
         self._busy = False  # a request is under way
         self._tid = 0
         self._rx = bytearray(260)  # the longest Modbus TCP ADU
@@ -107,30 +108,30 @@ class ModbusTCPMaster:
     def close(self):
         """Close the connection (the next call opens a new one)."""
         w = self._w
-        self._r = self._w = None
+        self._w = None
         self._n = self._late = 0
-        if w:  # MicroPython: Stream.close() is a no-op, so close its socket
-            getattr(w, "s", w).close()
+        if w:
+            w.close()
 
     async def _call(self, req, count):
         """One exchange of request PDU ``req`` (built, so checked, before any I/O): the
         registers read (``count`` of them), or None for a write (``count`` 0)."""
         st = self.stats
         while self._busy:  # one request at a time: a flag looked at every ms (an
-            await asyncio.sleep(0.001)  # asyncio.Lock would load 0.7 KB more of asyncio)
+            await sock.sleep_ms(1)  # asyncio.Lock would load 0.7 KB more of asyncio)
         self._busy = True
         try:
             st["requests"] += 1
             self._sent = False
             try:
-                # one deadline for the whole exchange; on timeout wait_for cancels it
-                pdu = await asyncio.wait_for(self._exchange(req), self.timeout_ms / 1000)
+                # one deadline for the whole exchange (no asyncio.wait_for)
+                pdu = await self._exchange(req, sock.deadline(self.timeout_ms / 1000))
             except asyncio.TimeoutError:  # (CPython: a subclass of OSError; caught first)
                 st["timeouts"] += 1
                 self._late += 1
                 if self._late >= self.max_timeouts or not self._sent:
-                    # presumed half-open, or a request cut in the middle (MicroPython's
-                    # Stream would send its first part again): start afresh next time
+                    # presumed half-open, or a request cut in the middle (its first part
+                    # already on the wire): start afresh next time
                     self.close()
                 raise ModbusTimeout("no reply", self.host, self.port, self.timeout_ms)
             self._late = 0
@@ -145,17 +146,16 @@ class ModbusTCPMaster:
         finally:
             self._busy = False
 
-    async def _exchange(self, pdu):
+    async def _exchange(self, pdu, until):
         """Send the request, return the PDU of its reply (discarding stale ones)."""
         st = self.stats
         rx = self._rx
         try:
             if not self._w:
-                self._r, self._w = await asyncio.open_connection(self.host, self.port)
+                self._w = sock.open_socket(self.host, self.port)
                 st["connects"] += 1
             self._tid = tid = self._tid % 65535 + 1
-            self._w.write(struct.pack(">HHHB", tid, 0, 6, self.unit) + pdu)  # MBAP + PDU
-            await self._w.drain()
+            await sock.send(self._w, struct.pack(">HHHB", tid, 0, 6, self.unit) + pdu, until)
             self._sent = True
             while True:
                 n = self._n
@@ -177,11 +177,14 @@ class ModbusTCPMaster:
                         if unit != self.unit:
                             raise ModbusError("bad unit", unit)
                         return pdu
-                data = await self._r.read(260 - n)
-                if not data:
+                try:
+                    data = await sock.recv(self._w, 260 - n, until)
+                except EOFError:
                     raise OSError("closed")  # by the server
                 rx[n:n + len(data)] = data
                 self._n = n + len(data)
+        except asyncio.TimeoutError:  # (CPython: an OSError) past the deadline
+            raise
         except OSError as exc:
             self.close()
             st["connection_errors"] += 1

@@ -51,10 +51,13 @@ forever) and counted in ``stats["dropped_oversize"]``. Topics are not checked fo
 wildcards (protocols.topics builds ours); strings over 65,535 bytes raise ValueError.
 
 RAM (gc.mem_free on the 64-bit unix port, whose pointers are twice an ESP32's): the
-module holds about 7 KB once imported from .mpy, asyncio's 4 KB not counted (``python -m
-tools.footprint asyncio edge.net.mqtt``; the first version, in two modules, held
-20 KB). One client with the default limits takes about 1 KB, more while connected
-(tasks, stream), and does not grow with traffic (hil_tests/test_edge_mqtt_client.py).
+module holds about 7 KB once imported from .mpy, and edge.net.sock about 1.2 KB more,
+asyncio's 4 KB not counted (``python -m tools.footprint asyncio edge.net.mqtt``; the
+first version, in two modules, held 20 KB). One client with the default limits takes
+about 1 KB, more while connected (tasks, socket), and does not grow with traffic
+(hil_tests/test_edge_mqtt_client.py). No asyncio streams and no ``asyncio.wait_for``:
+a non-blocking socket looked at every 2 ms, with deadlines in ticks (edge/net/sock.py),
+so asyncio's stream and funcs modules (2.5 KB of heap) are never loaded.
 
 Not done on purpose: QoS 2, retransmission with DUP after reconnect (the client
 never holds a payload; an unacknowledged QoS 1 publish ends in ``ConnectionLost``
@@ -66,9 +69,7 @@ import asyncio
 import struct
 
 from edge.explain import explain
-
-# MicroPython's integer sleep (no float per call); CPython's asyncio has only sleep()
-_sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
+from edge.net import sock  # one name here: each costs a slot in this module's dict
 
 
 class MQTTError(Exception):
@@ -206,11 +207,13 @@ class MQTTClient:
             self._pids[i] = 0
         t = self.connect_timeout
         try:
-            r, self._w = await self._wait(asyncio.open_connection(self.host, self.port), t,
-                                          "CONNACK")
-            self._w.write(packet or self._pkt)
-            await self._w.drain()
-            b = await self._wait(r.readexactly(4), t, "CONNACK")
+            s = self._w = sock.open_socket(self.host, self.port)
+            try:  # no asyncio.wait_for: each step has its own deadline of t s
+                await sock.send(s, packet or self._pkt, sock.deadline(t))
+                b = await self._get(s, 4, sock.deadline(t))
+            except asyncio.TimeoutError:
+                self.stats["timeouts"] += 1
+                raise MQTTTimeout("no CONNACK within %s s" % t)
             if b[0] != 0x20 or b[1] != 2 or b[2] > 1:
                 raise MQTTError("bad packet 0x%02x" % b[0])
             if b[3]:  # one string constant costs less heap than a list of six
@@ -226,7 +229,7 @@ class MQTTClient:
             raise e
         self._rx = self._tx = 0  # ms since the last packet in, out
         self.connected = True
-        self._tasks = [asyncio.create_task(self._read(r))]
+        self._tasks = [asyncio.create_task(self._read(s))]
         if self.keepalive:
             self._tasks.append(asyncio.create_task(self._keepalive()))
         return b[2] == 1
@@ -234,8 +237,8 @@ class MQTTClient:
     async def disconnect(self):
         """Send DISCONNECT (the broker discards the will), then close the link."""
         try:
-            await self._wait(self._send(b"\xe0\x00"), self.ack_timeout, "DISCONNECT")
-        except MQTTError:
+            await self._send(b"\xe0\x00", None, sock.deadline(self.ack_timeout))
+        except (MQTTError, asyncio.TimeoutError):
             pass  # the link goes away either way
         self.close()
 
@@ -261,38 +264,36 @@ class MQTTClient:
         self._tasks = ()
         w = self._w
         self._w = None
-        if w:
-            if hasattr(w, "s"):  # MicroPython: Stream.close() does nothing; closing the
-                w.s.close()  # socket wakes a blocked reader or writer (EBADF)
-            else:  # CPython: abort() drops unsent bytes and wakes drain()
-                w.transport.abort() if lost else w.close()
+        if w:  # a task still sending on it meets EBADF
+            w.close()
         for i in range(len(self._st)):
             if self._st[i] == 0xFF:
                 self._st[i] = 0xFE
 
-    async def _wait(self, aw, timeout, what):
-        try:
-            return await asyncio.wait_for(aw, timeout)
-        except asyncio.TimeoutError:
-            self.stats["timeouts"] += 1
-            raise MQTTTimeout("no %s within %s s" % (what, timeout))
+    async def _get(self, s, n, until=None):
+        """Exactly ``n`` bytes from socket ``s`` (EOFError if it closes first)."""
+        b = b""
+        while len(b) < n:
+            b += await sock.recv(s, n - len(b), until)
+        return b
 
-    async def _send(self, data, payload=None):
+    async def _send(self, data, payload=None, until=None):
         while self._busy:  # one packet at a time on the wire: a flag looked at every ms
-            await _sleep_ms(1)  # (an asyncio.Lock would load 0.7 KB more of asyncio)
+            await sock.sleep_ms(1)  # (an asyncio.Lock would load 0.7 KB more of asyncio)
         self._busy = True
         w = self._w
         try:
             if not self.connected:
                 raise ConnectionLost("link down: %s" % self.last_error)
-            w.write(data)
+            await sock.send(w, data, until)
             if type(payload) is tuple:
                 for p in payload:
-                    w.write(p)
+                    await sock.send(w, p, until)
             elif payload:
-                w.write(payload)
-            await w.drain()
-        except BaseException as e:  # failed, or cancelled with part of it sent
+                await sock.send(w, payload, until)
+        except BaseException as e:  # failed, late or cancelled with part of it sent
+            if isinstance(e, asyncio.TimeoutError):
+                self.stats["timeouts"] += 1
             self.close(explain(e), True)
             if isinstance(e, OSError):
                 raise ConnectionLost("link down: %s" % self.last_error)
@@ -313,7 +314,7 @@ class MQTTClient:
                 self.stats["timeouts"] += 1
                 raise MQTTTimeout("no %s within %s s" % (what, timeout))
             n -= 1
-            await _sleep_ms(10)
+            await sock.sleep_ms(10)
 
     async def _take(self, timeout):
         """Reserve a window slot for a new packet id (waiting for one up to ``timeout``
@@ -386,14 +387,15 @@ class MQTTClient:
             raise MQTTError("%r refused (ACL?)" % topic_filter)
         return rc
 
-    async def _read(self, r):
+    async def _read(self, s):
         st = self.stats
+        get = self._get
         try:
             while True:
-                first = (await r.readexactly(1))[0]
+                first = (await get(s, 1))[0]
                 size = shift = 0
                 while True:
-                    b = (await r.readexactly(1))[0]
+                    b = (await get(s, 1))[0]
                     size |= (b & 127) << shift
                     shift += 7
                     if b < 128:
@@ -403,23 +405,23 @@ class MQTTClient:
                 self._rx = 0
                 if first & 0xF4 == 0x30:  # PUBLISH with QoS 0 or 1
                     qos = first >> 1 & 1
-                    b = await r.readexactly(2)
+                    b = await get(s, 2)
                     n = b[0] << 8 | b[1]
                     left = size - 2 - n - 2 * qos
                     if n > 256 or left < 0:
                         break
-                    topic = (await r.readexactly(n)).decode()
+                    topic = (await get(s, n)).decode()
                     if qos:
-                        b = await r.readexactly(2)
+                        b = await get(s, 2)
                     payload = None
                     if left > self.max_payload:
                         while left:
                             n = min(left, 256)
-                            await r.readexactly(n)
+                            await get(s, n)
                             left -= n
                         st["dropped_oversize"] += 1
                     else:
-                        payload = await r.readexactly(left)
+                        payload = await get(s, left)
                     if qos:  # acknowledged even when dropped, or it would come back forever
                         await self._send(b"\x40\x02" + b)
                     if payload is not None:
@@ -428,7 +430,7 @@ class MQTTClient:
                         except Exception:  # a faulty handler must not kill the link
                             st["callback_errors"] += 1
                 elif (first == 0x40 and size == 2) or (first == 0x90 and size == 3):
-                    b = await r.readexactly(size)  # PUBACK or SUBACK: packet id (+ code)
+                    b = await get(s, size)  # PUBACK or SUBACK: packet id (+ code)
                     pid = b[0] << 8 | b[1]
                     if pid in self._pids:
                         i = self._pids.index(pid)
@@ -445,7 +447,7 @@ class MQTTClient:
         half = ka // 2
         tick = max(50, min(1000, ka // 4))
         while True:
-            await _sleep_ms(tick)
+            await sock.sleep_ms(tick)
             self._rx += tick
             self._tx += tick
             if self._rx >= ka * 3 // 2:
@@ -455,8 +457,10 @@ class MQTTClient:
             if (self._rx >= half or self._tx >= half) and not self._busy:
                 self._tx = 0
                 self.stats["pings"] += 1
-                try:  # not drained: a full socket buffer must not stall this loop
-                    self._w.write(b"\xc0\x00")
+                try:  # not waited for: a full socket buffer must not stall this loop
+                    if self._w.send(b"\xc0\x00") != 2:
+                        raise OSError("ping cut")  # 1 byte went: the stream is broken
                 except OSError as e:
-                    self.close(explain(e), True)
-                    return
+                    if e.errno != sock.errno.EAGAIN:  # a full buffer: no ping this time
+                        self.close(explain(e), True)
+                        return
