@@ -102,12 +102,6 @@ class WeighbridgeDriver:
         body["deck"] = self.detector.state
         body["barrier"] = self.barrier
 
-    async def _read(self):
-        start, count = self.map["start"], self.map["count"]
-        if self.read_fn == 4:
-            return await self.master.read_input(start, count)
-        return await self.master.read_holding(start, count)
-
     def _fail(self, what):
         self.counts[what] += 1
         self.failures += 1
@@ -122,7 +116,19 @@ class WeighbridgeDriver:
         if self.unreachable:
             self.unreachable = False
             self.emit("alarm", {"alarm": "indicator_unreachable", "state": "cleared"})
-        self._watch_heartbeat(now, reading.get("heartbeat"))
+        # the indicator's heartbeat (inline: every method costs ~90 B of heap on the device)
+        beat = reading.get("heartbeat")
+        if beat is None:
+            pass
+        elif beat != self.heartbeat:
+            self.heartbeat, self.heartbeat_at = beat, now
+            if self.frozen:
+                self.frozen = False
+                self.emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
+        elif not self.frozen and now - self.heartbeat_at > self.cfg["frozen_after_ms"]:
+            self.frozen = True
+            self.emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
+                                "detail": {"heartbeat": beat}})
         for kind, body in self.detector.update(now, reading):
             if kind != "weighing":
                 self.emit(kind, body)
@@ -144,19 +150,6 @@ class WeighbridgeDriver:
                 "plate": body["plate"], "gross_kg": body["gross_kg"], "arrived_ts": arrived}})
         self._save()
 
-    def _watch_heartbeat(self, now, beat):
-        if beat is None:
-            return
-        if beat != self.heartbeat:
-            self.heartbeat, self.heartbeat_at = beat, now
-            if self.frozen:
-                self.frozen = False
-                self.emit("alarm", {"alarm": "indicator_frozen", "state": "cleared"})
-        elif not self.frozen and now - self.heartbeat_at > self.cfg["frozen_after_ms"]:
-            self.frozen = True
-            self.emit("alarm", {"alarm": "indicator_frozen", "state": "raised",
-                                "detail": {"heartbeat": beat}})
-
     def _save(self):
         """Write the deck state when it changed (tmp, close, rename). A failure is counted
         and retried at the next poll; until then the barrier stays as it was (it opens only
@@ -174,26 +167,18 @@ class WeighbridgeDriver:
                 return
         self.saved = now
 
-    async def _drive_barrier(self):
-        d = self.detector
-        want = bool(d.state == WEIGHED and d.seq and self.saved[0] == d.version)
-        if self.coil is None or want == self.barrier:
-            return
-        try:
-            await self.master.write_coil(self.coil, want)
-        except (ModbusError, OSError):
-            self.counts["barrier_errors"] += 1
-            self.barrier = None  # not known: written again at the next good read
-            return
-        self.barrier = want
-
     async def poll_once(self):
         """One poll: read, decode, detect, drive the barrier; every failure is counted,
         none raises."""
         hal = self.hal
         sent = hal.ticks_ms()
+        m = self.master
+        start, count = self.map["start"], self.map["count"]
         try:
-            regs = await self._read()
+            if self.read_fn == 4:
+                regs = await m.read_input(start, count)
+            else:
+                regs = await m.read_holding(start, count)
         except ModbusException as exc:
             self.last_exception = getattr(exc, "code", 0)
             self._fail("modbus_exceptions")
@@ -219,7 +204,18 @@ class WeighbridgeDriver:
             self.counts["late_readings"] += 1
             return
         self._ok(hal.now_ms(), reading)
-        await self._drive_barrier()
+        # the barrier: open only on a weighing stored and a deck state on flash
+        d = self.detector
+        want = bool(d.state == WEIGHED and d.seq and self.saved[0] == d.version)
+        if self.coil is None or want == self.barrier:
+            return
+        try:
+            await m.write_coil(self.coil, want)
+        except (ModbusError, OSError):
+            self.counts["barrier_errors"] += 1
+            self.barrier = None  # not known: written again at the next good read
+            return
+        self.barrier = want
 
     async def run(self):
         hal = self.hal
