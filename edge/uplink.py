@@ -112,9 +112,6 @@ class Uplink:
 
     # -- session --------------------------------------------------------------------
 
-    def _state(self, kind, body):
-        return self.signer.seal(self.t_state, self.conn_seq, self.hal.now_ms(), kind, body)
-
     async def run(self):
         hal = self.hal
         step = BACKOFF_MIN_MS
@@ -144,7 +141,9 @@ class Uplink:
         # a new death (this connection's number) as the will; one client for every session:
         # its buffers are allocated once, not again at each reconnect in a fragmented heap
         packet = connect_packet(self.signer.device_id, m["keepalive"], True, m["user"],
-                                m["password"], (self.t_state, self._state("death", {}), 1, True))
+                                m["password"], (self.t_state, self.signer.seal(
+                                    self.t_state, self.conn_seq, self.hal.now_ms(), "death", {}),
+                                    1, True))
         client = self.client
         if client is None:
             client = self.client = MQTTClient(
@@ -169,8 +168,9 @@ class Uplink:
     async def start(self, client):
         """A new link: retained birth, subscriptions, and everything unacknowledged again."""
         hal = self.hal
-        await client.publish(self.t_state, self._state("birth", self.birth()), qos=1,
-                             retain=True)
+        # birth and death: sealed inline (a method costs ~90 B of heap on the device)
+        await client.publish(self.t_state, self.signer.seal(
+            self.t_state, self.conn_seq, hal.now_ms(), "birth", self.birth()), qos=1, retain=True)
         await client.subscribe(self.t_ack, 1)
         await client.subscribe(self.t_cmd, 1)
         self.cursor = self.outbox.acked()
