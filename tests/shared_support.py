@@ -76,3 +76,24 @@ async def serve_on_free_port(handler, what="server"):
         except OSError:
             continue
     raise OSError("no free port for the " + what)
+
+
+class FakeClock:
+    """The HAL's clock and sleep for firmware tests: ``ticks`` moves only when a test (or a
+    sleep) moves it; ``now_ms`` is wall-clock ``t0`` plus the ticks."""
+
+    def __init__(self, t0=1764072000000):
+        self.t0 = t0
+        self.ticks = 0
+
+    def now_ms(self):
+        return self.t0 + self.ticks
+
+    def ticks_ms(self):
+        return self.ticks
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    async def sleep_ms(self, ms):
+        self.ticks += ms

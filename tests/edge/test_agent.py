@@ -14,7 +14,7 @@ import os
 from edge.agent import RESERVE_PART, Agent
 from edge.outbox import OutboxError
 from protocols import bodies, envelope, topics
-from shared_support import make_tmpdir, raises, rmtree
+from shared_support import FakeClock, make_tmpdir, raises, rmtree
 
 K1 = "11" * 32
 K2 = "22" * 32
@@ -23,23 +23,14 @@ T_TELE = topics.topic("dl", "wb1", "tele")
 T0 = 1764072000000
 
 
-class Hal:
+class Hal(FakeClock):
     """The HAL names the agent uses; ``lines`` holds what it logged."""
 
     NAME = "test"
 
     def __init__(self):
+        FakeClock.__init__(self, T0)
         self.lines = []
-        self.ticks = 0
-
-    def now_ms(self):
-        return T0 + self.ticks
-
-    def ticks_ms(self):
-        return self.ticks
-
-    def ticks_diff(self, a, b):
-        return a - b
 
     async def sleep_ms(self, ms):
         self.ticks += ms

@@ -14,7 +14,15 @@ from edge.outbox import Outbox
 from edge.signer import Signer
 from edge.uplink import Uplink
 from protocols import envelope, topics
-from shared_support import make_tmpdir, raises, read_file, rmtree, serve_on_free_port, write_file
+from shared_support import (
+    FakeClock,
+    make_tmpdir,
+    raises,
+    read_file,
+    rmtree,
+    serve_on_free_port,
+    write_file,
+)
 
 SITE = "dl"
 DEV = "wb1"
@@ -28,23 +36,11 @@ T0 = 1764072000000  # 2025-11-25 12:00:00 UTC
 ACK_LAG_MS = 250  # how far the controller's clock is behind the device's in these acks
 
 
-class Clock:
+class Clock(FakeClock):
     """The HAL's clock and sleep: ``ticks`` moves only when a test moves it."""
 
     def __init__(self):
-        self.ticks = 0
-
-    def now_ms(self):
-        return T0 + self.ticks
-
-    def ticks_ms(self):
-        return self.ticks
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    async def sleep_ms(self, ms):
-        self.ticks += ms
+        FakeClock.__init__(self, T0)
 
 
 class FakeClient:
