@@ -106,7 +106,7 @@ def test_default_outbox_holds_about_700_weighings_and_alarms_stop_short(tmp_path
 
 # The weighbridge agent's free heap (gc.mem_free after gc.collect, as its health reports
 # it) at -X heapsize=96K: the floor this test holds, and the target (edge/FAILURES.md, Heap)
-HEAP_FLOOR = 6 * 1024
+HEAP_FLOOR = 16 * 1024  # 19.3-20.5 KB measured; runs of one commit vary up to 1.8 KB
 HEAP_TARGET = 24 * 1024
 
 
