@@ -27,6 +27,14 @@ class Unavailable(ControllerError):
     """A resource the request needs is not there now (HTTP 503)."""
 
 
+class NotAuthenticated(ControllerError):
+    """No API token, or an unknown, revoked or expired one (HTTP 401)."""
+
+
+class NotAllowed(ControllerError):
+    """The caller's role may not do this (HTTP 403)."""
+
+
 class UnknownDevice(NotFound):
     """No device with that id is registered."""
 
