@@ -34,6 +34,13 @@ def declare_lost(store: Store, device_id: str, first: int, last: int, *, reason:
         device = registry.get(store, device_id)
         if first <= device["committed_seq"]:
             raise Conflict(f"seqs up to {device['committed_seq']} are already committed")
+        passed = custody.passed_seq(conn, device_id)
+        if last > passed:
+            # the ack that follows a declaration tells the device to drop everything up to
+            # the watermark: seqs it has not numbered yet are its future events
+            raise Conflict(f"{device_id} has numbered seqs only up to {passed} (its highest "
+                           "stored event, or its last health's next_seq - 1): a lost range "
+                           f"must end at or below {passed}")
         committed = custody.add_lost_range(conn, device_id, first, last, reason=reason,
                                            actor=actor, now_ms=now)
         ledger_log.append_decision(conn, "declare_lost", actor, {

@@ -89,8 +89,33 @@ def update_device_status(conn: sqlite3.Connection, devices: Iterable[Mapping[str
         [(*(d[c] for c in _DEVICE_STATUS), d["device_id"]) for d in devices])
 
 
+def passed_seq(conn: sqlite3.Connection, device_id: str) -> int:
+    """The highest seq the device is known to have numbered: its highest stored event, or
+    ``next_seq - 1`` from its latest health sample, whichever is higher (0: none yet).
+
+    Nothing above it can be committed, declared lost or acknowledged: an ack beyond it
+    would tell the device to drop events it has not made yet."""
+    row = conn.execute("SELECT max(seq) FROM messages WHERE device_id=?",
+                       (device_id,)).fetchone()
+    stored = int(row[0]) if row and row[0] is not None else 0
+    row = conn.execute("SELECT json_extract(health_json, '$.next_seq') FROM devices WHERE "
+                       "device_id=?", (device_id,)).fetchone()
+    reported = row[0] if row else None
+    numbered = reported - 1 if isinstance(reported, int) and reported > 0 else 0
+    return max(stored, numbered)
+
+
 def advance(conn: sqlite3.Connection, device_id: str, committed: int) -> int:
-    """Move the contiguous watermark forward over stored seqs and declared-lost ranges."""
+    """Move the contiguous watermark forward over stored seqs and declared-lost ranges,
+    never past ``passed_seq`` (a lost range declared beyond it, in a store written before
+    that rule, is not followed past what the device has numbered)."""
+    passed = passed_seq(conn, device_id)
+    if committed > passed:
+        return passed
+    return min(_advance(conn, device_id, committed), passed)
+
+
+def _advance(conn: sqlite3.Connection, device_id: str, committed: int) -> int:
     while True:
         rows = conn.execute(
             "SELECT seq FROM messages WHERE device_id=? AND seq>? ORDER BY seq LIMIT 1000",

@@ -17,7 +17,7 @@ import sqlite_utils
 from controller.errors import StoreError
 from controller.storage.database import Store, now_ms
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def check_version(store: Store) -> None:
@@ -44,6 +44,7 @@ def migrate(store: Store) -> None:
         _supervision(db)
         _operations(db)
         _refusals(db)
+        _repair_watermarks(db, version)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -236,3 +237,26 @@ def _operations(db: sqlite_utils.Database) -> None:
         # controllers on two stores never knock each other off the broker
         db.execute("INSERT INTO store_meta (name, value) VALUES ('store_id', ?), "
                    "('created_ms', ?)", [secrets.token_hex(8), str(now_ms())])
+
+
+def _repair_watermarks(db: sqlite_utils.Database, version: int) -> None:
+    """Schema 5: a watermark past the highest seq the device has numbered (its highest
+    stored event, or its last health's next_seq - 1) comes back to it. Before schema 5 an
+    admin could declare lost a range ending anywhere, and the ack that followed told the
+    device to drop events it had not made yet."""
+    if version < 5:
+        db.execute(
+            "UPDATE devices SET committed_seq = max("
+            "coalesce((SELECT max(seq) FROM messages m WHERE m.device_id = devices.device_id), 0),"
+            " coalesce(json_extract(health_json, '$.next_seq') - 1, 0)) "
+            "WHERE committed_seq > max("
+            "coalesce((SELECT max(seq) FROM messages m WHERE m.device_id = devices.device_id), 0),"
+            " coalesce(json_extract(health_json, '$.next_seq') - 1, 0))")
+
+
+def _weighing_flags(db: sqlite_utils.Database) -> None:
+    """Schema 5: each weighing's plausibility flags (controller/plausibility.py), a JSON
+    list of codes; NULL on weighings stored before the controller checked them."""
+    weighings = db.table("weighings")
+    if "flags_json" not in weighings.columns_dict:
+        weighings.add_column("flags_json", str)

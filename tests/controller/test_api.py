@@ -110,3 +110,16 @@ def test_api_no_token_is_401_even_with_a_malformed_body(client: TestClient) -> N
                     headers={"Content-Type": "application/json"})
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_api_refuses_a_lost_range_past_what_the_device_has_numbered(
+        client: TestClient, db: Store, device: dict[str, Any]) -> None:
+    keys = registry.secrets_by_device(db)
+    commit_batch(db.conn, [check_message(signed(device, seq=s), site=SITE, keys=keys)
+                           for s in (1, 72)])
+    body = {"first_seq": 73, "last_seq": 473571143889, "reason": "careless"}
+    r = client.post("/api/v1/devices/wb-1/lost", json=body, headers=_bearer(db, "admin"))
+    assert r.status_code == 409, r.text
+    assert "up to 72" in r.text
+    d = client.get("/api/v1/devices/wb-1", headers=_bearer(db, "auditor")).json()
+    assert (d["committed_seq"], d["lost"]) == (1, [])

@@ -122,3 +122,54 @@ def test_declared_lost_moves_the_watermark_and_leaves_missing(db: Store,
     _commit(db, signed(device, seq=11))
     assert registry.get(db, "wb-1")["committed_seq"] == 12
     assert missing_ranges(db.conn, "wb-1", 12) == []
+
+
+def test_a_lost_range_may_not_reach_past_what_the_device_has_numbered(
+        db: Store, device: dict[str, Any]) -> None:
+    from controller.completeness import declare_lost
+    from controller.errors import Conflict
+    from controller.storage import custody
+
+    _commit(db, *(signed(device, seq=s) for s in (1, 2, 3, 72)))
+    ledger_before = db.conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
+    try:
+        declare_lost(db, "wb-1", 73, 473571143889, reason="careless", actor="admin", now=1)
+    except Conflict as exc:
+        assert "up to 72" in str(exc)
+    else:
+        raise AssertionError("a lost range beyond the device's seqs was accepted")
+    assert registry.get(db, "wb-1")["committed_seq"] == 3
+    assert custody.lost_ranges(db.conn, "wb-1") == []
+    assert db.conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == ledger_before
+    # its health says it has numbered up to 99 (the rest still in its outbox): that is allowed
+    db.conn.execute("UPDATE devices SET health_json=? WHERE device_id='wb-1'",
+                    ('{"next_seq": 100}',))
+    assert custody.passed_seq(db.conn, "wb-1") == 99
+    assert declare_lost(db, "wb-1", 4, 99, reason="flash replaced", actor="admin", now=2) == 99
+
+
+def test_a_bogus_lost_range_in_an_old_store_never_moves_the_watermark_past_the_device(
+        db: Store, device: dict[str, Any]) -> None:
+    from controller.storage import custody
+
+    _commit(db, *(signed(device, seq=s) for s in (1, 2)))
+    # written straight into the store (as an older portwatch allowed), not through the API
+    with db.transaction() as conn:
+        custody.add_lost_range(conn, "wb-1", 3, 473571143889, reason="bad", actor="admin",
+                               now_ms=1)
+        conn.execute("UPDATE devices SET committed_seq=473571143889 WHERE device_id='wb-1'")
+    result = _commit(db, signed(device, seq=3))
+    assert result.watermarks == {"wb-1": 3}  # the ack that goes out: only what is stored
+    assert registry.get(db, "wb-1")["committed_seq"] == 3
+
+
+def test_migrating_a_schema_4_store_brings_a_bogus_watermark_back_to_the_device(
+        db_path: Any, db: Store, device: dict[str, Any]) -> None:
+    from controller.storage import open_store
+
+    _commit(db, *(signed(device, seq=s) for s in (1, 2, 3)))
+    db.conn.execute("UPDATE devices SET committed_seq=473571143889 WHERE device_id='wb-1'")
+    db.conn.execute("PRAGMA user_version=4")  # as a store written before the rule
+    db.close()
+    again = open_store(db_path, create=True)
+    assert registry.get(again, "wb-1")["committed_seq"] == 3
