@@ -154,7 +154,14 @@ class Agent:
         return None
 
     def report(self):
-        """Store the refused notice, if any; forget the counter once it is stored."""
+        """Store the uplink's alarm (an ack beyond our seqs) and the refused notice, if
+        any; forget the counter once it is stored."""
+        a = self.uplink.alarm
+        if a:
+            self.uplink.alarm = None  # once: a refusal is counted like any other
+            self.emit("alarm", {"alarm": "ack_beyond_next_seq",
+                                "state": "raised" if a[0] else "cleared",
+                                "detail": {"upto": a[1], "next_seq": a[2]}})
         r = self.refused
         if r and type(self._store("refused", r)) is int:
             self.log("refused notice stored: %d events" % r["count"])
@@ -183,6 +190,7 @@ class Agent:
             "clock_offset_ms": self.uplink.clock_offset_ms,
             "outbox_crc_errors": ob.stats["crc_errors"],
             "outbox_recovered": ob.stats["recovered_truncated"],
+            "acks_beyond": ob.stats["acks_beyond"],
             "refused": self.refused["count"] if self.refused else 0,
         }
         for k in ("connects", "connect_failures", "links_lost", "resends", "resealed",

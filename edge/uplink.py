@@ -82,6 +82,8 @@ class Uplink:
         self.cursor = 0  # sent up to here since the last rewind
         self.last_ack_move = 0
         self.clock_offset_ms = None
+        self.beyond = False  # the last ack was beyond our next seq
+        self.alarm = None  # (raised, upto, next_seq) for the agent to store as an alarm
         self.stats = {"connects": 0, "connect_failures": 0, "links_lost": 0, "sent": 0,
                       "resends": 0, "acks": 0, "bad_downlink": 0, "unreadable_records": 0,
                       "health_sent": 0, "resealed": 0}
@@ -104,6 +106,16 @@ class Uplink:
             return
         self.stats["acks"] += 1
         self.clock_offset_ms = self.hal.now_ms() - fields["ts"]
+        nxt = self.outbox.next_seq()
+        if (upto >= nxt) != self.beyond:
+            # authentic, but for seqs this device has not made (an admin's or a controller's
+            # mistake): obeying would drop what is not yet sent, so the outbox ignores it;
+            # the agent raises ack_beyond_next_seq (cleared by the next sane ack)
+            self.beyond = upto >= nxt
+            self.alarm = (self.beyond, upto, nxt)
+            if self.beyond:
+                self.log("ack up to %d, beyond next seq %d: ignored, nothing dropped" % (
+                    upto, nxt))
         if self.outbox.ack(upto):
             self.last_ack_move = self.hal.ticks_ms()
         if retained or fields["body"].get("resync"):

@@ -302,3 +302,45 @@ def test_agent_health_body_is_flat_and_counts_the_backlog():
         assert bodies.check("tele", "health", body) is None
 
     with_dir(t)
+
+
+def _ack(agent, upto, retained=True):
+    """The controller's signed, retained "committed up to ``upto``", as the uplink gets it."""
+    t_ack = topics.topic("dl", "wb1", "ack")
+    fields = envelope.make("wb1", 0, upto, T0, "ack", {"upto": upto, "resync": False})
+    agent.uplink.on_message(t_ack, envelope.seal(bytes.fromhex(K1), "k1", t_ack, fields),
+                            retained)
+
+
+def _alarms(agent):
+    out = []
+    for _, _, wire in agent.outbox.pending(limit=10000):
+        fields, _ = envelope.open_message(_secret(K1, "k1"), T_EVT, wire, False)
+        if fields["kind"] == "alarm":
+            out.append(fields["body"])
+    return out
+
+
+def test_agent_refuses_an_ack_beyond_its_next_seq_keeps_everything_and_raises_an_alarm():
+    def t(d):
+        agent = Agent(_cfg(d), Hal())
+        for _ in range(72):
+            agent.emit("weighing", W)
+        _ack(agent, 473571143889)  # authentic: the controller's key, a careless admin's range
+        assert agent.outbox.acked() == 0 and agent.outbox.backlog()[0] == 72
+        assert agent.health_body()["acks_beyond"] == 1
+        assert any("beyond next seq 73" in line for line in agent.hal.lines)
+        agent.report()
+        assert _alarms(agent) == [{"alarm": "ack_beyond_next_seq", "state": "raised",
+                                   "detail": {"upto": 473571143889, "next_seq": 73}}]
+        _ack(agent, 473571143889)  # the retained ack again at the next reconnect
+        agent.report()
+        assert len(_alarms(agent)) == 1  # one alarm for the episode
+        _ack(agent, 70, retained=False)  # a sane ack: obeyed, and the alarm cleared
+        agent.report()
+        assert agent.outbox.acked() == 70
+        assert _alarms(agent)[-1] == {"alarm": "ack_beyond_next_seq", "state": "cleared",
+                                      "detail": {"upto": 70, "next_seq": 74}}
+        assert [bodies.check("evt", "alarm", b) for b in _alarms(agent)] == [None, None]
+
+    with_dir(t)

@@ -24,7 +24,9 @@ DEFAULTS: Mapping[str, Any] = {
     "one_shot": ("left_unweighed", "weight_changed", "possible_unweighed_crossing"),
     # conditions that make the weight itself untrustworthy
     "critical": ("overload", "setup_mode", "remote_calibration", "indicator_frozen",
-                 "left_unweighed", "possible_unweighed_crossing", "weighing_not_stored"),
+                 "left_unweighed", "possible_unweighed_crossing", "weighing_not_stored",
+                 # the controller acknowledged seqs the device never made
+                 "ack_beyond_next_seq"),
 }
 
 
