@@ -22,6 +22,7 @@ import uvicorn
 
 from controller.api.app import create_app
 from controller.errors import Conflict
+from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits
 from controller.ingest.service import BrokerSettings, IngestService
 from controller.ledger import LedgerError, checkpoint
 from controller.storage import now_ms, open_store
@@ -79,12 +80,14 @@ def store_lock(db_path: Path) -> Iterator[None]:
 
 
 async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: str,
-                api_port: int, checkpoint_every_s: float = 60.0) -> None:
+                api_port: int, checkpoint_every_s: float = 60.0,
+                rejection_limits: RejectionLimits = DEFAULT_LIMITS) -> None:
     """Serve until cancelled or interrupted; Conflict before anything starts if the API
     port or the store is taken."""
     check_port_free(api_host, api_port)
     with store_lock(db_path):
-        ingest = IngestService(db_path=db_path, site=site, broker=broker)
+        ingest = IngestService(db_path=db_path, site=site, broker=broker,
+                               rejection_limits=rejection_limits)
         app = create_app(db_path=db_path, site=site, ingest_stats=ingest.stats)
         config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
                                 lifespan="off")

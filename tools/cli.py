@@ -357,12 +357,18 @@ def controller_run(
     site: SiteOpt = None,
     checkpoint_every_s: Annotated[float, typer.Option(
         help="sign a ledger checkpoint this often while the ledger grows")] = 60.0,
+    rejection_window_s: Annotated[int, typer.Option(
+        envvar="PORTWATCH_REJECTION_WINDOW_S", min=1,
+        help="count refused messages per device and reason in windows of this length; "
+             "each window keeps its first few in full and sums up the rest in the ledger "
+             "when it ends")] = 3600,
     verbose: bool = False,
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
 
     Example: portwatch controller --broker 127.0.0.1:1883 --api 0.0.0.0:8000
     """
+    from controller.ingest.rejects import RejectionLimits
     from controller.ingest.service import BrokerSettings
     from controller.main import serve
 
@@ -385,6 +391,7 @@ def controller_run(
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
                               checkpoint_every_s=checkpoint_every_s,
+                              rejection_limits=RejectionLimits(window_s=rejection_window_s),
                               broker=BrokerSettings(host=b_host, port=b_port,
                                                     username=broker_user,
                                                     password=broker_password)))

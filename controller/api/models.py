@@ -123,6 +123,21 @@ class Rejection(BaseModel):
     excerpt_hex: str
 
 
+class RejectionCount(BaseModel):
+    device_id: str = Field(description="the device the topic names, or '*' for every "
+                           "unregistered or unreadable sender")
+    reason: str
+    window_ms: int = Field(description="start of the counting window, controller clock")
+    window_s: int = Field(description="length of the window")
+    total: int = Field(description="messages refused for this reason in this window")
+    bytes: int = Field(description="their payload bytes")
+    kept: int = Field(description="how many of them are kept in full (rejections, ledger)")
+    first_ms: int
+    last_ms: int
+    summary_idx: int | None = Field(description="ledger index of the window's signed "
+                                    "summary, once it has ended (none if all were kept)")
+
+
 class IngestStats(BaseModel):
     stored_events: int
     stored_weighings: int

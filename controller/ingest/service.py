@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ from pathlib import Path
 import aiomqtt
 
 from controller import registry
+from controller.errors import ControllerError
+from controller.ingest import rejects
 from controller.ingest.stats import IngestStats
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
 from controller.keyring import newest_key
 from controller.storage import devices as device_rows
-from controller.storage import now_ms, open_store, views
+from controller.storage import now_ms, open_store, transaction, views
 from controller.supervision.runner import Runner
 from protocols import envelope, topics
 
@@ -70,7 +73,8 @@ class IngestService:
     def __init__(self, *, db_path: Path, site: str, broker: BrokerSettings,
                  batch_max: int = 500, batch_wait_s: float = 0.02,
                  with_ledger: bool = True, queue_max: int = QUEUE_MAX,
-                 supervision: Runner | None = None) -> None:
+                 supervision: Runner | None = None,
+                 rejection_limits: rejects.RejectionLimits = rejects.DEFAULT_LIMITS) -> None:
         self.db_path = db_path
         self.site = site
         self.broker = broker
@@ -78,6 +82,7 @@ class IngestService:
         self.batch_wait_s = batch_wait_s
         self.with_ledger = with_ledger  # off only to measure what the ledger costs
         self.stats = IngestStats(queue_max=queue_max)
+        self.rejection_limits = rejection_limits
         self.supervision = supervision if supervision is not None else Runner()
         self._store = open_store(db_path)
         self.client_id = broker.client_id or f"portwatch-{site}-{views.store_id(self._store)}"
@@ -120,13 +125,46 @@ class IngestService:
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()
         result = commit_batch(self._store.conn, verdicts, with_ledger=self.with_ledger,
-                              supervise=self.supervision)
+                              supervise=self.supervision, limits=self.rejection_limits)
         return result, (time.perf_counter() - started) * 1000
 
     # -- the link ------------------------------------------------------------------------
 
+    def _summarize(self) -> int:
+        """Close the ended windows of rejection buckets (in the writer thread)."""
+        with transaction(self._store.conn) as conn:
+            return rejects.summarize(conn, now_ms())
+
+    async def summaries(self) -> None:
+        """Put the summaries of closed rejection windows in the ledger, forever.
+
+        Looked at a few times per window (at least once a minute) and once at start, so a
+        window that closed while the controller was down is summarised when it is back; the
+        mark in the store, written with the entry, keeps a summary from being made twice.
+        """
+        every_s = min(60.0, max(0.2, self.rejection_limits.window_s / 5))
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                n = await loop.run_in_executor(self._executor, self._summarize)
+                self.stats.rejection_summaries += n
+            except (sqlite3.Error, ControllerError) as exc:
+                # the store is busy or altered: the counts stay in it, the next pass retries
+                log.error("rejection summaries not written: %s", exc)
+            await asyncio.sleep(every_s)
+
     async def run(self) -> None:
         """Connect, ingest and reconnect forever (until cancelled)."""
+        summaries = (asyncio.create_task(self.summaries(), name="rejection-summaries")
+                     if self.with_ledger else None)
+        try:
+            await self._run()
+        finally:
+            if summaries is not None:
+                summaries.cancel()
+                await asyncio.gather(summaries, return_exceptions=True)
+
+    async def _run(self) -> None:
         delay = RECONNECT_MIN_S
         while True:
             try:

@@ -28,6 +28,7 @@ class IngestStats:
     # messages dropped because the queue was full: never custody loss, since a device keeps
     # an event in its outbox until the ack covering it, and no ack covers a dropped one
     overflow_dropped: int = 0
+    rejection_summaries: int = 0  # ledger entries summing up closed rejection windows
     supervision: dict[str, Any] = field(default_factory=dict)
 
     def add(self, stored: int, telemetry: int, findings: int, rejected: dict[str, int],

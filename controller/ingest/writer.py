@@ -7,7 +7,9 @@ bytes under a stored seq are a ``seq_conflict``. Telemetry and state carry a
 Each accepted event is turned into table rows by its projection (controller/projections)
 and handed to supervision (controller/supervision) in the same transaction. After the
 commit each device's contiguous watermark ("committed up to seq N") is what the ingest
-acknowledges, so the edge may drop exactly what is durable.
+acknowledges, so the edge may drop exactly what is durable. Rejections cost bounded
+space: the first few of each (device, reason, window) are kept in full, the rest are
+counted (controller/ingest/rejects.py).
 
 This module decides; controller/storage/custody.py writes.
 """
@@ -24,12 +26,16 @@ from typing import Any
 
 from controller import ledger
 from controller.facts import Fact
+from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits, Tally
 from controller.ingest.verify import Accepted, Rejected, Verdict
 from controller.projections import project
 from controller.storage import custody, ledger_log, transaction
 
 log = logging.getLogger("portwatch.ingest")
 EXCERPT_BYTES = 128
+# a refused message's topic and detail (which may quote what the sender chose, e.g. a key
+# id) are clipped to this many characters: a kept rejection has a bounded size
+TEXT_CHARS = 200
 Supervise = Callable[[sqlite3.Connection, Sequence[Fact]], Sequence[object]]
 
 
@@ -48,8 +54,10 @@ class BatchResult:
 class _Batch:
     """Rows gathered from one batch before they are written together."""
 
-    def __init__(self, conn: sqlite3.Connection, devices: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, conn: sqlite3.Connection, devices: dict[str, dict[str, Any]],
+                 limits: RejectionLimits = DEFAULT_LIMITS) -> None:
         self.conn = conn
+        self.tally = Tally(conn, limits)
         self.devices = devices
         self.messages: list[tuple[Any, ...]] = []
         self.projected: dict[str, list[dict[str, Any]]] = {}
@@ -64,13 +72,18 @@ class _Batch:
     def reject(self, v: Rejected | Accepted, reason: str, detail: str) -> None:
         dev = v.device_id
         self.result.rejected[reason] = self.result.rejected.get(reason, 0) + 1
+        # unknown ids are as many as a sender likes: they share one bucket ("*")
+        registered = dev is not None and reason != "unknown_device"
+        if not self.tally.count(v.msg, dev, reason, registered):
+            return  # counted in its bucket only: the flood costs no row, entry or log line
+        topic, detail = _clip(v.msg.topic), _clip(detail)
         level = logging.INFO if reason == "duplicate" else logging.WARNING
-        log.log(level, "rejected %s from %s on %s: %s", reason, dev, v.msg.topic, detail)
-        self.rejections.append((v.msg.received_ms, v.msg.topic, dev, reason, detail,
+        log.log(level, "rejected %s from %s on %s: %s", reason, dev, topic, detail)
+        self.rejections.append((v.msg.received_ms, topic, dev, reason, detail,
                                 len(v.msg.payload), v.msg.payload[:EXCERPT_BYTES].hex()))
         self.ledger.append(ledger.decision(
             kind="rejection", actor="controller", time_ms=v.msg.received_ms,
-            body={"reason": reason, "detail": detail, "topic": v.msg.topic, "device_id": dev,
+            body={"reason": reason, "detail": detail, "topic": topic, "device_id": dev,
                   "size": len(v.msg.payload),
                   "sha256": hashlib.sha256(v.msg.payload).hexdigest()}))
 
@@ -157,6 +170,7 @@ class _Batch:
         custody.insert_projected(c, self.projected)
         custody.insert_health(c, self.health)
         custody.insert_rejections(c, self.rejections)
+        self.tally.write()
         for dev_id in self.touched:
             dev = self.devices[dev_id]
             dev["committed_seq"] = custody.advance(c, dev_id, dev["committed_seq"])
@@ -164,17 +178,23 @@ class _Batch:
         custody.update_device_status(c, self.devices.values())
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS - 1] + "…"
+
+
 def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
-                 with_ledger: bool = True, supervise: Supervise | None = None) -> BatchResult:
+                 with_ledger: bool = True, supervise: Supervise | None = None,
+                 limits: RejectionLimits = DEFAULT_LIMITS) -> BatchResult:
     """Write one batch atomically: all of it is durable on return, or none of it.
 
     Every accepted message and every rejection is appended to the ledger in the same
-    transaction (``with_ledger=False`` only for the benchmark's comparison); then
+    transaction (``with_ledger=False`` only for the benchmark's comparison), a rejection
+    only while its bucket is within ``limits`` (beyond, it is counted only); then
     ``supervise`` (the supervision runner) sees the batch's new facts, still inside it.
     """
     ids = {v.device_id for v in verdicts if isinstance(v, Accepted)}
     with transaction(conn):
-        batch = _Batch(conn, custody.load_devices(conn, ids))
+        batch = _Batch(conn, custody.load_devices(conn, ids), limits)
         for v in verdicts:
             if isinstance(v, Rejected):
                 batch.reject(v, v.reason, v.detail)

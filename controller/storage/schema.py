@@ -5,7 +5,8 @@ start-up, a CLI command before it writes); ``PRAGMA user_version`` records the v
 
 Versions: 1 devices, messages and their projections; 2 key ring, key rotations, broker
 accounts; 3 supervision (rule state, alerts), token revocation, device decommissioning,
-the store's own id; 4 devices' notices of custody events they refused.
+the store's own id; 4 devices' notices of custody events they refused; 5 rejection
+counts per (device, reason, window).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def migrate(store: Store) -> None:
         _supervision(db)
         _operations(db)
         _refusals(db)
+        _rejection_buckets(db)
         _repair_watermarks(db, version)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -237,6 +239,32 @@ def _operations(db: sqlite_utils.Database) -> None:
         # controllers on two stores never knock each other off the broker
         db.execute("INSERT INTO store_meta (name, value) VALUES ('store_id', ?), "
                    "('created_ms', ?)", [secrets.token_hex(8), str(now_ms())])
+
+
+
+def _rejection_buckets(db: sqlite_utils.Database) -> None:
+    """Rejections counted per (device, reason, window): a flood costs one row per bucket.
+
+    A store from before schema 5 kept every rejection in full: its rows become buckets
+    whose messages are all kept (``total = kept``), so they need no summary and the
+    totals by reason stay what they were.
+    """
+    if "rejection_buckets" in db.table_names():
+        return
+    db.table("rejection_buckets").create(
+        {"device_id": str, "reason": str, "window_ms": int, "window_s": int, "kept": int,
+         "total": int, "bytes": int, "first_ms": int, "last_ms": int, "summary_idx": int},
+        pk=("device_id", "reason", "window_ms"),
+        not_null={"window_s", "kept", "total", "bytes", "first_ms", "last_ms"},
+    )
+    db.table("rejection_buckets").create_index(["window_ms"])
+    db.execute("CREATE INDEX rejection_buckets_due ON rejection_buckets (window_ms) "
+               "WHERE summary_idx IS NULL AND total > kept")
+    db.execute("INSERT INTO rejection_buckets (device_id, reason, window_ms, window_s, kept, "
+               "total, bytes, first_ms, last_ms) SELECT coalesce(device_id, '*'), reason, "
+               "received_ms / 3600000 * 3600000, 3600, count(*), count(*), "
+               "coalesce(sum(size), 0), min(received_ms), max(received_ms) FROM rejections "
+               "GROUP BY 1, 2, 3")
 
 
 def _repair_watermarks(db: sqlite_utils.Database, version: int) -> None:

@@ -55,8 +55,10 @@ def rejections(store: Store, *, reason: str | None = None,
 
 
 def rejected_by_reason(store: Store) -> dict[str, int]:
-    return {str(r["reason"]): int(r["n"]) for r in
-            store.db.query("SELECT reason, count(*) AS n FROM rejections GROUP BY reason")}
+    """Every rejection ever counted, by reason: kept in full or counted only (a flood keeps
+    only the first few of each device, reason and window in ``rejections``)."""
+    return {str(r["reason"]): int(r["n"]) for r in store.db.query(
+        "SELECT reason, sum(total) AS n FROM rejection_buckets GROUP BY reason")}
 
 
 def counts(store: Store) -> dict[str, int]:

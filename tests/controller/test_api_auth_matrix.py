@@ -51,6 +51,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/alarms"): READERS,
     ("GET", "/api/v1/ingest/stats"): READERS,
     ("GET", "/api/v1/ingest/rejections"): READERS,
+    ("GET", "/api/v1/ingest/rejection-counts"): READERS,
     ("GET", "/api/v1/ledger/checkpoint"): AUDITORS,
     ("POST", "/api/v1/ledger/checkpoints"): AUDITORS,
     ("GET", "/api/v1/ledger/proofs/inclusion"): AUDITORS,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from controller import auth
 from controller.api.dependencies import Db, live_stats, require
-from controller.api.models import IngestStats, Rejection
-from controller.storage import views
+from controller.api.models import IngestStats, Rejection, RejectionCount
+from controller.storage import rejections, views
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"],
                    dependencies=[Depends(require(auth.READERS))])
@@ -28,3 +28,13 @@ def ingest_stats(db: Db, request: Request) -> IngestStats:
 def list_rejections(db: Db, reason: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[Rejection]:
     return [Rejection(**r) for r in views.rejections(db, reason=reason, limit=limit)]
+
+
+@router.get("/rejection-counts", response_model=list[RejectionCount],
+            summary="Rejections counted per device, reason and window, newest window first")
+def rejection_counts(db: Db, device_id: str | None = None, reason: str | None = None,
+                     since_ms: int | None = None,
+                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+                     ) -> list[RejectionCount]:
+    return [RejectionCount(**r) for r in rejections.buckets(
+        db, device_id=device_id, reason=reason, since_ms=since_ms, limit=limit)]
