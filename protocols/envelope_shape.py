@@ -15,6 +15,31 @@ MAX_DEPTH = 16
 MAX_INT = 2**63
 
 
+def _refuse_duplicates(pairs):
+    # a key given twice can be read two ways (first wins, last wins) and the ledger keeps
+    # these very bytes: refused before any field is looked at
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise EnvelopeError("duplicate_key", "key %r appears twice in one JSON object"
+                                % (key[:32],))
+        out[key] = value
+    return out
+
+
+try:
+    json.loads("{}", object_pairs_hook=_refuse_duplicates)
+    DETECTS_DUPLICATES = True
+except TypeError:  # MicroPython's json takes no hooks; the controller runs on CPython
+    DETECTS_DUPLICATES = False
+
+
+def _loads(text):
+    if DETECTS_DUPLICATES:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    return json.loads(text)
+
+
 def _is_int(value: object) -> bool:
     return type(value) is int
 
@@ -22,14 +47,18 @@ def _is_int(value: object) -> bool:
 def parse(body_bytes: bytes) -> dict:
     """Decode and shape-check the JSON part of an envelope; return its dict.
 
-    Call only after ``verify``: the signature is what makes the content trusted.
+    Call only after ``verify``: the signature is what makes the content trusted. A JSON
+    object with a key given twice, at any depth, is ``duplicate_key`` (on CPython; see
+    ``DETECTS_DUPLICATES``).
     """
     try:
         text = body_bytes.decode()
     except UnicodeError:
         raise EnvelopeError("bad_utf8", "payload is not valid UTF-8")
     try:
-        fields = json.loads(text)
+        fields = _loads(text)
+    except EnvelopeError:
+        raise  # duplicate_key (an EnvelopeError is a ValueError: not bad_json)
     except ValueError as exc:
         raise EnvelopeError("bad_json", "payload is not JSON (%s)" % exc)
     except RuntimeError:  # RecursionError on CPython; MicroPython has only RuntimeError

@@ -89,6 +89,13 @@ class HealthSample(BaseModel):
 
 
 class Weighing(BaseModel):
+    """One weighing as the device signed it, with what the controller found wrong in it.
+
+    Strings (the plate above all) are the device's, untrusted: served as JSON, escaped by
+    the JSON encoding only, so a client must escape them for its own output (HTML, a
+    terminal, a CSV); ``plate_unsafe`` says a plate holds characters that need it.
+    """
+
     device_id: str
     seq: int
     plate: str
@@ -100,6 +107,10 @@ class Weighing(BaseModel):
     arrived_ts: int
     device_ts: int
     received_ms: int
+    flags: list[str] | None = Field(
+        None, description="plausibility flags (README, Operate: implausible weighings): "
+        "empty when none; null for weighings stored before the controller checked them",
+        examples=[["net_mismatch", "plate_unsafe"]])
 
 
 class Alarm(BaseModel):

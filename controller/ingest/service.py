@@ -32,6 +32,7 @@ from controller.ingest.stats import IngestStats
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
 from controller.keyring import newest_key
+from controller.plausibility import Settings
 from controller.storage import devices as device_rows
 from controller.storage import now_ms, open_store, transaction, views
 from controller.supervision.runner import Runner
@@ -73,7 +74,7 @@ class IngestService:
     def __init__(self, *, db_path: Path, site: str, broker: BrokerSettings,
                  batch_max: int = 500, batch_wait_s: float = 0.02,
                  with_ledger: bool = True, queue_max: int = QUEUE_MAX,
-                 supervision: Runner | None = None,
+                 supervision: Runner | None = None, plausibility: Settings | None = None,
                  rejection_limits: rejects.RejectionLimits = rejects.DEFAULT_LIMITS) -> None:
         self.db_path = db_path
         self.site = site
@@ -84,6 +85,8 @@ class IngestService:
         self.stats = IngestStats(queue_max=queue_max)
         self.rejection_limits = rejection_limits
         self.supervision = supervision if supervision is not None else Runner()
+        # the site's plate format and clock tolerances; a bad one stops the start here
+        self.plausibility = plausibility or Settings.from_env()
         self._store = open_store(db_path)
         self.client_id = broker.client_id or f"portwatch-{site}-{views.store_id(self._store)}"
         self._keys = registry.secrets_by_device(self._store)
@@ -125,7 +128,8 @@ class IngestService:
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()
         result = commit_batch(self._store.conn, verdicts, with_ledger=self.with_ledger,
-                              supervise=self.supervision, limits=self.rejection_limits)
+                              supervise=self.supervision, limits=self.rejection_limits,
+                              plausibility=self.plausibility)
         return result, (time.perf_counter() - started) * 1000
 
     # -- the link ------------------------------------------------------------------------

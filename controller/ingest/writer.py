@@ -28,6 +28,7 @@ from controller import ledger
 from controller.facts import Fact
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits, Tally
 from controller.ingest.verify import Accepted, Rejected, Verdict
+from controller.plausibility import Settings, limits_for
 from controller.projections import project
 from controller.storage import custody, ledger_log, transaction
 
@@ -68,6 +69,7 @@ class _Batch:
         self.seen: dict[tuple[str, int], str] = {}
         self.touched: set[str] = set()
         self.result = BatchResult()
+        self.plausibility = Settings()
 
     def reject(self, v: Rejected | Accepted, reason: str, detail: str) -> None:
         dev = v.device_id
@@ -100,7 +102,9 @@ class _Batch:
                 self.reject(v, "seq_conflict", f"seq {f['seq']} is stored with other content")
             return
         self.seen[key] = digest
-        fact = Fact.from_fields(v.device_id, f, v.msg.received_ms)
+        # the device's limits as known now: its register map and its last health's clock
+        limits = limits_for(self.devices[v.device_id], self.plausibility)
+        fact = Fact.from_fields(v.device_id, f, v.msg.received_ms, limits)
         self.messages.append((v.device_id, fact.seq, fact.boot, fact.kind, fact.device_ts,
                               fact.received_ms, v.msg.topic, v.msg.payload, digest))
         for table, row in project(fact):
@@ -184,17 +188,21 @@ def _clip(text: str) -> str:
 
 def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
                  with_ledger: bool = True, supervise: Supervise | None = None,
-                 limits: RejectionLimits = DEFAULT_LIMITS) -> BatchResult:
+                 limits: RejectionLimits = DEFAULT_LIMITS,
+                 plausibility: Settings | None = None) -> BatchResult:
     """Write one batch atomically: all of it is durable on return, or none of it.
 
     Every accepted message and every rejection is appended to the ledger in the same
     transaction (``with_ledger=False`` only for the benchmark's comparison), a rejection
     only while its bucket is within ``limits`` (beyond, it is counted only); then
     ``supervise`` (the supervision runner) sees the batch's new facts, still inside it.
+    Each event is judged against ``plausibility`` (the site's plate format and clock
+    tolerances) and its device's registration: flagged, never refused.
     """
     ids = {v.device_id for v in verdicts if isinstance(v, Accepted)}
     with transaction(conn):
         batch = _Batch(conn, custody.load_devices(conn, ids), limits)
+        batch.plausibility = plausibility or batch.plausibility
         for v in verdicts:
             if isinstance(v, Rejected):
                 batch.reject(v, v.reason, v.detail)

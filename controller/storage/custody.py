@@ -16,7 +16,7 @@ from controller.errors import StoreError
 # the tables projections may write, with their columns in insert order (schema.py)
 PROJECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "weighings": ("device_id", "seq", "plate", "gross_kg", "tare_kg", "net_kg", "division_kg",
-                  "stable_ms", "arrived_ts", "device_ts", "received_ms"),
+                  "stable_ms", "arrived_ts", "device_ts", "received_ms", "flags_json"),
     "alarms": ("device_id", "seq", "alarm", "state", "detail_json", "device_ts", "received_ms"),
     "lost_ranges": ("device_id", "first_seq", "last_seq", "reason", "declared_by",
                     "declared_ms"),

@@ -6,7 +6,7 @@ start-up, a CLI command before it writes); ``PRAGMA user_version`` records the v
 Versions: 1 devices, messages and their projections; 2 key ring, key rotations, broker
 accounts; 3 supervision (rule state, alerts), token revocation, device decommissioning,
 the store's own id; 4 devices' notices of custody events they refused; 5 rejection
-counts per (device, reason, window).
+counts per (device, reason, window), weighings' plausibility flags.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def migrate(store: Store) -> None:
         _refusals(db)
         _rejection_buckets(db)
         _repair_watermarks(db, version)
+        _weighing_flags(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

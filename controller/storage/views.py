@@ -9,14 +9,17 @@ from controller.storage.database import Store
 
 def weighings(store: Store, *, device_id: str | None = None, plate: str | None = None,
               since_ms: int | None = None, until_ms: int | None = None, limit: int = 100,
-              offset: int = 0) -> list[dict[str, Any]]:
-    """Weighings, newest device time first, filtered by device, plate and device time."""
+              offset: int = 0, flagged: bool | None = None) -> list[dict[str, Any]]:
+    """Weighings, newest device time first, filtered by device, plate, device time and
+    whether the controller flagged them (``flagged``: None, either)."""
     where, args = [], []
     for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
                           ("device_ts >= ?", since_ms), ("device_ts < ?", until_ms)):
         if value is not None:
             where.append(clause)
             args.append(value)
+    if flagged is not None:  # unchecked (NULL, before schema 5) counts as not flagged
+        where.append("coalesce(flags_json, '[]') " + ("!=" if flagged else "=") + " '[]'")
     sql = "SELECT * FROM weighings"
     if where:
         sql += " WHERE " + " AND ".join(where)

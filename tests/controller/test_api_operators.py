@@ -33,7 +33,7 @@ def _ingest(db: Store, *msgs: Any) -> None:
 
 def _alarm(device: dict[str, Any], seq: int, code: str, state: str, at: int) -> Any:
     return signed(device, seq=seq, kind="alarm", body={"alarm": code, "state": state},
-                  received_ms=at)
+                  ts=at - 200, received_ms=at)
 
 
 def test_alerts_lists_active_ones_with_age_and_pairs_raise_and_clear(

@@ -102,3 +102,25 @@ def test_parse_rejects_invalid_utf8_and_wrong_shapes():
             assert exc.reason == reason, (raw, exc.reason)
         else:
             raise AssertionError("accepted %r" % raw)
+
+
+def test_parse_refuses_a_key_given_twice_at_any_depth():
+    import sys
+
+    if not envelope_shape.DETECTS_DUPLICATES:
+        # MicroPython's json takes no hook; only the controller (CPython) parses with shape
+        assert sys.implementation.name == "micropython"
+        return
+    head = b'{"v": 1, "dev": "d", "boot": 0, "seq": 1, "ts": 1, "kind": "k", '
+    for raw, key in ((head + b'"body": {}, "seq": 2}', "seq"),
+                     (head + b'"body": {"plate": "A", "plate": "B"}}', "plate"),
+                     (head + b'"body": {"x": [{"k": 1, "k": 1}]}}', "k")):
+        try:
+            envelope_shape.parse(raw)
+        except envelope.EnvelopeError as exc:
+            assert exc.reason == "duplicate_key", (raw, exc.reason)
+            assert repr(key) in exc.detail
+        else:
+            raise AssertionError("accepted %r" % raw)
+    assert envelope_shape.parse(head + b'"body": {"a": {"b": 1}, "b": {"a": 1}}}')["body"] == \
+        {"a": {"b": 1}, "b": {"a": 1}}  # the same key in two objects is fine

@@ -19,7 +19,8 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.get("/weighings", response_model=list[Weighing],
-            summary="Weighings, newest first, filtered by device, plate and device time")
+            summary="Weighings, newest first, filtered by device, plate, device time and "
+            "plausibility flags")
 def list_weighings(
     db: Db,
     device_id: str | None = None,
@@ -28,10 +29,18 @@ def list_weighings(
     until_ms: Annotated[int | None, Query(ge=0, le=MS_MAX, description="device time, ms")] = None,
     limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=ROWS_MAX)] = 0,
+    flagged: Annotated[bool | None, Query(
+        description="true: only weighings with plausibility flags; false: only those "
+        "without")] = None,
 ) -> list[Weighing]:
-    return [Weighing(**r) for r in views.weighings(
+    return [_weighing(r) for r in views.weighings(
         db, device_id=device_id, plate=plate, since_ms=since_ms, until_ms=until_ms,
-        limit=limit, offset=offset)]
+        limit=limit, offset=offset, flagged=flagged)]
+
+
+def _weighing(r: dict[str, Any]) -> Weighing:
+    flags = r.pop("flags_json", None)
+    return Weighing(**r, flags=None if flags is None else json.loads(flags))
 
 
 @router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing")
@@ -40,7 +49,7 @@ def get_weighing(device_id: str, seq: Annotated[int, Path(ge=1, le=SEQ_MAX)],
     row = views.weighing(db, device_id, seq)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no weighing {device_id}/{seq}")
-    return Weighing(**row)
+    return _weighing(row)
 
 
 def _alarm(r: dict[str, Any]) -> Alarm:

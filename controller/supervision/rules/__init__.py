@@ -19,9 +19,10 @@ from controller.facts import Fact
 from controller.supervision.findings import Finding
 from controller.supervision.rules import (
     device_alarms,
+    device_time,
     one_ticket_per_visit,
     refused_events,
-    weighing_arithmetic,
+    weighing_plausibility,
 )
 
 State = dict[str, Any]
@@ -46,7 +47,8 @@ class Rule:
 
 RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     device_alarms,        # the device's own alarms, paired into active alerts
-    weighing_arithmetic,  # a weighing's figures checked again, independently of the device
+    weighing_plausibility,  # a weighing's figures and plate checked against the registration
+    device_time,          # custody events with impossible device times
     one_ticket_per_visit,  # a second ticket for one vehicle visit, from any cause
     refused_events,       # custody evidence a device could not keep
 ))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from controller.facts import Fact
+from controller.plausibility import Limits
 from controller.supervision.findings import Alert
 from controller.supervision.rules import (
     RULES,
     device_alarms,
+    device_time,
     one_ticket_per_visit,
     refused_events,
-    weighing_arithmetic,
+    weighing_plausibility,
 )
 
 T0 = 1_764_072_000_000
@@ -47,7 +50,7 @@ def run(module: Any, facts: Sequence[Fact],
 
 
 def test_rules_are_registered_once_in_order() -> None:
-    assert [r.name for r in RULES] == ["device_alarms", "weighing_arithmetic",
+    assert [r.name for r in RULES] == ["device_alarms", "weighing_plausibility", "device_time",
                                        "one_ticket_per_visit", "refused_events"]
     assert RULES[0].kinds == frozenset({"alarm"})
 
@@ -88,12 +91,12 @@ def test_device_alarms_severity_is_configurable() -> None:
     assert found[0].severity == "critical"
 
 
-def test_weighing_arithmetic_accepts_a_consistent_ticket() -> None:
-    assert run(weighing_arithmetic, [weighing(1, 45240, 15000, 30240)]) == ({}, [])
+def test_weighing_plausibility_accepts_a_consistent_ticket() -> None:
+    assert run(weighing_plausibility, [weighing(1, 45240, 15000, 30240)]) == ({}, [])
 
 
-def test_weighing_arithmetic_names_every_failed_check() -> None:
-    _, found = run(weighing_arithmetic, [weighing(7, 160010, 15000, 145000)])
+def test_weighing_plausibility_names_every_failed_check() -> None:
+    _, found = run(weighing_plausibility, [weighing(7, 160010, 15000, 145000)])
     [alert] = found
     assert (alert.code, alert.subject, alert.severity) == ("weighing_inconsistent", "seq 7",
                                                           "critical")
@@ -102,12 +105,14 @@ def test_weighing_arithmetic_names_every_failed_check() -> None:
     assert "gross 160010 kg is not a multiple of the 20 kg division" in problems
     assert "gross 160010 kg is above the capacity of 150000 kg" in problems
     assert len(problems) == 3
+    assert alert.detail["flags"] == ["net_mismatch", "over_capacity", "off_division"]
 
 
-def test_weighing_arithmetic_flags_non_positive_net_and_uses_configured_capacity() -> None:
-    _, found = run(weighing_arithmetic, [weighing(1, 15000, 15000, 0),
-                                         weighing(2, 60000, 20000, 40000)],
-                   {"capacity_kg": 50000})
+def test_weighing_plausibility_flags_non_positive_net_and_uses_the_registered_capacity() -> None:
+    limits = Limits(capacity_kg=50000)
+    _, found = run(weighing_plausibility, [
+        replace(weighing(1, 15000, 15000, 0), limits=limits),
+        replace(weighing(2, 60000, 20000, 40000), limits=limits)])
     assert [a.detail["problems"] for a in found] == [
         ["net 0 kg is not positive"], ["gross 60000 kg is above the capacity of 50000 kg"]]
 
@@ -166,3 +171,29 @@ def test_refused_events_notice_repeated_after_a_power_cut_is_one_alert() -> None
     later = Fact("wb-1", 11, 2, "refused", T0, T0 + 5, {**body, "until_ts": T0 + 1})
     _, found = run(refused_events, [*notices, later])
     assert [a.subject for a in found] == ["seq 9", "seq 11"]
+
+
+def test_weighing_plausibility_alerts_a_suspect_plate_apart_from_the_figures() -> None:
+    _, found = run(weighing_plausibility, [weighing(1, 45240, 15000, 30240, plate=""),
+                                           weighing(2, 45240, 15000, 30000,
+                                                    plate="辽B\u202e4321")])
+    assert [(a.code, a.subject, a.severity, a.detail["flags"]) for a in found] == [
+        ("plate_suspect", "seq 1", "warning", ["empty_plate"]),
+        ("weighing_inconsistent", "seq 2", "critical", ["net_mismatch"]),
+        ("plate_suspect", "seq 2", "critical", ["plate_unsafe", "plate_format"])]
+
+
+def test_device_time_raises_once_while_times_are_impossible_and_clears_on_a_sane_one() -> None:
+    year_3000 = 32_503_680_000_000
+    ahead = replace(weighing(1, 45240, 15000, 30240), device_ts=year_3000)
+    ahead_alarm = replace(alarm(2, "overload", "raised"), device_ts=year_3000)
+    sane = weighing(3, 45240, 15000, 30240)
+    state, found = run(device_time, [ahead, ahead_alarm])
+    [alert] = found
+    assert (alert.code, alert.active, alert.subject) == ("device_clock_wrong", True, "")
+    assert alert.detail["flags"] == ["device_time_ahead"] and alert.detail["seq"] == 1
+    assert state == {"since_seq": 1}
+    state, found = run(device_time, [ahead, ahead_alarm, sane])
+    assert [(a.code, a.active) for a in found] == [("device_clock_wrong", True),
+                                                  ("device_clock_wrong", False)]
+    assert state == {}

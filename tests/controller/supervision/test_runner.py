@@ -127,5 +127,5 @@ def test_runner_refuses_to_run_outside_a_transaction(db: Store) -> None:
 def test_runner_rejects_config_for_unknown_rules() -> None:
     with pytest.raises(ValueError, match="unknown rules"):
         Runner(config={"no_such_rule": {}})
-    runner = Runner(config={"weighing_arithmetic": {"capacity_kg": 1000}})
-    assert runner.config["weighing_arithmetic"]["capacity_kg"] == 1000
+    runner = Runner(config={"device_alarms": {"critical": ("zero_drift",)}})
+    assert runner.config["device_alarms"]["critical"] == ("zero_drift",)
