@@ -139,10 +139,11 @@ def _whole(value: object) -> int | None:
     return int(value)
 
 
-def limits_for(device: Mapping[str, Any], settings: Settings) -> Limits:
-    """The limits of a device from its registry row (``driver_json``, ``clock_offset_ms``)."""
+@functools.lru_cache(maxsize=1024)
+def _driver_limits(driver_json: str) -> tuple[int | None, int | None]:
+    """(capacity, division) registered in a device's driver settings, parsed once per text."""
     try:
-        driver = json.loads(device.get("driver_json") or "{}")
+        driver = json.loads(driver_json)
     except ValueError:
         driver = {}
     capacity: float | None = None
@@ -151,9 +152,15 @@ def limits_for(device: Mapping[str, Any], settings: Settings) -> Limits:
         capacity, division = _map_limits(driver["map"])
     if isinstance(driver, dict) and "division_kg" in driver:
         division = driver["division_kg"]  # the agent rounds to this one (edge/drivers)
+    return _whole(capacity), _whole(division)
+
+
+def limits_for(device: Mapping[str, Any], settings: Settings) -> Limits:
+    """The limits of a device from its registry row (``driver_json``, ``clock_offset_ms``)."""
+    capacity, division = _driver_limits(str(device.get("driver_json") or "{}"))
     offset = device.get("clock_offset_ms")
-    return Limits(capacity_kg=_whole(capacity) or settings.default_capacity_kg,
-                  division_kg=_whole(division), plate_pattern=settings.plate_pattern,
+    return Limits(capacity_kg=capacity or settings.default_capacity_kg,
+                  division_kg=division, plate_pattern=settings.plate_pattern,
                   max_clock_skew_ms=settings.max_clock_skew_ms,
                   max_delay_ms=settings.max_delay_ms,
                   clock_offset_ms=offset if isinstance(offset, int) else None)
