@@ -22,6 +22,7 @@ from controller.drivers import validate_driver
 from controller.errors import ControllerError
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
+from controller.storage import rejections as rejection_rows
 from tools import broker_setup, emulator_cli, ledger_cli, settings
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
@@ -294,6 +295,37 @@ def alert_list(
         table.add_row(str(a["id"]), a["device_id"], a["code"], a["severity"], a["subject"],
                       _when(a["raised_ms"]), _age((end - a["raised_ms"]) / 1000),
                       a["cleared_by"] or "")
+    console.print(table)
+
+
+@app.command("rejections")
+def rejections_list(
+    device: Annotated[str | None, typer.Option(
+        help="only this device ('*': every unregistered sender)")] = None,
+    reason: Annotated[str | None, typer.Option(help="only this reason, e.g. bad_signature")] =
+        None,
+    since_h: Annotated[float | None, typer.Option(help="only the last HOURS")] = None,
+    limit: int = 50,
+    db: DbOpt = None,
+) -> None:
+    """Refused messages counted per device, reason and hour, newest hour first.
+
+    The first few of each are kept in full (GET /api/v1/ingest/rejections); the rest are
+    only counted, and summed up in a signed ledger entry when the hour ends.
+
+    Example: portwatch rejections --device wb-gate1 --since-h 24
+    """
+    since = None if since_h is None else now_ms() - int(since_h * 3_600_000)
+    table = Table("window", "device", "reason", Column("count", justify="right"),
+                  Column("bytes", justify="right"), Column("kept", justify="right"),
+                  "first", "last", "summary")
+    for b in rejection_rows.buckets(_store(db), device_id=device, reason=reason,
+                                    since_ms=since, limit=limit):
+        summary = ("-" if b["total"] == b["kept"] else
+                   "pending" if b["summary_idx"] is None else f"ledger {b['summary_idx']}")
+        table.add_row(_when(b["window_ms"]), b["device_id"], b["reason"], str(b["total"]),
+                      str(b["bytes"]), str(b["kept"]), _when(b["first_ms"]),
+                      _when(b["last_ms"]), summary)
     console.print(table)
 
 

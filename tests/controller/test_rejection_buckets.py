@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from controller import auth, registry
 from controller.api.app import create_app
@@ -18,6 +19,7 @@ from controller.storage import Store, open_store, transaction, views
 from controller.storage import ledger_log as ledger_store
 from controller.storage import rejections as buckets_store
 from ctl_helpers import SITE, signed
+from tools.cli import app
 
 HOUR_MS = 3_600_000
 T0 = 1764072000000  # a window start (a multiple of an hour)
@@ -180,3 +182,18 @@ def test_api_shows_counts_per_device_reason_and_window(db_path: Path, db: Store,
                       params={"since_ms": T0 + HOUR_MS}).json() == []
     stats = client.get("/api/v1/ingest/stats", headers=h).json()
     assert stats["rejected_by_reason"] == {"bad_signature": 30, "unknown_device": 1}
+
+
+def test_cli_lists_counts_per_device_reason_and_window(db_path: Path, db: Store,
+                                                       device: dict[str, Any]) -> None:
+    _commit(db, [_forged(device, i) for i in range(12)])
+    with transaction(db.conn):
+        summarize(db.conn, T0 + HOUR_MS)
+    r = CliRunner().invoke(app, ["rejections", "--device", "wb-1", "--db", str(db_path)],
+                           env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    [line] = [ln for ln in r.output.splitlines() if "bad_signature" in ln]
+    assert "wb-1" in line and " 12 " in line and " 5 " in line and "ledger" in line
+    empty = CliRunner().invoke(app, ["rejections", "--reason", "stale", "--db", str(db_path)],
+                               env={"COLUMNS": "200"})
+    assert empty.exit_code == 0 and "bad_signature" not in empty.output
