@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from controller import auth, registry
 from controller.api.app import create_app
+from controller.ingest.flood_bench import KEEP_ALL, forged_rate
 from controller.ingest.rejects import DEFAULT_LIMITS, SUMMARY, RejectionLimits, summarize
 from controller.ingest.verify import Received, check_message
 from controller.ingest.writer import TEXT_CHARS, commit_batch
@@ -197,3 +198,13 @@ def test_cli_lists_counts_per_device_reason_and_window(db_path: Path, db: Store,
     empty = CliRunner().invoke(app, ["rejections", "--reason", "stale", "--db", str(db_path)],
                                env={"COLUMNS": "200"})
     assert empty.exit_code == 0 and "bad_signature" not in empty.output
+
+
+def test_flood_bench_counts_a_flood_in_bounded_space() -> None:
+    bounded = forged_rate(3000)
+    kept = forged_rate(3000, limits=KEEP_ALL)
+    assert bounded["messages"] == kept["messages"] == 3000
+    assert bounded["per_s"] > 0 and kept["per_s"] > 0
+    # every refusal kept costs ~0.8 KB each; bounded, the store is the empty schema and one
+    # bucket with its 5 kept refusals
+    assert kept["store_bytes"] - bounded["store_bytes"] > 3000 * 500
