@@ -179,21 +179,28 @@ def device_config(
     broker_host: str,
     broker_port: int,
     data_dir: str,
+    tls_ca: bytes | None = None,
 ) -> dict[str, Any]:
-    """The config file the agent boots with (secret included: write it mode 0600)."""
+    """The config file the agent boots with (secret included: write it mode 0600).
+
+    ``tls_ca`` (the site CA, DER): MQTT over TLS, the broker's certificate pinned to it.
+    """
+    mqtt: dict[str, Any] = {
+        "host": broker_host,
+        "port": broker_port,
+        "user": device["device_id"],
+        "password": mqtt_password,
+        "keepalive": 30,
+    }
+    if tls_ca is not None:
+        mqtt.update(tls=True, tls_ca_hex=tls_ca.hex())
     return {
         "device_id": device["device_id"],
         "site": device["site"],
         "kind": device["kind"],
         "key_id": device["key_id"],
         "secret_hex": device["secret_hex"],
-        "mqtt": {
-            "host": broker_host,
-            "port": broker_port,
-            "user": device["device_id"],
-            "password": mqtt_password,
-            "keepalive": 30,
-        },
+        "mqtt": mqtt,
         "driver": json.loads(device["driver_json"] or "{}"),
         "health_interval_s": 10,
         "data_dir": data_dir,

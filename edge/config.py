@@ -13,7 +13,7 @@ DEFAULTS = {
     "resend_after_s": 10,
     "window": 8,
 }
-MQTT_DEFAULTS = {"keepalive": 30, "user": None, "password": None}
+MQTT_DEFAULTS = {"keepalive": 30, "user": None, "password": None, "tls": False}
 
 
 class ConfigError(ValueError):
@@ -28,14 +28,14 @@ def _need(cfg, key, kind, where="config"):
     return cfg[key]
 
 
-def unhex(text):
+def unhex(text, what="secret_hex"):
     """bytes from a hex string (MicroPython has no bytes.fromhex on every port)."""
     if len(text) % 2:
-        raise ConfigError("secret_hex must have an even number of hex digits")
+        raise ConfigError(what + " must have an even number of hex digits")
     try:
         return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
     except ValueError:
-        raise ConfigError("secret_hex is not hexadecimal")
+        raise ConfigError(what + " is not hexadecimal")
 
 
 def check(cfg):
@@ -49,6 +49,12 @@ def check(cfg):
     _need(mqtt, "port", int, "mqtt")
     for key in MQTT_DEFAULTS:
         mqtt.setdefault(key, MQTT_DEFAULTS[key])
+    if mqtt["tls"] is not False:
+        if mqtt["tls"] is not True:
+            raise ConfigError("mqtt: 'tls' must be true or false")
+        # the site CA the broker's certificate must chain to, pinned: DER as hex
+        mqtt["ca"] = unhex(_need(mqtt, "tls_ca_hex", str, "mqtt"), "tls_ca_hex")
+        mqtt.pop("tls_ca_hex")
     _need(cfg, "driver", dict)
     for key in DEFAULTS:
         cfg.setdefault(key, DEFAULTS[key])

@@ -30,6 +30,7 @@ def explain(exc):
     text = type(exc).__name__
     sep = ": "
     for x in a:  # a loop, not a comprehension: that would be one more function on the heap
-        text += sep + (explain(x) if isinstance(x, Exception) else str(x))
+        # strip: mbedTLS's certificate errors come wrapped in newlines on MicroPython
+        text += sep + (explain(x) if isinstance(x, Exception) else str(x).strip())
         sep = ", "
     return text

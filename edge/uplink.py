@@ -56,6 +56,11 @@ class Uplink:
         self.outbox = outbox
         self.hal = hal
         self.mqtt_cfg = mqtt_cfg
+        self.tls = None
+        if mqtt_cfg.get("tls"):  # made at boot, once: the pinned CA parsed for every reconnect
+            from edge.net.sock import context
+
+            self.tls = context(mqtt_cfg.pop("ca"))
         self.log = log
         self.birth = birth
         from protocols import topics  # here only: the agent frees it after boot
@@ -160,7 +165,7 @@ class Uplink:
         if client is None:
             client = self.client = MQTTClient(
                 self.signer.device_id, m["host"], m["port"], keepalive=m["keepalive"],
-                on_message=self.on_message, max_inflight=self.window)
+                on_message=self.on_message, max_inflight=self.window, tls=self.tls)
         try:
             await client.connect(packet)
         except MQTTError:

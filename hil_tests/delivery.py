@@ -6,8 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-
+from tools.broker import paho_client
 from tools.procs import wait_until
 from tools.rig import Agent, Rig
 
@@ -17,13 +16,10 @@ FAST = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "0.8", "--leave-s"
 
 def publish(port: int, messages: list[tuple[str, bytes]], *,
             login: tuple[str, str] | None = None, client_id: str = "hil-publisher",
-            timeout: float = 10) -> None:
-    """Publish (topic, payload) pairs at QoS 1 from a fresh paho client as ``login``, each
-    acknowledged by the broker (PUBACK) before the next."""
-    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
-                    protocol=paho.MQTTv311)
-    if login is not None:
-        c.username_pw_set(*login)
+            timeout: float = 10, ca: Path | None = None) -> None:
+    """Publish (topic, payload) pairs at QoS 1 from a fresh paho client as ``login`` (over
+    TLS pinned to ``ca`` if given), each acknowledged by the broker (PUBACK) before the next."""
+    c = paho_client(client_id, ca=ca, login=login)
     c.connect("127.0.0.1", port)
     c.loop_start()
     try:

@@ -19,8 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controller.storage import open_store, views
-from tools.broker import login_accepted
 from tools.firmware import REPO
 from tools.procs import free_port, port_open, stop_process, wait_until
 from tools.rig import Rig
@@ -35,7 +33,7 @@ class Controller:
 
     def __init__(self, workdir: Path, name: str, *, db: Path, site: str, broker_port: int,
                  api_port: int, user: str | None = None, password: str | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, ca: Path | None = None) -> None:
         self.out = workdir / f"{name}.stdout"
         self.err = workdir / f"{name}.stderr"
         self.api_port = api_port
@@ -46,6 +44,8 @@ class Controller:
             cmd += ["--broker-user", user, "--broker-password", password or ""]
         if verbose:
             cmd.append("--verbose")
+        if ca is not None:  # the rig's site CA (another store's would not match its broker)
+            cmd += ["--broker-ca", str(ca)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWATCH_")}
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err, env=env,
@@ -102,7 +102,7 @@ def _settle_broker_log(rig: Rig) -> None:
     before it (by a controller that has since exited) is logged by then."""
     before = len(_connections(rig))
     user, password = rig.test_account()
-    assert login_accepted(rig.broker.port, user, password)
+    assert rig.login_accepted(user, password)
     wait_until(lambda: any(u == user for _, u in _connections(rig)[before:]), 10,
                what="the marker login in the broker's log")
 
@@ -117,7 +117,8 @@ def _second(tmp_path: Path, rig: Rig, name: str, db: Path, api_port: int, *,
     """Another controller on the rig's broker, with the rig controller's broker login."""
     user, password = rig.controller_credentials
     return Controller(tmp_path, name, db=db, site=rig.site, broker_port=rig.broker.port,
-                      api_port=api_port, user=user, password=password, verbose=verbose)
+                      api_port=api_port, user=user, password=password, verbose=verbose,
+                      ca=rig.ca)
 
 
 def test_second_controller_on_a_busy_api_port_stops_before_the_broker(
@@ -166,22 +167,22 @@ def test_second_controller_on_the_same_store_names_the_running_ones_pid(
     assert _live(rig)["connects"] == 1
 
 
-def test_controllers_on_two_stores_have_two_client_ids(
+def test_controllers_on_two_stores_have_two_logins_and_two_client_ids(
         rig: Rig, tmp_path: Path, controllers: list[Controller]) -> None:
+    """The broker makes each login its client id (no login can take over another's), so
+    a second store's controller has a login of its own, and neither ousts the other."""
     rig_ids = _rig_login(rig)
+    assert rig_ids == [rig.controller_credentials[0]]
     other_db = tmp_path / "other.db"
-    second = _second(tmp_path, rig, "other-store", other_db, free_port(), verbose=True)
+    user, password = rig.observer_account("portwatch-controller-other")
+    second = Controller(tmp_path, "other-store", db=other_db, site=rig.site,
+                        broker_port=rig.broker.port, api_port=free_port(), user=user,
+                        password=password, verbose=True, ca=rig.ca)
     controllers.append(second)
     wait_until(lambda: second.health()["broker_connected"], 20,
                what="the second controller connected")
-    ids = _controller_connections(rig)
-    assert len(ids) == 2, ids
-    stores = {}
-    for db in (rig.db_path, other_db):
-        store = open_store(db)
-        stores[db] = f"portwatch-{rig.site}-{views.store_id(store)}"
-        store.close()
-    assert ids == [stores[rig.db_path], stores[other_db]]
+    ids = [cid for cid, u in _connections(rig) if u in (rig_ids[0], user)]
+    assert ids == [rig_ids[0], user], ids
     assert ids[0] != ids[1]
     assert f"as {ids[1]}" in second.stderr()  # the controller says which id it uses
     # both stay connected: neither session was taken over by the other
@@ -199,7 +200,7 @@ def test_refused_login_is_named_as_such_with_what_to_do(
     user, password = rig.controller_credentials
     c = Controller(tmp_path, "bad-password", db=tmp_path / "other.db", site=rig.site,
                    broker_port=rig.broker.port, api_port=free_port(), user=user,
-                   password=password + "-wrong")  # no --verbose: WARNINGs show anyway
+                   password=password + "-wrong", ca=rig.ca)  # no --verbose: WARNINGs show anyway
     controllers.append(c)
 
     def refusals() -> list[str]:

@@ -178,7 +178,8 @@ def test_replayed_and_redelivered_messages_are_stored_once(rig: Rig) -> None:
     assert_exactly_once(rig, agent, 3)
     with sqlite3.connect(rig.db_path) as conn:
         rows = conn.execute("SELECT topic, payload FROM messages ORDER BY seq").fetchall()
-    publish(rig.broker.port, rows * 3, client_id="replayer",
+    rig.kill_agent(agent.device_id)  # its login is the client id: the replayer would
+    publish(rig.broker.port, rows * 3, client_id="replayer", ca=rig.ca,  # throw it off
             login=(agent.config["mqtt"]["user"], agent.config["mqtt"]["password"]))
     wait_until(lambda: rig.get("/api/v1/ingest/stats")["rejected_by_reason"].get(
         "duplicate", 0) >= 9, 20, what="9 duplicates counted")

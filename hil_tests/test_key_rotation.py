@@ -61,7 +61,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     assert rotation["key_id"] == "k2"
     # within the grace the old key still verifies: the same bytes again are a duplicate
     before = _rejected(rig)
-    publish(rig.broker.port, [(evt, old)], login=login)
+    publish(rig.broker.port, [(evt, old)], login=login, ca=rig.ca)
     wait_until(lambda: _rejected(rig).get("duplicate", 0) > before.get("duplicate", 0), 20,
                what="the replay within the grace counted as a duplicate")
     assert now_ms() < rotation["old_valid_until_ms"], "the grace was too short to test"
@@ -79,7 +79,7 @@ def test_rotated_key_is_used_after_restart_and_old_key_expires(rig: Rig) -> None
     wait_until(lambda: now_ms() > rotation["old_valid_until_ms"], GRACE_S + 30,
                what="the end of the grace (controller clock)")
     before = _rejected(rig)
-    publish(rig.broker.port, [(evt, old)], login=login)
+    publish(rig.broker.port, [(evt, old)], login=login, ca=rig.ca)
     wait_until(lambda: _rejected(rig).get("expired_key", 0) > before.get("expired_key", 0), 20,
                what="the replay after the grace counted as expired_key")
     after = _rejected(rig)

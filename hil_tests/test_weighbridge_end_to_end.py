@@ -90,7 +90,7 @@ def test_bad_signature_replay_malformed_and_unknown_device_are_rejected(rig: Rig
                                                                       garbage).encode())
     baseline = rig.get("/api/v1/ingest/stats")["rejected_by_reason"]
     for topic, payload in cases.values():
-        publish(rig.broker.port, [(topic, payload)], login=rig.test_account())
+        publish(rig.broker.port, [(topic, payload)], login=rig.test_account(), ca=rig.ca)
 
     def counted() -> dict[str, int] | None:
         now = rig.get("/api/v1/ingest/stats")["rejected_by_reason"]

@@ -19,8 +19,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+from protocols.envelope import MAX_WIRE_BYTES
 from tools.procs import ProcessDied, port_open, stop_process, wait_until
+from tools.tls import BrokerTls
 
 
 class BrokerError(ProcessDied):
@@ -39,17 +42,38 @@ def mosquitto_binary() -> str:
 
 
 MAX_QUEUED_MESSAGES = 1_000_000
+# per client: a site's whole backlog (every agent's full 256 KiB outbox: 2,000 agents)
+# fits, while a flood queued for an offline controller cannot take the server's memory
+MAX_QUEUED_BYTES = 512 * 1024 * 1024
+# the largest envelope (protocols/envelope.py MAX_WIRE_BYTES, 16 KiB) with its topic and
+# headers; anything bigger is refused by the broker, which drops that client's link
+MAX_PACKET_BYTES = MAX_WIRE_BYTES + 1024
 PID_FILE = "mosquitto.pid"  # in the persistence directory: the broker's user writes it
 
 
 def delivery_settings(max_queued_messages: int = MAX_QUEUED_MESSAGES) -> tuple[str, ...]:
-    """The mosquitto.conf lines every portwatch broker needs so QoS 1 neither drops nor stalls."""
+    """The mosquitto.conf lines every portwatch broker needs so QoS 1 neither drops nor
+    stalls, and no client's message or queue can exhaust the broker."""
     return (
         f"max_queued_messages {max_queued_messages}",  # the default 1,000 drops silently
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "max_inflight_messages 100",
+        f"max_packet_size {MAX_PACKET_BYTES}",  # a 200 MB publish reached the controller
         "set_tcp_nodelay true",  # Nagle stalls asynchronous publishers
         "sys_interval 1",  # fresh $SYS figures (dropped messages) for monitoring and bench
     )
+
+
+# With logins, the client id is the login: one device's login cannot connect under the
+# controller's or another device's id to throw that client off (each new connection with
+# a client id replaces the one already there). One login, one connection at a time.
+LOGIN_IS_CLIENT_ID = "use_username_as_clientid true"
+
+
+def tls_settings(tls: BrokerTls) -> tuple[str, ...]:
+    """The lines that make the listener above them speak TLS only (1.2 and up)."""
+    return (f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}",
+            "tls_version tlsv1.2")
 
 
 LOG_SETTINGS = (
@@ -68,10 +92,15 @@ def render_config(
     password_file: Path | None = None,
     acl_file: Path | None = None,
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
+    tls: BrokerTls | None = None,
 ) -> str:
-    """The text of a mosquitto.conf for a broker this process runs (tests, demo, bench)."""
+    """The text of a mosquitto.conf for a broker this process runs (tests, demo, bench).
+
+    With ``tls`` its one listener speaks only TLS.
+    """
     lines = [
         f"listener {port} 127.0.0.1",
+        *(tls_settings(tls) if tls is not None else ()),
         # as root, mosquitto drops to the 'mosquitto' user and then cannot read our files
         *(["user root"] if os.geteuid() == 0 else []),
         "persistence true",
@@ -81,7 +110,7 @@ def render_config(
         *LOG_SETTINGS,
     ]
     if password_file is not None:
-        lines += ["allow_anonymous false", f"password_file {password_file}"]
+        lines += ["allow_anonymous false", f"password_file {password_file}", LOGIN_IS_CLIENT_ID]
     else:
         lines.append("allow_anonymous true")
     if acl_file is not None:
@@ -97,15 +126,20 @@ def render_site_config(
     password_file: Path,
     acl_file: Path,
     data_dir: Path,
+    tls: BrokerTls,
 ) -> str:
     """The text of the mosquitto.conf ``portwatch broker config`` writes for a site's broker.
+
+    Its one listener speaks only TLS (``tls``: the site CA and the broker's certificate):
+    there is no clear MQTT port, so no password, plate or weight crosses a network readable.
 
     Started as root, Mosquitto switches to ``user`` right after reading this file, before
     it opens anything else (pid file, persistence, password file, ACL) and before every
     reload, so that user must own them; this file itself it reads again on SIGHUP, so it
     must stay readable by that user. Paths must be absolute: the broker may run anywhere.
     """
-    paths = {"password_file": password_file, "acl_file": acl_file, "data_dir": data_dir}
+    paths = {"password_file": password_file, "acl_file": acl_file, "data_dir": data_dir,
+             "cafile": tls.ca, "certfile": tls.cert, "keyfile": tls.key}
     for name, path in paths.items():
         if not path.is_absolute():
             raise ValueError(f"{name} must be an absolute path, not {path}")
@@ -120,9 +154,11 @@ def render_site_config(
         "# written by `portwatch broker config` from the device registry: run it again",
         "# rather than editing this file (it would overwrite your changes)",
         f"listener {port} {bind}",
+        *tls_settings(tls),
         f"user {user}",
         "allow_anonymous false",
         f"password_file {password_file}",
+        LOGIN_IS_CLIENT_ID,
         f"acl_file {acl_file}",
         "persistence true",
         f"persistence_location {data_dir}/",
@@ -132,18 +168,35 @@ def render_site_config(
     ]) + "\n"
 
 
-def login_accepted(port: int, user: str | None, password: str | None, *,
-                   host: str = "127.0.0.1", timeout: float = 5.0) -> bool:
-    """True when the broker accepts this login (one MQTT CONNECT, then DISCONNECT).
+def paho_client(client_id: str, *, ca: Path | None = None,
+                login: tuple[str, str] | None = None) -> Any:
+    """A paho-mqtt (v2 callbacks) client; over TLS pinned to the CA file ``ca`` if given.
 
-    ``user=None`` tries an anonymous connection.
+    With logins, the broker makes the login the client id: two clients on one login at
+    once throw each other off, so each concurrent client needs a login of its own.
     """
     import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))  # verifies the chain and the host name
+    if login is not None:
+        client.username_pw_set(*login)
+    return client
+
+
+def login_accepted(port: int, user: str | None, password: str | None, *,
+                   host: str = "127.0.0.1", timeout: float = 5.0,
+                   ca: Path | None = None) -> bool:
+    """True when the broker accepts this login (one MQTT CONNECT, then DISCONNECT).
+
+    ``user=None`` tries an anonymous connection; ``ca``: over TLS, pinned to that CA file.
+    """
+    from paho.mqtt.enums import MQTTErrorCode
 
     answer: list[bool] = []
-    client = paho.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"pw-login-probe-{secrets.token_hex(4)}")
+    client = paho_client(f"pw-login-probe-{secrets.token_hex(4)}", ca=ca)
     if user is not None:
         client.username_pw_set(user, password)
     client.on_connect = lambda _c, _u, _f, rc, _p: answer.append(not rc.is_failure)
@@ -170,8 +223,10 @@ class MosquittoProcess:
         workdir: Path,
         password_file: Path | None = None,
         acl_file: Path | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.port = port
+        self.tls = tls
         self.workdir = Path(workdir)
         self.password_file = password_file
         self.acl_file = acl_file
@@ -193,6 +248,7 @@ class MosquittoProcess:
                 data_dir=data_dir,
                 password_file=self.password_file,
                 acl_file=self.acl_file,
+                tls=self.tls,
             )
         )
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime

@@ -6,6 +6,8 @@ One directory holds everything the broker needs::
                      delivery settings (tools/broker.py); root's (or yours), mode 0644
     passwd           one login per device in service + the controller's; mode 0600
     acl              each login's topics; mode 0640
+    tls/             ca.pem (the site CA), server.pem and server.key (0600): the TLS
+                     listener's certificate, signed by the site CA (tools/tls.py)
     data/            persistence and the pid file; mode 0700
 
 Mosquitto started as root (as Debian's service starts it) switches to the user named by
@@ -30,11 +32,13 @@ from pathlib import Path
 
 from controller import broker_auth
 from controller.storage import Store
+from tools import tls as site_tls
 from tools.broker import PID_FILE, render_site_config
 
 DEFAULT_BROKER_USER = "mosquitto"  # Mosquitto's own default; Debian's package creates it
 CONFIG_FILE = "mosquitto.conf"
 DATA_DIR = "data"
+TLS_DIR = "tls"
 CONFIG_MODE = 0o644  # re-read on SIGHUP by the broker's user; holds no secret
 DATA_MODE = 0o700
 DIR_MODE = 0o755  # for directories this creates: the broker's user must pass through
@@ -121,6 +125,9 @@ class Written:
     logins: int
     owner: Owner
     blocked: Path | None  # a directory the broker's user cannot pass: it will not start
+    tls: site_tls.BrokerTls | None = None
+    tls_hosts: tuple[str, ...] = ()
+    new_cert: bool = False  # issued by this run: the broker must restart to use it
 
 
 def report(w: Written) -> list[str]:
@@ -131,7 +138,11 @@ def report(w: Written) -> list[str]:
     owner = w.owner.name
     lines = [
         f"wrote {w.config}",
-        f"  listener      {w.listener} (no anonymous logins)",
+        f"  listener      {w.listener} (TLS only; no anonymous logins; client id = login)",
+        *([f"  certificate   {w.tls.cert} for {', '.join(w.tls_hosts)}"
+           f"{' (new: restart the broker)' if w.new_cert else ''}",
+           f"  site CA       {w.tls.ca} (agents and the controller pin it)"]
+          if w.tls is not None else []),
         f"  password_file {w.passwd} ({w.logins} logins)",
         f"  acl_file      {w.acl}",
         f"  persistence   {w.data_dir}/",
@@ -184,8 +195,9 @@ def _make_dirs(path: Path) -> None:
         directory.chmod(DIR_MODE)
 
 
-def configure(store: Store, *, site: str, out_dir: Path, port: int = 1883,
-              bind: str = "0.0.0.0", broker_user: str | None = None) -> Written:
+def configure(store: Store, *, site: str, out_dir: Path, port: int = site_tls.TLS_PORT,
+              bind: str = "0.0.0.0", broker_user: str | None = None,
+              tls_hosts: tuple[str, ...] = site_tls.DEMO_HOSTS) -> Written:
     """Write mosquitto.conf, passwd, acl and data/ into ``out_dir`` (see the module's doc).
 
     Raises ValueError (OwnershipError among them) before writing anything it cannot
@@ -198,11 +210,17 @@ def configure(store: Store, *, site: str, out_dir: Path, port: int = 1883,
                          requested=broker_user, lookup=_user_ids,
                          existing_owner=None if existing is None else _user_name(existing))
     data_dir = out_dir / DATA_DIR
+    tls_dir = out_dir / TLS_DIR
+    planned = site_tls.BrokerTls(tls_dir / site_tls.CA_CERT, tls_dir / site_tls.SERVER_CERT,
+                                 tls_dir / site_tls.SERVER_KEY)
+    site_tls.check_hosts(tls_hosts)
     config_text = render_site_config(
         port=port, bind=bind, user=owner.name, password_file=passwd_path,
-        acl_file=out_dir / broker_auth.ACL_FILE, data_dir=data_dir)
+        acl_file=out_dir / broker_auth.ACL_FILE, data_dir=data_dir, tls=planned)
     _make_dirs(out_dir)
     passwd, acl = broker_auth.write_files(store, site=site, out_dir=out_dir, owner=owner.ids)
+    broker_tls, new_cert = site_tls.broker_tls(site_tls.ca_dir_for(store.path), tls_dir,
+                                               tls_hosts, site=site, owner=owner.ids)
     data_dir.mkdir(exist_ok=True)
     data_dir.chmod(DATA_MODE)
     if owner.ids is not None:
@@ -217,4 +235,6 @@ def configure(store: Store, *, site: str, out_dir: Path, port: int = 1883,
         blocked = blocked_at(out_dir, uid, os.getgrouplist(owner.name, gid))
     return Written(config=config, passwd=passwd, acl=acl, data_dir=data_dir,
                    pid_file=data_dir / PID_FILE, listener=f"{bind}:{port}",
-                   logins=len(passwd.read_text().splitlines()), owner=owner, blocked=blocked)
+                   logins=len(passwd.read_text().splitlines()), owner=owner, blocked=blocked,
+                   tls=broker_tls, tls_hosts=tls_hosts,
+                   new_cert=new_cert)

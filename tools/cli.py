@@ -23,7 +23,7 @@ from controller.errors import ControllerError
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
-from tools import broker_setup, emulator_cli, ledger_cli, settings
+from tools import broker_setup, emulator_cli, ledger_cli, settings, tls
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
 
@@ -83,8 +83,8 @@ def device_add(
         "portwatch-sim",
     indicator: Annotated[str, typer.Option(help="indicator Modbus TCP HOST:PORT")] =
         "127.0.0.1:5020",
-    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT the agent uses")] =
-        "127.0.0.1:1883",
+    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT the agent uses (TLS)")] =
+        "127.0.0.1:8883",
     stable_s: Annotated[float, typer.Option(help="seconds of stable weight before weighing")] = 3.0,
     poll_ms: Annotated[int, typer.Option(help="indicator poll period")] = 200,
     data_dir: Annotated[Path | None, typer.Option(help="agent's data dir (outbox, boot)")] = None,
@@ -98,7 +98,7 @@ def device_add(
     """
     try:
         ind_host, ind_port = settings.split_hostport(indicator, 502)
-        b_host, b_port = settings.split_hostport(broker, 1883)
+        b_host, b_port = settings.split_hostport(broker, tls.TLS_PORT)
     except ValueError as exc:
         fail(str(exc))
     driver = {}
@@ -115,8 +115,10 @@ def device_add(
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
     data = data_dir or out.resolve().parent / device_id
+    ca = tls.ensure_ca(tls.ca_dir_for(_db(db)), site=_site(site))  # the agent pins it
     cfg = registry.device_config(row, mqtt_password=row["mqtt_password"], broker_host=b_host,
-                                 broker_port=b_port, data_dir=str(Path(data).resolve()))
+                                 broker_port=b_port, data_dir=str(Path(data).resolve()),
+                                 tls_ca=tls.ca_der(ca))
     write_secret_json(out, cfg)
     console.print(f"registered [bold]{device_id}[/] ({kind}) at site {_site(site)}; config: {out}")
     console.print(f"boot it with: portwatch agent {out}")
@@ -336,7 +338,7 @@ def _age(seconds: float) -> str:
 
 @app.command("init")
 def init(db: DbOpt = None, site: SiteOpt = None) -> None:
-    """Create a controller store (and its ledger key), or check an existing one.
+    """Create a controller store (its ledger key, the site CA), or check an existing one.
 
     Example: portwatch init --db var/portwatch.db
     """
@@ -345,8 +347,9 @@ def init(db: DbOpt = None, site: SiteOpt = None) -> None:
     store = _store(db, create=True)
     broker_auth.controller_credentials(store)
     store.close()
+    ca = tls.ensure_ca(tls.ca_dir_for(path), site=_site(site))
     console.print(f"{'store already there' if existed else 'created the store'}: {path} "
-                  f"(site {_site(site)})", highlight=False)
+                  f"(site {_site(site)}); site CA {ca}", highlight=False)
     console.print("next: portwatch broker config --out <dir>, then portwatch controller",
                   highlight=False)
 
@@ -355,8 +358,12 @@ def init(db: DbOpt = None, site: SiteOpt = None) -> None:
 def broker_config(
     out: Annotated[Path, typer.Option(
         help="directory for mosquitto.conf, passwd, acl and data/ (persistence)")],
-    port: Annotated[int, typer.Option(min=1, max=65535, help="the broker's MQTT port")] = 1883,
+    port: Annotated[int, typer.Option(min=1, max=65535,
+                                      help="the broker's MQTT-over-TLS port")] = 8883,
     bind: Annotated[str, typer.Option(help="the address the broker listens on")] = "0.0.0.0",
+    tls_host: Annotated[list[str] | None, typer.Option(
+        "--tls-host", help="a host name or address clients dial, named in the broker's "
+        "certificate (repeat it) [default: 127.0.0.1 and localhost]")] = None,
     broker_user: Annotated[str | None, typer.Option(
         "--broker-user", help="the system user Mosquitto runs as, who must own passwd, acl "
         "and data/ [default: mosquitto when run as root, else you]")] = None,
@@ -367,11 +374,15 @@ def broker_config(
 
     Run it again after adding or removing devices, then reload the broker (it prints how).
 
-    Example: portwatch broker config --out /etc/mosquitto/portwatch
+    Its listener speaks TLS only, with a certificate signed by the site CA (made next to
+    the store on first use) for the --tls-host names.
+
+    Example: portwatch broker config --out /etc/mosquitto/portwatch --tls-host mqtt.port.example
     """
     try:
         written = broker_setup.configure(_store(db), site=_site(site), out_dir=out, port=port,
-                                         bind=bind, broker_user=broker_user)
+                                         bind=bind, broker_user=broker_user,
+                                         tls_hosts=tuple(tls_host or tls.DEMO_HOSTS))
     except ValueError as exc:
         fail(str(exc))
     for line in broker_setup.report(written):  # plain lines: commands copy as printed
@@ -380,7 +391,13 @@ def broker_config(
 
 @app.command("controller")
 def controller_run(
-    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT")] = "127.0.0.1:1883",
+    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT")] = "127.0.0.1:8883",
+    broker_ca: Annotated[Path | None, typer.Option(
+        help="the CA the broker's certificate must chain to [default: the site CA next to "
+             "the store]")] = None,
+    broker_tls: Annotated[bool, typer.Option(
+        help="MQTT over TLS; --no-broker-tls only for a broker reached in clear on "
+             "localhost")] = True,
     broker_user: Annotated[str | None, typer.Option(envvar="PORTWATCH_BROKER_USER")] = None,
     broker_password: Annotated[str | None, typer.Option(envvar="PORTWATCH_BROKER_PASSWORD")] =
         None,
@@ -398,7 +415,7 @@ def controller_run(
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
 
-    Example: portwatch controller --broker 127.0.0.1:1883 --api 0.0.0.0:8000
+    Example: portwatch controller --broker 127.0.0.1:8883 --api 0.0.0.0:8000
     """
     from controller.ingest.rejects import RejectionLimits
     from controller.ingest.service import BrokerSettings
@@ -407,7 +424,7 @@ def controller_run(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        b_host, b_port = settings.split_hostport(broker, 1883)
+        b_host, b_port = settings.split_hostport(broker, tls.TLS_PORT)
         a_host, a_port = settings.split_hostport(api, 8000)
     except ValueError as exc:
         fail(str(exc))
@@ -417,7 +434,12 @@ def controller_run(
         broker_user, broker_password = (broker_auth.stored_controller_credentials(conn)
                                         or (None, broker_password))
     conn.close()
-    console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port}, "
+    if broker_tls and broker_ca is None:
+        broker_ca = tls.ensure_ca(tls.ca_dir_for(db), site=site)
+    elif broker_ca is not None and not broker_ca.is_file():
+        fail(f"--broker-ca {broker_ca}: no such file")
+    console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port} "
+                  f"({'TLS, CA ' + str(broker_ca) if broker_tls else 'in clear'}), "
                   f"API http://{a_host}:{a_port}/docs")
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -426,7 +448,8 @@ def controller_run(
                               rejection_limits=RejectionLimits(window_s=rejection_window_s),
                               broker=BrokerSettings(host=b_host, port=b_port,
                                                     username=broker_user,
-                                                    password=broker_password)))
+                                                    password=broker_password,
+                                                    ca=broker_ca if broker_tls else None)))
     except ControllerError as exc:
         fail(str(exc))
 

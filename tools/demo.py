@@ -91,8 +91,9 @@ def _site_info(rig: Rig, tokens: dict[str, str], every_s: float) -> SiteInfo:
                           agent.emulator.control_port))
     return SiteInfo(site=SITE, api_url=rig.api_url, tokens=tokens,
                     db_path=rig.db_path.resolve(), broker_port=rig.broker.port,
-                    broker_login=rig.controller_credentials, workdir=rig.workdir.resolve(),
-                    gates=tuple(gates), trucks_every_s=every_s)
+                    broker_login=rig.watch_account("demo-watch"),
+                    workdir=rig.workdir.resolve(), gates=tuple(gates), trucks_every_s=every_s,
+                    broker_ca=rig.ca)
 
 
 def _print_new(rig: Rig, console: Console, seen: set[tuple[str, int]]) -> None:

@@ -42,10 +42,11 @@ class SiteInfo:
     tokens: dict[str, str]  # role -> token: operator, admin, auditor
     db_path: Path
     broker_port: int
-    broker_login: tuple[str, str]  # the controller's: it may read every topic
+    broker_login: tuple[str, str]  # a read-only watcher's (the controller's would oust it)
     workdir: Path
     gates: tuple[Gate, ...]
     trucks_every_s: float
+    broker_ca: Path | None = None  # the site CA the broker's certificate chains to (TLS)
 
     @property
     def env_file(self) -> Path:
@@ -111,8 +112,9 @@ def command_lines(info: SiteInfo, pw: str | None = None) -> list[str]:
         f"curl {auth} {info.api_url}/api/v1/weighings",
         f"{pw} device list --db {db}",
         *(f"{pw} emulator log --control 127.0.0.1:{g.control_port}" for g in info.gates),
-        f"mosquitto_sub -h 127.0.0.1 -p {info.broker_port} -u {shlex.quote(user)} "
-        f"-P {shlex.quote(password)} -t 'pw/v1/#' -v",
+        f"mosquitto_sub -h 127.0.0.1 -p {info.broker_port} "
+        + (f"--cafile {shlex.quote(str(info.broker_ca))} " if info.broker_ca else "")
+        + f"-u {shlex.quote(user)} -P {shlex.quote(password)} -t 'pw/v1/#' -v",
         f"tail -f {shlex.quote(str(info.workdir))}/*.log",
     ]
     return lines
@@ -122,7 +124,8 @@ def panel(info: SiteInfo) -> Panel:
     """The short panel: labels and ports only, so it fits 80 columns without wrapping."""
     lines = [
         f"API docs     {info.api_url}/docs",
-        f"broker       mqtt://127.0.0.1:{info.broker_port}",
+        f"broker       {'mqtts' if info.broker_ca else 'mqtt'}://127.0.0.1:{info.broker_port}"
+        f"{' (TLS, site CA)' if info.broker_ca else ''}",
         f"trucks       one every {info.trucks_every_s:g} s on each weighbridge",
         *(f"{g.device_id:<12} {g.map_name:<15} modbus :{g.modbus_port}  "
           f"control :{g.control_port}" for g in info.gates),

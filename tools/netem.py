@@ -20,11 +20,13 @@ Mode = Literal["pass", "blackhole", "cut"]
 class LinkProxy:
     """Forward 127.0.0.1:``port`` to ``target_port``, with a switchable fault mode."""
 
-    def __init__(self, *, target_port: int, port: int = 0) -> None:
+    def __init__(self, *, target_port: int, port: int = 0, record: bool = False) -> None:
         self.target_port = target_port
         self.port = port
         self.mode: Mode = "pass"
         self.connections = 0
+        # with ``record``: every byte forwarded either way, as a listener on the path sees it
+        self.seen: bytearray | None = bytearray() if record else None
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -68,6 +70,8 @@ class LinkProxy:
         try:
             while data := await reader.read(65536):
                 if self.mode == "pass":
+                    if self.seen is not None:
+                        self.seen += data
                     writer.write(data)
                     await writer.drain()
                 # blackhole: read and drop, so neither side sees a closed socket

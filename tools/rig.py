@@ -20,7 +20,8 @@ import httpx
 
 from controller import auth, broker_auth, registry
 from controller.storage import open_store
-from tools.broker import MosquittoProcess, login_accepted
+from tools import tls as site_tls
+from tools.broker import MosquittoProcess, login_accepted, paho_client
 from tools.emulators.weighbridge import EmulatorProcess, spawn
 from tools.firmware import DEFAULT_HEAP, REPO, start_agent
 from tools.procs import ProcessDied, free_port, port_open, stop_process, wait_until
@@ -55,11 +56,17 @@ class Rig:
     The broker runs with the password file and ACL generated from the registry
     (``secure_broker=False``: anonymous and unrestricted); every device provisioned
     through the rig gets its login and ACL by a regeneration and a SIGHUP.
+
+    MQTT runs over TLS as at a site (``tls=False``: in clear, for a test that must see
+    the bytes): the site CA next to the store signs the broker's certificate for
+    127.0.0.1 and localhost, and agents, controller and test clients pin it (``ca``).
+    With logins the broker makes each client's id its login, so each client a test
+    holds open at once needs its own login (:meth:`test_account`, :meth:`observer_account`).
     """
 
     def __init__(self, workdir: Path, *, site: str = "hil", api_port: int | None = None,
                  broker_port: int | None = None, heap: str = DEFAULT_HEAP,
-                 secure_broker: bool = True) -> None:
+                 secure_broker: bool = True, tls: bool = True) -> None:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.site = site
@@ -73,9 +80,16 @@ class Rig:
         self.controller_credentials = broker_auth.controller_credentials(db)
         db.close()
         files = self._write_broker_files() if secure_broker else (None, None)
+        broker_tls = None
+        self.ca: Path | None = None  # the site CA's certificate, when MQTT runs over TLS
+        if tls:
+            broker_tls, _ = site_tls.broker_tls(site_tls.ca_dir_for(self.db_path),
+                                                self.workdir / "broker" / "tls",
+                                                site_tls.DEMO_HOSTS, site=site)
+            self.ca = broker_tls.ca
         self.broker = MosquittoProcess(port=broker_port or free_port(),
                                        workdir=self.workdir / "broker", password_file=files[0],
-                                       acl_file=files[1])
+                                       acl_file=files[1], tls=broker_tls)
         self.api_port = api_port or free_port()
         self.controller: subprocess.Popen[bytes] | None = None
         self.controller_log = self.workdir / "controller.log"
@@ -91,7 +105,8 @@ class Rig:
         """Start the controller process and wait until its API answers."""
         cmd = [sys.executable, "-m", "tools.cli", "controller", "--db", str(self.db_path),
                "--site", self.site, "--broker", f"127.0.0.1:{self.broker.port}",
-               "--api", f"127.0.0.1:{self.api_port}", "--verbose"]
+               "--api", f"127.0.0.1:{self.api_port}", "--verbose",
+               *(["--broker-ca", str(self.ca)] if self.ca else ["--no-broker-tls"])]
         user, password = self.controller_credentials
         env = {**os.environ, "PORTWATCH_BROKER_USER": user, "PORTWATCH_BROKER_PASSWORD": password}
         with open(self.controller_log, "ab") as log:
@@ -146,8 +161,16 @@ class Rig:
         self.broker.reload()
         if probe is not None:
             user, password = probe
-            wait_until(lambda: login_accepted(self.broker.port, user, password), 10,
+            wait_until(lambda: self.login_accepted(user, password), 10,
                        what=f"the broker to accept {user!r} after its reload")
+
+    def login_accepted(self, user: str | None, password: str | None) -> bool:
+        """True when the rig's broker accepts this login (over TLS when the rig uses it).
+
+        The probe connects under the login's client id: it throws off a client connected
+        with the same login (never probe the controller's or a running agent's).
+        """
+        return login_accepted(self.broker.port, user, password, ca=self.ca)
 
     def credentials(self, device_id: str) -> tuple[str, str]:
         """The broker (user, password) of a device provisioned by this rig."""
@@ -168,6 +191,30 @@ class Rig:
             self.refresh_broker(probe=(user, password))
         return user, self._test_accounts[user][0]
 
+    def observer_account(self, user: str = "hil-observer") -> tuple[str, str]:
+        """A broker login with the controller's rights (reads every device's uplink, writes
+        every downlink), for a test client that stands beside the running controller: the
+        controller's own login would throw the controller off the broker."""
+        if user not in self._test_accounts:
+            password = secrets.token_urlsafe(16)
+            self._test_accounts[user] = (password, broker_auth.Account(
+                user, registry.mosquitto_hash(password), broker_auth.controller_rules(self.site)))
+            self.refresh_broker(probe=(user, password))
+        return user, self._test_accounts[user][0]
+
+    def watch_account(self, user: str = "hil-watch") -> tuple[str, str]:
+        """A broker login that may only read this site's topics (the demo's mosquitto_sub)."""
+        if user not in self._test_accounts:
+            password = secrets.token_urlsafe(16)
+            self._test_accounts[user] = (password, broker_auth.Account(
+                user, registry.mosquitto_hash(password), (f"topic read pw/v1/{self.site}/#",)))
+            self.refresh_broker(probe=(user, password))
+        return user, self._test_accounts[user][0]
+
+    def mqtt_client(self, client_id: str, login: tuple[str, str] | None = None) -> Any:
+        """A paho client for the rig's broker (TLS pinned to the site CA when on); call
+        ``client.connect("127.0.0.1", rig.broker.port)``."""
+        return paho_client(client_id, ca=self.ca, login=login)
     # -- devices ----------------------------------------------------------------------
 
     def provision(self, device_id: str, *, kind: str = "weighbridge",
@@ -181,9 +228,10 @@ class Rig:
             db.close()
         self._passwords[device_id] = row["mqtt_password"]
         self.refresh_broker(probe=(device_id, row["mqtt_password"]))
+        ca = None if self.ca is None else site_tls.ca_der(self.ca)
         return registry.device_config(row, mqtt_password=row["mqtt_password"],
                                       broker_host="127.0.0.1", broker_port=self.broker.port,
-                                      data_dir=str(self.workdir / device_id))
+                                      data_dir=str(self.workdir / device_id), tls_ca=ca)
 
     def add_weighbridge(self, device_id: str, *, map_name: str = "portwatch-sim",
                         emulator_args: tuple[str, ...] = (), stable_s: float = 0.5,

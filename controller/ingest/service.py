@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,9 +57,11 @@ _LOGIN_REFUSED = {4: "bad user name or password", 5: "not authorized",
 class BrokerSettings:
     """How the controller reaches the broker.
 
-    ``client_id`` empty: made from the site and the store's own id, so that two controllers
-    on two stores never share an MQTT client id (the broker would drop the older session),
-    while a restarted controller resumes its persistent session.
+    ``client_id`` empty: the login (``username``), which a portwatch broker makes every
+    client's id anyway (``use_username_as_clientid``: no other login can take it over);
+    without a login, made from the site and the store's own id, so that two controllers
+    on two stores never share an MQTT client id (the broker would drop the older session).
+    Either way a restarted controller resumes its persistent session.
     """
 
     host: str = "127.0.0.1"
@@ -66,6 +69,21 @@ class BrokerSettings:
     username: str | None = None
     password: str | None = None
     client_id: str = ""
+    ca: Path | None = None  # the site CA: over TLS, the broker's certificate pinned to it
+
+
+def tls_context(ca: Path | None) -> ssl.SSLContext | None:
+    """A client context trusting only the site CA at ``ca`` (None: clear MQTT).
+
+    Not the system's trust store: a certificate any public CA signed for the broker's name
+    must not pass. The broker's certificate must also name the host dialled.
+    """
+    if ca is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile=str(ca))
+    return ctx
 
 
 class IngestService:
@@ -88,7 +106,8 @@ class IngestService:
         # the site's plate format and clock tolerances; a bad one stops the start here
         self.plausibility = plausibility or Settings.from_env()
         self._store = open_store(db_path)
-        self.client_id = broker.client_id or f"portwatch-{site}-{views.store_id(self._store)}"
+        self.client_id = (broker.client_id or broker.username
+                          or f"portwatch-{site}-{views.store_id(self._store)}")
         self._keys = registry.secrets_by_device(self._store)
         self._keys_stamp = registry.keys_stamp(self._store)
         # one thread owns the writer connection: commits never block the event loop
@@ -201,6 +220,7 @@ class IngestService:
             self.broker.host, self.broker.port, username=self.broker.username,
             password=self.broker.password, identifier=self.client_id,
             clean_session=False, keepalive=15, max_queued_incoming_messages=100_000,
+            tls_context=tls_context(self.broker.ca),
         )
         async with client:
             self._client = client

@@ -11,6 +11,12 @@ CPython (tests/edge, hil_tests).
 leaves off where the socket stopped taking them, ``recv`` returns what came (the caller
 keeps it). The peer closing the link raises EOFError; other socket errors go through.
 Few module-level names: each is a slot in the module's dict, which grows in steps.
+
+TLS (``context(ca)``, then ``open_socket(..., ctx)``): the broker's certificate must chain
+to the one pinned CA (DER bytes) and name ``host``. MicroPython's mbedTLS socket is wrapped
+before the TCP connect completes and does the handshake inside its first send/recv, which
+return None (not EAGAIN) while it would block; CPython's ssl needs a connected socket, so
+there ``edge.hal.cpython.tls_wrap`` gives the same None-while-blocked behaviour.
 """
 
 import asyncio
@@ -20,8 +26,12 @@ import socket
 try:
     from asyncio import sleep_ms
     from time import ticks_add, ticks_diff, ticks_ms
+
+    def wrap(s, ctx, host):
+        return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
 except ImportError:  # CPython: the same names, in a module the firmware never loads
     from edge.hal.cpython import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from edge.hal.cpython import tls_wrap as wrap
 
 
 def deadline(s):
@@ -29,9 +39,19 @@ def deadline(s):
     return ticks_add(ticks_ms(), int(s * 1000))
 
 
-def open_socket(host, port):
-    """A non-blocking socket connecting to ``host:port``; a refusal shows at the first
-    ``send`` or ``recv``."""
+def context(ca):
+    """A TLS client context that trusts only the CA certificate ``ca`` (DER bytes)."""
+    import ssl
+
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.verify_mode = ssl.CERT_REQUIRED
+    c.load_verify_locations(cadata=ca)
+    return c
+
+
+def open_socket(host, port, ctx=None):
+    """A non-blocking socket connecting to ``host:port`` (over TLS with ``ctx``); a refusal
+    or a certificate that does not verify shows at the first ``send`` or ``recv``."""
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], socket.SOCK_STREAM)
     s.setblocking(False)
@@ -41,7 +61,7 @@ def open_socket(host, port):
         if e.errno not in (errno.EINPROGRESS, errno.EAGAIN):
             s.close()
             raise
-    return s
+    return wrap(s, ctx, host) if ctx else s
 
 
 async def send(s, data, until=None):
@@ -49,8 +69,10 @@ async def send(s, data, until=None):
     mv = memoryview(data)
     while mv:
         try:
-            mv = mv[s.send(mv) or 0:]
-            continue
+            n = s.send(mv)  # None: a TLS socket would block
+            if n:
+                mv = mv[n:]
+                continue
         except OSError as e:
             if e.errno != errno.EAGAIN and e.errno != errno.ENOTCONN:  # ENOTCONN: connecting
                 raise
@@ -64,9 +86,10 @@ async def recv(s, n, until=None):
     while True:
         try:
             b = s.recv(n)
-            if not b:
+            if b:
+                return b
+            if b is not None:  # None: a TLS socket would block
                 raise EOFError
-            return b
         except OSError as e:
             if e.errno != errno.EAGAIN and e.errno != errno.ENOTCONN:
                 raise

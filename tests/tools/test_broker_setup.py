@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 
 from controller import broker_auth, registry
 from controller.storage import open_store
+from protocols.envelope import MAX_WIRE_BYTES
 from tools import broker, broker_setup
 from tools.broker_setup import Owner, OwnershipError, decide_owner
 from tools.cli import app
+from tools.tls import BrokerTls
 
 USERS = {"mosquitto": (105, 108), "alice": (1000, 1000), "root": (0, 0)}
 
@@ -39,7 +41,9 @@ def _site_conf(**over: Any) -> str:
     args: dict[str, Any] = {
         "port": 1883, "bind": "0.0.0.0", "user": "mosquitto",
         "password_file": Path("/etc/pw/passwd"), "acl_file": Path("/etc/pw/acl"),
-        "data_dir": Path("/etc/pw/data")}
+        "data_dir": Path("/etc/pw/data"),
+        "tls": BrokerTls(Path("/etc/pw/tls/ca.pem"), Path("/etc/pw/tls/server.pem"),
+                         Path("/etc/pw/tls/server.key"))}
     return broker.render_site_config(**{**args, **over})
 
 
@@ -57,6 +61,32 @@ def test_site_config_is_complete_and_never_runs_the_broker_as_root() -> None:
     assert all(len(v) == 1 for k, v in s.items() if k != "log_type"), "duplicate option"
 
 
+def test_site_config_ties_client_ids_to_logins_limits_packets_and_speaks_only_tls() -> None:
+    conf = _site_conf(port=8883, bind="10.20.0.2")
+    s = _settings(conf)
+    assert s["use_username_as_clientid"] == ["true"]  # no login can take another's id
+    # the largest envelope passes, a bigger packet is refused at the broker
+    assert MAX_WIRE_BYTES < int(s["max_packet_size"][0]) <= MAX_WIRE_BYTES + 1024
+    # a whole site's backlog fits (2,000 agents' full 256 KiB outboxes), a flood cannot
+    # take the server's memory
+    assert 2000 * 256 * 1024 <= int(s["max_queued_bytes"][0]) <= 1 << 30
+    # one listener, and it is TLS: no clear MQTT port at all
+    lines = conf.splitlines()
+    at = lines.index("listener 8883 10.20.0.2")
+    assert s["listener"] == ["8883 10.20.0.2"]
+    assert lines[at + 1:at + 5] == ["cafile /etc/pw/tls/ca.pem",
+                                    "certfile /etc/pw/tls/server.pem",
+                                    "keyfile /etc/pw/tls/server.key", "tls_version tlsv1.2"]
+
+
+def test_child_broker_with_logins_ties_client_ids_to_them() -> None:
+    anonymous = _settings(broker.render_config(port=1, data_dir=Path("/d")))
+    assert "use_username_as_clientid" not in anonymous  # anonymous clients have no login
+    secure = _settings(broker.render_config(port=1, data_dir=Path("/d"),
+                                            password_file=Path("/p"), acl_file=Path("/a")))
+    assert secure["use_username_as_clientid"] == ["true"]
+
+
 def test_site_and_child_broker_configs_share_one_source_of_delivery_settings() -> None:
     child = broker.render_config(port=1, data_dir=Path("/d")).splitlines()
     site = _site_conf().splitlines()
@@ -70,6 +100,7 @@ def test_site_and_child_broker_configs_share_one_source_of_delivery_settings() -
     ({"user": "mos quitto"}, "cannot go into"),
     ({"bind": "0.0.0.0\nuser root"}, "cannot go into"),
     ({"acl_file": Path("/etc/pw/acl\nuser root")}, "cannot go into"),
+    ({"tls": BrokerTls(Path("ca.pem"), Path("/s.pem"), Path("/s.key"))}, "absolute"),
     ({"port": 70000}, "not a TCP port"),
 ])
 def test_site_config_refuses_what_would_break_or_change_its_meaning(
@@ -188,6 +219,11 @@ def test_configure_writes_every_file_with_its_mode(tmp_path: Path) -> None:
     assert s["password_file"] == [str(w.passwd)] and s["listener"] == ["18830 127.0.0.1"]
     assert s["user"] == [w.owner.name]
     assert w.logins == 2  # wb-1 and the controller
+    assert w.tls is not None and s["certfile"] == [str(out / "tls" / "server.pem")]
+    assert (_mode(w.tls.key), _mode(w.tls.cert), _mode(w.tls.ca)) == (0o600, 0o644, 0o644)
+    ca_dir = tmp_path / "pw.db.ca"  # the site CA, next to the store, its key private
+    assert (_mode(ca_dir), _mode(ca_dir / "ca.key")) == (0o700, 0o600)
+    assert w.tls.ca.read_bytes() == (ca_dir / "ca.pem").read_bytes()
 
 
 def test_configure_not_as_root_leaves_the_files_to_the_caller(

@@ -39,10 +39,18 @@ def site(workdir: Path) -> SiteInfo:
         tokens={"operator": "pwt_" + "o" * 43, "admin": "pwt_" + "a" * 43,
                 "auditor": "pwt_" + "u" * 43},
         db_path=workdir / "portwatch.db", broker_port=41883,
-        broker_login=("portwatch-controller", "x" * 32), workdir=workdir,
+        broker_login=("demo-watch", "x" * 22), workdir=workdir,
         gates=(Gate("wb-gate1", "portwatch-sim", 40001, 40002),
                Gate("wb-gate2", "float32-le-sim", 40003, 40004)),
-        trucks_every_s=6.0)
+        trucks_every_s=6.0, broker_ca=workdir / "broker" / "tls" / "ca.pem")
+
+
+def test_mosquitto_sub_line_pins_the_site_ca_and_watches_with_its_own_login(
+        info: SiteInfo) -> None:
+    [line] = [ln for ln in command_lines(info, "portwatch") if ln.startswith("mosquitto_sub")]
+    args = shlex.split(line)
+    assert args[args.index("--cafile") + 1] == str(info.broker_ca)
+    assert args[args.index("-u") + 1] == "demo-watch"  # not the controller's: it would oust it
 
 
 @pytest.fixture
