@@ -19,18 +19,21 @@ given its owner before the rename, so a reload never sees half a file nor one it
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.broker_names import CONTROLLER_USER as CONTROLLER_USER
+from controller.broker_names import refusal
 from controller.registry import mosquitto_hash
 from controller.storage import Store, now_ms
 from controller.storage import broker_accounts as rows
 from protocols import topics
 
-CONTROLLER_USER = "portwatch-controller"
+log = logging.getLogger(__name__)
 PASSWORD_FILE = "passwd"
 ACL_FILE = "acl"
 PASSWORD_MODE = 0o600
@@ -79,20 +82,32 @@ def controller_credentials(store: Store) -> tuple[str, str]:
     return created
 
 
-def accounts(store: Store, *, site: str) -> list[Account]:
+def accounts(store: Store, *, site: str, skipped: list[str] | None = None) -> list[Account]:
     """The controller's account (created if missing) and one per device in service.
 
-    A decommissioned device has no login: the next generated files leave it out.
+    A decommissioned device has no login: the next generated files leave it out. A device
+    whose id cannot be a login (a store from before the rule: ``broker_names``) is left out
+    too, with why in ``skipped`` and the log, instead of failing the whole site's files:
+    decommission it and provision it again under another id.
     """
     controller_credentials(store)
     out = [Account(user, password_hash, controller_rules(site))
            for user, password_hash in rows.controller_hashes(store)]
     for row in rows.device_logins(store):
-        if any(a.user == row["device_id"] for a in out):
-            raise ValueError(f"device id {row['device_id']!r} is also a broker account's name: "
-                             "rename the device (re-provision it under another id)")
-        out.append(Account(row["device_id"], row["mqtt_password_hash"],
-                           device_rules(row["site"], row["device_id"])))
+        device_id = row["device_id"]
+        reason = refusal(device_id)
+        if reason is None and any(a.user == device_id for a in out):
+            reason = f"device id {device_id!r} is also a broker account's name"
+        if reason is not None:
+            why = (f"device {device_id!r} has no broker login: {reason}. Decommission it "
+                   f"(portwatch device decommission {device_id} --reason ...) and provision "
+                   "it again under another id")
+            log.warning("%s", why)
+            if skipped is not None:
+                skipped.append(why)
+            continue
+        out.append(Account(device_id, row["mqtt_password_hash"],
+                           device_rules(row["site"], device_id)))
     return out
 
 
@@ -138,13 +153,16 @@ def write_atomically(path: Path, text: str, mode: int,
 
 def write_files(store: Store, *, site: str, out_dir: Path,
                 extra: Iterable[Account] = (),
-                owner: tuple[int, int] | None = None) -> tuple[Path, Path]:
+                owner: tuple[int, int] | None = None,
+                skipped: list[str] | None = None) -> tuple[Path, Path]:
     """Write ``passwd`` (mode 0600) and ``acl`` (0640) into ``out_dir``; return their paths.
+
+    Devices left out because their id cannot be a login are explained in ``skipped``.
 
     ``extra`` adds accounts that are not in the registry (a test harness's own login).
     ``owner`` (uid, gid) is the user the broker reads them as; by default the writer's.
     """
-    every = [*accounts(store, site=site), *extra]
+    every = [*accounts(store, site=site, skipped=skipped), *extra]
     out_dir.mkdir(parents=True, exist_ok=True)
     password_path, acl_path = out_dir / PASSWORD_FILE, out_dir / ACL_FILE
     write_atomically(password_path, render_password_file(every), PASSWORD_MODE, owner)

@@ -16,6 +16,7 @@ import json
 import secrets
 from typing import Any
 
+from controller import broker_names
 from controller.errors import DeviceDecommissioned, DeviceExists, InvalidInput, UnknownDevice
 from controller.keyring import DeviceKey, key_number, newest_key
 from controller.storage import Store, ledger_log, now_ms
@@ -36,8 +37,8 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int 
 
 
 def _check_ids(device_id: str, site: str, kind: str) -> None:
+    broker_names.check_device_id(device_id)
     try:
-        topics.check_id(device_id, "device id")
         topics.check_id(site, "site")
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc

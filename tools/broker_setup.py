@@ -125,6 +125,7 @@ class Written:
     logins: int
     owner: Owner
     blocked: Path | None  # a directory the broker's user cannot pass: it will not start
+    skipped: tuple[str, ...] = ()  # devices left without a login, and why
     tls: site_tls.BrokerTls | None = None
     tls_hosts: tuple[str, ...] = ()
     new_cert: bool = False  # issued by this run: the broker must restart to use it
@@ -155,6 +156,7 @@ def report(w: Written) -> list[str]:
         lines += [f"passwd, acl and data/ belong to {owner}: run the broker as {owner}",
                   f"(started as root, it switches to {owner}: `user {owner}`). To run it",
                   f"as {DEFAULT_BROKER_USER}, run this command as root instead."]
+    lines += [f"warning: {why}" for why in w.skipped]
     if w.blocked is not None:
         lines += [f"warning: {owner} cannot enter {w.blocked}, so the broker cannot read",
                   "its files: choose a directory it can reach (/etc/mosquitto/portwatch),",
@@ -218,9 +220,11 @@ def configure(store: Store, *, site: str, out_dir: Path, port: int = site_tls.TL
         port=port, bind=bind, user=owner.name, password_file=passwd_path,
         acl_file=out_dir / broker_auth.ACL_FILE, data_dir=data_dir, tls=planned)
     _make_dirs(out_dir)
-    passwd, acl = broker_auth.write_files(store, site=site, out_dir=out_dir, owner=owner.ids)
     broker_tls, new_cert = site_tls.broker_tls(site_tls.ca_dir_for(store.path), tls_dir,
                                                tls_hosts, site=site, owner=owner.ids)
+    skipped: list[str] = []
+    passwd, acl = broker_auth.write_files(store, site=site, out_dir=out_dir, owner=owner.ids,
+                                          skipped=skipped)
     data_dir.mkdir(exist_ok=True)
     data_dir.chmod(DATA_MODE)
     if owner.ids is not None:
@@ -236,5 +240,5 @@ def configure(store: Store, *, site: str, out_dir: Path, port: int = site_tls.TL
     return Written(config=config, passwd=passwd, acl=acl, data_dir=data_dir,
                    pid_file=data_dir / PID_FILE, listener=f"{bind}:{port}",
                    logins=len(passwd.read_text().splitlines()), owner=owner, blocked=blocked,
-                   tls=broker_tls, tls_hosts=tls_hosts,
+                   skipped=tuple(skipped), tls=broker_tls, tls_hosts=tls_hosts,
                    new_cert=new_cert)

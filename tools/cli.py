@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -19,7 +20,7 @@ from rich.table import Column, Table
 from controller import alerts as alerts_mod
 from controller import auth, broker_auth, device_status, registry
 from controller.drivers import validate_driver
-from controller.errors import ControllerError
+from controller.errors import ControllerError, InvalidInput
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
@@ -224,18 +225,32 @@ def device_decommission(
                   "--out <dir>, then reload the broker.")
 
 
+def _duration_s(text: str) -> int:
+    """Seconds in ``90d``, ``12h``, ``30m``, ``45s`` or a plain number of seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    value, unit = (text[:-1], text[-1]) if text[-1:].lower() in units else (text, "s")
+    if not re.fullmatch(r"[0-9]{1,12}", value):
+        raise InvalidInput(f"--expires-in {text!r}: give e.g. 90d, 12h, 30m or seconds")
+    return int(value) * units[unit.lower()]
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="operator, auditor or admin")],
     name: Annotated[str, typer.Option(help="who or what holds the token")],
+    expires_in: Annotated[str | None, typer.Option(
+        help="it stops working after this long: 90d, 12h, 30m or seconds (1 minute to 5 "
+        "years); default: until revoked")] = None,
     db: DbOpt = None,
 ) -> None:
     """Create an API token and print it (only once: it is stored hashed).
 
-    Example: portwatch token create --role auditor --name customs-audit
+    Example: portwatch token create --role auditor --name customs-audit --expires-in 90d
     """
     try:
-        token = auth.create_token(_store(db), name=name, role=role, actor=f"cli:{_os_user()}")
+        seconds = None if expires_in is None else _duration_s(expires_in)
+        token = auth.create_token(_store(db), name=name, role=role, actor=f"cli:{_os_user()}",
+                                  expires_in_s=seconds)
     except ControllerError as exc:
         fail(str(exc))
     typer.echo(token)
@@ -250,9 +265,10 @@ def token_list(
 
     Example: portwatch token list --revoked
     """
-    table = Table("id", "name", "role", "created", "revoked")
+    table = Table("id", "name", "role", "state", "created", "expires", "revoked")
     for t in auth.list_tokens(_store(db), include_revoked=revoked):
-        table.add_row(t["token_id"], t["name"], t["role"], _when(t["created_ms"]),
+        table.add_row(t["token_id"], t["name"], t["role"], t["state"], _when(t["created_ms"]),
+                      _when(t["expires_ms"]) if t["expires_ms"] else "never",
                       f"{_when(t['revoked_ms'])} by {t['revoked_by']}" if t["revoked_ms"]
                       else "")
     console.print(table)
@@ -261,14 +277,19 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(
     token: Annotated[str, typer.Argument(help="the token's id (from `token list`) or name")],
+    force: Annotated[bool, typer.Option(
+        help="revoke it even if it is the last live admin token")] = False,
     db: DbOpt = None,
 ) -> None:
     """Revoke an API token: it stops working at once.
 
+    The last live admin token is kept unless --force: `portwatch token create --role
+    admin` on the store's host makes a new one.
+
     Example: portwatch token revoke control-room
     """
     try:
-        t = auth.revoke_token(_store(db), token, actor=f"cli:{_os_user()}")
+        t = auth.revoke_token(_store(db), token, actor=f"cli:{_os_user()}", force=force)
     except ControllerError as exc:
         fail(str(exc))
     console.print(f"revoked token {t['token_id']} ({t['name']}, {t['role']})")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from controller.api import docs, errors
+from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, tokens, weighings
 from controller.ingest.stats import IngestStats
 
@@ -35,17 +34,8 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     errors.install(app)
     docs.install(app)
 
-    @app.middleware("http")
-    async def bearer_first(request: Request,
-                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # FastAPI parses a JSON body before it runs the auth dependency: without this, a
-        # caller with no token and a malformed body would learn about our schema (422)
-        # before being told to authenticate (401)
-        if request.url.path.startswith("/api/") and not request.headers.get(
-                "authorization", "").lower().startswith("bearer "):
-            return JSONResponse({"detail": "missing bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    # the token is checked before FastAPI reads the body or the query (controller/api/gate.py)
+    app.add_middleware(Gate, db_path=lambda: app.state.db_path)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, no token needed")
     def healthz() -> dict[str, object]:

@@ -6,10 +6,14 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from controller import auth
+from controller.api import gate
+from controller.api.models import ID_PATTERN
+from controller.errors import InvalidInput, NotAllowed
 from controller.ingest.stats import IngestStats
 from controller.storage import Store, open_store
 
@@ -29,36 +33,65 @@ def get_db(request: Request) -> Iterator[Store]:
 
 
 Db = Annotated[Store, Depends(get_db)]
+# query filters, bounded like what they filter
+DeviceFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="only this device")]
+TextFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 
 def require(roles: frozenset[str]) -> Callable[..., str]:
-    """A dependency that answers 401 without a valid token and 403 for another role."""
+    """A dependency that answers 401 without a live token and 403 for another role.
+
+    The Gate middleware checked the token before the request was parsed and left its
+    holder in ``request.state.caller``; without it (an app built without the Gate) the
+    token is checked here.
+    """
 
     def check(
-        db: Db,
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> str:
-        if creds is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        role = auth.role_of(db, creds.credentials)
-        if role is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                                headers={"WWW-Authenticate": "Bearer"})
+        _name, role = _caller(request, creds)
         if role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"role {role!r} may not do this; needs one of {sorted(roles)}")
+            raise NotAllowed(f"role {role!r} may not do this; needs one of {sorted(roles)}")
+        _refuse_unknown_query(request)
         return role
 
     return check
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    # a misspelt filter (?actve=false) was ignored and the caller got every row
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    if unknown:
+        known = sorted(_query_names(route.dependant))
+        raise InvalidInput(f"unknown query parameter(s) {', '.join(map(repr, unknown))}: "
+                           f"this route takes {', '.join(known) or 'none'}")
+
+
+def _caller(request: Request, creds: HTTPAuthorizationCredentials | None) -> tuple[str, str]:
+    who: tuple[str, str] | None = getattr(request.state, "caller", None)
+    if who is None:
+        who = gate.caller(request.app.state.db_path, creds.credentials if creds else None)
+    return who
+
+
 def actor(
-    db: Db, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """Who is calling (``token:<name> (<role>)``), for records of changes; after ``require``."""
-    who = auth.identity(db, creds.credentials) if creds is not None else None
-    return f"token:{who[0]} ({who[1]})" if who else "unknown"
+    name, role = _caller(request, creds)
+    return f"token:{name} ({role})"
 
 
 Actor = Annotated[str, Depends(actor)]

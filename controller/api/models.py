@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from controller import auth
+from controller.registry import DEVICE_KINDS
 from protocols.envelope import MAX_SEQ
+from protocols.topics import MAX_ID_LEN
 
 # Upper bounds of integers the API accepts. SQLite integers are signed 64-bit: an
 # unbounded int reached it as an OverflowError, a 500, where a 422 is the answer.
 SEQ_MAX = MAX_SEQ - 1
 MS_MAX = 2**53 - 1
 ROWS_MAX = 2**62
+# Bounds of strings: a description of 10 MB was stored and then served in every device
+# list to every role
+ID_PATTERN = rf"^[A-Za-z0-9_.-]{{1,{MAX_ID_LEN}}}$"  # protocols/topics.py check_id
+DESCRIPTION_MAX = 500
+HOST_PATTERN = r"^[A-Za-z0-9.:\[\]-]{1,253}$"
+EXPIRES_IN_S = (auth.EXPIRES_IN_MIN_S, auth.EXPIRES_IN_MAX_S)
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees); 3.5 stays a float
+    # and is refused, as are true and "3"
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields and values of another JSON type (false for a number,
+    "5" for an integer) are refused, not coerced or ignored."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# [first, last]: a tuple made prefixItems, which OpenAPI tools that read 3.0 take for
+# an invalid "items" array
+SeqRange = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class Device(BaseModel):
@@ -30,10 +60,10 @@ class Device(BaseModel):
     clock_offset_ms: int | None = Field(None, description="device clock minus controller clock")
     clock_suspect: bool = Field(False, description="clock offset beyond 60 s: device times "
                                 "are stored but should not be trusted alone")
-    missing: list[tuple[int, int]] = Field(
+    missing: list[SeqRange] = Field(
         default_factory=list, description="seq ranges above committed_seq never received "
         "(first, last); they stay here until they arrive or are declared lost")
-    lost: list[tuple[int, int]] = Field(default_factory=list,
+    lost: list[SeqRange] = Field(default_factory=list,
                                         description="seq ranges declared lost (first, last)")
     refused_events: int = Field(0, description="custody events the device could not store and "
                                 "refused (it kept its gate closed), from its signed notices")
@@ -41,13 +71,16 @@ class Device(BaseModel):
     decommissioned_ms: int | None = Field(None, description="when it was taken out of service")
 
 
-class DeviceCreate(BaseModel):
-    device_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["wb-gate1"])
-    kind: str = Field(examples=["weighbridge"])
-    description: str = ""
-    driver: dict[str, Any] = Field(default_factory=dict)
-    broker_host: str = "127.0.0.1"
-    broker_port: int = Field(1883, ge=1, le=65535)
+class DeviceCreate(Body):
+    device_id: str = Field(pattern=ID_PATTERN, examples=["wb-gate1"],
+                           description="letters, digits, '-', '_', '.'; not a reserved broker "
+                           "login (portwatch-controller)")
+    kind: str = Field(pattern="^(" + "|".join(DEVICE_KINDS) + ")$", examples=["weighbridge"])
+    description: str = Field("", max_length=DESCRIPTION_MAX)
+    driver: dict[str, Any] = Field(default_factory=dict, description="the driver's settings "
+                                   "(README, Drivers); checked against the device kind")
+    broker_host: str = Field("127.0.0.1", pattern=HOST_PATTERN)
+    broker_port: WholeNumber = Field(1883, ge=1, le=65535)
 
 
 class DeviceProvisioned(BaseModel):
@@ -55,8 +88,8 @@ class DeviceProvisioned(BaseModel):
     config: dict[str, Any] = Field(description="the agent's config file; holds its secrets")
 
 
-class KeyRotation(BaseModel):
-    grace_s: float = Field(3600, ge=0, le=30 * 86400,
+class KeyRotation(Body):
+    grace_s: float = Field(3600, ge=0, le=30 * 86400, allow_inf_nan=False,
                            description="seconds the old key is still accepted (controller clock)")
 
 
@@ -70,13 +103,13 @@ class KeyRotated(BaseModel):
     rotated_ms: int
 
 
-class Decommission(BaseModel):
+class Decommission(Body):
     reason: str = Field(min_length=1, max_length=200, examples=["gate 1 rebuilt"])
 
 
-class LostDeclaration(BaseModel):
-    first_seq: int = Field(ge=1, le=SEQ_MAX)
-    last_seq: int = Field(ge=1, le=SEQ_MAX)
+class LostDeclaration(Body):
+    first_seq: WholeNumber = Field(ge=1, le=SEQ_MAX)
+    last_seq: WholeNumber = Field(ge=1, le=SEQ_MAX)
     reason: str = Field(min_length=1, max_length=200)
 
 
@@ -174,13 +207,20 @@ class Alert(BaseModel):
     cleared_by: str | None = Field(None, description="rule:<name> or the operator's token")
 
 
-class AlertAck(BaseModel):
+class AlertAck(Body):
     note: str = Field("", max_length=500, description="why it can be closed")
 
 
-class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, examples=["control-room"])
-    role: str = Field(examples=["operator"], description="operator, auditor or admin")
+class TokenCreate(Body):
+    name: str = Field(pattern=auth.NAME_PATTERN, min_length=1, max_length=auth.NAME_MAX,
+                      examples=["control-room"], description="who holds it: no control "
+                      "characters, not only spaces")
+    role: str = Field(pattern="^(operator|auditor|admin)$", examples=["operator"],
+                      description="operator, auditor or admin")
+    expires_in_s: Annotated[int, Field(ge=EXPIRES_IN_S[0], le=EXPIRES_IN_S[1]),
+                            BeforeValidator(_integral)] | None = \
+        Field(None, description="the token stops working this many seconds from now "
+              "(1 minute to 5 years); omit: until revoked")
 
 
 class TokenInfo(BaseModel):
@@ -189,6 +229,9 @@ class TokenInfo(BaseModel):
     name: str
     role: str
     created_ms: int
+    expires_ms: int | None = Field(None, description="after this it answers 401; null: "
+                                   "until revoked")
+    state: str = Field(description="live, expired or revoked")
     revoked_ms: int | None = None
     revoked_by: str | None = None
 

@@ -15,7 +15,10 @@ before it writes), not on every API request.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,14 @@ from types import TracebackType
 import sqlite_utils
 
 from controller.errors import StoreError, StoreNotFound
+
+log = logging.getLogger(__name__)
+
+# The store holds every device's HMAC secret and the controller's broker password in
+# clear: only its owner may read it, and SQLite gives the -wal and -shm files the mode
+# of the store file.
+STORE_MODE = 0o600
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", ".ledger-key.pem")
 
 
 def now_ms() -> int:
@@ -75,6 +86,43 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+def store_files(path: Path) -> list[Path]:
+    """The store file and its companions (WAL, shared memory, journal, ledger key)."""
+    return [path, *(Path(str(path) + suffix) for suffix in COMPANION_SUFFIXES)]
+
+
+def make_private(path: Path) -> list[Path]:
+    """Give the store and its companions mode 0600 where others could read them; return
+    the files it changed (each logged: the secrets may have been read meanwhile)."""
+    fixed = []
+    for file in store_files(path):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077 == 0:
+            continue
+        try:
+            file.chmod(STORE_MODE)
+        except OSError as exc:  # not ours to change: say so, the store still opens
+            log.warning("store file %s is mode %03o, readable by others, and could not be "
+                        "made 0600: %s", file, mode, exc)
+            continue
+        log.warning("store file %s was mode %03o, readable by others: now 0600 (it holds "
+                    "device secrets; rotate them if others may have read it)", file, mode)
+        fixed.append(file)
+    return fixed
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty store file of mode 0600 (whatever the umask) for SQLite to fill."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, STORE_MODE)
+    try:
+        os.fchmod(fd, STORE_MODE)
+    finally:
+        os.close(fd)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -87,8 +135,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 def open_store(path: Path | str, *, create: bool = False, migrate: bool = True) -> Store:
     """Open the store at ``path``.
 
-    ``create``: make it (and its directory) when it does not exist; otherwise a missing
-    store raises StoreNotFound. ``migrate``: bring the schema up to date (idempotent; the
+    ``create``: make it (and its directory) when it does not exist, mode 0600; otherwise a
+    missing store raises StoreNotFound. A store file or companion that others may read is
+    made 0600, with a warning in the log. ``migrate``: bring the schema up to date (idempotent; the
     API's per-request connections pass False, the controller migrated at start-up).
     """
     from controller.storage import schema  # schema imports this module for Store
@@ -101,12 +150,15 @@ def open_store(path: Path | str, *, create: bool = False, migrate: bool = True) 
                 "or create one with `portwatch init` (the controller and `portwatch demo` "
                 "create theirs)")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
     elif path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file: pass the .db file")
+    make_private(path)
     try:
         store = Store(_connect(path), path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open {path} as a portwatch store: {exc}") from exc
+    make_private(path)  # a -wal or -shm file left by a process that ran with a loose umask
     try:
         if migrate:
             schema.migrate(store)

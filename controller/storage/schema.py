@@ -45,6 +45,7 @@ def migrate(store: Store) -> None:
         _supervision(db)
         _operations(db)
         _refusals(db)
+        _token_expiry(db)
         _rejection_buckets(db)
         _repair_watermarks(db, version)
         _weighing_flags(db)
@@ -242,7 +243,6 @@ def _operations(db: sqlite_utils.Database) -> None:
                    "('created_ms', ?)", [secrets.token_hex(8), str(now_ms())])
 
 
-
 def _rejection_buckets(db: sqlite_utils.Database) -> None:
     """Rejections counted per (device, reason, window): a flood costs one row per bucket.
 
@@ -266,6 +266,12 @@ def _rejection_buckets(db: sqlite_utils.Database) -> None:
                "received_ms / 3600000 * 3600000, 3600, count(*), count(*), "
                "coalesce(sum(size), 0), min(received_ms), max(received_ms) FROM rejections "
                "GROUP BY 1, 2, 3")
+
+
+def _token_expiry(db: sqlite_utils.Database) -> None:
+    """API tokens may expire (schema 5): NULL is a token that lives until revoked."""
+    if "expires_ms" not in db.table("api_tokens").columns_dict:
+        db.table("api_tokens").add_column("expires_ms", int)
 
 
 def _repair_watermarks(db: sqlite_utils.Database, version: int) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from controller import broker_auth, registry
+from controller import broker_auth, broker_names, registry
+from controller.errors import InvalidInput
 from controller.storage import Store
 from ctl_helpers import SITE
 
@@ -87,7 +88,16 @@ def test_write_files_are_private_and_complete(tmp_path: Path, db: Store,
     assert passwd.read_text().count("\n") == 3
 
 
-def test_accounts_refuse_a_device_named_like_the_controller(db: Store) -> None:
-    registry.provision(db, device_id=broker_auth.CONTROLLER_USER, site=SITE, kind="weighbridge")
-    with pytest.raises(ValueError, match="rename the device"):
-        broker_auth.accounts(db, site=SITE)
+def test_a_device_named_like_the_controller_is_refused_and_an_old_one_left_out(
+        db: Store, device: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidInput, match="reserved"):
+        registry.provision(db, device_id=broker_auth.CONTROLLER_USER, site=SITE,
+                           kind="weighbridge")
+    with monkeypatch.context() as old_code:  # a store from before the rule
+        old_code.setattr(broker_names, "RESERVED", frozenset())
+        registry.provision(db, device_id=broker_auth.CONTROLLER_USER, site=SITE,
+                           kind="weighbridge")
+    skipped: list[str] = []
+    users = [a.user for a in broker_auth.accounts(db, site=SITE, skipped=skipped)]
+    assert users == [broker_auth.CONTROLLER_USER, "wb-1"]  # its own, not the device's
+    assert len(skipped) == 1 and "portwatch device decommission" in skipped[0]

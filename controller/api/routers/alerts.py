@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from controller import alerts as alerts_mod
 from controller import auth
-from controller.api.dependencies import Actor, Db, require
+from controller.api.dependencies import Actor, Db, DeviceFilter, require
+from controller.api.errors import responses
 from controller.api.models import Alert, AlertAck
 from controller.storage import now_ms
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"],
-                   dependencies=[Depends(require(auth.READERS))])
+                   dependencies=[Depends(require(auth.READERS))],
+                   responses=responses(401, 422, 503))
 
 
 def to_alert(r: dict[str, Any], now: int) -> Alert:
@@ -33,7 +35,7 @@ def list_alerts(db: Db, active: Annotated[bool | None, Query(
                     description="true: still active (default); false: cleared; omit with "
                     "all=true for both")] = True,
                 all: Annotated[bool, Query(description="active and cleared")] = False,
-                device_id: str | None = None,
+                device_id: DeviceFilter = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[Alert]:
     now = now_ms()
     rows = alerts_mod.list_alerts(db, active=None if all else active, device_id=device_id,
@@ -43,7 +45,7 @@ def list_alerts(db: Db, active: Annotated[bool | None, Query(
 
 @router.post("/{alert_id}/ack", response_model=Alert,
              summary="Acknowledge an active alert: it is closed, with who and why, in the "
-             "ledger")
+             "ledger", responses=responses(404, 409, 413))
 def acknowledge_alert(alert_id: Annotated[int, Path(ge=1, le=2**62)], body: AlertAck, db: Db,
                       who: Actor) -> Alert:
     return to_alert(alerts_mod.acknowledge(db, alert_id, actor=who, note=body.note), now_ms())

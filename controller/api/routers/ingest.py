@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from controller import auth
-from controller.api.dependencies import Db, live_stats, require
+from controller.api.dependencies import Db, TextFilter, live_stats, require
+from controller.api.errors import responses
 from controller.api.models import IngestStats, Rejection, RejectionCount
 from controller.storage import rejections, views
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"],
-                   dependencies=[Depends(require(auth.READERS))])
+                   dependencies=[Depends(require(auth.READERS))],
+                   responses=responses(401, 422, 503))
 
 
 @router.get("/stats", response_model=IngestStats, summary="Stored and rejected counts")
@@ -25,7 +27,7 @@ def ingest_stats(db: Db, request: Request) -> IngestStats:
 
 @router.get("/rejections", response_model=list[Rejection],
             summary="Rejected messages, newest first, with the reason")
-def list_rejections(db: Db, reason: str | None = None,
+def list_rejections(db: Db, reason: TextFilter = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[Rejection]:
     return [Rejection(**r) for r in views.rejections(db, reason=reason, limit=limit)]
 

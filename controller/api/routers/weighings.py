@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 
 from controller import auth
-from controller.api.dependencies import Db, require
-from controller.api.models import MS_MAX, ROWS_MAX, SEQ_MAX, Alarm, Weighing
+from controller.api.dependencies import Db, DeviceFilter, TextFilter, require
+from controller.api.errors import responses
+from controller.api.models import ID_PATTERN, MS_MAX, ROWS_MAX, SEQ_MAX, Alarm, Weighing
+from controller.errors import NotFound
 from controller.storage import views
 
 router = APIRouter(prefix="/api/v1", tags=["weighings"],
-                   dependencies=[Depends(require(auth.READERS))])
+                   dependencies=[Depends(require(auth.READERS))],
+                   responses=responses(401, 422, 503))
 
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
@@ -23,8 +26,8 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
             "plausibility flags")
 def list_weighings(
     db: Db,
-    device_id: str | None = None,
-    plate: str | None = None,
+    device_id: DeviceFilter = None,
+    plate: TextFilter = None,
     since_ms: Annotated[int | None, Query(ge=0, le=MS_MAX, description="device time, ms")] = None,
     until_ms: Annotated[int | None, Query(ge=0, le=MS_MAX, description="device time, ms")] = None,
     limit: Limit = 100,
@@ -43,12 +46,13 @@ def _weighing(r: dict[str, Any]) -> Weighing:
     return Weighing(**r, flags=None if flags is None else json.loads(flags))
 
 
-@router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing")
-def get_weighing(device_id: str, seq: Annotated[int, Path(ge=1, le=SEQ_MAX)],
-                 db: Db) -> Weighing:
+@router.get("/weighings/{device_id}/{seq}", response_model=Weighing, summary="One weighing",
+            responses=responses(404))
+def get_weighing(device_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                 seq: Annotated[int, Path(ge=1, le=SEQ_MAX)], db: Db) -> Weighing:
     row = views.weighing(db, device_id, seq)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no weighing {device_id}/{seq}")
+        raise NotFound(f"no weighing {device_id}/{seq}")
     return _weighing(row)
 
 
@@ -61,5 +65,5 @@ def _alarm(r: dict[str, Any]) -> Alarm:
 @router.get("/alarms", response_model=list[Alarm],
             summary="Device alarm events as sent (raised and cleared, one row each), newest "
             "first; /api/v1/alerts pairs them into active alerts")
-def list_alarms(db: Db, device_id: str | None = None, limit: Limit = 100) -> list[Alarm]:
+def list_alarms(db: Db, device_id: DeviceFilter = None, limit: Limit = 100) -> list[Alarm]:
     return [_alarm(r) for r in views.alarms(db, device_id=device_id, limit=limit)]
