@@ -17,8 +17,13 @@ from tools.rig import Rig
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    """Mosquitto + controller running; add devices with rig.add_weighbridge()."""
-    r = Rig(tmp_path / "site", heap=os.environ.get("PW_AGENT_HEAP", DEFAULT_HEAP))
+    """Mosquitto + controller running; add devices with rig.add_weighbridge().
+
+    MQTT runs over TLS; PW_RIG_TLS=0 runs a test in clear, to measure what TLS costs
+    (README, Firmware heap).
+    """
+    r = Rig(tmp_path / "site", heap=os.environ.get("PW_AGENT_HEAP", DEFAULT_HEAP),
+            tls=os.environ.get("PW_RIG_TLS", "1") != "0")
     try:
         r.start()
     except BaseException:

@@ -79,6 +79,16 @@ class _TLSSocket:
         (self.s or self.raw).close()
 
 
+def tls_context(ca):
+    """A TLS client context that trusts only the CA certificate ``ca`` (DER bytes)."""
+    import ssl
+
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # also checks the host name
+    c.verify_mode = ssl.CERT_REQUIRED
+    c.load_verify_locations(cadata=ca)
+    return c
+
+
 def tls_wrap(s, ctx, host):
     """``s`` (non-blocking, connecting) as a TLS socket to ``host`` once it connects."""
     return _TLSSocket(s, ctx, host)

@@ -67,9 +67,9 @@ one SUBSCRIBE, a message queue.
 TLS: ``tls`` is a context from ``edge.net.sock.context(ca)`` (the site CA pinned; the
 broker's certificate must name ``host``), made once and reused by every connect; a
 certificate that does not verify ends ``connect()`` in ConnectionLost naming the reason.
-It costs ~3.5 KB of heap for the context and ~0.35 KB per connection on the unix port
-(mbedTLS's record buffers are outside the GC heap), and ~60 ms of handshake (README,
-Firmware heap).
+It costs 3.1 KB of heap for the context and nothing measurable per connection on the
+unix port (mbedTLS's record buffers are outside the GC heap), and a connect takes ~68 ms
+instead of ~1 ms (``python -m tools.tls_cost``; README, Firmware heap).
 """
 
 import asyncio

@@ -27,26 +27,26 @@ try:
     from asyncio import sleep_ms
     from time import ticks_add, ticks_diff, ticks_ms
 
+    def context(ca):
+        """A TLS client context that trusts only the CA certificate ``ca`` (DER bytes)."""
+        import tls  # the built-in under ssl.py, whose wrapper would cost 1 KB of heap
+
+        c = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        c.verify_mode = tls.CERT_REQUIRED
+        c.load_verify_locations(ca)
+        return c
+
     def wrap(s, ctx, host):
         return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
 except ImportError:  # CPython: the same names, in a module the firmware never loads
     from edge.hal.cpython import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from edge.hal.cpython import tls_context as context  # noqa: F401 - edge.uplink uses it
     from edge.hal.cpython import tls_wrap as wrap
 
 
 def deadline(s):
     """The ticks_ms() deadline ``s`` seconds from now."""
     return ticks_add(ticks_ms(), int(s * 1000))
-
-
-def context(ca):
-    """A TLS client context that trusts only the CA certificate ``ca`` (DER bytes)."""
-    import ssl
-
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.verify_mode = ssl.CERT_REQUIRED
-    c.load_verify_locations(cadata=ca)
-    return c
 
 
 def open_socket(host, port, ctx=None):
