@@ -6,6 +6,7 @@ Real SQLite stores in temp dirs, the real ASGI app, the real CLI.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import stat
@@ -17,14 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from controller import auth, broker_auth, broker_names, registry
+from controller import auth, broker_auth, registry
 from controller.api.app import create_app
-from controller.api.gate import MAX_BODY
 from controller.storage import Store, open_store
 from ctl_helpers import SITE
 from tools.cli import app as cli_app
 
 Headers = dict[str, str]
+MAX_BODY = 64 * 1024  # controller/api/gate.py MAX_BODY, the limit the README states
 
 
 @pytest.fixture
@@ -120,6 +121,7 @@ def test_a_reserved_broker_login_cannot_be_provisioned_by_api_or_cli(
 def test_an_old_store_with_a_reserved_device_still_gets_broker_files_and_can_decommission_it(
         client: TestClient, admin: Headers, db: Store, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    broker_names = importlib.import_module("controller.broker_names")
     with monkeypatch.context() as old_code:  # provisioned before the rule existed
         old_code.setattr(broker_names, "RESERVED", frozenset())
         registry.provision(db, device_id=broker_auth.CONTROLLER_USER, site=SITE,
@@ -267,3 +269,8 @@ def test_a_world_readable_store_is_made_private_at_open_and_logged(
     with caplog.at_level(logging.WARNING, logger="controller.storage.database"):
         open_store(path).close()
     assert "readable by others" not in caplog.text  # said once, when it was fixed
+
+
+def test_the_stated_body_limit_is_the_gates() -> None:
+    from controller.api import gate
+    assert gate.MAX_BODY == MAX_BODY

@@ -29,7 +29,6 @@ from schemathesis.specs.openapi import checks as oas_checks
 
 from controller import auth, registry
 from controller.api.app import create_app
-from controller.api.errors import ErrorBody
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
 from controller.ledger import checkpoint
@@ -165,6 +164,7 @@ def test_every_api_operation_declares_its_errors_in_the_one_shape() -> None:
             for code in codes:
                 body = op["responses"][str(code)]["content"]["application/json"]["schema"]
                 assert body == ref, (method, path, code, body)
+    from controller.api.errors import ErrorBody
     assert set(ErrorBody.model_fields) == {"detail", "error", "errors"}
 
 
