@@ -17,9 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from controller.ingest.rejects import DEFAULT_LIMITS
 from controller.ledger import entries
@@ -44,13 +42,7 @@ class Flooder:
     """Publish at QoS 1 as fast as the broker takes it, counting PUBACKs per kind."""
 
     def __init__(self, rig: Rig, client_id: str, login: tuple[str, str]) -> None:
-        make = getattr(rig, "mqtt_client", None)  # over TLS when the rig runs it
-        if make is not None:
-            self.client = make(client_id, login)
-        else:
-            self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                      protocol=paho.MQTTv311)
-            self.client.username_pw_set(*login)
+        self.client = rig.mqtt_client(client_id, login)  # over TLS when the rig runs it
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.sent: Counter[str] = Counter()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from controller import ledger
 from controller.ingest.verify import Received
 from controller.storage import ledger_log
+from controller.storage import now_ms as wall_clock_ms
 from controller.storage import rejections as buckets_store
 
 log = logging.getLogger("portwatch.ingest")
@@ -64,36 +65,51 @@ class Tally:
 
     conn: sqlite3.Connection
     limits: RejectionLimits = DEFAULT_LIMITS
+    at_ms: int = field(default_factory=wall_clock_ms)  # the commit's time
     buckets: dict[tuple[str, str, int], _Bucket] = field(default_factory=dict)
     window_kept: dict[int, int] = field(default_factory=dict)
-    window_full_said: set[int] = field(default_factory=set)
+    moved: dict[tuple[str, str, int], int] = field(default_factory=dict)
+
+    def _bucket(self, dev: str, reason: str, window: int) -> tuple[int, _Bucket]:
+        """The bucket a rejection received in ``window`` counts in, and its window.
+
+        A message received just before its window ended may wait in the queue until the
+        window has been summed up: it then counts in the window open now, so a summary is
+        never contradicted by a later count, and nothing goes uncounted.
+        """
+        window = self.moved.get((dev, reason, window), window)
+        b = self.buckets.get((dev, reason, window))
+        if b is not None:
+            return window, b
+        kept, total, summarized = buckets_store.bucket_counts(self.conn, dev, reason, window)
+        current = self.limits.window_of(self.at_ms)
+        if summarized and current != window:
+            self.moved[(dev, reason, window)] = current
+            return self._bucket(dev, reason, current)
+        b = self.buckets[(dev, reason, window)] = _Bucket(kept, total)
+        return window, b
 
     def count(self, msg: Received, sender: str | None, reason: str, registered: bool) -> bool:
         """Count one rejection; True when it is to be kept in full."""
         dev = sender if registered and sender else buckets_store.FOLDED
-        window = self.limits.window_of(msg.received_ms)
-        key = (dev, reason, window)
-        b = self.buckets.get(key)
-        if b is None:
-            b = _Bucket(*buckets_store.bucket_counts(self.conn, dev, reason, window))
+        window, b = self._bucket(dev, reason, self.limits.window_of(msg.received_ms))
+        if b.total == 0:
             b.first_ms = msg.received_ms
-            self.buckets[key] = b
         if window not in self.window_kept:
             self.window_kept[window] = buckets_store.window_kept(self.conn, window)
         b.total += 1
         b.bytes += len(msg.payload)
         b.first_ms = min(b.first_ms, msg.received_ms)
         b.last_ms = max(b.last_ms, msg.received_ms)
-        if b.kept_before + b.kept < self.limits.keep_per_bucket:
-            if self.window_kept[window] < self.limits.keep_per_window:
-                b.kept += 1
-                self.window_kept[window] += 1
-                return True
-            if window not in self.window_full_said:
-                self.window_full_said.add(window)
+        if b.kept_before + b.kept < self.limits.keep_per_bucket and \
+                self.window_kept[window] < self.limits.keep_per_window:
+            b.kept += 1
+            self.window_kept[window] += 1
+            if self.window_kept[window] == self.limits.keep_per_window:  # once per window
                 log.warning("%d rejections kept in full in the window from %d ms: further "
                             "ones are only counted until it ends", self.limits.keep_per_window,
                             window)
+            return True
         if not b.said and b.total_before + b.total - 1 == b.kept_before + b.kept:
             b.said = True  # the bucket's first counted-only message: say so once
             log.warning("rejections %s from %s: the first %d of the window from %d ms are "

@@ -44,6 +44,7 @@ ACK_CONCURRENCY = 8  # aiomqtt warns past 10 pending publishes
 # ~14 s of backlog at the measured commit rate, ~60 MB at ~600 B a message: a site's agents
 # draining their outboxes after an outage (100 agents x 700 events) fit without a drop
 QUEUE_MAX = 100_000
+UNKNOWN_IDS_MAX = 10_000  # unknown device ids remembered as looked up (memory bound)
 # capped low: after an outage of any length the controller is back within ~1 s of the
 # broker (it is one client per site, so there is no herd to spread)
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 1.0
@@ -125,7 +126,10 @@ class IngestService:
         device_id = topics_device(msg.topic)
         if device_id is not None and device_id not in self._keys \
                 and device_id not in self._unknown_checked:
-            # provisioned since we loaded? look once per unknown id, not per message
+            # provisioned since we loaded? look once per unknown id, not per message; a
+            # flood of made-up ids must not grow this set without bound: forget and start over
+            if len(self._unknown_checked) >= UNKNOWN_IDS_MAX:
+                self._unknown_checked.clear()
             self._unknown_checked.add(device_id)
             if device_rows.exists(self._store, device_id):
                 self._keys = registry.secrets_by_device(self._store)

@@ -25,11 +25,12 @@ _COLUMNS = ("device_id", "reason", "window_ms", "window_s", "kept", "total", "by
 
 
 def bucket_counts(conn: sqlite3.Connection, device_id: str, reason: str,
-                  window_ms: int) -> tuple[int, int]:
-    """(kept in full, total) of one bucket so far; (0, 0) when it has none."""
-    row = conn.execute("SELECT kept, total FROM rejection_buckets WHERE device_id=? AND "
-                       "reason=? AND window_ms=?", (device_id, reason, window_ms)).fetchone()
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+                  window_ms: int) -> tuple[int, int, bool]:
+    """(kept in full, total, summarised yet) of one bucket; (0, 0, False) when it has none."""
+    row = conn.execute("SELECT kept, total, summary_idx FROM rejection_buckets WHERE "
+                       "device_id=? AND reason=? AND window_ms=?",
+                       (device_id, reason, window_ms)).fetchone()
+    return (0, 0, False) if row is None else (int(row[0]), int(row[1]), row[2] is not None)
 
 
 def window_kept(conn: sqlite3.Connection, window_ms: int) -> int:
@@ -52,11 +53,12 @@ def add_counts(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> Non
 
 
 def due_summaries(conn: sqlite3.Connection, now_ms: int) -> list[dict[str, Any]]:
-    """Buckets whose window has ended by ``now_ms``, with messages counted only and no
-    summary yet, oldest first."""
+    """Buckets with messages counted only and no summary yet whose window ended by
+    ``now_ms`` minus a grace (a quarter of the window, at most a minute) for messages
+    received in it and still queued, oldest first."""
     cur = conn.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM rejection_buckets WHERE summary_idx IS NULL AND "
-        "total > kept AND window_ms + window_s * 1000 <= ? "
+        "total > kept AND window_ms + window_s * 1000 + min(60000, window_s * 250) <= ? "
         "ORDER BY window_ms, device_id, reason", (now_ms,))
     return [dict(zip(_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 

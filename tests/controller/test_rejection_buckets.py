@@ -6,14 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from controller import auth, registry
 from controller.api.app import create_app
+from controller.ingest import service as service_mod
 from controller.ingest.flood_bench import KEEP_ALL, forged_rate
 from controller.ingest.rejects import DEFAULT_LIMITS, SUMMARY, RejectionLimits, summarize
-from controller.ingest.verify import Received, check_message
+from controller.ingest.verify import Received, Rejected, check_message
 from controller.ingest.writer import TEXT_CHARS, commit_batch
 from controller.ledger import bundle, checkpoint, entries
 from controller.storage import Store, open_store, transaction, views
@@ -24,6 +26,7 @@ from tools.cli import app
 
 HOUR_MS = 3_600_000
 T0 = 1764072000000  # a window start (a multiple of an hour)
+CLOSED = T0 + HOUR_MS + 60_000  # its end plus the grace for messages still queued
 
 
 def _forged(device: dict[str, Any], i: int, received_ms: int = T0 + 500) -> Received:
@@ -115,8 +118,9 @@ def test_closed_windows_get_one_summary_each_once(db_path: Path, db: Store,
             + [_garbage(f"ghost-{i}", i) for i in range(8)])
     with transaction(db.conn):
         assert summarize(db.conn, T0 + HOUR_MS - 1) == 0  # the window is still open
+        assert summarize(db.conn, CLOSED - 1) == 0  # ended, but some may still be queued
     with transaction(db.conn):
-        assert summarize(db.conn, T0 + HOUR_MS) == 2  # no_signature kept all: no summary
+        assert summarize(db.conn, CLOSED) == 2  # no_signature kept all: no summary
     size = ledger_store.size(db.conn)
     db.close()
     again = open_store(db_path)  # a restart: the marks are in the store
@@ -141,7 +145,7 @@ def test_summaries_verify_in_an_exported_bundle(db_path: Path, db: Store,
                                                 device: dict[str, Any], tmp_path: Path) -> None:
     _commit(db, [_forged(device, i) for i in range(50)])
     with transaction(db.conn):
-        assert summarize(db.conn, T0 + HOUR_MS) == 1
+        assert summarize(db.conn, CLOSED) == 1
     signer = checkpoint.log_signer(db_path, checkpoint.origin_for(SITE))
     checkpoint.create(db.conn, signer, T0 + HOUR_MS)
     out = tmp_path / "bundle.json"
@@ -189,7 +193,7 @@ def test_cli_lists_counts_per_device_reason_and_window(db_path: Path, db: Store,
                                                        device: dict[str, Any]) -> None:
     _commit(db, [_forged(device, i) for i in range(12)])
     with transaction(db.conn):
-        summarize(db.conn, T0 + HOUR_MS)
+        summarize(db.conn, CLOSED)
     r = CliRunner().invoke(app, ["rejections", "--device", "wb-1", "--db", str(db_path)],
                            env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
@@ -208,3 +212,35 @@ def test_flood_bench_counts_a_flood_in_bounded_space() -> None:
     # every refusal kept costs ~0.8 KB each; bounded, the store is the empty schema and one
     # bucket with its 5 kept refusals
     assert kept["store_bytes"] - bounded["store_bytes"] > 3000 * 500
+
+
+def test_made_up_ids_do_not_grow_the_ingest_memory(db_path: Path, db: Store,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_mod, "UNKNOWN_IDS_MAX", 50)
+    svc = service_mod.IngestService(db_path=db_path, site=SITE,
+                                    broker=service_mod.BrokerSettings())
+    try:
+        for i in range(500):
+            v = svc._verify(_garbage(f"ghost-{i}", i))
+            assert isinstance(v, Rejected) and v.reason == "unknown_device"
+            assert len(svc._unknown_checked) <= 50
+        # one provisioned meanwhile is still found, after the set was forgotten
+        dev = registry.provision(db, device_id="ghost-3", site=SITE, kind="weighbridge",
+                                 driver={})
+        v = svc._verify(_forged(dev, 0))
+        assert isinstance(v, Rejected) and v.reason == "bad_signature"  # looked up: known
+    finally:
+        svc.close()
+
+
+def test_a_message_committed_after_its_window_was_summed_up_counts_in_the_open_one(
+        db: Store, device: dict[str, Any]) -> None:
+    _commit(db, [_forged(device, i) for i in range(20)])
+    with transaction(db.conn):
+        assert summarize(db.conn, CLOSED) == 1
+    _commit(db, [_forged(device, i, received_ms=T0 + 900) for i in range(3)])  # late, queued
+    rows = {b["window_ms"]: b for b in buckets_store.buckets(db)}
+    assert (rows[T0]["total"], rows[T0]["kept"]) == (20, 5)  # the summary still holds
+    [late] = [b for w, b in rows.items() if w != T0]
+    assert late["window_ms"] > T0 and (late["total"], late["first_ms"]) == (3, T0 + 900)
+    assert views.rejected_by_reason(db) == {"bad_signature": 23}
