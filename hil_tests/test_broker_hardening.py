@@ -7,6 +7,8 @@ holding device logins.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -18,8 +20,9 @@ from delivery import FAST, send_trucks, start_weighbridge, wait_weighings
 from protocols import topics
 from protocols.envelope import MAX_WIRE_BYTES
 from tools.broker import MAX_PACKET_BYTES, MosquittoProcess, login_accepted
+from tools.firmware import REPO
 from tools.netem import LinkProxy
-from tools.procs import free_port, wait_until
+from tools.procs import free_port, stop_process, wait_until
 from tools.rig import Rig
 from tools.tls import DEMO_HOSTS, broker_tls
 
@@ -189,4 +192,35 @@ def test_agent_refuses_a_broker_not_signed_by_its_pinned_ca(rig: Rig, tmp_path: 
         assert "New client connected" not in impostor.log_path.read_text()
         assert rig.device("wb-pin")["status"] == "never"
     finally:
+        impostor.stop()
+
+
+def test_controller_refuses_a_broker_not_signed_by_the_site_ca(rig: Rig, tmp_path: Any) -> None:
+    """`portwatch controller` pointed at an impostor broker (another CA's certificate for
+    the same address): it never logs in, says why and what to do, and keeps retrying."""
+    other = broker_tls(tmp_path / "other-ca", tmp_path / "impostor-tls", DEMO_HOSTS,
+                       site="impostor")[0]
+    impostor = MosquittoProcess(port=free_port(), workdir=tmp_path / "impostor", tls=other)
+    impostor.start()
+    err = tmp_path / "controller.stderr"
+    user, password = rig.controller_credentials
+    cmd = [sys.executable, "-m", "tools.cli", "controller", "--db", str(tmp_path / "pw.db"),
+           "--site", rig.site, "--broker", f"127.0.0.1:{impostor.port}",
+           "--broker-ca", str(rig.ca), "--api", f"127.0.0.1:{free_port()}",
+           "--broker-user", user, "--broker-password", password]
+    with open(err, "wb") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=f,
+                                stdin=subprocess.DEVNULL)
+    try:
+        def refusals() -> list[str]:
+            return [ln for ln in err.read_text(errors="replace").splitlines()
+                    if "does not chain to the site CA" in ln]
+
+        lines = wait_until(lambda: len(refusals()) >= 2 and refusals(), 20,
+                           what="two certificate refusals (it keeps trying)")
+        assert "--tls-host 127.0.0.1" in lines[0] and "CERTIFICATE_VERIFY_FAILED" in lines[0]
+        assert proc.poll() is None and "Traceback" not in err.read_text()
+        assert "New client connected" not in impostor.log_path.read_text()
+    finally:
+        stop_process(proc)
         impostor.stop()

@@ -214,6 +214,12 @@ class IngestService:
             return (f"{where} refused the login of {self.broker.username or '(anonymous)'}: "
                     f"{_LOGIN_REFUSED[code]}. Regenerate its files with `portwatch broker "
                     "config` and reload the broker, or pass --broker-user/--broker-password")
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # an impostor, or a stale certificate
+            return (f"{where}: its TLS certificate does not chain to the site CA "
+                    f"{self.broker.ca} or does not name {self.broker.host} ({exc}); nothing "
+                    "was sent to it. Issue its certificate with `portwatch broker config "
+                    f"--tls-host {self.broker.host}` and restart the broker, or pass "
+                    "--broker-ca with the CA that signed it")
         if self._connected_once_this_round:
             return f"lost the link to {where} ({exc})"
         return f"{where} unreachable ({exc})"
