@@ -111,7 +111,7 @@ def _validate(case: Any, role: str) -> None:
 
 
 # derandomized: CI fails on a contract break, never on a lucky draw
-FUZZ = settings(max_examples=25, deadline=None, database=None, derandomize=True,
+FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
 
@@ -122,13 +122,13 @@ def test_api_contract_as_admin(case: Any) -> None:
 
 
 @schema.parametrize()
-@settings(FUZZ, max_examples=8)
+@settings(FUZZ, max_examples=12)
 def test_api_contract_as_operator(case: Any) -> None:
     _validate(case, "operator")
 
 
 @schema.parametrize()
-@settings(FUZZ, max_examples=8)
+@settings(FUZZ, max_examples=12)
 def test_api_contract_as_auditor(case: Any) -> None:
     _validate(case, "auditor")
 
