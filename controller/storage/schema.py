@@ -18,7 +18,10 @@ import sqlite_utils
 from controller.errors import StoreError
 from controller.storage.database import Store, now_ms
 
-SCHEMA_VERSION = 5
+# 6: the schema-5 steps (token expiry, rejection buckets, weighing flags, watermark repair)
+# landed one after another under 5, so a store that reached 5 in between runs them again:
+# every step is idempotent
+SCHEMA_VERSION = 6
 
 
 def check_version(store: Store) -> None:
