@@ -24,7 +24,7 @@ from tools.firmware import REPO
 from tools.netem import LinkProxy
 from tools.procs import free_port, stop_process, wait_until
 from tools.rig import Rig
-from tools.tls import DEMO_HOSTS, broker_tls
+from tools.tls import DEMO_HOSTS, broker_tls, ca_der
 
 
 class Recorder:
@@ -224,3 +224,42 @@ def test_controller_refuses_a_broker_not_signed_by_the_site_ca(rig: Rig, tmp_pat
     finally:
         stop_process(proc)
         impostor.stop()
+
+
+def test_firmware_mqtt_client_under_cpython_speaks_tls_and_refuses_another_ca(
+        rig: Rig, tmp_path: Any) -> None:
+    """The same edge.net code on CPython (its ssl behind MicroPython's socket manners):
+    a QoS 1 publish over TLS reaches the broker; a context pinning another CA never logs in."""
+    import asyncio
+
+    from edge.net import sock
+    from edge.net.mqtt import ConnectionLost, MQTTClient
+
+    assert rig.ca is not None
+    rig.provision("wb-py")
+    user, password = rig.credentials("wb-py")
+    observer = Recorder(rig, rig.observer_account(), "hil-observer")
+    other = broker_tls(tmp_path / "other-ca", tmp_path / "other-tls", DEMO_HOSTS, site="x")[0]
+
+    async def run() -> str:  # edge code is untyped (MicroPython): checked by running it
+        good = MQTTClient(user, "127.0.0.1", rig.broker.port, user=user, password=password,
+                          tls=sock.context(ca_der(rig.ca)))
+        await good.connect()
+        await good.publish(topics.topic(rig.site, "wb-py", "evt"), b"over-tls", qos=1)
+        await good.disconnect()
+        bad = MQTTClient(user, "127.0.0.1", rig.broker.port, user=user, password=password,
+                         tls=sock.context(ca_der(other.ca)))
+        try:
+            await bad.connect()
+        except ConnectionLost as exc:
+            return str(exc)
+        return "connected"
+
+    try:
+        observer.subscribe(topics.uplink_filter(rig.site, "evt"))
+        refusal = asyncio.run(run())
+        assert "CERTIFICATE_VERIFY_FAILED" in refusal, refusal
+        wait_until(lambda: observer.sizes(topics.topic(rig.site, "wb-py", "evt")) == [8], 10,
+                   what="the CPython client's publish at the observer")
+    finally:
+        observer.close()

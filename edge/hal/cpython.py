@@ -54,6 +54,8 @@ class _TLSSocket:
                 self.s.do_handshake()
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return False
+            except ssl.SSLError as e:  # as MicroPython's mbedTLS: a ValueError with the why
+                raise ValueError(str(e)) from e
             self.done = True
         return True
 
