@@ -19,7 +19,7 @@ from controller.storage import open_store, views
 from delivery import FAST, send_trucks, start_weighbridge, wait_weighings
 from protocols import topics
 from protocols.envelope import MAX_WIRE_BYTES
-from tools.broker import MAX_PACKET_BYTES, MosquittoProcess, login_accepted
+from tools.broker import MAX_PACKET_BYTES, MosquittoProcess, login_accepted, paho_client
 from tools.firmware import REPO
 from tools.netem import LinkProxy
 from tools.procs import free_port, stop_process, wait_until
@@ -263,3 +263,32 @@ def test_firmware_mqtt_client_under_cpython_speaks_tls_and_refuses_another_ca(
                    what="the CPython client's publish at the observer")
     finally:
         observer.close()
+
+
+def test_renewed_broker_certificate_is_taken_on_reload_with_the_pinned_ca_unchanged(
+        tmp_path: Any) -> None:
+    """The renewal story: a certificate that does not name the address clients dial is
+    refused; issued again for it (same site CA) and the broker reloaded (SIGHUP), clients
+    pinning the unchanged CA get in, and a connection opened before the reload stays."""
+    ca_dir, tls_dir = tmp_path / "ca", tmp_path / "tls"
+    first, _ = broker_tls(ca_dir, tls_dir, ("localhost",), site="renew")
+    broker = MosquittoProcess(port=free_port(), workdir=tmp_path / "broker", tls=first)
+    with broker:
+        ca = ca_dir / "ca.pem"
+        assert login_accepted(broker.port, None, None, host="localhost", ca=ca)
+        assert not login_accepted(broker.port, None, None, ca=ca)  # 127.0.0.1: not named
+        held = paho_client("held-over-reload", ca=ca)
+        dropped: list[bool] = []
+        held.on_disconnect = lambda *_: dropped.append(True)
+        held.connect("localhost", broker.port)
+        held.loop_start()
+        try:
+            _, new = broker_tls(ca_dir, tls_dir, ("localhost", "127.0.0.1"), site="renew")
+            assert new
+            broker.reload()
+            wait_until(lambda: login_accepted(broker.port, None, None, ca=ca), 10,
+                       what="the renewed certificate after the reload")
+            assert held.is_connected() and not dropped
+        finally:
+            held.loop_stop()
+            held.disconnect()

@@ -128,7 +128,7 @@ class Written:
     skipped: tuple[str, ...] = ()  # devices left without a login, and why
     tls: site_tls.BrokerTls | None = None
     tls_hosts: tuple[str, ...] = ()
-    new_cert: bool = False  # issued by this run: the broker must restart to use it
+    new_cert: bool = False  # issued by this run: the broker uses it after its next reload
 
 
 def report(w: Written) -> list[str]:
@@ -141,7 +141,7 @@ def report(w: Written) -> list[str]:
         f"wrote {w.config}",
         f"  listener      {w.listener} (TLS only; no anonymous logins; client id = login)",
         *([f"  certificate   {w.tls.cert} for {', '.join(w.tls_hosts)}"
-           f"{' (new: restart the broker)' if w.new_cert else ''}",
+           f"{' (new: reload the broker)' if w.new_cert else ''}",
            f"  site CA       {w.tls.ca} (agents and the controller pin it)"]
           if w.tls is not None else []),
         f"  password_file {w.passwd} ({w.logins} logins)",

@@ -199,7 +199,7 @@ def issue_server_cert(ca_dir: Path, out_dir: Path, hosts: tuple[str, ...], *,
 def broker_tls(ca_dir: Path, out_dir: Path, hosts: tuple[str, ...], *, site: str,
                owner: tuple[int, int] | None = None) -> tuple[BrokerTls, bool]:
     """The broker's TLS files in ``out_dir``, issued (and the CA made) when needed; also
-    whether a new certificate was issued (the broker must then be restarted)."""
+    whether a new certificate was issued (the broker reads it at its next SIGHUP)."""
     ca_cert = ensure_ca(ca_dir, site=site)
     tls = BrokerTls(out_dir / CA_CERT, out_dir / SERVER_CERT, out_dir / SERVER_KEY)
     if server_cert_current(tls, ca_cert, hosts):

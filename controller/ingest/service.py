@@ -218,7 +218,7 @@ class IngestService:
             return (f"{where}: its TLS certificate does not chain to the site CA "
                     f"{self.broker.ca} or does not name {self.broker.host} ({exc}); nothing "
                     "was sent to it. Issue its certificate with `portwatch broker config "
-                    f"--tls-host {self.broker.host}` and restart the broker, or pass "
+                    f"--tls-host {self.broker.host}` and reload the broker, or pass "
                     "--broker-ca with the CA that signed it")
         if self._connected_once_this_round:
             return f"lost the link to {where} ({exc})"
