@@ -125,3 +125,10 @@ def _write_text(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    # the rename itself is durable only once the directory is synced: an HTTP witness
+    # answers right after this, and must not come back from a power cut with the old state
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -21,7 +21,8 @@ from controller.storage.database import Store, now_ms
 # 6: the schema-5 steps (token expiry, rejection buckets, weighing flags, watermark repair)
 # landed one after another under 5, so a store that reached 5 in between runs them again:
 # every step is idempotent
-SCHEMA_VERSION = 6
+# 7: ledger_witnesses (the remote witnesses the controller pushes checkpoints to)
+SCHEMA_VERSION = 7
 
 
 def check_version(store: Store) -> None:
@@ -52,6 +53,7 @@ def migrate(store: Store) -> None:
         _rejection_buckets(db)
         _repair_watermarks(db, version)
         _weighing_flags(db)
+        _witnesses(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -298,3 +300,13 @@ def _weighing_flags(db: sqlite_utils.Database) -> None:
     weighings = db.table("weighings")
     if "flags_json" not in weighings.columns_dict:
         weighings.add_column("flags_json", str)
+
+
+def _witnesses(db: sqlite_utils.Database) -> None:
+    """Schema 7: the remote tlog-witnesses the controller pushes each checkpoint to (name
+    from their vkey, the vkey that checks their cosignatures, the add-checkpoint URL)."""
+    if "ledger_witnesses" not in db.table_names():
+        db.table("ledger_witnesses").create(
+            {"name": str, "vkey": str, "url": str, "added_ms": int},
+            pk="name", not_null={"vkey", "url"},
+        )
