@@ -28,7 +28,7 @@ from controller import ledger
 from controller.facts import Fact
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits, Tally
 from controller.ingest.verify import Accepted, Rejected, Verdict
-from controller.plausibility import Settings, limits_for
+from controller.plausibility import Limits, Settings, limits_for
 from controller.projections import project
 from controller.storage import custody, ledger_log, transaction
 
@@ -70,6 +70,9 @@ class _Batch:
         self.touched: set[str] = set()
         self.result = BatchResult()
         self.plausibility = Settings()
+        # device -> the limits its last ``limits`` ledger entry holds (see note_limits)
+        self.recorded: dict[str, dict[str, Any]] = {}
+        self.noted: dict[str, dict[str, Any]] = {}
 
     def reject(self, v: Rejected | Accepted, reason: str, detail: str) -> None:
         dev = v.device_id
@@ -105,6 +108,7 @@ class _Batch:
         # the device's limits as known now: its register map and its last health's clock
         limits = limits_for(self.devices[v.device_id], self.plausibility)
         fact = Fact.from_fields(v.device_id, f, v.msg.received_ms, limits)
+        self.note_limits(v.device_id, limits, v.msg.received_ms)
         self.messages.append((v.device_id, fact.seq, fact.boot, fact.kind, fact.device_ts,
                               fact.received_ms, v.msg.topic, v.msg.payload, digest))
         for table, row in project(fact):
@@ -113,6 +117,22 @@ class _Batch:
         self.result.stored += 1
         self.record(v)
         self.seen_device(v)
+
+    def note_limits(self, device_id: str, limits: Limits, received_ms: int) -> None:
+        """A ``limits`` decision before the device's event when what it is held to changed.
+
+        The weighing projection's flags depend on the device's registration, its latest
+        health and the site's settings, none of which is in the event: the ledger records
+        them, so the audit (controller/audit.py) replays the flags exactly. Only what can
+        change a flag is compared, so a clock offset that moves by milliseconds with every
+        health sample makes no entry while it stays within tolerance."""
+        body = recorded_limits(device_id, limits)
+        last = self.noted.get(device_id) or self.recorded.get(device_id)
+        if last is not None and limits_key(last) == limits_key(body):
+            return
+        self.noted[device_id] = body
+        self.ledger.append(ledger.decision(kind="limits", actor="controller",
+                                           time_ms=received_ms, body=body))
 
     def record(self, v: Accepted) -> None:
         """The accepted message, exact bytes and receipt, for the ledger."""
@@ -182,6 +202,23 @@ class _Batch:
         custody.update_device_status(c, self.devices.values())
 
 
+def recorded_limits(device_id: str, limits: Limits) -> dict[str, Any]:
+    """The body of a ``limits`` decision: a device's Limits as JSON (FORMAT.md)."""
+    return {"device_id": device_id, "capacity_kg": limits.capacity_kg,
+            "division_kg": limits.division_kg, "plate_pattern": limits.plate_pattern,
+            "max_clock_skew_ms": limits.max_clock_skew_ms,
+            "max_delay_ms": limits.max_delay_ms, "clock_offset_ms": limits.clock_offset_ms}
+
+
+def limits_key(body: dict[str, Any]) -> tuple[Any, ...]:
+    """What in a ``limits`` body can change a flag: the clock offset only as "off or not"
+    (plausibility.time_problems compares its size with the tolerance, nothing else)."""
+    offset, skew = body.get("clock_offset_ms"), body.get("max_clock_skew_ms")
+    off = isinstance(offset, int) and isinstance(skew, int) and abs(offset) > skew
+    return (body.get("capacity_kg"), body.get("division_kg"), body.get("plate_pattern"),
+            skew, body.get("max_delay_ms"), off)
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS - 1] + "…"
 
@@ -189,7 +226,8 @@ def _clip(text: str) -> str:
 def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
                  with_ledger: bool = True, supervise: Supervise | None = None,
                  limits: RejectionLimits = DEFAULT_LIMITS,
-                 plausibility: Settings | None = None) -> BatchResult:
+                 plausibility: Settings | None = None,
+                 recorded_limits: dict[str, dict[str, Any]] | None = None) -> BatchResult:
     """Write one batch atomically: all of it is durable on return, or none of it.
 
     Every accepted message and every rejection is appended to the ledger in the same
@@ -197,12 +235,17 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
     only while its bucket is within ``limits`` (beyond, it is counted only); then
     ``supervise`` (the supervision runner) sees the batch's new facts, still inside it.
     Each event is judged against ``plausibility`` (the site's plate format and clock
-    tolerances) and its device's registration: flagged, never refused.
+    tolerances) and its device's registration: flagged, never refused; what it was judged
+    against goes into the ledger as a ``limits`` decision when it changed since
+    ``recorded_limits`` (the caller's memory of what it recorded, updated on commit; None:
+    each batch records it once per device).
     """
     ids = {v.device_id for v in verdicts if isinstance(v, Accepted)}
     with transaction(conn):
         batch = _Batch(conn, custody.load_devices(conn, ids), limits)
         batch.plausibility = plausibility or batch.plausibility
+        if recorded_limits is not None:
+            batch.recorded = recorded_limits
         for v in verdicts:
             if isinstance(v, Rejected):
                 batch.reject(v, v.reason, v.detail)
@@ -220,5 +263,7 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
         batch.write(with_ledger)
         if supervise is not None and batch.facts:
             batch.result.findings = len(supervise(conn, batch.facts))
+    if recorded_limits is not None and with_ledger:
+        recorded_limits.update(batch.noted)  # only now: a rolled-back batch recorded nothing
     return batch.result
 
