@@ -26,6 +26,7 @@ from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits
 from controller.ingest.service import BrokerSettings, IngestService
 from controller.ledger import LedgerError, checkpoint
 from controller.storage import now_ms, open_store
+from controller.witness_push import PushSettings, WitnessPusher
 
 log = logging.getLogger("portwatch.controller")
 
@@ -81,7 +82,8 @@ def store_lock(db_path: Path) -> Iterator[None]:
 
 async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: str,
                 api_port: int, checkpoint_every_s: float = 60.0,
-                rejection_limits: RejectionLimits = DEFAULT_LIMITS) -> None:
+                rejection_limits: RejectionLimits = DEFAULT_LIMITS,
+                witness_push: PushSettings | None = None) -> None:
     """Serve until cancelled or interrupted; Conflict before anything starts if the API
     port or the store is taken."""
     check_port_free(api_host, api_port)
@@ -95,12 +97,14 @@ async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: s
         task = asyncio.create_task(ingest.run(), name="ingest")
         timer = asyncio.create_task(checkpoints(db_path, site, checkpoint_every_s),
                                     name="checkpoints")
+        pusher = asyncio.create_task(
+            WitnessPusher(db_path, witness_push or PushSettings()).run(), name="witness-push")
         log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
                  site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
         try:
             await server.serve()
         finally:
-            for t in (task, timer):
+            for t in (task, timer, pusher):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t

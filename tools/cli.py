@@ -432,6 +432,10 @@ def controller_run(
         help="count refused messages per device and reason in windows of this length; "
              "each window keeps its first few in full and sums up the rest in the ledger "
              "when it ends")] = 3600,
+    witness_uncosigned_after_s: Annotated[float, typer.Option(
+        min=1, help="raise the critical alert checkpoint_uncosigned when a configured "
+                    "witness (`portwatch witness add`) has not cosigned a checkpoint this "
+                    "long after it was signed")] = 600.0,
     verbose: bool = False,
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
@@ -441,6 +445,7 @@ def controller_run(
     from controller.ingest.rejects import RejectionLimits
     from controller.ingest.service import BrokerSettings
     from controller.main import serve
+    from controller.witness_push import PushSettings
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -467,6 +472,8 @@ def controller_run(
             asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,
                               checkpoint_every_s=checkpoint_every_s,
                               rejection_limits=RejectionLimits(window_s=rejection_window_s),
+                              witness_push=PushSettings(
+                                  uncosigned_after_s=witness_uncosigned_after_s),
                               broker=BrokerSettings(host=b_host, port=b_port,
                                                     username=broker_user,
                                                     password=broker_password,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from controller.errors import StoreError
+from controller.errors import ControllerError, StoreError
 from controller.ledger import bundle, checkpoint, note, proofs
 from controller.ledger.errors import LedgerError
 from controller.ledger.witness import Witness
@@ -239,7 +241,17 @@ def witness_cosign(state: StateOpt, db: DbOpt = None) -> None:
 
     Example: portwatch witness cosign --state var/witness --db var/portwatch.db
     """
+    from controller.witness_server import state_lock
+
     conn = _open(db)
+    try:
+        with state_lock(state):  # never alongside a running `witness serve` on this state
+            _cosign_latest(conn, state)
+    except (LedgerError, ControllerError) as exc:
+        fail(str(exc))
+
+
+def _cosign_latest(conn: sqlite3.Connection, state: Path) -> None:
     try:
         w = Witness.open(state)
         cp = checkpoint.latest(conn)
@@ -253,6 +265,85 @@ def witness_cosign(state: StateOpt, db: DbOpt = None) -> None:
     except LedgerError as exc:
         fail(str(exc))
     typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)
+
+
+@witness_app.command("serve")
+def witness_serve(
+    state: StateOpt,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on")] = "127.0.0.1:8990",
+) -> None:
+    """Run an HTTP witness (c2sp.org/tlog-witness: POST /add-checkpoint) on its own state.
+
+    It cosigns a checkpoint of the pinned log only when it is consistent with the last one
+    it cosigned, and writes its new state (fsync) before it answers: 409 with its size when
+    the log's view is stale, 422 when the proof fails, 403/404 for another key or log.
+
+    Example: portwatch witness serve --state /var/lib/pw-witness --listen 0.0.0.0:8990
+    """
+    from controller import witness_server
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        fail(f"--listen {listen!r}: expected HOST:PORT")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        witness_server.serve(state, host.strip("[]"), int(port))
+    except (LedgerError, ControllerError) as exc:
+        fail(str(exc))
+
+
+@witness_app.command("add")
+def witness_add(
+    vkey: Annotated[str, typer.Option(help="the witness's vkey, as its `witness init` "
+                                      "printed it")],
+    url: Annotated[str, typer.Option(help="its base URL, e.g. http://customs.example:8990")],
+    db: DbOpt = None,
+) -> None:
+    """Have the controller push every new checkpoint to this witness (a ledger decision).
+
+    Example: portwatch witness add --url http://customs.example:8990 --vkey 'customs.example/w1+…'
+    """
+    from controller import witness_push
+
+    try:
+        w = witness_push.add_witness(open_store(_db(db)), vkey, url,
+                                     actor=f"cli:{getpass.getuser()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    typer.echo(f"witness {w.name} at {w.url}")
+
+
+@witness_app.command("remove")
+def witness_remove(
+    name: Annotated[str, typer.Argument(help="the witness's name")],
+    db: DbOpt = None,
+) -> None:
+    """Stop pushing to a witness; the cosignatures it gave stay (a ledger decision).
+
+    Example: portwatch witness remove customs.example/w1
+    """
+    from controller import witness_push
+
+    try:
+        witness_push.remove_witness(open_store(_db(db)), name, actor=f"cli:{getpass.getuser()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    typer.echo(f"removed witness {name}")
+
+
+@witness_app.command("list")
+def witness_list(db: DbOpt = None) -> None:
+    """The configured witnesses: URL, key, largest size cosigned, what waits for them.
+
+    Example: portwatch witness list --db var/portwatch.db
+    """
+    from controller import witness_push
+
+    try:
+        found = witness_push.list_witnesses(open_store(_db(db)))
+    except ControllerError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(found, indent=1))
 
 # registers `portwatch ledger audit` on ledger_app (its own module: controller/audit.py)
 from tools import audit_cli as _audit_cli  # noqa: E402, F401
