@@ -23,10 +23,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from controller import registry
+from controller.audit_watch import AuditSettings, AuditWatch
 from controller.errors import ControllerError
 from controller.ingest import rejects
 from controller.ingest.stats import IngestStats
@@ -94,7 +96,8 @@ class IngestService:
                  batch_max: int = 500, batch_wait_s: float = 0.02,
                  with_ledger: bool = True, queue_max: int = QUEUE_MAX,
                  supervision: Runner | None = None, plausibility: Settings | None = None,
-                 rejection_limits: rejects.RejectionLimits = rejects.DEFAULT_LIMITS) -> None:
+                 rejection_limits: rejects.RejectionLimits = rejects.DEFAULT_LIMITS,
+                 audit: AuditSettings | None = None) -> None:
         self.db_path = db_path
         self.site = site
         self.broker = broker
@@ -119,6 +122,11 @@ class IngestService:
         self._unknown_checked: set[str] = set()
         self._retired = device_rows.decommissioned_ids(self._store)
         self._connected_once_this_round = False
+        # device -> the limits its last `limits` ledger entry holds: one entry per change
+        self._recorded_limits: dict[str, dict[str, Any]] = {}
+        # served rows checked against the ledger at start and continually (a bad setting
+        # stops the start here)
+        self.audit = AuditWatch(db_path, audit or AuditSettings.from_env())
 
     # -- verification --------------------------------------------------------------------
 
@@ -152,7 +160,8 @@ class IngestService:
         started = time.perf_counter()
         result = commit_batch(self._store.conn, verdicts, with_ledger=self.with_ledger,
                               supervise=self.supervision, limits=self.rejection_limits,
-                              plausibility=self.plausibility)
+                              plausibility=self.plausibility,
+                              recorded_limits=self._recorded_limits)
         return result, (time.perf_counter() - started) * 1000
 
     # -- the link ------------------------------------------------------------------------
@@ -182,14 +191,15 @@ class IngestService:
 
     async def run(self) -> None:
         """Connect, ingest and reconnect forever (until cancelled)."""
-        summaries = (asyncio.create_task(self.summaries(), name="rejection-summaries")
-                     if self.with_ledger else None)
+        helpers = [asyncio.create_task(self.summaries(), name="rejection-summaries"),
+                   asyncio.create_task(self.audit.run(), name="audit")] \
+            if self.with_ledger else []
         try:
             await self._run()
         finally:
-            if summaries is not None:
-                summaries.cancel()
-                await asyncio.gather(summaries, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _run(self) -> None:
         delay = RECONNECT_MIN_S
@@ -347,6 +357,7 @@ class IngestService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self.audit.close()
         self._store.close()
 
 

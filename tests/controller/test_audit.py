@@ -196,3 +196,81 @@ def test_audit_new_checks_only_what_the_entries_from_an_index_made(db: Store) ->
     assert pos2 > pos
     # only the new entry's row is looked at; the old edit is the full audit's to find
     assert [(m.key, m.problem) for m in report.mismatches] == [("wb-1/12", "edited")]
+
+
+def _tampered_alerts(db: Store) -> list[dict[str, Any]]:
+    return list(db.db.query("SELECT subject, severity, device_id FROM alerts WHERE "
+                            "code='store_tampered' ORDER BY id"))
+
+
+def _mismatch_decisions(db: Store) -> list[dict[str, Any]]:
+    from controller.ledger import entries
+    rows = db.conn.execute("SELECT entry FROM ledger_entries WHERE subkind='audit_mismatch' "
+                           "ORDER BY idx").fetchall()
+    out = []
+    for (data,) in rows:
+        e = entries.decode(bytes(data))
+        assert isinstance(e, entries.Decision)
+        out.append(e.body)
+    return out
+
+
+def test_the_watch_alerts_and_decides_once_per_mismatch_across_restarts(db: Store) -> None:
+    from controller.audit_watch import AuditWatch
+    realistic_run(db)
+    watch = AuditWatch(db.path)
+    try:
+        assert watch.full().clean and watch.new_entries().clean
+        assert _tampered_alerts(db) == [] and _mismatch_decisions(db) == []  # honest: nothing
+        db.conn.execute("UPDATE weighings SET net_kg=1 WHERE device_id='wb-1' AND seq=7")
+        db.conn.execute("DELETE FROM weighings WHERE device_id='wb-2' AND seq=1")
+        assert len(watch.full().mismatches) == 2
+        assert _tampered_alerts(db) == [
+            {"subject": "weighings wb-1/7", "severity": "critical", "device_id": "wb-1"},
+            {"subject": "weighings wb-2/1", "severity": "critical", "device_id": "wb-2"}]
+        decided = _mismatch_decisions(db)
+        assert [(d["table"], d["key"], d["problem"]) for d in decided] == [
+            ("weighings", "wb-1/7", "edited"), ("weighings", "wb-2/1", "deleted")]
+        assert decided[0]["columns"] == [{"column": "net_kg", "stored": 1, "expected": 30240}]
+        watch.full()  # found again: not reported again
+        watch.new_entries()  # its own decisions are new entries: they audit clean
+        assert len(_tampered_alerts(db)) == 2 and len(_mismatch_decisions(db)) == 2
+    finally:
+        watch.close()
+    again = AuditWatch(db.path)  # a restarted controller remembers through the ledger
+    try:
+        assert len(again.full().mismatches) == 2
+        assert len(_tampered_alerts(db)) == 2 and len(_mismatch_decisions(db)) == 2
+    finally:
+        again.close()
+
+
+def test_the_watch_finds_a_new_row_that_differs_from_its_entry(db: Store) -> None:
+    from controller.audit_watch import AuditWatch
+    realistic_run(db)
+    watch = AuditWatch(db.path)
+    try:
+        watch.full()
+        # a trigger rewrites each weighing as the ingest writes it
+        db.conn.execute("CREATE TRIGGER lighter AFTER INSERT ON weighings BEGIN UPDATE "
+                        "weighings SET net_kg = net_kg - 20 WHERE rowid = new.rowid; END")
+        a = registry.get(db, "wb-1")
+        _commit(db, signed(a, seq=12, body=weighing_body(47000, "AB1234")))
+        found = watch.new_entries().mismatches
+        assert [(m.table, m.key, m.problem) for m in found] == [("weighings", "wb-1/12",
+                                                                 "edited")]
+        assert [s["subject"] for s in _tampered_alerts(db)] == ["weighings wb-1/12"]
+    finally:
+        watch.close()
+
+
+def test_audit_settings_come_from_the_environment_and_bad_ones_are_refused() -> None:
+    from controller.audit_watch import AuditSettings
+    from controller.errors import ConfigError
+    s = AuditSettings.from_env({"PORTWATCH_AUDIT_NEW_S": "0.5", "PORTWATCH_AUDIT_FULL_S": "0"})
+    assert (s.new_every_s, s.full_every_s) == (0.5, 0.0)
+    assert AuditSettings.from_env({}) == AuditSettings()
+    for bad in ({"PORTWATCH_AUDIT_NEW_S": "soon"}, {"PORTWATCH_AUDIT_FULL_S": "-1"},
+                {"PORTWATCH_AUDIT_NEW_S": "nan"}):
+        with pytest.raises(ConfigError):
+            AuditSettings.from_env(bad)
