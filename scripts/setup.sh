@@ -33,4 +33,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# an independent c2sp.org/tlog-witness implementation for the interoperation tests
+# (tests/controller/ledger/test_witness_interop.py): aics-witness needs Python >= 3.12,
+# so it gets a venv of its own; without one those tests are skipped and say why
+if [ ! -x .venv-interop/bin/aics-witness ]; then
+  py=""
+  for c in python3.13 python3.12 $(ls -d "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do
+    if "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then
+      py=$c
+      break
+    fi
+  done
+  if [ -n "$py" ]; then
+    echo "setup: installing aics-witness 0.1.0 into .venv-interop ($py)"
+    "$py" -m venv .venv-interop
+    .venv-interop/bin/pip install -q 'aics-witness==0.1.0' 'aics-tlog==0.2.1' \
+      || echo "setup: aics-witness did not install: the witness interop tests will skip" >&2
+  else
+    echo "setup: no Python >= 3.12 here: the witness interop tests will skip" >&2
+  fi
+fi
+
 bash scripts/link-portwatch.sh  # `portwatch` on PATH, so printed commands run as printed
