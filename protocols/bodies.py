@@ -66,6 +66,12 @@ def _health(body):
 def _birth(body):
     if not isinstance(body.get("fw"), str):
         return "fw (firmware version) must be a string"
+    pub = body.get("pub")
+    # the device's public key (optional: agents from before device keys send none); the
+    # controller also checks that it is a point on the curve
+    if pub is not None and (not isinstance(pub, str) or len(pub) != 130
+                            or not pub.startswith("04") or pub.strip("0123456789abcdef")):
+        return "pub must be 130 lowercase hex digits: an uncompressed P-256 point ('04' X Y)"
     return None
 
 

@@ -4,7 +4,16 @@ Wire form (UTF-8)::
 
     <JSON object>\\n<key id>:<64 lowercase hex digits of HMAC-SHA256>
 
-The HMAC covers ``b"pw1\\n" + topic + b"\\n" + <JSON bytes exactly as sent>``, so the
+and, for a custody event (``evt``) from an agent that holds a device key::
+
+    <JSON object>\\nes256:<128 lowercase hex digits: r || s>\\n<key id>:<64 hex HMAC>
+
+The HMAC covers ``b"pw1\\n" + topic + b"\\n" +`` every byte before the LAST newline (the
+JSON, and the es256 line when there is one); the JSON is everything before the FIRST
+newline (compact JSON never holds a raw newline). The es256 line is the device's own ECDSA
+P-256 signature over ``b"pw1-dev\\n" + topic + b"\\n" + <JSON bytes>``: the HMAC
+authenticates the transport, the device signature proves which device made the event
+(checked on the controller, ``controller/ledger/device_keys.py``). So the
 receiver checks the bytes it got and never re-serialises JSON (MicroPython dicts
 are unordered and its ``json`` has no ``sort_keys``). The key id sits outside the
 JSON so that the receiver finds the key and checks the signature before it parses
@@ -30,6 +39,9 @@ if TYPE_CHECKING:
 
 VERSION = 1
 DOMAIN = b"pw1\n"
+DEVICE_DOMAIN = b"pw1-dev\n"  # what the device key signs starts with this (never an HMAC input)
+ES256_PREFIX = b"es256:"
+ES256_HEX_LEN = 128
 MAX_WIRE_BYTES = 16384
 SIG_HEX_LEN = 64
 MAX_SEQ = 2**48
@@ -81,8 +93,11 @@ def make(dev: str, boot: int, seq: int, ts: int, kind: str, body: dict) -> dict:
             "body": body}
 
 
-def split(wire: bytes) -> "tuple[bytes, str, str]":
-    """Split wire bytes into (json_bytes, key_id, signature_hex) without trusting them."""
+def split_signed(wire: bytes) -> "tuple[bytes, str, str]":
+    """Split wire bytes into (signed_bytes, key_id, signature_hex) without trusting them.
+
+    ``signed_bytes`` is everything before the last newline: what the HMAC covers.
+    """
     if len(wire) > MAX_WIRE_BYTES:
         raise EnvelopeError("too_large", "%d bytes, limit %d" % (len(wire), MAX_WIRE_BYTES))
     cut = wire.rfind(b"\n")
@@ -102,31 +117,78 @@ def split(wire: bytes) -> "tuple[bytes, str, str]":
     return wire[:cut], key_id, sig
 
 
+def device_line(signed: bytes) -> "tuple[bytes, str | None]":
+    """Split the HMAC-covered bytes into (json_bytes, es256 hex or None).
+
+    Between the JSON and the HMAC line only ``es256:`` and 128 lowercase hex digits may
+    stand; anything else is ``bad_shape``. A message without that line costs no copy.
+    """
+    first = signed.find(b"\n")
+    if first < 0:
+        return signed, None
+    line = signed[first + 1 :]
+    if (len(line) != len(ES256_PREFIX) + ES256_HEX_LEN or line[:len(ES256_PREFIX)] != ES256_PREFIX):
+        raise EnvelopeError("bad_shape", "the line between the JSON and the HMAC must be "
+                            "'es256:' and 128 lowercase hex digits")
+    try:
+        sig = line[len(ES256_PREFIX):].decode()
+    except UnicodeError:
+        sig = "x"
+    if sig.strip(_HEX):
+        raise EnvelopeError("bad_shape", "the es256 signature must be 128 lowercase hex digits")
+    return signed[:first], sig
+
+
+def split(wire: bytes) -> "tuple[bytes, str, str]":
+    """Split wire bytes into (json_bytes, key_id, signature_hex) without trusting them.
+
+    ``json_bytes`` is the JSON alone (any es256 line left out); to check the HMAC use
+    ``split_signed``, whose first part is what the HMAC covers.
+    """
+    signed, key_id, sig = split_signed(wire)
+    return device_line(signed)[0], key_id, sig
+
+
+def device_signed_bytes(topic: "str | bytes", json_bytes: bytes) -> bytes:
+    """What a device key signs for one message: ``pw1-dev\\n`` + topic + ``\\n`` + JSON."""
+    return DEVICE_DOMAIN + _to_bytes(topic) + b"\n" + json_bytes
+
+
 def verify(secret: bytes, topic: str, body_bytes: bytes, sig: str) -> bool:
     """True when ``sig`` is the signature of ``body_bytes`` on ``topic`` under ``secret``."""
     return equal(signature(secret, topic, body_bytes).encode(), sig.encode())
 
 
-def open_message(secret_for: "Callable[[str], bytes | None]", topic: str,
-                 wire: bytes, shape: bool = True) -> "tuple[dict, str]":
-    """Split, verify and parse one message in the safe order; return (fields, key_id).
+def open_parts(secret_for: "Callable[[str], bytes | None]", topic: str,
+               wire: bytes, shape: bool = True) -> "tuple[dict, str, str | None]":
+    """Split, verify and parse one message in the safe order; return (fields, key_id, es256).
 
+    ``es256`` is the hex of the device signature line (r || s) or None when the message
+    has none; it is only split off here, checked by whoever knows the device's public key.
     ``secret_for(key_id)`` returns the secret bytes for that key id, or None when the
     key id is unknown for this sender. ``shape=False`` skips the field checks of
     ``protocols.envelope_shape`` (the firmware, reading the controller's signed acks,
     does not carry that module: it checks the one field it uses).
     """
-    body_bytes, key_id, sig = split(wire)
+    signed, key_id, sig = split_signed(wire)
+    body_bytes, es256 = device_line(signed)
     secret = secret_for(key_id)
     if secret is None:
         raise EnvelopeError("unknown_key", "key id %r is not known for this device" % key_id)
-    if not verify(secret, topic, body_bytes, sig):
+    if not verify(secret, topic, signed, sig):
         raise EnvelopeError("bad_signature", "HMAC does not match the topic and payload")
     if not shape:
         try:
-            return json.loads(body_bytes), key_id
+            return json.loads(body_bytes), key_id, es256
         except ValueError:
             raise EnvelopeError("bad_json", "payload is not JSON")
     from protocols.envelope_shape import parse
 
-    return parse(body_bytes), key_id
+    return parse(body_bytes), key_id, es256
+
+
+def open_message(secret_for: "Callable[[str], bytes | None]", topic: str,
+                 wire: bytes, shape: bool = True) -> "tuple[dict, str]":
+    """``open_parts`` without the device signature: return (fields, key_id)."""
+    fields, key_id, _ = open_parts(secret_for, topic, wire, shape)
+    return fields, key_id
