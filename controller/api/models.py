@@ -121,6 +121,12 @@ class HealthSample(BaseModel):
     body: dict[str, Any]
 
 
+LEAF_INDEX_DOC = ("index of the ledger entry holding this event's message: "
+                  "GET /api/v1/ledger/proofs/inclusion?index= proves it (null: no entry, "
+                  "which `portwatch ledger audit` reports)")
+ENTRY_HASH_DOC = "RFC 9162 leaf hash of that entry, hex (what the inclusion proof proves)"
+
+
 class Weighing(BaseModel):
     """One weighing as the device signed it, with what the controller found wrong in it.
 
@@ -144,6 +150,8 @@ class Weighing(BaseModel):
         None, description="plausibility flags (README, Operate: implausible weighings): "
         "empty when none; null for weighings stored before the controller checked them",
         examples=[["net_mismatch", "plate_unsafe"]])
+    leaf_index: int | None = Field(None, description=LEAF_INDEX_DOC)
+    entry_hash: str | None = Field(None, description=ENTRY_HASH_DOC)
 
 
 class Alarm(BaseModel):
@@ -154,6 +162,8 @@ class Alarm(BaseModel):
     detail: dict[str, Any]
     device_ts: int
     received_ms: int
+    leaf_index: int | None = Field(None, description=LEAF_INDEX_DOC)
+    entry_hash: str | None = Field(None, description=ENTRY_HASH_DOC)
 
 
 class Rejection(BaseModel):

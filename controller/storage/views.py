@@ -6,40 +6,50 @@ from typing import Any
 
 from controller.storage.database import Store
 
+# each custody row with the ledger entry that proves it: its leaf index and RFC 9162 leaf
+# hash (hex), so a reader goes from a row to its inclusion proof in one step
+_PROOF = ("l.idx AS leaf_index, lower(hex(l.leaf_hash)) AS entry_hash")
+_JOIN = ("LEFT JOIN ledger_entries l ON l.device_id = t.device_id AND l.seq = t.seq AND "
+         "l.kind = 'device_message' AND l.subkind = 'evt'")
+
 
 def weighings(store: Store, *, device_id: str | None = None, plate: str | None = None,
               since_ms: int | None = None, until_ms: int | None = None, limit: int = 100,
               offset: int = 0, flagged: bool | None = None) -> list[dict[str, Any]]:
     """Weighings, newest device time first, filtered by device, plate, device time and
-    whether the controller flagged them (``flagged``: None, either)."""
+    whether the controller flagged them (``flagged``: None, either); each with the
+    ``leaf_index`` and ``entry_hash`` of its ledger entry."""
     where, args = [], []
-    for clause, value in (("device_id = ?", device_id), ("plate = ?", plate),
-                          ("device_ts >= ?", since_ms), ("device_ts < ?", until_ms)):
+    for clause, value in (("t.device_id = ?", device_id), ("t.plate = ?", plate),
+                          ("t.device_ts >= ?", since_ms), ("t.device_ts < ?", until_ms)):
         if value is not None:
             where.append(clause)
             args.append(value)
     if flagged is not None:  # unchecked (NULL, before schema 5) counts as not flagged
-        where.append("coalesce(flags_json, '[]') " + ("!=" if flagged else "=") + " '[]'")
-    sql = "SELECT * FROM weighings"
+        where.append("coalesce(t.flags_json, '[]') " + ("!=" if flagged else "=") + " '[]'")
+    sql = f"SELECT t.*, {_PROOF} FROM weighings t {_JOIN}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY device_ts DESC, device_id, seq DESC LIMIT ? OFFSET ?"
+    sql += " ORDER BY t.device_ts DESC, t.device_id, t.seq DESC LIMIT ? OFFSET ?"
     return list(store.db.query(sql, [*args, limit, offset]))
 
 
 def weighing(store: Store, device_id: str, seq: int) -> dict[str, Any] | None:
-    rows = list(store.db.query("SELECT * FROM weighings WHERE device_id=? AND seq=?",
-                               [device_id, seq]))
+    """One weighing with its ledger entry's ``leaf_index`` and ``entry_hash``, or None."""
+    rows = list(store.db.query(f"SELECT t.*, {_PROOF} FROM weighings t {_JOIN} WHERE "
+                               "t.device_id=? AND t.seq=?", [device_id, seq]))
     return rows[0] if rows else None
 
 
 def alarms(store: Store, *, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Device alarm events (raised and cleared, one row each), newest first."""
+    """Device alarm events (raised and cleared, one row each), newest first, each with its
+    ledger entry's ``leaf_index`` and ``entry_hash``."""
+    sql = f"SELECT t.*, {_PROOF} FROM alarms t {_JOIN}"
     if device_id is None:
-        return list(store.db.query("SELECT * FROM alarms ORDER BY received_ms DESC, seq DESC "
-                                   "LIMIT ?", [limit]))
-    return list(store.db.query("SELECT * FROM alarms WHERE device_id=? ORDER BY received_ms "
-                               "DESC, seq DESC LIMIT ?", [device_id, limit]))
+        return list(store.db.query(sql + " ORDER BY t.received_ms DESC, t.seq DESC LIMIT ?",
+                                   [limit]))
+    return list(store.db.query(sql + " WHERE t.device_id=? ORDER BY t.received_ms DESC, "
+                               "t.seq DESC LIMIT ?", [device_id, limit]))
 
 
 def health(store: Store, device_id: str, *, limit: int = 100) -> list[dict[str, Any]]:

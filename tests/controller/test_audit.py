@@ -274,3 +274,28 @@ def test_audit_settings_come_from_the_environment_and_bad_ones_are_refused() -> 
                 {"PORTWATCH_AUDIT_NEW_S": "nan"}):
         with pytest.raises(ConfigError):
             AuditSettings.from_env(bad)
+
+
+def test_served_custody_records_carry_their_leaf_index_and_entry_hash(db: Store) -> None:
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from controller import auth
+    from controller.api.app import create_app
+    from controller.ledger import tree
+    realistic_run(db)
+    client = TestClient(create_app(db_path=db.path, site=SITE))
+    h = {"Authorization": "Bearer " + auth.create_token(db, name="aud", role="auditor")}
+    weighings = client.get("/api/v1/weighings", headers=h).json()
+    alarms = client.get("/api/v1/alarms", headers=h).json()
+    one = client.get("/api/v1/weighings/wb-1/10", headers=h).json()
+    assert len(weighings) == 9 and len(alarms) == 2 and one in weighings
+    for record in [*weighings, *alarms]:
+        # one step from the record to its proof: the entry is this event's message
+        proof = client.get("/api/v1/ledger/proofs/inclusion",
+                           params={"index": record["leaf_index"]}, headers=h).json()
+        assert base64.b64decode(proof["leaf_hash"]).hex() == record["entry_hash"]
+        assert tree.leaf_hash(base64.b64decode(proof["entry"])).hex() == record["entry_hash"]
+        assert (proof["view"]["device_id"], proof["view"]["seq"]) == (record["device_id"],
+                                                                     record["seq"])

@@ -59,7 +59,8 @@ def get_weighing(device_id: Annotated[str, Path(pattern=ID_PATTERN)],
 def _alarm(r: dict[str, Any]) -> Alarm:
     return Alarm(device_id=r["device_id"], seq=r["seq"], alarm=r["alarm"], state=r["state"],
                  detail=json.loads(r["detail_json"] or "{}"), device_ts=r["device_ts"],
-                 received_ms=r["received_ms"])
+                 received_ms=r["received_ms"], leaf_index=r.get("leaf_index"),
+                 entry_hash=r.get("entry_hash"))
 
 
 @router.get("/alarms", response_model=list[Alarm],
