@@ -34,7 +34,8 @@ DEVICE_MESSAGE, DECISION = "device_message", "decision"
 _KIND_BYTES = {DEVICE_MESSAGE: 1, DECISION: 2}
 # Decision kinds in use; new features add theirs (any name matching _NAME is accepted).
 DECISION_KINDS = ("rejection", "rejection_summary", "alert", "command", "key_rotation",
-                  "provisioning", "status_change", "lost_range", "hold")
+                  "provisioning", "status_change", "lost_range", "hold", "limits",
+                  "declare_lost", "audit_mismatch")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _U64 = struct.Struct(">Q")
 _MAX_U64 = (1 << 64) - 1
