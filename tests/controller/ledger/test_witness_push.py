@@ -7,6 +7,7 @@ and every wait is on a condition (tools.procs.wait_until), never a sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -222,3 +223,33 @@ def test_serve_refuses_a_state_another_witness_holds(wproc: WitnessProcess) -> N
                         str(wproc.state), "--listen", f"127.0.0.1:{free_port()}"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "another witness process" in r.stderr
+
+
+def test_the_running_task_cosigns_each_new_checkpoint(
+        db: Store, db_path: Path, signer: note.Signer, wproc: WitnessProcess) -> None:
+    """WitnessPusher.run, the task the controller starts, as it runs: no step by hand."""
+    wproc.start()
+    vkey = Witness.open(wproc.state).verifier.vkey
+    witness_push.add_witness(db, vkey, wproc.url, actor="test")
+    append(db.conn, range(1, 4))
+    cp = checkpoint.create(db.conn, signer, 1)
+
+    async def until(size: int) -> None:  # a condition with a deadline, polled
+        async def cosigned() -> None:
+            while witness_rows.cosigned_size(db.conn, vkey) != size:
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(cosigned(), timeout=10)
+
+    async def go() -> None:
+        task = asyncio.create_task(witness_push.WitnessPusher(
+            db_path, witness_push.PushSettings(poll_s=0.05)).run())
+        try:
+            await until(cp.size)
+            append(db.conn, range(4, 9))
+            await until(checkpoint.create(db.conn, signer, 2).size)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
