@@ -26,7 +26,7 @@ from protocols import topics
 DEVICE_KINDS = ("weighbridge", "gps", "rail_reader", "lab")
 __all__ = ["DEVICE_KINDS", "decommission", "device_config", "get", "keys_stamp",
            "mosquitto_hash", "newest_key", "provision", "rotate_key", "secrets_by_device",
-           "with_key"]
+           "set_device_key", "with_key"]
 
 
 def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int = 101) -> str:
@@ -138,6 +138,35 @@ def rotate_key(store: Store, device_id: str, *, grace_s: float,
             "old_valid_until_ms": until}, now)
     return {"device_id": device_id, "key_id": new_id, "secret_hex": secret_hex,
             "old_key_id": device["key_id"], "old_valid_until_ms": until, "rotated_ms": now}
+
+
+def set_device_key(store: Store, device_id: str, pub: str, *, actor: str,
+                   now: int | None = None) -> dict[str, Any]:
+    """Register or replace a device's public key (ECDSA P-256, 130 hex digits) by an admin.
+
+    A ``device_key`` ledger decision records who did it and which key it replaces; from
+    then on the device's custody events must be signed by the new key, at ingest and in
+    ``portwatch ledger verify``. Active ``device_key_mismatch`` alerts of the device are
+    cleared. Returns ``device_id``, ``pub``, ``replaces`` (the old key or None) and
+    ``leaf_index`` (the decision's ledger entry).
+    """
+    from controller.ledger import device_keys
+    from controller.supervision import device_keys as key_alerts
+
+    try:
+        device_keys.check_pub(pub)
+    except device_keys.DeviceKeyError as exc:
+        raise InvalidInput(f"pub: {exc}") from exc
+    now = now if now is not None else now_ms()
+    with store.transaction() as conn:
+        device = _active(store, device_id)
+        old = device.get("device_pub")
+        rows.set_device_pub(conn, device_id, pub)
+        idx = ledger_log.append_decision(conn, device_keys.DECISION, actor,
+                                         device_keys.decision_body(device_id, pub, "admin", old),
+                                         now)
+        key_alerts.clear_mismatches(conn, device_id=device_id, actor=actor, now_ms=now)
+    return {"device_id": device_id, "pub": pub, "replaces": old, "leaf_index": idx}
 
 
 def decommission(store: Store, device_id: str, *, reason: str, actor: str,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.keyring import KeyRing
+from controller.ledger import device_keys as device_sigs
 from protocols import bodies, envelope, topics
 
 
@@ -32,6 +33,9 @@ class Accepted:
     channel: str
     key_id: str
     fields: dict[str, Any]
+    # the hex of the device signature line (custody events only), checked by the writer
+    # against the key registered for the device (controller/ledger/device_keys.py)
+    es256: str | None = None
 
     @property
     def seq(self) -> int:
@@ -76,7 +80,7 @@ def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:
         return key.secret if key is not None else None
 
     try:
-        fields, key_id = envelope.open_message(secret_for, msg.topic, msg.payload)
+        fields, key_id, es256 = envelope.open_parts(secret_for, msg.topic, msg.payload)
     except envelope.EnvelopeError as exc:
         return Rejected(msg, exc.reason, exc.detail, device_id)
     if not device_keys[key_id].valid_at(msg.received_ms):
@@ -87,9 +91,17 @@ def check_message(msg: Received, *, site: str, keys: KeyRing) -> Verdict:
     if fields["dev"] != device_id:
         return Rejected(msg, "device_mismatch",
                         f"envelope says {fields['dev']!r}, topic says {device_id!r}", device_id)
+    if es256 is not None and channel != "evt":
+        return Rejected(msg, "bad_shape", f"an es256 line on {channel!r}: only custody events "
+                        "(evt) carry a device signature", device_id)
     if channel == "evt" and fields["seq"] < 1:
         return Rejected(msg, "bad_shape", "custody events need seq >= 1", device_id)
     problem = bodies.check(channel, fields["kind"], fields["body"])
     if problem:
         return Rejected(msg, "bad_body", problem, device_id)
-    return Accepted(msg, device_id, channel, key_id, fields)
+    if fields["kind"] == "birth" and "pub" in fields["body"]:
+        try:
+            device_sigs.check_pub(fields["body"]["pub"])
+        except device_sigs.DeviceKeyError as exc:
+            return Rejected(msg, "bad_body", f"pub: {exc}", device_id)
+    return Accepted(msg, device_id, channel, key_id, fields, es256)

@@ -28,9 +28,12 @@ from controller import ledger
 from controller.facts import Fact
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits, Tally
 from controller.ingest.verify import Accepted, Rejected, Verdict
+from controller.ledger import device_keys
 from controller.plausibility import Limits, Settings, limits_for
 from controller.projections import project
 from controller.storage import custody, ledger_log, transaction
+from controller.storage import devices as devices_store
+from controller.supervision import device_keys as key_alerts
 
 log = logging.getLogger("portwatch.ingest")
 EXCERPT_BYTES = 128
@@ -73,6 +76,7 @@ class _Batch:
         # device -> the limits its last ``limits`` ledger entry holds (see note_limits)
         self.recorded: dict[str, dict[str, Any]] = {}
         self.noted: dict[str, dict[str, Any]] = {}
+        self.mismatches: list[tuple[Accepted, str, str]] = []  # (birth, registered, offered)
 
     def reject(self, v: Rejected | Accepted, reason: str, detail: str) -> None:
         dev = v.device_id
@@ -98,11 +102,18 @@ class _Batch:
         digest = hashlib.sha256(v.msg.payload).hexdigest()
         stored = self.seen.get(key) or custody.stored_digest(self.conn, *key)
         self.touched.add(v.device_id)
+        if stored is not None and stored == digest:
+            self.reject(v, "duplicate", f"seq {f['seq']} is already stored")
+            return
+        pub = self.devices[v.device_id].get("device_pub")
+        if pub is not None:
+            # the HMAC secret is no proof of the device: the controller holds it too
+            problem = device_keys.check_wire(pub, v.msg.topic, v.msg.payload)
+            if problem is not None:
+                self.reject(v, "bad_device_signature", f"seq {f['seq']}: {problem}")
+                return
         if stored is not None:
-            if stored == digest:
-                self.reject(v, "duplicate", f"seq {f['seq']} is already stored")
-            else:
-                self.reject(v, "seq_conflict", f"seq {f['seq']} is stored with other content")
+            self.reject(v, "seq_conflict", f"seq {f['seq']} is stored with other content")
             return
         self.seen[key] = digest
         # the device's limits as known now: its register map and its last health's clock
@@ -110,7 +121,8 @@ class _Batch:
         fact = Fact.from_fields(v.device_id, f, v.msg.received_ms, limits)
         self.note_limits(v.device_id, limits, v.msg.received_ms)
         self.messages.append((v.device_id, fact.seq, fact.boot, fact.kind, fact.device_ts,
-                              fact.received_ms, v.msg.topic, v.msg.payload, digest))
+                              fact.received_ms, v.msg.topic, v.msg.payload, digest,
+                              int(pub is not None)))
         for table, row in project(fact):
             self.projected.setdefault(table, []).append(row)
         self.facts.append(fact)
@@ -185,6 +197,31 @@ class _Batch:
             dev.update(boot=key[0], state_seq=key[1], status="offline")
         self.result.telemetry += 1
         self.record(v)
+        if f["kind"] == "birth" and isinstance(f["body"].get("pub"), str):
+            self.birth_key(v, f["body"]["pub"])
+
+    def birth_key(self, v: Accepted, offered: str) -> None:
+        """Trust on first use: the first authentic birth carrying a key registers it (a
+        ledger decision after the birth it came in); a birth offering another key than the
+        registered one is not adopted and raises ``device_key_mismatch``."""
+        dev = self.devices[v.device_id]
+        registered = dev.get("device_pub")
+        if registered == offered:
+            return
+        if registered is None:
+            dev["device_pub"] = offered
+            devices_store.set_device_pub(self.conn, v.device_id, offered)
+            self.ledger.append(ledger.decision(
+                kind=device_keys.DECISION, actor=f"device:{v.device_id}",
+                time_ms=v.msg.received_ms,
+                body=device_keys.decision_body(v.device_id, offered, "birth", None)))
+            log.info("registered the device key of %s from its birth (%s…)", v.device_id,
+                     offered[:16])
+            return
+        # written now, in order: the alert's ledger entry goes after this batch's entries
+        self.mismatches.append((v, registered, offered))
+        log.warning("birth of %s offers device key %s…, registered is %s…: not adopted",
+                    v.device_id, offered[:16], registered[:16])
 
     def write(self, with_ledger: bool) -> None:
         c = self.conn
@@ -200,6 +237,11 @@ class _Batch:
             dev["committed_seq"] = custody.advance(c, dev_id, dev["committed_seq"])
             self.result.watermarks[dev_id] = dev["committed_seq"]
         custody.update_device_status(c, self.devices.values())
+        for v, registered, offered in self.mismatches:
+            if key_alerts.raise_mismatch(c, device_id=v.device_id, registered=registered,
+                                         offered=offered, device_ts=v.fields["ts"],
+                                         received_ms=v.msg.received_ms):
+                self.result.findings += 1
 
 
 def recorded_limits(device_id: str, limits: Limits) -> dict[str, Any]:
@@ -262,7 +304,7 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
                 batch.reject(v, "bad_topic", f"channel {v.channel!r} is not ingested yet")
         batch.write(with_ledger)
         if supervise is not None and batch.facts:
-            batch.result.findings = len(supervise(conn, batch.facts))
+            batch.result.findings += len(supervise(conn, batch.facts))
     if recorded_limits is not None and with_ledger:
         recorded_limits.update(batch.noted)  # only now: a rolled-back batch recorded nothing
     return batch.result

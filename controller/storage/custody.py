@@ -47,9 +47,11 @@ def stored_digest(conn: sqlite3.Connection, device_id: str, seq: int) -> str | N
 
 
 def insert_messages(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """(device_id, seq, boot, kind, device_ts, received_ms, topic, payload, sha256) rows."""
+    """(device_id, seq, boot, kind, device_ts, received_ms, topic, payload, sha256,
+    device_signed) rows."""
     conn.executemany("INSERT INTO messages (device_id, seq, boot, kind, device_ts, "
-                     "received_ms, topic, payload, sha256) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                     "received_ms, topic, payload, sha256, device_signed) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 def insert_projected(conn: sqlite3.Connection,

@@ -85,6 +85,12 @@ def retire_keys(conn: sqlite3.Connection, device_id: str, until_ms: int) -> None
                  "WHERE device_id=?", [until_ms, until_ms, device_id])
 
 
+def set_device_pub(conn: sqlite3.Connection, device_id: str, pub: str) -> None:
+    """Register the device's public key (inside the caller's transaction, with its ledger
+    decision)."""
+    conn.execute("UPDATE devices SET device_pub=? WHERE device_id=?", [pub, device_id])
+
+
 def set_current_key(conn: sqlite3.Connection, device_id: str, key_id: str,
                     secret_hex: str) -> None:
     conn.execute("UPDATE devices SET key_id=?, secret_hex=? WHERE device_id=?",

@@ -21,7 +21,8 @@ from controller.storage.database import Store, now_ms
 # 6: the schema-5 steps (token expiry, rejection buckets, weighing flags, watermark repair)
 # landed one after another under 5, so a store that reached 5 in between runs them again:
 # every step is idempotent
-# 7: ledger_witnesses (the remote witnesses the controller pushes checkpoints to)
+# 7: ledger_witnesses (the remote witnesses the controller pushes checkpoints to);
+# devices.device_pub and messages.device_signed (devices' own signing keys)
 SCHEMA_VERSION = 7
 
 
@@ -54,6 +55,7 @@ def migrate(store: Store) -> None:
         _repair_watermarks(db, version)
         _weighing_flags(db)
         _witnesses(db)
+        _device_keys(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -310,3 +312,14 @@ def _witnesses(db: sqlite_utils.Database) -> None:
             {"name": str, "vkey": str, "url": str, "added_ms": int},
             pk="name", not_null={"vkey", "url"},
         )
+
+
+def _device_keys(db: sqlite_utils.Database) -> None:
+    """Schema 7: each device's registered public key (ECDSA P-256, uncompressed SEC1 hex;
+    NULL: none yet, its custody events are checked by HMAC only) and, per stored custody
+    event, whether its device signature was checked (1) or it carried only the HMAC (0;
+    NULL on events stored before device keys)."""
+    if "device_pub" not in db.table("devices").columns_dict:
+        db.table("devices").add_column("device_pub", str)
+    if "device_signed" not in db.table("messages").columns_dict:
+        db.table("messages").add_column("device_signed", int)

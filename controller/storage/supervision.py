@@ -38,6 +38,14 @@ def active_alert_id(conn: sqlite3.Connection, rule: str, device_id: str, code: s
     return None if row is None else int(row[0])
 
 
+def active_alerts(conn: sqlite3.Connection, rule: str, device_id: str,
+                  code: str) -> list[dict[str, Any]]:
+    """The active alerts of one rule, device and code (any subject): id and subject."""
+    return [{"id": int(i), "subject": str(s)} for i, s in conn.execute(
+        "SELECT id, subject FROM alerts WHERE cleared_ms IS NULL AND rule=? AND device_id=? "
+        "AND code=? ORDER BY id", (rule, device_id, code))]
+
+
 def raise_alert(conn: sqlite3.Connection, *, rule: str, code: str, device_id: str,
                 subject: str, severity: str, detail: Mapping[str, Any], raised_ts: int,
                 raised_ms: int, raised_seq: int | None) -> int:
