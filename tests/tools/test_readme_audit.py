@@ -6,8 +6,9 @@ site fills one (``portwatch init``, ``portwatch device add``, then signed weighi
 the ingest's own verify-and-commit path), lays it out where the walkthrough expects it
 (``var/demo/portwatch.db`` under a scratch working directory), and runs every command of
 the block in one bash session, in order, with the venv's ``bin`` first on ``PATH``. Each
-command must exit 0, except the one marked ``# exits 1`` (the verify of the tampered
-bundle), which must exit 1 and name the edited entry.
+command must exit 0, except the two marked ``# exits 1``: the verify of the tampered bundle,
+which must name the edited entry, and the audit of the tampered store copy, which must name
+the edited and the deleted weighing by table and key.
 """
 
 from __future__ import annotations
@@ -111,13 +112,17 @@ def run_in_one_shell(commands: list[str], cwd: Path, env: dict[str, str]) -> lis
     codes = [int(c) for c in status.read_text().split()] if status.exists() else []
     assert len(codes) == len(commands), f"the walkthrough stopped early:\n{r.stdout}{r.stderr}"
     (cwd / ".walkthrough-output").write_text(r.stdout + r.stderr)
+    if os.environ.get("PW_WALKTHROUGH_OUT"):  # to copy real output into the README
+        Path(os.environ["PW_WALKTHROUGH_OUT"]).write_text(r.stdout + r.stderr)
     return codes
 
 
-def test_readme_audit_walkthrough_marks_exactly_the_tampered_verify_as_failing() -> None:
+def test_readme_audit_walkthrough_marks_exactly_the_tampered_verify_and_audit_as_failing(
+        ) -> None:
     failing = [c for c in walkthrough() if EXPECTS_FAILURE.search(c)]
-    assert len(failing) == 1, failing
+    assert len(failing) == 2, failing
     assert "ledger verify" in failing[0] and "tampered" in failing[0]
+    assert "ledger audit" in failing[1] and "tampered" in failing[1]
 
 
 def test_readme_audit_walkthrough_runs_as_written(session: tuple[Path, dict[str, str]]) -> None:
@@ -135,3 +140,12 @@ def test_readme_audit_walkthrough_runs_as_written(session: tuple[Path, dict[str,
     assert len(changed) == 1, changed
     assert f"error: entry {changed[0]}: its bytes hash to" in output
     assert "OK: inclusion proof verifies" in output and "OK: consistency proof verifies" in output
+    # the honest store audits clean; the tampered copy names both rows by table and key
+    assert "OK: every served row is what the ledger's entries make" in output
+    proven = re.search(r"ledger entry \d+ is (\S+) seq (\d+)", output)
+    assert proven, output
+    dev, seq = proven.groups()
+    assert re.search(rf"MISMATCH weighings {dev}/{seq}: edited; net_kg stored (\d+), "
+                     r"expected (\d+)", output)
+    assert len(re.findall(r"MISMATCH weighings \S+: deleted", output)) == 1
+    assert "FAILED: 2 rows differ" in output
