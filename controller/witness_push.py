@@ -177,6 +177,9 @@ def _size_body(resp: httpx.Response) -> int | None:
 def _set_alert(store: Store, witness: str, active: bool, detail: dict[str, object],
                now: int) -> None:
     """Raise or clear one witness's alert, with its ledger decision, in one transaction."""
+    # a read first: the write lock (which the ingest waits on) is taken only on a change
+    if active == (alert_rows.active_alert_id(store.conn, RULE, "", CODE, witness) is not None):
+        return
     with store.transaction() as conn:
         current = alert_rows.active_alert_id(conn, RULE, "", CODE, witness)
         if active == (current is not None):
