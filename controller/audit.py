@@ -361,10 +361,12 @@ class _Watermark:
     def bounds(self, numbered: int) -> tuple[int, int]:
         """(lowest, highest) watermark an honest store can hold: the ingest caps it at the
         highest seq the device had numbered when it last moved it (its highest event, or
-        its health's next_seq - 1 at that time, which may have grown since)."""
+        its health's next_seq - 1 at that time, which may have grown since; at least the
+        end of every range declared lost, which was refused beyond it)."""
         if not self.broken:
             self._extend()
-        return min(self.value, self.max_seq), min(self.value, max(self.max_seq, numbered))
+        floor = max([self.max_seq, *(last for _, last in self.ranges)])
+        return min(self.value, floor), min(self.value, max(floor, numbered))
 
 
 def _numbered(conn: Any, device_id: str) -> int:

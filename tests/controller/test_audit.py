@@ -299,3 +299,16 @@ def test_served_custody_records_carry_their_leaf_index_and_entry_hash(db: Store)
         assert tree.leaf_hash(base64.b64decode(proof["entry"])).hex() == record["entry_hash"]
         assert (proof["view"]["device_id"], proof["view"]["seq"]) == (record["device_id"],
                                                                      record["seq"])
+
+
+def test_a_watermark_over_a_lost_range_past_the_last_event_is_held_exactly(
+        db: Store, device: dict[str, Any]) -> None:
+    _commit(db, signed(device, seq=1), signed(device, seq=2),
+            _health(device, 1, next_seq=10, skew_ms=0, received_ms=T0))
+    declare_lost(db, "wb-1", 3, 9, reason="outbox wiped", actor="admin", now=T0 + 1)
+    assert registry.get(db, "wb-1")["committed_seq"] == 9
+    assert _audit(db).clean
+    db.conn.execute("UPDATE devices SET committed_seq=5 WHERE device_id='wb-1'")
+    found = _audit(db).mismatches
+    assert [(m.key, m.columns) for m in found] == [("wb-1/committed_seq",
+                                                    (("committed_seq", 5, 9),))]
