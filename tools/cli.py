@@ -7,7 +7,6 @@ import contextlib
 import getpass
 import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from controller import alerts as alerts_mod
 from controller import auth, broker_auth, device_status, registry
 from controller.drivers import validate_driver
 from controller.errors import ControllerError, InvalidInput
+from controller.secret_files import write_private
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
@@ -126,11 +126,9 @@ def device_add(
 
 
 def write_secret_json(path: Path, doc: dict[str, object]) -> None:
-    """Write JSON readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
+    """Write JSON readable by the owner only (0600 whatever the umask, even over an existing
+    file of another mode; missing directories 0700)."""
+    write_private(path, json.dumps(doc, indent=1, ensure_ascii=False).encode())
 
 
 def _os_user() -> str:
@@ -184,6 +182,32 @@ def device_rotate_key(
                   f"{rotation['old_key_id']} accepted until "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))}")
     console.print(f"restart the agent with it before then: portwatch agent {out}")
+
+
+@device_app.command("set-key")
+def device_set_key(
+    device_id: Annotated[str, typer.Argument(help="device id, e.g. wb-gate1")],
+    pub: Annotated[str, typer.Argument(help="the device's public key: 130 hex digits "
+                                       "starting 04 (its birth's `pub`)")],
+    db: DbOpt = None,
+) -> None:
+    """Register or replace a device's own public key (a ledger decision).
+
+    A device registers its key itself at its first birth; use this when it was replaced
+    or re-flashed (a `device_key_mismatch` alert), after checking the key on the device.
+    From then on its custody events must be signed by this key.
+
+    Example: portwatch device set-key wb-gate1 04a1b2…(130 hex digits)
+    """
+    try:
+        done = registry.set_device_key(_store(db), device_id, pub.strip().lower(),
+                                       actor=f"cli:{_os_user()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    old = done["replaces"]
+    console.print(f"{device_id}: device key {pub[:16]}… registered (ledger entry "
+                  f"{done['leaf_index']}" + (f", replaces {old[:16]}…)" if old else ")"),
+                  highlight=False)
 
 
 @device_app.command("list")

@@ -14,11 +14,11 @@ import typer
 from rich.console import Console
 
 from controller.errors import ControllerError, StoreError
-from controller.ledger import bundle, checkpoint, note, proofs
+from controller.ledger import bundle, checkpoint, logkey, note, proofs
 from controller.ledger.errors import LedgerError
 from controller.ledger.witness import Witness
 from controller.storage import ledger_log as ledger_store
-from controller.storage import now_ms, open_store
+from controller.storage import now_ms, open_store, transaction
 from tools import settings
 
 err = Console(stderr=True, soft_wrap=True)
@@ -90,22 +90,86 @@ def ledger_key(db: DbOpt = None, site: SiteOpt = None) -> None:
     typer.echo(_signer(conn, db, site).verifier.vkey)
 
 
+@ledger_app.command("rotate-key")
+def ledger_rotate_key(
+    reason: Annotated[str, typer.Option(help="why the key changes, kept in the ledger")],
+    db: DbOpt = None,
+) -> None:
+    """Replace the log key: the old key signs the hand-over, recorded in the ledger.
+
+    Signs a last checkpoint with the old key, appends a log_key_rotation decision signed by
+    the old key (and the new one) over the new key and its place in the log, signs a
+    checkpoint with the new key, then moves the old key file aside (.retired-<key id>).
+    Auditors keep the key they pinned: `ledger verify` follows the rotation. Tell the
+    witnesses the new key.
+
+    Example: portwatch ledger rotate-key --db var/portwatch.db --reason "yearly rotation"
+    """
+    import getpass
+    import os
+
+    conn = _open(db)
+    try:
+        old = _signer(conn, db, None)
+        key_file = checkpoint.key_path(_db(db))
+        checkpoint.create(conn, old, now_ms())
+        new = logkey.generate_new_key(key_file, old.name)
+        try:
+            with transaction(conn):
+                logkey.record_rotation(conn, old, new, now_ms(), f"cli:{getpass.getuser()}",
+                                       reason)
+        except LedgerError:
+            logkey.new_key_path(key_file).unlink()
+            raise
+        # the store pins the new key from here: the files follow (a crash in between leaves
+        # <key>.new, which the refusal to sign names)
+        os.replace(key_file, logkey.retired_key_path(key_file, old.verifier))
+        os.replace(logkey.new_key_path(key_file), key_file)
+        cp = checkpoint.create(conn, new, now_ms())
+    except LedgerError as exc:
+        fail(str(exc))
+    err.print(f"rotated the log key: {old.verifier.vkey} -> {new.verifier.vkey}",
+              highlight=False)
+    typer.echo(new.verifier.vkey)
+    typer.echo(checkpoint.cosigned_note(conn, cp), nl=False)
+
+
 @ledger_app.command("export")
 def ledger_export(
     out: Annotated[Path, typer.Option(help="bundle file to write (JSON)")],
+    since_size: Annotated[int | None, typer.Option(
+        min=0, help="only the entries from this tree size on (the ones before travel as "
+        "the few hashes that sum them up): the size your last audit reached")] = None,
+    since_checkpoint: Annotated[Path | None, typer.Option(
+        help="or: from the size of this signed checkpoint (the one your last audit "
+        "verified)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Write a self-contained bundle: entries, checkpoints, cosignatures, public keys.
 
-    Example: portwatch ledger export --out audit/ledger.json
+    With --since-size or --since-checkpoint it holds only the entries after your last
+    audit; `ledger verify --extends` checks it against the checkpoint (or the earlier
+    bundle) it continues.
+
+    Example: portwatch ledger export --out audit/ledger.json --since-checkpoint audit/last.note
     """
     if not _db(db).exists():
         fail(f"no store at {_db(db)}: pass --db or set PORTWATCH_DB")
+    if since_size is not None and since_checkpoint is not None:
+        fail("give --since-size or --since-checkpoint, not both")
+    start = since_size or 0
+    if since_checkpoint is not None:
+        try:
+            start = checkpoint.Checkpoint.parse(note.parse(since_checkpoint.read_text()).text).size
+        except (OSError, LedgerError) as exc:
+            fail(f"--since-checkpoint {since_checkpoint}: {exc}")
     try:
-        summary = bundle.export(_db(db), out, now_ms=now_ms())
+        summary = bundle.export(_db(db), out, now_ms=now_ms(), since_size=start)
     except LedgerError as exc:
         fail(str(exc))
-    err.print(f"wrote {out}: {summary['size']} entries, {summary['checkpoints']} checkpoints, "
+    span = (f"entries {summary['start']}..{summary['size'] - 1}" if summary["start"] else
+            f"{summary['size']} entries")
+    err.print(f"wrote {out}: {span}, {summary['checkpoints']} checkpoints, "
               f"log key {summary['log_key']}", highlight=False)
 
 
@@ -113,35 +177,61 @@ def ledger_export(
 def ledger_verify(
     path: Annotated[Path, typer.Argument(help="bundle from `portwatch ledger export`")],
     log_key: Annotated[str | None, typer.Option(
-        help="the log's vkey as you got it from the operator [default: the bundle's]")] = None,
+        help="the log's vkey as you got it from the operator (its first key, or a later one "
+        "its signed rotations hand over to) [default: the bundle's]")] = None,
     witness_key: Annotated[list[str] | None, typer.Option(
-        help="a witness's vkey, repeatable [default: the bundle's]")] = None,
+        help="a witness's vkey whose cosignatures are checked where present, repeatable "
+        "[default: the bundle's]")] = None,
+    require_witness: Annotated[list[str] | None, typer.Option(
+        help="a witness's vkey that must have cosigned the latest checkpoint, repeatable")] =
+        None,
+    quorum: Annotated[int | None, typer.Option(
+        help="how many of the --require-witness keys must have cosigned [default: all]")] =
+        None,
     checkpoint_file: Annotated[list[Path] | None, typer.Option(
         "--checkpoint", help="a signed checkpoint you hold (e.g. a witness's latest.note), "
         "repeatable")] = None,
+    extends: Annotated[Path | None, typer.Option(
+        help="the signed checkpoint or the earlier bundle this bundle must extend (needed "
+        "for a bundle exported with --since-size or --since-checkpoint)")] = None,
 ) -> None:
     """Check a bundle offline; exit 1 with the first failure on stderr.
 
-    Recomputes every leaf hash and the Merkle tree, checks every signature and each
-    checkpoint's root against the entries, and consistency between checkpoints.
+    Recomputes every leaf hash and the Merkle tree, checks every signature (following the
+    log's signed key rotations) and each checkpoint's root against the entries, and
+    consistency between checkpoints; with --require-witness, that the latest checkpoint
+    is cosigned; with --extends, that the log still holds what you verified before.
 
-    Example: portwatch ledger verify audit/ledger.json --log-key 'portwatch/dalian-north+…'
+    Example: portwatch ledger verify audit/ledger.json --log-key "$LOG_KEY" --require-witness "$W1"
     """
     try:
         extra = [p.read_text() for p in checkpoint_file or []]
+        held = extends.read_text() if extends is not None else None
     except OSError as exc:
         fail(f"cannot read a checkpoint file: {exc}")
-    report = bundle.verify(path, log_key=log_key, witness_keys=witness_key or [],
-                           checkpoints=extra)
+    try:
+        report = bundle.verify(path, log_key=log_key, witness_keys=witness_key or [],
+                               checkpoints=extra, require_witnesses=require_witness or [],
+                               quorum=quorum, extends=held)
+    except LedgerError as exc:  # a malformed --require-witness key
+        fail(str(exc))
     for line in report.notes:
         err.print(f"note: {line}", highlight=False)
     first = report.first
     if first is not None:
         more = len(report.failures) - 1
         fail(f"{first}" + (f" ({more} more failure{'s' * (more != 1)})" if more else ""))
-    typer.echo(f"OK {path}: {report.entries} entries, {report.checkpoints} signed checkpoints, "
+    span = (f"entries {report.start}..{report.size - 1}" if report.start else
+            f"{report.entries} entries")
+    extra_lines = []
+    if report.extends is not None:
+        extra_lines.append(f"extends the size-{report.extends} tree you hold")
+    if require_witness:
+        extra_lines.append("latest checkpoint cosigned by " + ", ".join(report.witnessed))
+    typer.echo(f"OK {path}: {span}, {report.checkpoints} signed checkpoints, "
                f"{report.cosignatures} witness cosignatures; root "
-               f"{report.root.hex()} (size {report.entries})")
+               f"{report.root.hex()} (size {report.size})"
+               + "".join(f"; {x}" for x in extra_lines))
 
 
 @ledger_app.command("prove-inclusion")
@@ -173,7 +263,7 @@ def ledger_prove_inclusion(
 
 @ledger_app.command("prove-consistency")
 def ledger_prove_consistency(
-    old: Annotated[int, typer.Option(help="the earlier tree size")],
+    old: Annotated[int, typer.Option(min=1, help="the earlier tree size (1 or more: RFC 9162)")],
     new: Annotated[int | None, typer.Option(
         help="the later tree size [default: the latest checkpoint's]")] = None,
     db: DbOpt = None,

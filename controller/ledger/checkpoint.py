@@ -25,7 +25,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.ledger import keys, note
+from controller.ledger import keys, logkey, note
 from controller.ledger.errors import LedgerError, NoteError
 from controller.storage import ledger_log as ledger_store
 from controller.storage.database import transaction
@@ -95,8 +95,9 @@ def sign(signer: note.Signer, size: int, root: bytes) -> str:
 def create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int) -> StoredCheckpoint:
     """Sign and store a checkpoint of the whole ledger (the latest one if the size is the same).
 
-    LedgerError if the origin differs from the log's, or the tables no longer give the
-    root of the last checkpoint (then nothing is signed).
+    LedgerError if the origin differs from the log's, the tables no longer give the root of
+    the last checkpoint, or `signer` is not the log key pinned in the store (then nothing is
+    signed). The first checkpoint pins its key (logkey.py).
     """
     with transaction(conn):
         origin = ledger_store.get_meta(conn, "origin")
@@ -105,16 +106,17 @@ def create(conn: sqlite3.Connection, signer: note.Signer, now_ms: int) -> Stored
         elif origin != signer.name:
             raise LedgerError(f"this ledger's origin is {origin!r}, not {signer.name!r}: "
                               "pass the site it was created for")
-        n = ledger_store.size(conn)
         last = latest(conn)
-        if last is not None:
-            if last.size > n or ledger_store.root(conn, last.size) != last.root:
-                raise LedgerError(
-                    f"refusing to sign: the ledger no longer gives the root of checkpoint "
-                    f"{last.id} (size {last.size}); its store was altered. Export it and run "
-                    "`portwatch ledger verify` to find the first altered entry")
-            if last.size == n:
-                return last
+        if last is not None and (last.size > ledger_store.size(conn) or
+                                 ledger_store.root(conn, last.size) != last.root):
+            raise LedgerError(
+                f"refusing to sign: the ledger no longer gives the root of checkpoint "
+                f"{last.id} (size {last.size}); its store was altered. Export it and run "
+                "`portwatch ledger verify` to find the first altered entry")
+        logkey.ensure_pinned(conn, signer, now_ms)  # may append the pin itself
+        n = ledger_store.size(conn)
+        if last is not None and last.size == n:
+            return last
         root = ledger_store.root(conn, n)
         text = sign(signer, n, root)
         cp_id = ledger_store.insert_checkpoint(conn, n, root, text, now_ms)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controller.ledger.errors import LedgerError
+from controller.secret_files import write_private
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in a PEM file; LedgerError if unreadable or another type."""
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
@@ -26,19 +27,15 @@ def create_key(path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, pem, exclusive=True)
     except FileExistsError as exc:
         raise LedgerError(f"{path} already exists: a key is never overwritten") from exc
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
     return key
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The key in `path`, created (mode 0600) if there is none yet."""
     if path.exists():
         return load_key(path)
     try:

@@ -53,13 +53,17 @@ def inclusion(conn: sqlite3.Connection, index: int, tree_size: int | None = None
 
 def consistency(conn: sqlite3.Connection, old: int, new: int | None = None) -> dict[str, Any]:
     """Proof that the tree of `old` entries is a prefix of the tree of `new` (default: the
-    latest checkpoint's size)."""
+    latest checkpoint's size). LedgerError for `old` < 1 (RFC 9162 §2.1.4)."""
     if new is None:
         latest = cp_mod.latest(conn)
         if latest is None:
             raise LedgerError("no checkpoint yet: give the new size, or run `portwatch ledger "
                               "checkpoint` first")
         new = latest.size
+    if old < 1:
+        raise LedgerError(f"no consistency proof from size {old}: RFC 9162 defines them from "
+                          "size 1 (every tree extends the empty one, so a proof from 0 proves "
+                          "nothing); give --old 1 or more")
     path = ledger_store.consistency_proof(conn, old, new)
     return {"type": "consistency", "origin": ledger_store.get_meta(conn, "origin"),
             "first": old, "second": new, "first_root": _b64(ledger_store.root(conn, old)),
@@ -102,6 +106,9 @@ def _check_inclusion(doc: dict[str, Any], log_key: note.Verifier | None) -> list
 def _check_consistency(doc: dict[str, Any], log_key: note.Verifier | None) -> list[str]:
     problems: list[str] = []
     first, second = int(doc["first"]), int(doc["second"])
+    if first < 1:
+        return [f"a consistency proof from size {first} proves nothing: RFC 9162 defines them "
+                "from size 1"]
     r1, r2 = _raw(doc["first_root"]), _raw(doc["second_root"])
     path = [_raw(h) for h in doc["consistency_path"]]
     if not tree.verify_consistency(first, second, r1, r2, path):

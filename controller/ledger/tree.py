@@ -196,3 +196,53 @@ class MemoryTree:
 
     def subtree(self, level: int, index: int) -> bytes:
         return self.levels[level][index]
+
+
+def frontier_blocks(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees (level, index) that make up the first `size` leaves, largest
+    first: all a verifier needs of them to extend the tree (a partial export carries these)."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < size:
+        level = (size - start).bit_length() - 1
+        out.append((level, start >> level))
+        start += 1 << level
+    return out
+
+
+def frontier(src: Subtrees, size: int) -> list[bytes]:
+    """The hashes of `frontier_blocks(size)`."""
+    return [src.subtree(level, index) for level, index in frontier_blocks(size)]
+
+
+class PrefixTree:
+    """The leaves from `start` on, after the first `start` leaves known only by their
+    frontier hashes: roots of every size >= start, and the proofs between them."""
+
+    def __init__(self, start: int, prefix: Sequence[bytes], leaves: Sequence[bytes]) -> None:
+        blocks = frontier_blocks(start)
+        if len(prefix) != len(blocks):
+            raise ValueError(f"a prefix of {start} leaves is {len(blocks)} subtree hashes, "
+                             f"not {len(prefix)}")
+        self.start, self.leaves = start, list(leaves)
+        self.known: dict[tuple[int, int], bytes] = dict(zip(blocks, prefix, strict=True))
+
+    @property
+    def size(self) -> int:
+        return self.start + len(self.leaves)
+
+    def subtree(self, level: int, index: int) -> bytes:
+        got = self.known.get((level, index))
+        if got is not None:
+            return got
+        first = index << level
+        if first + (1 << level) > self.size:
+            raise ValueError(f"subtree ({level}, {index}) is not complete in {self.size} leaves")
+        if level == 0:
+            if first < self.start:
+                raise ValueError(f"leaf {first} precedes this tree's first leaf {self.start}")
+            return self.leaves[first - self.start]
+        # computed once: roots of successive checkpoints share most of their subtrees
+        h = node_hash(self.subtree(level - 1, 2 * index), self.subtree(level - 1, 2 * index + 1))
+        self.known[(level, index)] = h
+        return h

@@ -114,11 +114,27 @@ def entry(conn: sqlite3.Connection, index: int) -> bytes:
     return bytes(row[0])
 
 
-def iter_entries(conn: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
-    """(index, canonical bytes, leaf hash) of every entry, in order."""
+def iter_entries(conn: sqlite3.Connection, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+    """(index, canonical bytes, leaf hash) of every entry from `start` on, in order."""
     for idx, data, h in conn.execute("SELECT idx, entry, leaf_hash FROM ledger_entries "
-                                     "ORDER BY idx"):
+                                     "WHERE idx>=? ORDER BY idx", (start,)):
         yield int(idx), bytes(data), bytes(h)
+
+
+def leaf_hash_at(conn: sqlite3.Connection, index: int) -> bytes | None:
+    """The leaf hash recorded for entry `index` when it was appended."""
+    row = conn.execute("SELECT leaf_hash FROM ledger_entries WHERE idx=?", (index,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def decisions_before(conn: sqlite3.Connection, kinds: tuple[str, ...],
+                     end: int) -> list[tuple[int, bytes]]:
+    """(index, canonical bytes) of the decisions of these kinds among the first `end`
+    entries (a scan: for exports, not for every checkpoint)."""
+    marks = ",".join("?" * len(kinds))
+    return [(int(i), bytes(d)) for i, d in conn.execute(
+        f"SELECT idx, entry FROM ledger_entries WHERE kind='decision' AND subkind IN ({marks}) "
+        "AND idx<? ORDER BY idx", (*kinds, end))]
 
 
 def find_message(conn: sqlite3.Connection, device_id: str, seq: int,

@@ -175,7 +175,7 @@ def test_bundle_detects_a_replaced_log_key_when_the_key_is_pinned(
     bundle.export(db_path, out)
     impostor = checkpoint.log_signer(tmp_path / "impostor.db", signer.name)
     doc = json.loads(out.read_text())
-    doc["log_key"] = impostor.verifier.vkey
+    doc["log_key"] = doc["log_key_at_start"] = impostor.verifier.vkey
     doc["checkpoints"] = [checkpoint.sign(impostor, 12, ledger_store.root(logged, 12))]
     out.write_text(json.dumps(doc))
     assert bundle.verify(out).ok  # trusting the bundle's own key proves nothing
