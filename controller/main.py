@@ -33,11 +33,13 @@ log = logging.getLogger("portwatch.controller")
 
 async def checkpoints(db_path: Path, site: str, every_s: float) -> None:
     """Sign a ledger checkpoint every ``every_s`` seconds while the ledger grows."""
-    signer = checkpoint.log_signer(db_path, checkpoint.origin_for(site))
+    origin = checkpoint.origin_for(site)
     while True:
         await asyncio.sleep(every_s)
         store = open_store(db_path, migrate=False)
         try:
+            # read each time: after `portwatch ledger rotate-key` the file holds the new key
+            signer = checkpoint.log_signer(db_path, origin)
             cp = checkpoint.maybe_create(store.conn, signer, now_ms(), int(every_s * 1000))
             if cp is not None:
                 log.info("ledger checkpoint: size %d", cp.size)
