@@ -2,23 +2,32 @@
 
 Bundle (``"format": "portwatch-ledger-bundle/1"``)::
 
-    {"format", "origin", "log_key": vkey, "witness_keys": [vkey, …], "exported_ms",
+    {"format", "origin", "log_key": vkey, "log_key_at_start": vkey,
+     "witness_keys": [vkey, …], "exported_ms", "start", "prefix": [base64 subtree hash, …],
      "size", "entries": [{"idx", "entry": base64 of the canonical bytes,
                           "leaf_hash": hex, as the log recorded it at append}, …],
      "checkpoints": [signed note with the log's line and any witness cosignatures, …]}
 
+A partial bundle (``start`` > 0) holds the entries from ``start`` on and, in ``prefix``,
+the complete subtree hashes that make up the ones before (tree.frontier_blocks); it is
+verified only against a root the auditor already holds (``extends``).
+
 `verify` needs nothing but the bundle (and, better, keys and checkpoints the auditor got
-elsewhere: a pinned log key, witness keys, a witness's latest cosigned checkpoint). It
-recomputes every leaf hash and the tree, checks every signature, checks each checkpoint's
-root against the entries at its size and the consistency of successive checkpoints, and
-reports failures ordered by the first entry they implicate.
+elsewhere: a pinned log key, witness keys, a witness's latest cosigned checkpoint, the
+earlier bundle). It recomputes every leaf hash and the tree, follows the log key's signed
+rotations, checks every signature, checks each checkpoint's root against the entries at its
+size and the consistency of successive checkpoints, and reports failures ordered by the
+first entry they implicate.
 
 How precisely a failure is placed depends on what the tamperer rewrote. Entries edited,
-dropped or swapped without recomputing the log's own hashes are named exactly (their bytes
-no longer match the leaf hash recorded at append, or the index sequence has a hole). A
-tamperer who also recomputed every hash leaves only the signed roots to disagree: the
-report then names the range between the last checkpoint the entries still reproduce and
-the first one they do not; checkpoints taken often keep that range short.
+dropped or moved without recomputing the log's own hashes are named exactly (their bytes
+no longer match the leaf hash recorded at append, or match another index's, or the index
+sequence has a hole). A tamperer who also recomputed every hash leaves only the signed roots
+to disagree: the report then names the range between the last checkpoint known to be in the
+failing checkpoint's history and the first one the entries do not reproduce (when the log
+key signed two histories, the entries' own checkpoints may be the forger's and count only
+if a witness cosigned them with the failing one); against an earlier bundle the fork is
+named at its first differing entry.
 """
 
 from __future__ import annotations
