@@ -312,3 +312,45 @@ def test_a_watermark_over_a_lost_range_past_the_last_event_is_held_exactly(
     found = _audit(db).mismatches
     assert [(m.key, m.columns) for m in found] == [("wb-1/committed_seq",
                                                     (("committed_seq", 5, 9),))]
+
+
+def test_compare_names_edited_deleted_and_added_rows_by_key() -> None:
+    report = audit.AuditReport()
+    want = {("wb-1", 1): {"device_id": "wb-1", "seq": 1, "alarm": "overload", "state": "raised",
+                          "detail_json": "{}", "device_ts": 5, "received_ms": 6},
+            ("wb-1", 2): {"device_id": "wb-1", "seq": 2, "alarm": "overload",
+                          "state": "cleared", "detail_json": "{}", "device_ts": 7,
+                          "received_ms": 8}}
+    stored = [{**want[("wb-1", 1)], "state": "cleared", "received_ms": 9},
+              {**want[("wb-1", 2)], "seq": 3}]
+    audit.compare("alarms", want, stored, report)
+    assert [(m.key, m.problem, m.columns) for m in report.mismatches] == [
+        ("wb-1/1", "edited", (("state", "cleared", "raised"), ("received_ms", 9, 6))),
+        ("wb-1/3", "added", ()), ("wb-1/2", "deleted", ())]
+    assert report.tables["alarms"] == audit.TableCount(checked=2, edited=1, deleted=1, added=1)
+
+
+def test_lost_ranges_compare_as_a_multiset_of_values_not_by_id() -> None:
+    row = {"device_id": "wb-1", "first_seq": 4, "last_seq": 6, "reason": "rot",
+           "declared_by": "admin", "declared_ms": 1}
+    report = audit.AuditReport()
+    audit.compare_lost("wb-1", [row, row], [{**row, "id": 7}, {**row, "id": 9}], report)
+    assert report.clean
+    audit.compare_lost("wb-1", [row, row], [{**row, "id": 7, "declared_by": "someone"}],
+                       report)
+    assert sorted((m.key, m.problem) for m in report.mismatches) == [
+        ("wb-1/4-6", "added"), ("wb-1/4-6", "deleted"), ("wb-1/4-6", "deleted")]
+
+
+def test_replay_judges_each_event_by_the_limits_recorded_last_before_it() -> None:
+    from controller.ledger import entries
+    replay = audit.Replay()
+    for idx, cap in ((3, 80_000), (10, 60_000)):
+        replay.add_decision(idx, entries.Decision("limits", "controller", 1, {
+            "device_id": "wb-1", "capacity_kg": cap, "division_kg": 20,
+            "plate_pattern": ".*", "max_clock_skew_ms": 300_000,
+            "max_delay_ms": 604_800_000, "clock_offset_ms": None}))
+    assert replay.limits_at("wb-1", 3) is None  # recorded at 3: for events after it
+    assert [getattr(replay.limits_at("wb-1", i), "capacity_kg", None) for i in (4, 10, 11)] \
+        == [80_000, 80_000, 60_000]
+    assert replay.limits_at("wb-2", 11) is None
