@@ -36,5 +36,5 @@ def summary(row: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
         "health": json.loads(row["health_json"]) if row.get("health_json") else None,
         "health_ms": row.get("health_ms"), "clock_offset_ms": row.get("clock_offset_ms"),
         "clock_suspect": clock_suspect(row), "key_id": row["key_id"],
-        "decommissioned_ms": row.get("decommissioned_ms"),
+        "decommissioned_ms": row.get("decommissioned_ms"), "device_pub": row.get("device_pub"),
     }

@@ -184,6 +184,32 @@ def device_rotate_key(
     console.print(f"restart the agent with it before then: portwatch agent {out}")
 
 
+@device_app.command("set-key")
+def device_set_key(
+    device_id: Annotated[str, typer.Argument(help="device id, e.g. wb-gate1")],
+    pub: Annotated[str, typer.Argument(help="the device's public key: 130 hex digits "
+                                       "starting 04 (its birth's `pub`)")],
+    db: DbOpt = None,
+) -> None:
+    """Register or replace a device's own public key (a ledger decision).
+
+    A device registers its key itself at its first birth; use this when it was replaced
+    or re-flashed (a `device_key_mismatch` alert), after checking the key on the device.
+    From then on its custody events must be signed by this key.
+
+    Example: portwatch device set-key wb-gate1 04a1b2…(130 hex digits)
+    """
+    try:
+        done = registry.set_device_key(_store(db), device_id, pub.strip().lower(),
+                                       actor=f"cli:{_os_user()}")
+    except ControllerError as exc:
+        fail(str(exc))
+    old = done["replaces"]
+    console.print(f"{device_id}: device key {pub[:16]}… registered (ledger entry "
+                  f"{done['leaf_index']}" + (f", replaces {old[:16]}…)" if old else ")"),
+                  highlight=False)
+
+
 @device_app.command("list")
 def device_list(db: DbOpt = None) -> None:
     """List registered devices with status and last contact.

@@ -200,7 +200,9 @@ def ledger_verify(
     Recomputes every leaf hash and the Merkle tree, checks every signature (following the
     log's signed key rotations) and each checkpoint's root against the entries, and
     consistency between checkpoints; with --require-witness, that the latest checkpoint
-    is cosigned; with --extends, that the log still holds what you verified before.
+    is cosigned; with --extends, that the log still holds what you verified before. Every
+    custody event of a device with a registered key must carry that device's own signature
+    (no secret needed): one made with the HMAC secret alone fails, named by its entry.
 
     Example: portwatch ledger verify audit/ledger.json --log-key "$LOG_KEY" --require-witness "$W1"
     """
@@ -228,6 +230,9 @@ def ledger_verify(
         extra_lines.append(f"extends the size-{report.extends} tree you hold")
     if require_witness:
         extra_lines.append("latest checkpoint cosigned by " + ", ".join(report.witnessed))
+    # device signatures are checked without any secret (controller/ledger/device_keys.py)
+    extra_lines.append(f"custody events: {report.device_signed} signed by their device, "
+                       f"{report.hmac_only} HMAC-only (device without a registered key)")
     typer.echo(f"OK {path}: {span}, {report.checkpoints} signed checkpoints, "
                f"{report.cosignatures} witness cosignatures; root "
                f"{report.root.hex()} (size {report.size})"

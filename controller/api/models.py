@@ -69,6 +69,8 @@ class Device(BaseModel):
                                 "refused (it kept its gate closed), from its signed notices")
     key_id: str
     decommissioned_ms: int | None = Field(None, description="when it was taken out of service")
+    device_pub: str | None = Field(None, description="the device's registered public key "
+                                   "(P-256, uncompressed, hex); null: none yet")
 
 
 class DeviceCreate(Body):
@@ -103,6 +105,19 @@ class KeyRotated(BaseModel):
     rotated_ms: int
 
 
+class DeviceKeyRegistration(Body):
+    pub: str = Field(pattern=r"^04[0-9a-f]{128}$", description="the device's public key: "
+                     "uncompressed P-256 point, 130 lowercase hex digits, as its birth "
+                     "announces it (`pub`)")
+
+
+class DeviceKeyRegistered(BaseModel):
+    device_id: str
+    pub: str
+    replaces: str | None = Field(description="the key it replaces; null: the first")
+    leaf_index: int = Field(description="the ledger entry of the device_key decision")
+
+
 class Decommission(Body):
     reason: str = Field(min_length=1, max_length=200, examples=["gate 1 rebuilt"])
 
@@ -125,6 +140,11 @@ LEAF_INDEX_DOC = ("index of the ledger entry holding this event's message: "
                   "GET /api/v1/ledger/proofs/inclusion?index= proves it (null: no entry, "
                   "which `portwatch ledger audit` reports)")
 ENTRY_HASH_DOC = "RFC 9162 leaf hash of that entry, hex (what the inclusion proof proves)"
+
+
+DEVICE_SIGNED_DOC = ("true: the device's own P-256 signature (es256 line) was checked under "
+                     "its registered key; false: only the HMAC, whose secret the controller "
+                     "also holds (a device without a registered key)")
 
 
 class Weighing(BaseModel):
@@ -152,6 +172,7 @@ class Weighing(BaseModel):
         examples=[["net_mismatch", "plate_unsafe"]])
     leaf_index: int | None = Field(None, description=LEAF_INDEX_DOC)
     entry_hash: str | None = Field(None, description=ENTRY_HASH_DOC)
+    device_signed: bool = Field(False, description=DEVICE_SIGNED_DOC)
 
 
 class Alarm(BaseModel):
@@ -164,6 +185,7 @@ class Alarm(BaseModel):
     received_ms: int
     leaf_index: int | None = Field(None, description=LEAF_INDEX_DOC)
     entry_hash: str | None = Field(None, description=ENTRY_HASH_DOC)
+    device_signed: bool = Field(False, description=DEVICE_SIGNED_DOC)
 
 
 class Rejection(BaseModel):

@@ -45,8 +45,8 @@ from typing import Any
 
 from controller.errors import StoreError
 from controller.ledger import checkpoint as cp_mod
+from controller.ledger import device_keys, logkey, note, tree
 from controller.ledger import entries as entries_mod
-from controller.ledger import logkey, note, tree
 from controller.ledger.errors import EntryFormatError, LedgerError, NoteError
 from controller.storage import ledger_log
 from controller.storage.database import read_snapshot
@@ -95,6 +95,7 @@ def _snapshot(conn: sqlite3.Connection, db_path: Path, now_ms: int,
     return {"format": FORMAT, "origin": origin, "log_key": log_key,
             "log_key_at_start": _key_at(conn, start, log_key),
             "witness_keys": cp_mod.witness_keys(conn), "exported_ms": now_ms,
+            device_keys.PRIOR_SECTION: device_keys.prior_section(conn, start),
             "start": start, "prefix": [base64.b64encode(h).decode() for h in prefix],
             "size": size, "entries": entries, "checkpoints": notes}
 
@@ -142,6 +143,8 @@ class Report:
     start: int = 0
     checkpoints: int = 0
     cosignatures: int = 0
+    device_signed: int = 0  # custody events whose device signature verified
+    hmac_only: int = 0  # custody events of devices with no registered key then
     root: bytes = tree.EMPTY_ROOT
     extends: int | None = None  # size of the checkpoint or earlier bundle it extends
     witnessed: list[str] = field(default_factory=list)  # required witnesses that cosigned
@@ -216,6 +219,7 @@ def verify(bundle_path: Path | str, *, log_key: str | None = None,
         return report
     report.start, report.entries = got.start, len(got.leaves)
     report.root = tree.root(t, t.size)
+    _check_device_signatures(doc, t, report)
     chain = _keys(doc, log_key, got, report)
     witnesses = _witnesses(doc, witness_keys, require_witnesses, report)
     if chain is None or witnesses is None:
@@ -241,6 +245,15 @@ def verify(bundle_path: Path | str, *, log_key: str | None = None,
         _check_required(signed, t, [note.Verifier.parse(k) for k in require_witnesses],
                         quorum, report)
     return report
+
+
+def _check_device_signatures(doc: dict[str, Any], t: Tree, report: Report) -> None:
+    """Every custody event against its device's key at that point (no secret needed)."""
+    found = device_keys.check_bundle(doc, t)
+    report.device_signed, report.hmac_only = found.device_signed, found.hmac_only
+    report.notes += found.notes
+    for idx, reason in found.failures:
+        report.fail(f"entry {idx}", reason, idx)
 
 
 def _prefix(doc: dict[str, Any]) -> list[bytes]:

@@ -17,6 +17,8 @@ event against the key registered for its device at that point, with no secret at
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +30,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from controller.ledger import entries as entries_mod
+from controller.ledger import tree
 from controller.ledger.entries import Decision, DeviceMessage, Entry
+from controller.ledger.errors import EntryFormatError
 from protocols import envelope, topics
 from protocols.bodies import KINDS
 
@@ -93,7 +98,7 @@ def check_wire(pub: str, topic: str, wire: bytes) -> str | None:
     except envelope.EnvelopeError as exc:
         return f"not an envelope: {exc}"
     if es256 is None:
-        return "it has no es256 line: only the HMAC signs it, so it was not made by the device"
+        return "it has no es256 line (only the HMAC signs it, and the controller holds that secret)"
     return verify(pub, topic, json_bytes, es256)
 
 
@@ -130,6 +135,7 @@ class _Replay:
         self.out = LogCheck()
         self.pub: dict[str, str] = {}
         self.birth_pub: dict[str, str] = {}
+        self.prior = False
 
     def fail(self, idx: int, reason: str) -> None:
         self.out.failures.append((idx, reason))
@@ -152,14 +158,14 @@ class _Replay:
             self.fail(idx, f"device_key decision for {dev} says it replaces "
                       f"{_short(b.get('replaces'))}, but the key registered then was "
                       f"{_short(current)}")
-        if source == "birth":
+        if source == "birth" and not self.prior:
             if current is not None:
                 self.fail(idx, f"device_key decision for {dev} from a birth, but the device "
                           "already had a key: only an admin replaces a key")
             elif self.birth_pub.get(dev) != pub:
                 self.fail(idx, f"device_key decision for {dev} from a birth, but no birth of "
                           "the device before it carried that key")
-        else:
+        elif source == "admin":
             self.out.notes.append(f"entry {idx}: {d.actor} set the device key of {dev} to "
                                   f"{_short(pub)} (replaces {_short(current)}): events of "
                                   "it from here on are checked under that key")
@@ -178,9 +184,10 @@ class _Replay:
             return
         try:
             fields = json.loads(envelope.split(m.wire)[0])
-            kind = fields.get("kind") if isinstance(fields, dict) else None
-        except (envelope.EnvelopeError, ValueError):
-            fields, kind = None, None
+        except (envelope.EnvelopeError, ValueError, RecursionError):
+            fields = None  # not JSON: still a custody event when its topic says evt
+        kind = fields.get("kind") if isinstance(fields, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if channel == "state" and kind == "birth":
             body = fields.get("body") if isinstance(fields, dict) else None
             if isinstance(body, dict) and isinstance(body.get("pub"), str):
@@ -201,7 +208,8 @@ class _Replay:
                   f"{problem}")
 
 
-def check_log(entries: Iterable[tuple[int, Entry]]) -> LogCheck:
+def check_log(entries: Iterable[tuple[int, Entry]],
+              prior: Iterable[tuple[int, Decision]] = ()) -> LogCheck:
     """Replay ``(index, entry)`` pairs in log order: every custody event of a device with a
     registered key must carry a valid es256 line under the key registered at that point.
 
@@ -209,8 +217,14 @@ def check_log(entries: Iterable[tuple[int, Entry]]) -> LogCheck:
     (weighing, alarm, gap, refused), wherever it was filed. ``device_key`` decisions are
     checked too: ``replaces`` must name the key then registered, and one from a birth
     must follow a birth of that device carrying that key and may not replace a key.
+    ``prior``: the ``device_key`` decisions before a partial bundle's first entry (their
+    births are not in it: only their ``replaces`` chain is checked).
     """
     replay = _Replay()
+    for idx, d in prior:
+        replay.prior = True
+        replay.decision(idx, d)
+    replay.prior = False
     for idx, e in entries:
         if isinstance(e, DeviceMessage):
             replay.message(idx, e)
@@ -221,3 +235,73 @@ def check_log(entries: Iterable[tuple[int, Entry]]) -> LogCheck:
 
 def _short(pub: object) -> str:
     return f"{pub[:12]}…" if isinstance(pub, str) else "no key"
+
+
+PRIOR_SECTION = "device_keys_before"
+
+
+def prior_section(conn: Any, start: int) -> list[dict[str, Any]]:
+    """For a partial bundle starting at entry ``start``: every ``device_key`` decision
+    before it, each with its RFC 9162 inclusion proof in the tree of ``start`` entries
+    (which the bundle's prefix fixes), so verify knows each device's key at the start."""
+    from controller.storage import ledger_log
+
+    return [{"idx": idx, "entry": base64.b64encode(data).decode(),
+             "proof": [base64.b64encode(h).decode()
+                       for h in ledger_log.inclusion_proof(conn, idx, start)]}
+            for idx, data in ledger_log.decisions_before(conn, (DECISION,), start)]
+
+
+def check_bundle(doc: dict[str, Any], t: Any) -> LogCheck:
+    """``check_log`` over a bundle's entries (``t``: its tree, for a partial bundle's
+    prior key decisions, which must be included in the tree of its first ``start``
+    entries). Entries that do not decode are left to the bundle's own checks."""
+    start = doc.get("start") or 0
+    prior: list[tuple[int, Decision]] = []
+    bad: list[tuple[int, str]] = []
+    if isinstance(start, int) and start > 0:
+        root_at_start = tree.root(t, start)
+        for item in doc.get(PRIOR_SECTION) or []:
+            idx, where = _prior(item, start, root_at_start)
+            if isinstance(where, Decision):
+                prior.append((idx, where))
+            else:
+                bad.append((idx, where))
+    items = sorted((i for i in doc.get("entries") or []
+                    if isinstance(i, dict) and type(i.get("idx")) is int),
+                   key=lambda i: int(i["idx"]))
+    out = check_log(_decoded(items), prior)
+    out.failures[:0] = bad
+    if isinstance(start, int) and start > 0:
+        out.notes.append(f"device keys at entry {start}: the {len(prior)} device_key "
+                         "decisions before it that the bundle carries (each proven in the "
+                         "log); one left out would let its device's events count as "
+                         "HMAC-only: verify a full bundle to rule that out")
+    return out
+
+
+def _prior(item: Any, start: int, root_at_start: bytes) -> tuple[int, Decision | str]:
+    idx = item.get("idx") if isinstance(item, dict) else None
+    if type(idx) is not int or not 0 <= idx < start:
+        return -1, f"a device key before the bundle's start with index {idx!r}"
+    try:
+        data = base64.b64decode(item["entry"], validate=True)
+        path = [base64.b64decode(h, validate=True) for h in item.get("proof") or []]
+        e = entries_mod.decode(data)
+    except (KeyError, ValueError, binascii.Error, EntryFormatError) as exc:
+        return idx, f"device key decision {idx} (before the start) does not decode: {exc}"
+    if not isinstance(e, Decision) or e.decision != DECISION:
+        return idx, f"entry {idx}, given as a device key decision, is not one"
+    if not tree.verify_inclusion(idx, start, tree.leaf_hash(data), path, root_at_start):
+        return idx, (f"device key decision {idx} is not in the log's first {start} entries: "
+                     "its inclusion proof fails")
+    return idx, e
+
+
+def _decoded(items: Iterable[dict[str, Any]]) -> Iterable[tuple[int, Entry]]:
+    for item in items:
+        try:
+            yield int(item["idx"]), entries_mod.decode(
+                base64.b64decode(item["entry"], validate=True))
+        except (KeyError, ValueError, binascii.Error, EntryFormatError):
+            continue

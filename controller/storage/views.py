@@ -8,9 +8,13 @@ from controller.storage.database import Store
 
 # each custody row with the ledger entry that proves it: its leaf index and RFC 9162 leaf
 # hash (hex), so a reader goes from a row to its inclusion proof in one step
-_PROOF = ("l.idx AS leaf_index, lower(hex(l.leaf_hash)) AS entry_hash")
+# and whether the device's own signature was checked on it (messages.device_signed; NULL,
+# before device keys, reads as false)
+_PROOF = ("l.idx AS leaf_index, lower(hex(l.leaf_hash)) AS entry_hash, "
+          "coalesce(m.device_signed, 0) AS device_signed")
 _JOIN = ("LEFT JOIN ledger_entries l ON l.device_id = t.device_id AND l.seq = t.seq AND "
-         "l.kind = 'device_message' AND l.subkind = 'evt'")
+         "l.kind = 'device_message' AND l.subkind = 'evt' "
+         "LEFT JOIN messages m ON m.device_id = t.device_id AND m.seq = t.seq")
 
 
 def weighings(store: Store, *, device_id: str | None = None, plate: str | None = None,

@@ -40,6 +40,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/devices/{device_id}/health"): READERS,
     ("POST", "/api/v1/devices/{device_id}/lost"): ADMINS,
     ("POST", "/api/v1/devices/{device_id}/rotate-key"): ADMINS,
+    ("POST", "/api/v1/devices/{device_id}/device-key"): ADMINS,
     ("POST", "/api/v1/devices/{device_id}/decommission"): ADMINS,
     ("GET", "/api/v1/alerts"): READERS,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): READERS,
@@ -65,6 +66,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
                                                   "reason": "flash worn out"},
     ("POST", "/api/v1/devices/{device_id}/rotate-key"): {"grace_s": 60},
+    ("POST", "/api/v1/devices/{device_id}/device-key"): {"pub": (  # a P-256 point (RFC 6979 A.2.5)
+        "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
+        "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299")},
     ("POST", "/api/v1/devices/{device_id}/decommission"): {"reason": "matrix"},
     ("POST", "/api/v1/alerts/{alert_id}/ack"): {"note": "seen"},
     ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},

@@ -53,9 +53,11 @@ CHECKS = [
 
 # Rules across fields that JSON Schema cannot state: a driver must suit the device's kind
 # (and its poll period its stability window), a lost range is first <= last, a proof needs
-# index or device_id and seq, an old size within the new one. A schema-valid request can
-# break them and is refused with a declared 422, so here positive_data_acceptance is off.
+# index or device_id and seq, an old size within the new one, a device key is a point on
+# the P-256 curve. A schema-valid request can break them and is refused with a declared 422,
+# so here positive_data_acceptance is off.
 CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id}/lost"),
+               ("POST", "/api/v1/devices/{device_id}/device-key"),
                ("GET", "/api/v1/ledger/proofs/inclusion"),
                ("GET", "/api/v1/ledger/proofs/consistency")}
 

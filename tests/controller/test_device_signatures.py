@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from devsig_helpers import DevKey, birth, evt, hmac_wire, strip_es256
 
 from controller import registry
 from controller.errors import InvalidInput
@@ -17,6 +16,7 @@ from controller.ledger import device_keys
 from controller.ledger import entries as entry_mod
 from controller.storage import Store, ledger_log
 from ctl_helpers import SITE, signed
+from devsig_helpers import DevKey, birth, evt, hmac_wire, strip_es256
 
 
 def _commit(db: Store, *msgs: Received) -> BatchResult:
@@ -183,3 +183,50 @@ def test_a_schema_6_store_gets_the_device_key_columns(db_path: Any, db: Store,
     assert [r["device_signed"] for r in again.db["messages"].rows] == [None]
     k = DevKey()
     assert _commit(again, birth(device, pub=k.pub), evt(device, seq=2, dkey=k)).stored == 1
+
+
+def test_api_registers_a_key_and_serves_device_signed(db_path: Any, db: Store,
+                                                      device: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from controller import auth
+    from controller.api.app import create_app
+
+    client = TestClient(create_app(db_path=db_path, site=SITE))
+    admin = {"Authorization": "Bearer " + auth.create_token(db, name="adm", role="admin")}
+    operator = {"Authorization": "Bearer " + auth.create_token(db, name="op", role="operator")}
+    _commit(db, signed(device, seq=1))  # before any key: HMAC only
+    k = DevKey()
+    url = "/api/v1/devices/wb-1/device-key"
+    assert client.post(url, json={"pub": k.pub}, headers=operator).status_code == 403
+    off_curve = client.post(url, json={"pub": "04" + "11" * 64}, headers=admin)
+    assert off_curve.status_code == 422 and "P-256" in off_curve.json()["detail"]
+    r = client.post(url, json={"pub": k.pub}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["replaces"] is None and r.json()["pub"] == k.pub
+    assert _decisions(db, "device_key")[-1]["actor"].startswith("token:adm")
+    assert client.get("/api/v1/devices/wb-1", headers=operator).json()["device_pub"] == k.pub
+    assert client.post("/api/v1/devices/nope/device-key", json={"pub": k.pub},
+                       headers=admin).status_code == 404
+    _commit(db, evt(device, seq=2, dkey=k))
+    got = {w["seq"]: w["device_signed"]
+           for w in client.get("/api/v1/weighings", headers=operator).json()}
+    assert got == {1: False, 2: True}
+    assert client.get("/api/v1/weighings/wb-1/2", headers=operator).json()["device_signed"]
+
+
+def test_cli_set_key_records_the_decision(db_path: Any, db: Store,
+                                          device: dict[str, Any]) -> None:
+    from typer.testing import CliRunner
+
+    from tools.cli import app
+
+    k, new = DevKey(), DevKey()
+    _commit(db, birth(device, pub=k.pub))
+    r = CliRunner().invoke(app, ["device", "set-key", "wb-1", new.pub, "--db", str(db_path)])
+    assert r.exit_code == 0, r.output
+    assert "replaces" in r.output
+    assert registry.get(db, "wb-1")["device_pub"] == new.pub
+    assert _decisions(db, "device_key")[-1]["replaces"] == k.pub
+    bad = CliRunner().invoke(app, ["device", "set-key", "wb-1", "04beef", "--db", str(db_path)])
+    assert bad.exit_code == 1 and "130 lowercase hex" in bad.output

@@ -1,5 +1,5 @@
-"""Devices: list, one, health history; provisioning, key rotation, decommissioning, lost
-seqs (admin)."""
+"""Devices: list, one, health history; provisioning, key rotation, device keys,
+decommissioning, lost seqs (admin)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from controller.api.models import (
     Decommission,
     Device,
     DeviceCreate,
+    DeviceKeyRegistered,
+    DeviceKeyRegistration,
     DeviceProvisioned,
     HealthSample,
     KeyRotated,
@@ -87,6 +89,15 @@ def declare_device_lost(device_id: DeviceId, body: LostDeclaration, db: Db, who:
              dependencies=Admin, responses=responses(403, 404, 409, 413))
 def rotate_device_key(device_id: DeviceId, body: KeyRotation, db: Db, who: Actor) -> KeyRotated:
     return KeyRotated(**registry.rotate_key(db, device_id, grace_s=body.grace_s, actor=who))
+
+
+@router.post("/{device_id}/device-key", response_model=DeviceKeyRegistered,
+             summary="Register or replace the device's own public key (admin), a ledger "
+             "decision; its custody events must then be signed by that key",
+             dependencies=Admin, responses=responses(403, 404, 409, 413))
+def set_device_key(device_id: DeviceId, body: DeviceKeyRegistration, db: Db,
+                   who: Actor) -> DeviceKeyRegistered:
+    return DeviceKeyRegistered(**registry.set_device_key(db, device_id, body.pub, actor=who))
 
 
 @router.post("/{device_id}/decommission", response_model=Device,

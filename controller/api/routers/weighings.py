@@ -43,6 +43,7 @@ def list_weighings(
 
 def _weighing(r: dict[str, Any]) -> Weighing:
     flags = r.pop("flags_json", None)
+    r["device_signed"] = bool(r.get("device_signed"))
     return Weighing(**r, flags=None if flags is None else json.loads(flags))
 
 
@@ -60,7 +61,7 @@ def _alarm(r: dict[str, Any]) -> Alarm:
     return Alarm(device_id=r["device_id"], seq=r["seq"], alarm=r["alarm"], state=r["state"],
                  detail=json.loads(r["detail_json"] or "{}"), device_ts=r["device_ts"],
                  received_ms=r["received_ms"], leaf_index=r.get("leaf_index"),
-                 entry_hash=r.get("entry_hash"))
+                 entry_hash=r.get("entry_hash"), device_signed=bool(r.get("device_signed")))
 
 
 @router.get("/alarms", response_model=list[Alarm],
