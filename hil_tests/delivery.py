@@ -80,6 +80,22 @@ def assert_exactly_once(rig: Rig, agent: Agent, trucks: int) -> None:
     assert rig.device(agent.device_id)["missing"] == []
 
 
+def assert_store_audits_clean(rig: Rig) -> None:
+    """Every served row is what the ledger's entries make (`portwatch ledger audit`'s code):
+    an honest run, whatever faults it went through, never reads as tampered; and the running
+    controller raised no store_tampered alert."""
+    from controller import audit
+    from controller.storage import read_snapshot
+
+    with read_snapshot(rig.db_path) as conn:
+        report = audit.audit_store(conn)
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert report.clean, [m.as_json() for m in report.mismatches]
+    assert report.entries == messages and report.unchecked_flags == 0
+    assert not [a for a in rig.get("/api/v1/alerts", all="true")
+                if a["code"] == "store_tampered"]
+
+
 def assert_ledger_verifies(rig: Rig, tmp: Any) -> None:
     """The ledger holds one entry per stored message and rejection (and the decisions),
     and an exported bundle verifies offline from the first entry to the last."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from delivery import (
     assert_exactly_once,
     assert_ledger_verifies,
+    assert_store_audits_clean,
     publish,
     send_trucks,
     start_weighbridge,
@@ -60,6 +61,7 @@ def test_controller_killed_mid_batch_then_restarted(rig: Rig, tmp_path: Path) ->
     send_trucks(agent, 8, 2)
     assert_exactly_once(rig, agent, 10)
     assert_ledger_verifies(rig, tmp_path)  # killed mid-append: still valid, no gap
+    assert_store_audits_clean(rig)  # and the rows are what its entries make
 
 
 def _tail_segment(data_dir: Path) -> Path:
@@ -130,6 +132,7 @@ def test_network_partition_longer_than_keepalive_fills_outbox_refuses_the_rest_c
         device = rig.device("wb-1")
         assert device["refused_events"] >= len(unweighed)
         assert device["missing"] == [] and device["health"]["outbox_full"] >= len(unweighed)
+        assert_store_audits_clean(rig)  # refused notices included
     finally:
         proxy.stop()
 
@@ -145,6 +148,7 @@ def test_device_clock_hours_off_is_stored_with_both_times_and_flagged(rig: Rig) 
     dev = rig.device("wb-1")
     assert abs(dev["clock_offset_ms"] - skew) < 60_000
     assert dev["clock_suspect"] is True
+    assert_store_audits_clean(rig)  # the clock flags replay from the recorded limits
 
 
 def test_unreadable_outbox_record_is_declared_lost_and_the_rest_delivered(rig: Rig) -> None:
@@ -167,6 +171,7 @@ def test_unreadable_outbox_record_is_declared_lost_and_the_rest_delivered(rig: R
     assert dev["lost"] == [[2, 2]] and dev["missing"] == []
     stored = {w["seq"] for w in rig.get("/api/v1/weighings")}
     assert stored == {1, 3, 4}
+    assert_store_audits_clean(rig)  # the device's gap is a lost range the ledger makes
 
 
 def test_replayed_and_redelivered_messages_are_stored_once(rig: Rig) -> None:
