@@ -406,7 +406,12 @@ def audit_device(conn: Any, device_id: str, replay: Replay, report: AuditReport,
         after = upto
     compare_lost(device_id, lost, audit_reads.lost_rows(conn, device_id), report)
     stored_mark = audit_reads.committed_seq(conn, device_id)
-    if stored_mark is not None:
+    if stored_mark is None and mark.max_seq:
+        # portwatch never deletes a device (decommissioning keeps its row and history)
+        report.add(Mismatch("devices", f"{device_id}/committed_seq", "deleted",
+                            detail="the ledger holds custody events of this device; the "
+                            "registry has no row for it"))
+    elif stored_mark is not None:
         low, high = mark.bounds(_numbered(conn, device_id))
         report.count("devices").checked += 1
         if not low <= stored_mark <= high:

@@ -118,6 +118,8 @@ TAMPERING = [
     ("UPDATE messages SET payload=CAST(replace(CAST(payload AS TEXT), '52000', '52020') AS "
      "BLOB) WHERE device_id='wb-1' AND seq=11", ("messages", "wb-1/11", "edited"), "payload"),
     ("DELETE FROM refused_notices", ("refused_notices", "wb-1/6", "deleted"), None),
+    ("DELETE FROM devices WHERE device_id='wb-2'", ("devices", "wb-2/committed_seq", "deleted"),
+     None),
     ("CREATE TRIGGER lighter AFTER INSERT ON weighings BEGIN UPDATE weighings SET "
      "net_kg = net_kg - 20 WHERE rowid = new.rowid; END", ("weighings", "lighter", "trigger"),
      None),
