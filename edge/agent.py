@@ -20,6 +20,15 @@ survives a power cut. While the link is up, at each health tick, the agent store
 signed ``refused`` event (protocols/bodies.py), like any other non-weighing; only once
 that is in the outbox is the counter removed.
 
+The device key (``<data_dir>/device_key``, a persist slot ``b"PWdk"`` holding the P-256
+scalar; ``"device_signing": false`` in the config: none): created from ``os.urandom`` at
+the first boot and never overwritten. With it the signer adds the device's own signature to
+every custody event (edge/signer.py) and the birth carries its public key as ``pub``. A
+key file that exists but cannot be read (or a first one that cannot be written) is logged,
+raised as the alarm ``device_key_unreadable`` at each boot, and the agent goes on with the
+HMAC alone: the controller then refuses its events once it has the key registered
+(``bad_device_signature``), which is the point: a new key needs an admin.
+
 Each part gets only what it uses: the driver ``emit``, the HAL and the data directory; the
 uplink the signer (edge.signer), the outbox, the HAL's clock, ``log`` and ``birth_body``.
 So each is tested alone (tests/edge/test_uplink.py, test_weighbridge_driver.py).
@@ -33,7 +42,7 @@ import sys
 from edge.explain import explain
 from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.persist import BootCounter, makedirs, read_slot, remove, write_slot
-from edge.signer import Signer
+from edge.signer import Signer, p256
 
 FW_VERSION = "0.1.0"
 RESERVE_PART = 16  # non-weighings leave the last max_bytes/16 of the outbox to weighings
@@ -50,6 +59,13 @@ class Agent:
         self.hal = hal
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
             hal.set_clock_skew(cfg["clock_skew_ms"])
+        m = cfg["mqtt"]
+        if m.get("tls"):
+            # the TLS context first: it wants 3 KB in one piece, which a 96 KiB heap still
+            # has before the outbox, the signer and the driver settle in (edge.uplink keeps it)
+            from edge.net.sock import context
+
+            m["context"] = context(m.pop("ca"))
         self.device_id = cfg["device_id"]
         data = cfg["data_dir"]
         makedirs(data)
@@ -78,6 +94,12 @@ class Agent:
                              self.birth_body, window=cfg["window"],
                              resend_after_s=cfg["resend_after_s"])
         self.t_evt = self.uplink.t_evt
+        # the device key, made at the first boot, never overwritten (edge.config: boot-only
+        # code, freed after it); unreadable, the agent goes on with the HMAC alone
+        from edge.config import device_key
+
+        dkey, why = device_key(cfg, data + "/device_key")
+        self.signer.dkey = dkey
         self.driver_type = kind = cfg["driver"].get("type", "")
         if kind == "weighbridge":
             from edge.drivers.weighbridge import WeighbridgeDriver
@@ -88,6 +110,11 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+        if why:  # once per boot: the controller learns it from the alarm, the log says why
+            self.log("DEVICE KEY UNREADABLE: %s/device_key %s; custody events go with the "
+                     "HMAC only" % (data, why))
+            self.emit("alarm", {"alarm": "device_key_unreadable", "state": "raised",
+                                "detail": {"why": why}})
         # code needed only at boot: unreferenced, it leaves the heap (2 KB)
         sys.modules.pop("protocols.topics", None)
         if hasattr(sys.modules.get("protocols"), "topics"):
@@ -170,8 +197,11 @@ class Agent:
             self.uplink.wake = True
 
     def birth_body(self):
-        return {"fw": FW_VERSION, "kind": self.kind, "hal": self.hal.NAME,
-                "driver": self.driver_type, "next_seq": self.outbox.next_seq()}
+        b = {"fw": FW_VERSION, "kind": self.kind, "hal": self.hal.NAME,
+             "driver": self.driver_type, "next_seq": self.outbox.next_seq()}
+        if self.signer.dkey is not None:  # computed at each birth: 130 hex not kept in RAM
+            b["pub"] = p256("public", self.signer.dkey)
+        return b
 
     def health_body(self):
         """A flat health sample: every figure an operator watches, nothing nested (RAM)."""

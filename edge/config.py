@@ -6,6 +6,7 @@ wrong instrument, which is worse than not running.
 """
 
 import json
+import os
 
 DEFAULTS = {
     "health_interval_s": 10,
@@ -56,6 +57,8 @@ def check(cfg):
         mqtt["ca"] = unhex(_need(mqtt, "tls_ca_hex", str, "mqtt"), "tls_ca_hex")
         mqtt.pop("tls_ca_hex")
     _need(cfg, "driver", dict)
+    if type(cfg.setdefault("device_signing", True)) is not bool:
+        raise ConfigError("'device_signing' must be true or false")
     for key in DEFAULTS:
         cfg.setdefault(key, DEFAULTS[key])
     return cfg
@@ -73,3 +76,37 @@ def load(path):
     if not isinstance(cfg, dict):
         raise ConfigError("config %s must hold a JSON object" % path)
     return check(cfg)
+
+
+def device_key(cfg, path):
+    """This device's P-256 private key: (d, None), or (None, why not) when the config turns
+    device signing off (why None) or the key file at ``path`` cannot be used.
+
+    Made from ``os.urandom`` at the first boot (drawn again while 0 or >= n) and written as
+    a persist slot (``b"PWdk"``, the 32-byte scalar, its CRC): never overwritten, so a file
+    that is there but unreadable stays as it is for someone to look at. Boot-only code, so
+    it lives here: edge/main.py frees this module once the agent is built.
+    """
+    if not cfg.get("device_signing", True):
+        return None, None
+    from edge.explain import explain
+    from edge.persist import read_slot, write_slot
+    from edge.signer import p256
+
+    raw = read_slot(path, b"PWdk", True, 64)  # 40 bytes: no 1 KB buffer on a full heap
+    if raw is not None:
+        d = p256("scalar", raw)
+        return d, None if d else "not a P-256 private key"
+    try:
+        os.stat(path)
+        return None, "corrupt (bad length, magic or CRC)"
+    except OSError:  # none yet: the first boot (or a first write cut short)
+        pass
+    d = None
+    while d is None:
+        d = p256("scalar", os.urandom(32))
+    try:
+        write_slot(path, b"PWdk", d.to_bytes(32, "big"))
+    except OSError as exc:  # not kept, so not used: the next boot would sign with another
+        return None, "cannot be written: " + explain(exc)
+    return d, None

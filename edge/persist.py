@@ -82,17 +82,18 @@ def write_slot(path, magic, value):
     replace(path + ".tmp", path)
 
 
-def read_slot(path, magic, raw=False):
+def read_slot(path, magic, raw=False, size=1024):
     """The u32 in the slot ``path`` (its bytes if ``raw``), else in ``path.tmp``; None when
     neither is valid.
 
     ``path.tmp`` is what a power cut during a FAT replace leaves; a missing, torn, rotten or
     foreign (other magic) file is not valid, nor a u32 slot of any length but 12 bytes.
+    ``size``: the most bytes read (a small slot read at boot needs no 1 KB buffer).
     """
     for name in (path, path + ".tmp"):
         try:
             with open(name, "rb") as f:
-                data = f.read(1024)
+                data = f.read(size)
         except OSError:
             continue
         n = len(data) - 4

@@ -9,12 +9,44 @@ The device's half of ``protocols.envelope`` (PROTOCOL.md, "Envelope"), byte for 
 same wire form and the same checks and reasons when opening, in one class: the agent does
 not import that module, whose controller-side helpers and typing shim cost about 2 KB of
 its heap (edge/FAILURES.md, Heap; tests/edge/test_signer.py checks both agree).
+
+With a device key (``dkey``: the P-256 scalar the agent keeps in ``<data_dir>/device_key``),
+every message sealed for an ``evt`` topic (custody events: weighing, alarm, gap, refused)
+also carries the device's own signature, a line between the JSON and the HMAC::
+
+    <JSON>\nes256:<128 hex: r || s>\n<key id>:<64 hex HMAC>
+
+ECDSA P-256 over ``b"pw1-dev\n" + topic + b"\n" + JSON`` (protocols/p256.py), and the HMAC
+over everything before the last newline, the es256 line included (PROTOCOL.md, Device
+signature). The device signature does not depend on the HMAC key: a reseal keeps it.
 """
 
+import gc
 import json
+import sys
 from binascii import hexlify
 
 from protocols.hmac_sha256 import equal, hmac_sha256
+
+
+def p256(name, *args):
+    """``protocols.p256.<name>(*args)``, the module loaded for this call and freed after it.
+
+    Its code costs 2-2.5 KB of heap that a 96 KiB agent does not have to spare at all times
+    (edge/FAILURES.md, Heap): loaded, it runs, and it leaves the heap again with the ~1.2 MB
+    of short-lived big integers a signature makes, swept before anything long-lived is
+    placed among them.
+    """
+    import protocols.p256 as m
+
+    try:
+        return getattr(m, name)(*args)
+    finally:
+        m = None
+        sys.modules.pop("protocols.p256", None)
+        if hasattr(sys.modules["protocols"], "p256"):
+            delattr(sys.modules["protocols"], "p256")
+        gc.collect()
 
 
 class EnvelopeError(ValueError):
@@ -23,11 +55,12 @@ class EnvelopeError(ValueError):
 
 
 class Signer:
-    def __init__(self, device_id, boot, key_id, secret):
+    def __init__(self, device_id, boot, key_id, secret, dkey=None):
         self.device_id = device_id
         self.boot = boot
         self.key_id = key_id
         self._secret = secret
+        self.dkey = dkey  # the device's P-256 private scalar; None: HMAC only
 
     def seal(self, topic, seq, ts, kind, body, fields=None):
         """One message from this device, in this boot, signed for ``topic``: wire bytes
@@ -36,17 +69,25 @@ class Signer:
             fields = {"v": 1, "dev": self.device_id, "boot": self.boot, "seq": seq, "ts": ts,
                       "kind": kind, "body": body}
         body_bytes = json.dumps(fields).encode()
+        if isinstance(topic, str):
+            topic = topic.encode()
+        es = b""
+        if self.dkey is not None and topic[-4:] == b"/evt":
+            es = b"\nes256:" + hexlify(p256("sign", self.dkey, b"pw1-dev\n", topic, b"\n",
+                                             body_bytes))
         key_id = self.key_id.encode()
-        sig = hexlify(self.sign(topic, body_bytes))
+        sig = hexlify(hmac_sha256(self._secret, b"pw1\n", topic, b"\n", body_bytes, es))
         # one allocation for the wire bytes: fewer fragments on a 96 KiB heap
-        out = bytearray(len(body_bytes) + len(key_id) + 2 + len(sig))
         n = len(body_bytes)
+        m = n + len(es)
+        out = bytearray(m + len(key_id) + 2 + len(sig))
         out[:n] = body_bytes
-        out[n] = 10  # "\n"
-        out[n + 1:n + 1 + len(key_id)] = key_id
-        n += 1 + len(key_id)
-        out[n] = 58  # ":"
-        out[n + 1:] = sig
+        out[n:m] = es
+        out[m] = 10  # "\n"
+        out[m + 1:m + 1 + len(key_id)] = key_id
+        m += 1 + len(key_id)
+        out[m] = 58  # ":"
+        out[m + 1:] = sig
         return bytes(out)
 
     def sign(self, topic, body_bytes):
@@ -56,13 +97,23 @@ class Signer:
         return hmac_sha256(self._secret, b"pw1\n", topic, b"\n", body_bytes)
 
     def reseal(self, topic, wire):
-        """``wire`` signed with the current key; None when it already is. The JSON fields
-        (seq, boot, ts, body) stay as they were: only the signature line changes."""
+        """``wire`` signed with the current key; None when it already is. Every byte before
+        the HMAC line stays as it was (the JSON, and the device's es256 line, which does not
+        depend on the HMAC key): only the HMAC line changes; an ``evt`` record without an
+        es256 line gets one when this device has its key."""
+        if isinstance(topic, str):
+            topic = topic.encode()
         cut = wire.rfind(b"\n")
         kid = self.key_id.encode() + b":"
-        if wire[cut + 1:cut + 1 + len(kid)] == kid:
+        head = wire[:cut]
+        if self.dkey is not None and topic[-4:] == b"/evt" and head[-135:-128] != b"\nes256:":
+            # stored before this device had its key (older firmware): the JSON is this
+            # device's own, so it signs it now, as it would have then
+            head += b"\nes256:" + hexlify(p256("sign", self.dkey, b"pw1-dev\n", topic, b"\n",
+                                                head))
+        elif wire[cut + 1:cut + 1 + len(kid)] == kid:
             return None
-        return self.seal(topic, 0, 0, None, None, json.loads(wire[:cut]))
+        return head + b"\n" + kid + hexlify(self.sign(topic, head))
 
     def open(self, topic, wire):
         """The JSON fields of a downlink signed with this key for ``topic``; EnvelopeError

@@ -44,7 +44,7 @@ BACKOFF_MIN_MS = 500
 BACKOFF_MAX_MS = 1500
 IDLE_MS = 1000  # idle this long without news, then look for resends
 POLL_MS = 20  # how often an idle uplink looks at ``wake``
-REC_BYTES = 448  # records up to this (a weighing: ~380 B) are sent from one buffer
+REC_BYTES = 576  # records up to this (a device-signed weighing: ~515 B) go from one buffer
 
 
 class Uplink:
@@ -56,8 +56,9 @@ class Uplink:
         self.outbox = outbox
         self.hal = hal
         self.mqtt_cfg = mqtt_cfg
-        self.tls = None
-        if mqtt_cfg.get("tls"):  # made at boot, once: the pinned CA parsed for every reconnect
+        self.tls = mqtt_cfg.pop("context", None)  # made by the agent first thing at boot
+        if mqtt_cfg.get("tls") and self.tls is None:  # once: the pinned CA parsed for every
+            # reconnect
             from edge.net.sock import context
 
             self.tls = context(mqtt_cfg.pop("ca"))
@@ -216,9 +217,13 @@ class Uplink:
                 topic = self.t_evt
                 payload = self.signer.seal(topic, seq, self.hal.now_ms(), "gap",
                                            {"reason": "unreadable"})
-            elif bytes(payload[-65 - len(kid):-64]) != kid:
+            elif bytes(payload[-64 - len(kid):-64]) != kid or (
+                    self.signer.dkey is not None
+                    and bytes(payload[-199 - len(kid):-192 - len(kid)]) != b"\nes256:"):
                 # stored under an older key, which expires after a rotation: the controller
-                # would refuse it as expired_key for ever; re-signed, same content and seq
+                # would refuse it as expired_key for ever; or stored before the device had
+                # its own key (the outbox holds evt records only): re-signed, same JSON, seq
+                # and device signature (edge.signer)
                 new = self.signer.reseal(bytes(topic), bytes(payload))
                 if new is not None:
                     self.stats["resealed"] += 1

@@ -1,11 +1,13 @@
 """edge.signer, the device's half of the envelope, agrees with protocols.envelope byte for
 byte: what it seals the controller's open_message accepts, and it refuses a downlink for
-the same reasons; pytest and MicroPython."""
+the same reasons, and its custody events carry the device signature the envelope splits
+off; pytest and MicroPython."""
 
 import json
+from binascii import hexlify
 
 from edge.signer import EnvelopeError, Signer
-from protocols import envelope
+from protocols import envelope, p256
 from shared_support import raises
 
 K1 = b"\x11" * 32
@@ -34,7 +36,9 @@ def test_reseal_signs_the_same_fields_with_the_current_key():
     assert Signer("wb1", 7, "k1", K1).reseal(TOPIC, old) is None
     wire = new.reseal(TOPIC, old)
     cut = old.rfind(b"\n")
-    assert wire == envelope.seal(K2, "k2", TOPIC, json.loads(old[:cut]))
+    # the JSON byte for byte (not parsed and dumped again: MicroPython's dicts reorder it)
+    assert wire == old[:cut] + b"\nk2:" + envelope.signature(K2, TOPIC, old[:cut]).encode()
+    assert envelope.open_message(_only("k2", K2), TOPIC, wire, False)[0] == json.loads(old[:cut])
 
 
 def test_open_refuses_for_the_controllers_reasons():
@@ -59,3 +63,61 @@ def test_open_refuses_for_the_controllers_reasons():
     # on another topic the signature does not hold
     assert str(raises(EnvelopeError, me.open, "pw/v1/dl/wb2/ack", good)).startswith(
         "bad_signature")
+
+
+# -- the device signature (es256 line) ---------------------------------------------------
+
+D = 0xC9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721  # RFC 6979 A.2.5
+T_EVT = "pw/v1/dl/wb1/evt"
+
+
+def _es256(topic, json_bytes):
+    return p256.sign(D, envelope.device_signed_bytes(topic, json_bytes))
+
+
+def test_seal_on_evt_with_a_device_key_carries_the_es256_line_the_envelope_splits():
+    s = Signer("wb1", 7, "k1", K1, D)
+    body = {"plate": "辽B12345", "gross_kg": 41260}
+    wire = s.seal(T_EVT, 42, 1764072000000, "weighing", body)
+    json_bytes = json.dumps(envelope.make("wb1", 7, 42, 1764072000000, "weighing",
+                                          body)).encode()
+    head = json_bytes + b"\nes256:" + hexlify(_es256(T_EVT, json_bytes))
+    assert wire == head + b"\nk1:" + envelope.signature(K1, T_EVT, head).encode()
+    fields, kid, es = envelope.open_parts(_only("k1", K1), T_EVT, wire, False)
+    assert (kid, fields["body"], es) == ("k1", body, hexlify(_es256(T_EVT, json_bytes)).decode())
+    assert s.seal(T_EVT.encode(), 42, 1764072000000, "weighing", body) == wire  # deterministic
+
+
+def test_seal_off_evt_or_without_a_key_has_no_es256_line():
+    body = {"fw": "0.1.0"}
+    for s, topic in ((Signer("wb1", 7, "k1", K1, D), "pw/v1/dl/wb1/state"),
+                     (Signer("wb1", 7, "k1", K1, D), "pw/v1/dl/wb1/tele"),
+                     (Signer("wb1", 7, "k1", K1), T_EVT)):
+        wire = s.seal(topic, 1, 5, "birth", body)
+        assert wire == envelope.seal(K1, "k1", topic, envelope.make("wb1", 7, 1, 5, "birth", body))
+        assert b"es256:" not in wire
+
+
+def test_reseal_keeps_the_device_signature_and_changes_only_the_hmac_line():
+    old = Signer("wb1", 7, "k1", K1, D).seal(T_EVT, 3, 5, "weighing", {"gross_kg": 1})
+    new = Signer("wb1", 8, "k2", K2, D)
+    assert Signer("wb1", 7, "k1", K1, D).reseal(T_EVT, old) is None
+    wire = new.reseal(T_EVT, old)
+    cut = old.rfind(b"\n")
+    assert wire[:cut + 1] == old[:cut + 1]
+    assert wire == old[:cut] + b"\nk2:" + envelope.signature(K2, T_EVT, old[:cut]).encode()
+    # a board without its key any more (signing turned off) still keeps the line it has
+    assert Signer("wb1", 8, "k2", K2).reseal(T_EVT, old) == wire
+    _, kid, es = envelope.open_parts(_only("k2", K2), T_EVT, wire, False)
+    assert kid == "k2" and es == old[cut - 128:cut].decode()
+
+
+def test_reseal_signs_an_evt_record_stored_before_the_device_had_its_key():
+    old = Signer("wb1", 7, "k1", K1).seal(T_EVT, 3, 5, "weighing", {"gross_kg": 1})
+    cut = old.rfind(b"\n")
+    wire = Signer("wb1", 8, "k1", K1, D).reseal(T_EVT, old)
+    head = old[:cut] + b"\nes256:" + hexlify(_es256(T_EVT, old[:cut]))
+    assert wire == head + b"\nk1:" + envelope.signature(K1, T_EVT, head).encode()
+    # not on another channel, where a device signature has no place
+    other = Signer("wb1", 7, "k1", K1).seal("pw/v1/dl/wb1/state", 3, 5, "birth", {"fw": "x"})
+    assert Signer("wb1", 8, "k1", K1, D).reseal("pw/v1/dl/wb1/state", other) is None

@@ -473,6 +473,9 @@ class WeighbridgeEmulator:
         self.faults = Faults(noise_e=noise_e)
         self._noise_e = noise_e
         self.requests = self.exceptions_sent = self.replies_dropped = 0
+        # Unix time of each register read, the last hour at 10 Hz: a poller's stalls show
+        # as gaps (the control port's ``reads``)
+        self.read_times: deque[float] = deque(maxlen=36_000)
         self._rng = random.Random(seed)
         self._queue: deque[Truck] = deque()
         self._visits: list[Visit] = []
@@ -763,6 +766,7 @@ class WeighbridgeEmulator:
         if function_code in (1, 5):
             return self._on_coil(function_code, address, set_values)
         self.requests += 1
+        self.read_times.append(self.clock.time())
         if function_code != self.regmap["function"]:
             self.exceptions_sent += 1
             return ExcCodes.ILLEGAL_FUNCTION  # a real indicator has one register table
@@ -937,6 +941,11 @@ def _cmd_log(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]
     return {"visits": [v.to_json() for v in wb.visits if v.seq > since]}
 
 
+def _cmd_reads(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]:
+    since = _get(command, "since", float, 0.0)
+    return {"reads": [t for t in wb.read_times if t > since]}
+
+
 def _cmd_map(wb: WeighbridgeEmulator, command: dict[str, Any]) -> dict[str, Any]:
     return {"map": wb.regmap}
 
@@ -958,6 +967,7 @@ _COMMAND_DOCS: dict[str, tuple[Handler, str]] = {
     "timing": (_cmd_timing, "change ramp_s, settle_s, stable_s, leave_s, gap_s"),
     "status": (_cmd_status, "phase, truck on deck, queue, counters, faults, decoded reading"),
     "log": (_cmd_log, "completed visits with exact plate and weights: [since] = last seq seen"),
+    "reads": (_cmd_reads, "Unix times of the register reads (the last 36,000): [since]"),
     "map": (_cmd_map, "the register map being served"),
     "registers": (_cmd_registers, "the raw register block as a client would read it now"),
 }
@@ -1040,6 +1050,11 @@ class ControlClient:
     def log(self, since: int = 0) -> list[dict[str, Any]]:
         visits: list[dict[str, Any]] = self.send("log", since=since)["visits"]
         return visits
+
+    def reads(self, since: float = 0.0) -> list[float]:
+        """Unix times of the register reads after ``since``, oldest first."""
+        times: list[float] = self.send("reads", since=since)["reads"]
+        return times
 
     def wait_idle(self, timeout: float = 30.0) -> dict[str, Any]:
         """Poll until no truck is on the deck or queued; return the status."""
