@@ -110,6 +110,8 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+        if dkey:  # for an admin registering a new key (portwatch device set-key)
+            self.log("device key pub", p256("public", dkey))
         if why:  # once per boot: the controller learns it from the alarm, the log says why
             self.log("DEVICE KEY UNREADABLE: %s/device_key %s; custody events go with the "
                      "HMAC only" % (data, why))

@@ -4,7 +4,8 @@ Not exercised in CI (there is no board here); it is compiled with mpy-cross and
 offers the same names as ``edge.hal.unix``. MicroPython's embedded epoch is
 2000-01-01, so ``now_ms`` adds the offset to the Unix epoch once the RTC has been
 set by the controller's time sync (until then ``ts`` is flagged by the
-controller as a clock offset).
+controller as a clock offset). The device key's place on a board, a secure element
+(ATECC608 over I2C: wiring and commands), is described in docs/ESP32.md.
 """
 
 import gc

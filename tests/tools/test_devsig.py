@@ -71,6 +71,7 @@ def test_devsig_cost_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> N
     assert got["heap"] == "96K" and got["sign_ms"]["n"] == 5
     assert 0 < got["sign_ms"]["min"] <= got["sign_ms"]["median"] <= got["sign_ms"]["max"]
     assert got["sign_ms_agent_like"]["n"] == 5 and got["public_ms"] > 0
+    assert got["sign_ms_loaded_per_use"]["n"] == 5 and got["sign_ms_loaded_per_use"]["min"] > 0
     # the budget edge/FAILURES.md states: the module's heap, and the churn of one signature
     assert 1024 < got["import_bytes"] <= 3 * 1024, got
     assert 100_000 < got["allocated_per_sign_bytes"] < 3_000_000, got
