@@ -385,6 +385,11 @@ def test_first_boot_makes_the_key_and_signs_custody_events_with_it():
         json_bytes = wire[:wire.find(b"\n")]
         want = p256.sign(dkey, envelope.device_signed_bytes(T_EVT, json_bytes))
         assert es == hexlify(want).decode() and fields["body"]["gross_kg"] == 45240
+        # sent as stored: a device-signed record under the current key is not resealed
+        client = Client()
+        asyncio.run(agent.uplink.start(client))
+        assert asyncio.run(agent.uplink.send_some(client)) == 1
+        assert client.events == [wire] and agent.health_body()["resealed"] == 0
 
     with_dir(t)
 
