@@ -109,9 +109,9 @@ def test_default_outbox_holds_about_500_signed_weighings_and_alarms_stop_short(
 # The weighbridge agent's free heap (gc.mem_free after gc.collect, as its health reports
 # it) at -X heapsize=96K: the floor this test holds, and the target (edge/FAILURES.md, Heap)
 # with MQTT over TLS (the rig's default) and device-signed events: 13.1-13.3 KB measured
-# draining, 14.3-14.5 KB steady (14.7 / 15.9 KB before the device signature); the floor is
-# the lowest measured minus 2 KB, as runs of one commit vary up to 1.8 KB
-HEAP_FLOOR = 13_120 - 2 * 1024
+# draining, 14.3-14.5 KB steady in three runs (14.7 / 15.9 KB before the device signature);
+# the floor is the lowest measured minus 2 KB, as runs of one commit vary up to 1.8 KB
+HEAP_FLOOR = 13_056 - 2 * 1024
 HEAP_TARGET = 24 * 1024
 
 

@@ -9,11 +9,12 @@ Acks are built as the controller builds them (controller/ingest/service.py, ``_a
 import asyncio
 import json
 import os
+from binascii import hexlify
 
 from edge.outbox import Outbox
 from edge.signer import Signer
 from edge.uplink import Uplink
-from protocols import envelope, topics
+from protocols import envelope, p256, topics
 from shared_support import (
     FakeClock,
     make_tmpdir,
@@ -27,6 +28,7 @@ from shared_support import (
 SITE = "dl"
 DEV = "wb1"
 K1 = b"\x11" * 32
+D_KEY = 0xC9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721  # RFC 6979 A.2.5
 K2 = b"\x22" * 32
 T_EVT = topics.topic(SITE, DEV, "evt")
 T_ACK = topics.topic(SITE, DEV, "ack")
@@ -85,7 +87,8 @@ class FakeClient:
         for topic, payload, qos, _ in self.published:
             if topic == T_EVT:
                 assert qos == 1
-                out.append((json.loads(payload[:payload.rfind(b"\n")])["seq"], payload))
+                # the JSON is what precedes the first newline (an es256 line may follow)
+                out.append((json.loads(payload[:payload.find(b"\n")])["seq"], payload))
         return out
 
     def seqs(self):
@@ -151,7 +154,7 @@ def run(coro):
 
 
 def _fields(wire):
-    return json.loads(wire[:wire.rfind(b"\n")])
+    return json.loads(wire[:wire.find(b"\n")])
 
 
 def _only(key_id, secret):
@@ -270,6 +273,28 @@ def test_uplink_unreadable_record_goes_out_as_a_signed_gap():
                       events[1][1], False).reason == "bad_signature"
         dev.ack(3)  # the controller's commit passes the gap: the outbox lets it go
         assert dev.outbox.acked() == 3 and dev.outbox.backlog()[0] == 0
+
+    with_device(t)
+
+
+def test_uplink_unreadable_record_gap_carries_the_device_signature():
+    def t(dev, d):
+        dev.signer.dkey = D_KEY
+        wires = dev.store(3)
+        _damage(d, b'"P2"')
+        dev = Device(d)
+        dev.signer.dkey = D_KEY  # as the agent sets it at boot
+        dev.start()
+        assert dev.send_all() == 3
+        events = dev.client.events()
+        assert events[0][1] == wires[0] and events[2][1] == wires[2]  # sent as stored
+        gap = events[1][1]
+        fields, kid, es = envelope.open_parts(_only("k1", K1), T_EVT, gap, False)
+        assert (kid, fields["kind"], fields["seq"]) == ("k1", "gap", 2)
+        json_bytes = gap[:gap.find(b"\n")]
+        assert es == hexlify(p256.sign(D_KEY, envelope.device_signed_bytes(
+            T_EVT, json_bytes))).decode()
+        assert dev.uplink.stats["resealed"] == 0
 
     with_device(t)
 
