@@ -114,6 +114,26 @@ def test_float32_map_is_served_on_input_registers_in_exact_tonnes() -> None:
     run(scenario())
 
 
+def test_reads_logs_the_time_of_every_register_read_for_poll_gap_checks() -> None:
+    async def scenario() -> None:
+        async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:
+            client = await connect(wb)
+            before = wb.clock.time()
+            for _ in range(3):
+                await read_block(client, wb.regmap)
+            wb.inject("exception", code=6, count=1)
+            await read_block(client, wb.regmap)  # refused, but polled all the same
+            client.close()
+            times = wb.handle_command({"cmd": "reads", "since": before})["reads"]
+            assert len(times) == 4 and times == sorted(times) and times[0] > before
+            assert wb.handle_command({"cmd": "reads", "since": times[1]})["reads"] == \
+                times[2:]
+            with pytest.raises(EmulatorError):
+                wb.handle_command({"cmd": "reads", "since": "yesterday"})
+
+    run(scenario())
+
+
 def test_exception_fault_answers_with_the_modbus_exception_code() -> None:
     async def scenario() -> None:
         async with WeighbridgeEmulator("portwatch-sim", timing=FAST) as wb:
