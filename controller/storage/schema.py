@@ -23,7 +23,9 @@ from controller.storage.database import Store, now_ms
 # every step is idempotent
 # 7: ledger_witnesses (the remote witnesses the controller pushes checkpoints to);
 # devices.device_pub and messages.device_signed (devices' own signing keys)
-SCHEMA_VERSION = 7
+# 8: the same again for the schema-7 steps (witnesses, device keys), which landed one after
+# the other under 7
+SCHEMA_VERSION = 8
 
 
 def check_version(store: Store) -> None:

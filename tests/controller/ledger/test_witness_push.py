@@ -30,6 +30,7 @@ from controller.storage import Store, open_store
 from controller.storage import ledger_log as ledger_store
 from controller.storage import supervision as alert_rows
 from controller.storage import witnesses as witness_rows
+from controller.storage.schema import SCHEMA_VERSION
 from tools.cli import app
 from tools.procs import free_port, stop_process, wait_until
 
@@ -214,7 +215,7 @@ def test_a_schema_6_store_gets_the_witness_table(db_path: Path, db: Store) -> No
     db.close()
     again = open_store(db_path)
     assert witness_rows.all_witnesses(again.conn) == []
-    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_serve_refuses_a_state_another_witness_holds(wproc: WitnessProcess) -> None:
