@@ -110,8 +110,12 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+        # the public key, computed once: at every birth it would load the signing code and
+        # churn big integers just as the link comes up, when the first health sample needs
+        # ~0.9 KB in one piece (edge/FAILURES.md, Heap)
+        self.pub = p256("public", dkey) if dkey else None
         if dkey:  # for an admin registering a new key (portwatch device set-key)
-            self.log("device key pub", p256("public", dkey))
+            self.log("device key pub", self.pub)
         if why:  # once per boot: the controller learns it from the alarm, the log says why
             self.log("DEVICE KEY UNREADABLE: %s/device_key %s; custody events go with the "
                      "HMAC only" % (data, why))
@@ -201,8 +205,8 @@ class Agent:
     def birth_body(self):
         b = {"fw": FW_VERSION, "kind": self.kind, "hal": self.hal.NAME,
              "driver": self.driver_type, "next_seq": self.outbox.next_seq()}
-        if self.signer.dkey is not None:  # computed at each birth: 130 hex not kept in RAM
-            b["pub"] = p256("public", self.signer.dkey)
+        if self.pub:
+            b["pub"] = self.pub
         return b
 
     def health_body(self):
@@ -244,8 +248,15 @@ class Agent:
             if up.linked and (wait <= 0 or up.offline):
                 self.report()
                 gc.collect()
-                if await up.publish_health(self.health_body()):
-                    wait = self.health_ms
+                try:
+                    if await up.publish_health(self.health_body()):
+                        wait = self.health_ms
+                except MemoryError:
+                    # no hole for the sample's ~0.9 KB of JSON (the heap fragments most just
+                    # as a link comes up): counted, tried again at the next tick, 100 ms on,
+                    # not after the guard's 1 s restart (edge/FAILURES.md, Heap)
+                    self.stats["mem_errors"] += 1
+                    gc.collect()
             await self.hal.sleep_ms(POLL_MS)
             wait -= POLL_MS
 

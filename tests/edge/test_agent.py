@@ -501,3 +501,35 @@ def test_slot_layout_of_the_key_file():
         assert struct.unpack("<I", data[36:])[0] == crc32(data[:36]) & 0xFFFFFFFF
 
     with_dir(t)
+
+
+def test_agent_health_out_of_memory_is_counted_and_tried_again_at_the_next_tick():
+    def t(d):
+        hal = Hal()
+        agent = Agent(_cfg(d), hal)
+        up = agent.uplink
+        client = Client()
+        publish = up.publish_health
+        tries = []
+
+        async def short_of_memory_once(body):
+            tries.append(hal.ticks)
+            if len(tries) == 1:  # a fragmented heap just after the link came up
+                raise MemoryError("memory allocation failed, allocating 776 bytes")
+            return await publish(body)
+
+        up.publish_health = short_of_memory_once
+
+        async def script():
+            if hal.ticks == 1000:
+                up.client = client
+                await up.start(client)
+
+        hal.on_sleep = script
+        hal.stop_at = 1000 + 500
+        raises(_Stop, asyncio.run, agent._health_loop())
+        assert tries[:2] == [1000, 1100]  # again 100 ms later, not after a 1 s task restart
+        assert agent.stats["mem_errors"] == 1 and len(client.tele) == 1
+        assert client.tele[0]["body"]["backlog_peak"] == 0  # the offline figures still went
+
+    with_dir(t)
