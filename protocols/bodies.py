@@ -1,7 +1,7 @@
 """Body shapes of each message kind, checked by the controller and by the edge's tests.
 
 Returns an error string (what is wrong) or None; pure and MicroPython-compatible.
-Kinds per channel: ``evt``: weighing, alarm, gap (the device declares its record of
+Kinds per channel: ``evt``: weighing, positions (a tracker's batch of fixes), alarm, gap (the device declares its record of
 this seq lost: unreadable on flash), refused (the device could not store ``count``
 custody events, ``kinds`` of them each, between ``since_ts`` and ``until_ts`` of device
 time, for ``reason`` ``outbox_full`` or ``write_error``: edge/agent.py); ``tele``: health;
@@ -9,13 +9,19 @@ time, for ``reason`` ``outbox_full`` or ``write_error``: edge/agent.py); ``tele`
 """
 
 KINDS = {
-    "evt": ("weighing", "alarm", "gap", "refused"),
+    "evt": ("weighing", "positions", "alarm", "gap", "refused"),
     "tele": ("health",),
     "state": ("birth", "death"),
     "cmdack": ("cmdack",),
 }
 
 MAX_PLATE = 32
+# positions: one fix is [ts_ms, lat_e6, lon_e6, speed_dkmh, course_deg, sats, hdop_x10]
+# (device time in ms; millionths of a degree, south and west negative; 0.1 km/h; 0-359;
+# satellites used; HDOP x 10), oldest first
+FIX_FIELDS = ("ts_ms", "lat_e6", "lon_e6", "speed_dkmh", "course_deg", "sats", "hdop_x10")
+MAX_FIXES = 64
+POSITION_SOURCES = ("nmea", "jtt808")
 ALARM_STATES = ("raised", "cleared")
 REFUSED_REASONS = ("outbox_full", "write_error")
 
@@ -38,6 +44,40 @@ def _weighing(body):
         err = _int(body, name, low)
         if err:
             return err
+    return None
+
+
+def _fix(fix, prev_ts):
+    if not isinstance(fix, list) or len(fix) != len(FIX_FIELDS):
+        return "a fix is a list of %d integers %s" % (len(FIX_FIELDS), ",".join(FIX_FIELDS))
+    for v in fix:
+        if type(v) is not int:
+            return "a fix holds integers only"
+    ts, lat, lon, speed, course, sats, hdop = fix
+    if ts < 0 or ts < prev_ts:
+        return "fixes must be in device-time order (ts_ms not decreasing)"
+    if not -90000000 <= lat <= 90000000 or not -180000000 <= lon <= 180000000:
+        return "lat_e6 must be within +-90e6 and lon_e6 within +-180e6"
+    if speed < 0 or not 0 <= course < 360 or sats < 0 or hdop < 0:
+        return "speed, sats and hdop must be >= 0 and course 0-359"
+    return None
+
+
+def _positions(body):
+    fixes = body.get("fixes")
+    if not isinstance(fixes, list) or not 1 <= len(fixes) <= MAX_FIXES:
+        return "fixes must be a list of 1-%d fixes" % MAX_FIXES
+    prev = 0
+    for fix in fixes:
+        err = _fix(fix, prev)
+        if err:
+            return err
+        prev = fix[0]
+    for name in ("ign", "ext_power", "tamper"):
+        if name in body and type(body[name]) is not bool:
+            return "%s must be true or false" % name
+    if "src" in body and body["src"] not in POSITION_SOURCES:
+        return "src must be one of %s" % ", ".join(POSITION_SOURCES)
     return None
 
 
@@ -111,7 +151,8 @@ def _refused(body):
     return None
 
 
-_CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "alarm": _alarm,
+_CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "positions": _positions,
+           "alarm": _alarm,
            "health": _health, "birth": _birth, "death": _any, "cmdack": _any}
 
 

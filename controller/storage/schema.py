@@ -25,7 +25,9 @@ from controller.storage.database import Store, now_ms
 # devices.device_pub and messages.device_signed (devices' own signing keys)
 # 8: the same again for the schema-7 steps (witnesses, device keys), which landed one after
 # the other under 7
-SCHEMA_VERSION = 8
+# 9: trucks (issue: trucks under dynamic supervision): positions, transfer orders, trips,
+# holds, device commands, the alert lifecycle, destination offices
+SCHEMA_VERSION = 9
 
 
 def check_version(store: Store) -> None:
@@ -58,6 +60,7 @@ def migrate(store: Store) -> None:
         _weighing_flags(db)
         _witnesses(db)
         _device_keys(db)
+        # schema 9 steps (each idempotent) go here
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
