@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.facts import Fact
-from controller.storage import ledger_log
 from controller.storage import supervision as rows
+from controller.supervision.apply import apply_alert
 from controller.supervision.findings import Alert, Finding
 from controller.supervision.rules import RULES, Rule
 
@@ -93,24 +93,6 @@ class Runner:
 
     def _apply(self, conn: sqlite3.Connection, rule: Rule, fact: Fact, finding: Alert) -> bool:
         """Store one alert finding; False when it changes nothing (already so)."""
-        current = rows.active_alert_id(conn, rule.name, finding.device_id, finding.code,
-                                       finding.subject)
-        if finding.active == (current is not None):
-            return False
-        if finding.active:
-            alert_id = rows.raise_alert(
-                conn, rule=rule.name, code=finding.code, device_id=finding.device_id,
-                subject=finding.subject, severity=finding.severity, detail=finding.detail,
-                raised_ts=fact.device_ts, raised_ms=fact.received_ms, raised_seq=fact.seq)
-        else:
-            assert current is not None
-            alert_id = current
-            rows.clear_alert(conn, alert_id, cleared_ts=fact.device_ts,
-                             cleared_ms=fact.received_ms, cleared_seq=fact.seq,
-                             cleared_by=f"rule:{rule.name}")
-        ledger_log.append_decision(conn, "alert", f"rule:{rule.name}", {
-            "alert_id": alert_id, "action": "raise" if finding.active else "clear",
-            "code": finding.code, "device_id": finding.device_id, "subject": finding.subject,
-            "severity": finding.severity, "detail": dict(finding.detail),
-            "fact": {"device_id": fact.device_id, "seq": fact.seq}}, fact.received_ms)
-        return True
+        return apply_alert(conn, rule.name, finding, device_ts=fact.device_ts,
+                           received_ms=fact.received_ms, seq=fact.seq,
+                           cause={"device_id": fact.device_id, "seq": fact.seq})
