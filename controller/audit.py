@@ -51,6 +51,9 @@ DECISION_KINDS = ("limits", "declare_lost")
 _LOST_VALUES = ("reason", "declared_by", "declared_ms")
 
 Row = dict[str, Any]
+# a served row's key: (device_id, seq), and the row's place among its event's rows
+# (idx) in a table with several rows per event (positions: one row per fix)
+Key = tuple[Any, ...]
 Progress = Callable[[int, int, int], None]  # devices done, devices in all, entries replayed
 
 
@@ -196,7 +199,7 @@ def limits_from_body(b: Mapping[str, Any]) -> Limits:
 class Rebuilt:
     """The rows one chunk of events makes, by table and (device_id, seq)."""
 
-    rows: dict[str, dict[tuple[str, int], Row]] = field(default_factory=dict)
+    rows: dict[str, dict[Key, Row]] = field(default_factory=dict)
     unchecked: set[tuple[str, str, int]] = field(default_factory=set)  # (table, dev, seq)
     lost: list[Row] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
@@ -221,6 +224,18 @@ def seq_tables() -> list[str]:
         if p.table not in out and "seq" in PROJECTED_COLUMNS.get(p.table, ()):
             out.append(p.table)
     return out
+
+
+def row_key(row: Mapping[str, Any]) -> Key:
+    """A row's audit key: (device_id, seq), or (device_id, seq, idx) where it has an idx."""
+    if "idx" in row:
+        return (str(row["device_id"]), int(row["seq"]), int(row["idx"]))
+    return (str(row["device_id"]), int(row["seq"]))
+
+
+def key_name(table: str, key: Key) -> str:
+    """How a mismatch names a row: device/seq, and device/seq/idx."""
+    return "/".join(str(k) for k in key)
 
 
 def _columns(table: str) -> tuple[str, ...]:
@@ -267,26 +282,26 @@ def rebuild(events: Iterable[tuple[int, bytes, bytes]], replay: Replay,
             if table == LOST:
                 out.lost.append(row)
             else:
-                out.rows.setdefault(table, {})[(dev, int(row["seq"]))] = row
+                out.rows.setdefault(table, {})[row_key(row)] = row
                 if limits is None and "flags_json" in row:
                     out.unchecked.add((table, dev, fact.seq))
     return out
 
 
-def compare(table: str, expected: Mapping[tuple[str, int], Row],
+def compare(table: str, expected: Mapping[Key, Row],
             stored: Iterable[Row], report: AuditReport,
             unchecked: set[tuple[str, str, int]] | None = None) -> None:
-    """Diff one table's rows (keyed by device_id and seq) against the rebuilt ones."""
+    """Diff one table's rows (keyed by device_id, seq and idx) against the rebuilt ones."""
     unchecked = unchecked or set()
     cols = _columns(table)
     count = report.count(table)
-    seen: set[tuple[str, int]] = set()
+    seen: set[Key] = set()
     for row in stored:
-        key = (str(row["device_id"]), int(row["seq"]))
+        key = row_key(row)
         seen.add(key)
         count.checked += 1
         want = expected.get(key)
-        name = f"{key[0]}/{key[1]}"
+        name = key_name(table, key)
         if want is None:
             report.add(Mismatch(table, name, "added", detail="no ledger entry makes this row"))
             continue
@@ -300,7 +315,7 @@ def compare(table: str, expected: Mapping[tuple[str, int], Row],
             report.add(Mismatch(table, name, "edited", diffs))
     for key in expected:
         if key not in seen:
-            report.add(Mismatch(table, f"{key[0]}/{key[1]}", "deleted",
+            report.add(Mismatch(table, key_name(table, key), "deleted",
                                 detail="the ledger makes this row; the store lacks it"))
 
 
@@ -471,10 +486,12 @@ def audit_new(conn: Any, start_idx: int, replay: Replay, *,
                 events.append((idx, data, leaf))
         built = rebuild(events, replay, report)
         for t in tables:
-            want = built.rows.get(t, {})
-            for dev, seq in want:
-                compare(t, {(dev, seq): want[(dev, seq)]},
-                        audit_reads.rows_at(conn, t, dev, seq), report, built.unchecked)
+            by_event: dict[tuple[str, int], dict[Key, Row]] = {}
+            for key, row in built.rows.get(t, {}).items():
+                by_event.setdefault((key[0], key[1]), {})[key] = row
+            for (dev, seq), want in by_event.items():
+                compare(t, want, audit_reads.rows_at(conn, t, dev, seq), report,
+                        built.unchecked)
         for row in built.lost:
             _check_lost_present(conn, row, report)
         pos = batch[-1][0] + 1

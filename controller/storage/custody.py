@@ -22,6 +22,8 @@ PROJECTED_COLUMNS: dict[str, tuple[str, ...]] = {
                     "declared_ms"),
     "refused_notices": ("device_id", "seq", "count", "kinds_json", "since_ts", "until_ts",
                         "reason", "device_ts", "received_ms"),
+    "positions": ("device_id", "seq", "idx", "ts_ms", "lat_e6", "lon_e6", "speed_dkmh",
+                  "course_deg", "sats", "hdop_x10", "received_ms"),
 }
 _DEVICE_STATUS = ("status", "boot", "state_seq", "last_seen_ms", "fw_version", "committed_seq",
                   "tele_boot", "tele_seq", "health_json", "health_ms", "clock_offset_ms")

@@ -61,6 +61,7 @@ def migrate(store: Store) -> None:
         _witnesses(db)
         _device_keys(db)
         # schema 9 steps (each idempotent) go here
+        _trips(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -328,3 +329,58 @@ def _device_keys(db: sqlite_utils.Database) -> None:
         db.table("devices").add_column("device_pub", str)
     if "device_signed" not in db.table("messages").columns_dict:
         db.table("messages").add_column("device_signed", int)
+
+
+def _trips(db: sqlite_utils.Database) -> None:
+    """Schema 9: trackers' fixes (one row per fix, projected from ``positions`` events),
+    transfer orders, their trips and each trip's events (projected from the ledger's
+    ``order`` and ``trip`` decisions: controller/projections/orders.py)."""
+    names = set(db.table_names())
+    if "positions" not in names:
+        db.table("positions").create(
+            {"device_id": str, "seq": int, "idx": int, "ts_ms": int, "lat_e6": int,
+             "lon_e6": int, "speed_dkmh": int, "course_deg": int, "sats": int,
+             "hdop_x10": int, "received_ms": int},
+            pk=("device_id", "seq", "idx"), not_null={"ts_ms", "lat_e6", "lon_e6"},
+        )
+        db.table("positions").create_index(["device_id", "ts_ms"])
+    if "orders" not in names:
+        db.table("orders").create(
+            {"order_id": str, "lot": str, "plate": str, "tracker_id": str,
+             "destination": str, "corridor": str, "window_start_ms": int,
+             "window_end_ms": int, "expected_net_kg": int, "status": str, "created_ms": int,
+             "created_by": str, "updated_ms": int, "cancel_reason": str},
+            pk="order_id", not_null={"lot", "plate", "tracker_id", "destination", "corridor",
+                                     "window_start_ms", "window_end_ms", "status"},
+        )
+        db.table("orders").create_index(["plate", "status"])
+        db.table("orders").create_index(["tracker_id", "status"])
+    if "trips" not in names:
+        # a trip's id is its order's id (one trip per order)
+        db.table("trips").create(
+            {"trip_id": str, "tracker_id": str, "plate": str, "lot": str,
+             "destination": str, "corridor": str, "gate_device": str, "weighing_seq": int,
+             "net_kg": int, "departed_ms": int, "status": str, "arrived_ts": int,
+             "closed_ms": int, "end_reason": str},
+            pk="trip_id", not_null={"tracker_id", "status", "departed_ms"},
+        )
+        db.table("trips").create_index(["tracker_id", "status"])
+    if "trip_events" not in names:
+        # one row per ``trip`` ledger decision, keyed by its ledger index
+        db.table("trip_events").create(
+            {"idx": int, "trip_id": str, "event": str, "time_ms": int, "actor": str,
+             "detail_json": str},
+            pk="idx", not_null={"trip_id", "event", "time_ms"},
+        )
+        db.table("trip_events").create_index(["trip_id", "idx"])
+
+
+def _alert_lifecycle(db: sqlite_utils.Database) -> None:
+    """Schema 9: the alert lifecycle open -> acknowledged -> resolved. cleared_* keep their
+    columns and mean "resolved" (by the rule clearing it or by an operator); acked_* and
+    the two comments are new."""
+    cols = db.table("alerts").columns_dict
+    for name, kind in (("acked_ms", int), ("acked_by", str), ("ack_comment", str),
+                       ("resolve_comment", str)):
+        if name not in cols:
+            db.table("alerts").add_column(name, kind)

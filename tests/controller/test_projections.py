@@ -18,6 +18,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "gap": {"reason": "unreadable"},
     "refused": {"count": 3, "kinds": {"weighing": 2, "alarm": 1}, "since_ts": T0 - 60_000,
                 "until_ts": T0 - 1000, "reason": "outbox_full"},
+    "positions": {"fixes": [[T0, 38_900_000, 121_600_000, 400, 90, 9, 8]], "ign": True,
+                  "ext_power": True, "tamper": False, "src": "nmea"},
 }
 
 
