@@ -61,6 +61,7 @@ def migrate(store: Store) -> None:
         _witnesses(db)
         _device_keys(db)
         # schema 9 steps (each idempotent) go here
+        _offices(db)
         _trips(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -384,3 +385,29 @@ def _alert_lifecycle(db: sqlite_utils.Database) -> None:
                        ("resolve_comment", str)):
         if name not in cols:
             db.table("alerts").add_column(name, kind)
+
+
+def _offices(db: sqlite_utils.Database) -> None:
+    """Schema 9: destination customs offices and the trip records queued for them
+    (controller/office_feed.py, controller/storage/offices.py)."""
+    names = set(db.table_names())
+    if "offices" not in names:
+        db.table("offices").create(
+            {"office_id": str, "name": str, "destinations_json": str, "password_hash": str,
+             "created_ms": int, "created_by": str, "removed_ms": int, "removed_by": str},
+            pk="office_id", not_null={"name", "destinations_json", "password_hash",
+                                      "created_ms"},
+        )
+    if "office_outbox" not in names:
+        # ``record`` is the exact text built in the trip's transaction; ``signed`` the note
+        # sent (kept from the first send, so a re-send is the same bytes)
+        db.table("office_outbox").create(
+            {"office_id": str, "office_seq": int, "trip_id": str, "version": int,
+             "record": str, "signed": str, "created_ms": int, "attempts": int,
+             "next_ms": int, "last_sent_ms": int, "acked_ms": int},
+            pk=("office_id", "office_seq"),
+            not_null={"trip_id", "version", "record", "created_ms", "attempts", "next_ms"},
+        )
+        db.execute("CREATE INDEX office_outbox_pending ON office_outbox (next_ms) "
+                   "WHERE acked_ms IS NULL")
+        db.table("office_outbox").create_index(["trip_id", "office_id"])
