@@ -24,7 +24,7 @@ from controller.secret_files import write_private
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
-from tools import broker_setup, emulator_cli, ledger_cli, settings, tls
+from tools import broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
 
@@ -46,6 +46,7 @@ app.add_typer(alert_app, name="alert")
 app.add_typer(ledger_cli.ledger_app, name="ledger")
 app.add_typer(ledger_cli.witness_app, name="witness")
 app.add_typer(emulator_cli.emulator_app, name="emulator")
+app.add_typer(lot_cli.lot_app, name="lot")
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from controller.api import docs, errors
 from controller.api.gate import Gate
-from controller.api.routers import alerts, devices, ingest, ledger, tokens, weighings
+from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.ingest.stats import IngestStats
 
 
@@ -31,6 +31,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.state.ingest = ingest_stats
     for module in (devices, weighings, alerts, ingest, ledger, tokens):
         app.include_router(module.router)
+    app.include_router(lots.router)  # gate control: lot holds and commands to devices
     errors.install(app)
     docs.install(app)
 

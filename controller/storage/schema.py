@@ -61,6 +61,7 @@ def migrate(store: Store) -> None:
         _witnesses(db)
         _device_keys(db)
         # schema 9 steps (each idempotent) go here
+        _gate_control(db)
         _offices(db)
         _trips(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -411,3 +412,38 @@ def _offices(db: sqlite_utils.Database) -> None:
         db.execute("CREATE INDEX office_outbox_pending ON office_outbox (next_ms) "
                    "WHERE acked_ms IS NULL")
         db.table("office_outbox").create_index(["trip_id", "office_id"])
+
+
+def _gate_control(db: sqlite_utils.Database) -> None:
+    """Schema 9: lot holds (one row per hold; released_* NULL while it holds), the
+    controller's commands to devices (barrier open/deny) with their delivery state, and
+    the out-gate decision made for each weighing there."""
+    names = set(db.table_names())
+    if "holds" not in names:
+        db.table("holds").create(
+            {"id": int, "lot": str, "reason": str, "actor": str, "held_ms": int,
+             "released_ms": int, "released_by": str, "release_reason": str},
+            pk="id", not_null={"lot", "reason", "actor", "held_ms"},
+        )
+        db.execute("CREATE UNIQUE INDEX holds_active ON holds (lot) WHERE released_ms IS NULL")
+    if "commands" not in names:
+        db.table("commands").create(
+            {"id": str, "device_id": str, "kind": str, "body_json": str, "issued_ms": int,
+             "expires_ms": int, "attempts": int, "last_sent_ms": int, "state": str,
+             "ack_json": str, "acked_ms": int},
+            pk="id", not_null={"device_id", "kind", "body_json", "issued_ms", "expires_ms",
+                               "attempts", "state"},
+        )
+        db.execute("CREATE INDEX commands_pending ON commands (expires_ms) "
+                   "WHERE state = 'pending'")
+        db.table("commands").create_index(["device_id", "issued_ms"])
+    if "gate_decisions" not in names:
+        # one per weighing at an out-gate: a weighing without a row is a decision to make
+        # (at start, after a crash between the batch's commit and the decision)
+        db.table("gate_decisions").create(
+            {"device_id": str, "weighing_seq": int, "action": str, "reasons_json": str,
+             "order_id": str, "lot": str, "plate": str, "command_id": str,
+             "decided_ms": int},
+            pk=("device_id", "weighing_seq"), not_null={"action", "reasons_json",
+                                                        "decided_ms"},
+        )

@@ -57,10 +57,14 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/ledger/checkpoints"): AUDITORS,
     ("GET", "/api/v1/ledger/proofs/inclusion"): AUDITORS,
     ("GET", "/api/v1/ledger/proofs/consistency"): AUDITORS,
+    ("POST", "/api/v1/lots/{lot}/hold"): frozenset({"operator", "admin"}),
+    ("POST", "/api/v1/lots/{lot}/release"): ADMINS,
+    ("GET", "/api/v1/holds"): READERS,
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
-PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token"}
+PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
+               "lot": "LOT-1"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices"): {"device_id": "wb-matrix", "kind": "weighbridge"},
     ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
@@ -72,6 +76,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices/{device_id}/decommission"): {"reason": "matrix"},
     ("POST", "/api/v1/alerts/{alert_id}/ack"): {"note": "seen"},
     ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},
+    ("POST", "/api/v1/lots/{lot}/hold"): {"reason": "matrix"},
+    ("POST", "/api/v1/lots/{lot}/release"): {"reason": "matrix"},
 }
 
 

@@ -1,0 +1,61 @@
+"""Lot holds' rows: a lot is on hold while it has a row with ``released_ms`` NULL.
+
+At most one active hold per lot (a unique partial index): placing a second is a
+``sqlite3.IntegrityError`` the caller turns into a clear refusal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+_COLUMNS = "id, lot, reason, actor, held_ms, released_ms, released_by, release_reason"
+
+
+def _dict(row: Any) -> dict[str, Any]:
+    return dict(zip(_COLUMNS.split(", "), row, strict=True))
+
+
+def active_hold(conn: sqlite3.Connection, lot: str) -> dict[str, Any] | None:
+    """The hold keeping ``lot`` back now, or None when it may go."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM holds WHERE lot=? AND released_ms IS NULL",
+                       [lot]).fetchone()
+    return None if row is None else _dict(row)
+
+
+def insert_hold(conn: sqlite3.Connection, lot: str, reason: str, actor: str,
+                held_ms: int) -> int:
+    """A new active hold (inside the caller's transaction); its id."""
+    cur = conn.execute("INSERT INTO holds (lot, reason, actor, held_ms) VALUES (?,?,?,?)",
+                       [lot, reason, actor, held_ms])
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid)
+
+
+def release(conn: sqlite3.Connection, hold_id: int, released_by: str, release_reason: str,
+            released_ms: int) -> None:
+    """Close an active hold (inside the caller's transaction)."""
+    conn.execute("UPDATE holds SET released_ms=?, released_by=?, release_reason=? "
+                 "WHERE id=? AND released_ms IS NULL",
+                 [released_ms, released_by, release_reason, hold_id])
+
+
+def get_hold(conn: sqlite3.Connection, hold_id: int) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM holds WHERE id=?", [hold_id]).fetchone()
+    return None if row is None else _dict(row)
+
+
+def list_holds(conn: sqlite3.Connection, *, active: bool | None = True, lot: str | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+    """Holds, newest first: active ones (``active=True``), released ones (False) or all."""
+    where, args = [], []
+    if active is not None:
+        where.append("released_ms IS NULL" if active else "released_ms IS NOT NULL")
+    if lot is not None:
+        where.append("lot=?")
+        args.append(lot)
+    sql = f"SELECT {_COLUMNS} FROM holds"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+    return [_dict(r) for r in rows]
