@@ -78,6 +78,15 @@ def _positions(body):
             return "%s must be true or false" % name
     if "src" in body and body["src"] not in POSITION_SOURCES:
         return "src must be one of %s" % ", ".join(POSITION_SOURCES)
+    # optional, from JT/T 808: each fix's alarm and status DWORDs, one per fix
+    for name in ("alarm_bits", "status_bits"):
+        if name in body:
+            bits = body[name]
+            if not isinstance(bits, list) or len(bits) != len(fixes):
+                return "%s must be a list with one DWORD per fix" % name
+            for v in bits:
+                if type(v) is not int or not 0 <= v <= 0xFFFFFFFF:
+                    return "%s must hold integers 0-4294967295" % name
     return None
 
 
