@@ -104,12 +104,15 @@ class Agent:
         if kind == "weighbridge":
             from edge.drivers.weighbridge import WeighbridgeDriver
             self.driver = WeighbridgeDriver(cfg["driver"], self.emit, hal, data)
+        elif kind == "tracker":
+            from edge.drivers.tracker import TrackerDriver
+            self.driver = TrackerDriver(cfg["driver"], self.emit, hal, data)
         elif kind in ("", "none"):
             self.driver = None
         else:
             from edge.config import ConfigError
 
-            raise ConfigError("driver: unknown type %r (known: weighbridge)" % kind)
+            raise ConfigError("driver: unknown type %r (known: weighbridge, tracker)" % kind)
         # the public key, computed once: at every birth it would load the signing code and
         # churn big integers just as the link comes up, when the first health sample needs
         # ~0.9 KB in one piece (edge/FAILURES.md, Heap)

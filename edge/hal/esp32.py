@@ -54,3 +54,23 @@ def stamp(ms):
 def log(*parts):
     print(stamp(now_ms()), *parts)
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
+
+
+def serial_open(source):
+    """The GNSS receiver's UART, ``uart:<id>:<baud>:<tx>:<rx>`` (edge/drivers/tracker.py),
+    8N1, read without waiting (``read`` gives None when nothing came). Not run in CI."""
+    from machine import UART
+
+    p = source.split(":")
+    if len(p) != 5 or p[0] != "uart":
+        raise ValueError("source", source)
+    return UART(int(p[1]), baudrate=int(p[2]), tx=int(p[3]), rx=int(p[4]), timeout=0,
+                rxbuf=1024)
+
+
+def read_io(pins):
+    """(ignition, external power, case open) from the GPIO inputs ``pins`` names
+    (``{"ign": n, "ext_power": n, "tamper": n}``; 1 = on, present, open)."""
+    from machine import Pin
+
+    return tuple(Pin(pins[k], Pin.IN).value() == 1 for k in ("ign", "ext_power", "tamper"))

@@ -38,6 +38,12 @@ def feed():
     """Feed the watchdog: there is none on unix (the ESP32 HAL arms machine.WDT)."""
 
 
+def serial_open(source):
+    """No UART here: a GPS source on unix is ``tcp:<host>:<port>`` (an emulator's stream),
+    which edge/drivers/tracker.py opens itself; the ESP32 HAL opens ``uart:...``."""
+    raise ValueError("no UART on the unix port; use tcp:<host>:<port>", source)
+
+
 def stamp(ms):
     """``ms`` since the Unix epoch as UTC text for logs: 2026-11-30T18:05:01.123Z."""
     t = time.gmtime(ms // 1000)
