@@ -108,6 +108,8 @@ def accounts(store: Store, *, site: str, skipped: list[str] | None = None) -> li
             continue
         out.append(Account(device_id, row["mqtt_password_hash"],
                            device_rules(row["site"], device_id)))
+    from controller.office_accounts import office_accounts  # it imports Account from here
+    out.extend(office_accounts(store, site=site, taken={a.user for a in out}, skipped=skipped))
     return out
 
 

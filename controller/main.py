@@ -25,6 +25,8 @@ from controller.errors import Conflict
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits
 from controller.ingest.service import BrokerSettings, IngestService
 from controller.ledger import LedgerError, checkpoint
+from controller.office_feed import feed_settings_from_env
+from controller.office_publisher import OfficePublisher
 from controller.storage import now_ms, open_store
 from controller.witness_push import PushSettings, WitnessPusher
 
@@ -101,13 +103,17 @@ async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: s
                                     name="checkpoints")
         pusher = asyncio.create_task(
             WitnessPusher(db_path, witness_push or PushSettings()).run(), name="witness-push")
+        feed = OfficePublisher(db_path=db_path, site=site, broker=broker,
+                               settings=feed_settings_from_env())
+        feeder = asyncio.create_task(feed.run(), name="office-feed")
         log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
                  site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
         try:
             await server.serve()
         finally:
-            for t in (task, timer, pusher):
+            for t in (task, timer, pusher, feeder):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             ingest.close()
+            feed.close()

@@ -106,6 +106,13 @@ def set_signed(conn: sqlite3.Connection, office_id: str, office_seq: int, signed
                  "signed IS NULL", [signed, office_id, office_seq])
 
 
+def attempts(conn: sqlite3.Connection, office_id: str, office_seq: int) -> int:
+    """How many times a record was sent."""
+    row = conn.execute("SELECT attempts FROM office_outbox WHERE office_id=? AND office_seq=?",
+                       [office_id, office_seq]).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def mark_sent(conn: sqlite3.Connection, office_id: str, office_seq: int, *, sent_ms: int,
               next_ms: int) -> None:
     conn.execute("UPDATE office_outbox SET attempts=attempts+1, last_sent_ms=?, next_ms=? "
@@ -165,6 +172,24 @@ def add_feed_login(store: Store, user: str, password: str, password_hash: str,
     store.conn.execute("INSERT OR IGNORE INTO broker_accounts (user, role, password, "
                        "password_hash, created_ms) VALUES (?, ?, ?, ?, ?)",
                        [user, FEED_ROLE, password, password_hash, created_ms])
+
+
+def feed_hashes(store: Store) -> list[tuple[str, str]]:
+    """(user, password hash) of the feed publisher's login."""
+    return [(str(r[0]), str(r[1])) for r in store.conn.execute(
+        "SELECT user, password_hash FROM broker_accounts WHERE role=? ORDER BY user",
+        [FEED_ROLE])]
+
+
+def login_taken(conn: sqlite3.Connection, name: str) -> str | None:
+    """What already uses ``name`` as a broker login (a device, an account, an office)."""
+    if conn.execute("SELECT 1 FROM devices WHERE device_id=?", [name]).fetchone():
+        return "a device"
+    if conn.execute("SELECT 1 FROM broker_accounts WHERE user=?", [name]).fetchone():
+        return "a portwatch account"
+    if conn.execute("SELECT 1 FROM offices WHERE office_id=?", [name]).fetchone():
+        return "an office (removed ones keep their id: records name it)"
+    return None
 
 
 def broker_logins(store: Store) -> list[tuple[str, str]]:
