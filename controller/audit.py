@@ -449,6 +449,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
         audit_device(conn, dev, replay, report, chunk)
         if progress is not None:
             progress(n, len(ids), report.entries)
+    from controller import audit_alerts  # it builds on this module's report types
+    audit_alerts.audit_alerts(conn, report)
     for name, table in audit_reads.triggers(conn):
         report.add(Mismatch(table, name, "trigger",
                             detail="a trigger in the store (portwatch makes none): it can "
@@ -477,6 +479,9 @@ def audit_new(conn: Any, start_idx: int, replay: Replay, *,
                 events.append((idx, data, leaf))  # rebuild reports it
                 continue
             if isinstance(e, entry_mod.Decision):
+                if e.decision == "alert":
+                    from controller import audit_alerts  # builds on this module's types
+                    audit_alerts.check_decision(conn, idx, e, report)
                 if idx > replay.last_idx:
                     replay.add_decision(idx, e)
                     if e.decision == "declare_lost":

@@ -124,10 +124,16 @@ class AuditWatch:
                 for m in fresh:
                     body = m.as_json()
                     ledger_log.append_decision(conn, DECISION, "controller", body, now)
-                    alert_rows.raise_alert(
+                    subject = f"{m.table} {m.key}"
+                    alert_id = alert_rows.raise_alert(
                         conn, rule=RULE, code=CODE, device_id=m.device_id,
-                        subject=f"{m.table} {m.key}", severity="critical", detail=body,
+                        subject=subject, severity="critical", detail=body,
                         raised_ts=now, raised_ms=now, raised_seq=None)
+                    # the alert's own decision: the audit rebuilds ``alerts`` from these
+                    ledger_log.append_decision(conn, "alert", f"rule:{RULE}", {
+                        "alert_id": alert_id, "action": "raise", "rule": RULE, "code": CODE,
+                        "device_id": m.device_id, "subject": subject,
+                        "severity": "critical", "detail": body, "ts": now, "seq": None}, now)
                     reported.add(m.signature())
         finally:
             store.close()

@@ -201,7 +201,7 @@ def _set_alert(store: Store, witness: str, active: bool, detail: dict[str, objec
         ledger_log.append_decision(conn, "alert", f"rule:{RULE}", {
             "alert_id": alert_id, "action": "raise" if active else "clear", "code": CODE,
             "device_id": "", "subject": witness, "severity": "critical",
-            "detail": detail}, now)
+            "detail": detail, "ts": now // 1000, "seq": None}, now)
 
 
 def add_witness(store: Store, vkey: str, url: str, *, actor: str) -> rows.WitnessRow:

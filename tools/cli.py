@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from controller import alerts as alerts_mod
 from controller import auth, broker_auth, device_status, registry
 from controller.drivers import validate_driver
 from controller.errors import ControllerError, InvalidInput
@@ -24,7 +23,7 @@ from controller.secret_files import write_private
 from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
-from tools import broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
+from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
 
@@ -41,8 +40,7 @@ broker_app = typer.Typer(help="Broker logins and ACL generated from the device r
 app.add_typer(device_app, name="device")
 app.add_typer(token_app, name="token")
 app.add_typer(broker_app, name="broker")
-alert_app = typer.Typer(help="Alerts raised by supervision rules.", no_args_is_help=True)
-app.add_typer(alert_app, name="alert")
+app.add_typer(alert_cli.alert_app, name="alert")
 app.add_typer(ledger_cli.ledger_app, name="ledger")
 app.add_typer(ledger_cli.witness_app, name="witness")
 app.add_typer(emulator_cli.emulator_app, name="emulator")
@@ -322,28 +320,6 @@ def token_revoke(
 
 def _when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
-
-
-@alert_app.command("list")
-def alert_list(
-    all_: Annotated[bool, typer.Option("--all", help="cleared alerts too")] = False,
-    device: Annotated[str | None, typer.Option(help="only this device")] = None,
-    limit: int = 50,
-    db: DbOpt = None,
-) -> None:
-    """List the active alerts (supervision's findings) with their age, newest first.
-
-    Example: portwatch alert list --device wb-gate1
-    """
-    now = now_ms()
-    table = Table("id", "device", "code", "severity", "subject", "raised", "age", "cleared by")
-    for a in alerts_mod.list_alerts(_store(db), active=None if all_ else True,
-                                    device_id=device, limit=limit):
-        end = a["cleared_ms"] or now
-        table.add_row(str(a["id"]), a["device_id"], a["code"], a["severity"], a["subject"],
-                      _when(a["raised_ms"]), _age((end - a["raised_ms"]) / 1000),
-                      a["cleared_by"] or "")
-    console.print(table)
 
 
 @app.command("rejections")

@@ -230,17 +230,48 @@ class Alert(BaseModel):
                          "'seq 42' for a one-off")
     severity: str = Field(description="info, warning or critical")
     detail: dict[str, Any]
-    active: bool
+    state: str = Field(description="open, acknowledged (someone is on it; still active) or "
+                       "resolved")
+    active: bool = Field(description="open or acknowledged")
     raised_ts: int = Field(description="device time of the fact that raised it, ms")
     raised_ms: int = Field(description="when the controller received that fact, ms")
     age_s: float = Field(description="seconds since it was raised (controller clock); "
-                         "for a cleared alert, how long it was active")
-    cleared_ms: int | None = None
-    cleared_by: str | None = Field(None, description="rule:<name> or the operator's token")
+                         "for a resolved alert, how long it was active")
+    acked_ms: int | None = None
+    acked_by: str | None = Field(None, description="the operator's token")
+    ack_comment: str | None = None
+    resolved_ms: int | None = None
+    resolved_by: str | None = Field(None, description="rule:<name> (the rule cleared it) or "
+                                    "the operator's token")
+    resolve_comment: str | None = None
+    cleared_ms: int | None = Field(None, description="the same as resolved_ms (older name)")
+    cleared_by: str | None = Field(None, description="the same as resolved_by (older name)")
+
+
+class AlertTransition(BaseModel):
+    action: str = Field(description="raise, acknowledge, resolve (an operator) or clear "
+                        "(the rule)")
+    by: str
+    at_ms: int
+    comment: str
+
+
+class AlertDetail(Alert):
+    history: list[AlertTransition] = Field(description="every transition, oldest first; "
+                                           "each is an `alert` ledger decision")
+
+
+AlertComment = Annotated[str, Field(
+    min_length=1, max_length=500, pattern=r"\S", examples=["driver called, truck back"],
+    description="who is on it / what was done (1-500 characters)")]
 
 
 class AlertAck(Body):
-    note: str = Field("", max_length=500, description="why it can be closed")
+    comment: AlertComment
+
+
+class AlertResolve(Body):
+    comment: AlertComment
 
 
 class TokenCreate(Body):

@@ -68,11 +68,62 @@ def get_alert(store: Store, alert_id: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def list_alerts(store: Store, *, active: bool | None, device_id: str | None = None,
-                limit: int = 100) -> list[dict[str, Any]]:
-    """Alerts, newest first; ``active`` True: not cleared, False: cleared, None: all."""
+STATES = ("open", "acknowledged", "resolved", "active")
+# the lifecycle as SQL: resolved = cleared_ms set (by the rule or an operator); acknowledged
+# = acked but not resolved; active = open or acknowledged
+_STATE_SQL = {"open": "cleared_ms IS NULL AND acked_ms IS NULL",
+              "acknowledged": "cleared_ms IS NULL AND acked_ms IS NOT NULL",
+              "resolved": "cleared_ms IS NOT NULL",
+              "active": "cleared_ms IS NULL"}
+
+
+def alert_state(row: Mapping[str, Any]) -> str:
+    """open, acknowledged or resolved, from an ``alerts`` row."""
+    if row.get("cleared_ms") is not None:
+        return "resolved"
+    return "acknowledged" if row.get("acked_ms") is not None else "open"
+
+
+def acknowledge_alert(conn: sqlite3.Connection, alert_id: int, *, acked_ms: int,
+                      acked_by: str, comment: str) -> None:
+    conn.execute("UPDATE alerts SET acked_ms=?, acked_by=?, ack_comment=? WHERE id=?",
+                 (acked_ms, acked_by, comment, alert_id))
+
+
+def resolve_alert(conn: sqlite3.Connection, alert_id: int, *, resolved_ms: int,
+                  resolved_by: str, comment: str) -> None:
+    """An operator resolves it: cleared_* (resolved) with the comment."""
+    conn.execute("UPDATE alerts SET cleared_ts=NULL, cleared_ms=?, cleared_seq=NULL, "
+                 "cleared_by=?, resolve_comment=? WHERE id=?",
+                 (resolved_ms, resolved_by, comment, alert_id))
+
+
+def alert_in(conn: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:
+    """One alert row read inside ``conn``'s transaction."""
+    cur = conn.execute("SELECT * FROM alerts WHERE id=?", (alert_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def all_alert_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every alert row, by id (the audit compares them with the ledger's)."""
+    cur = conn.execute("SELECT * FROM alerts ORDER BY id")
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def list_alerts(store: Store, *, active: bool | None = None, state: str | None = None,
+                device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts, newest first; ``state`` (open, acknowledged, resolved, active) wins over
+    ``active`` (True: not resolved, False: resolved, None: all)."""
     where, args = [], []
-    if active is not None:
+    if state is not None:
+        if state not in _STATE_SQL:
+            raise ValueError(f"state {state!r} is not one of {STATES}")
+        where.append(_STATE_SQL[state])
+    elif active is not None:
         where.append("cleared_ms IS NULL" if active else "cleared_ms IS NOT NULL")
     if device_id is not None:
         where.append("device_id = ?")
@@ -80,3 +131,13 @@ def list_alerts(store: Store, *, active: bool | None, device_id: str | None = No
     sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
     return list(store.db.query(sql + " ORDER BY raised_ms DESC, id DESC LIMIT ?",
                                [*args, limit]))
+
+
+def alert_decisions(conn: sqlite3.Connection, after_idx: int,
+                    limit: int) -> list[tuple[int, bytes, bytes]]:
+    """(idx, entry, leaf_hash) of up to ``limit`` ``alert`` decisions past ``after_idx``, in
+    log order: what the audit rebuilds ``alerts`` from."""
+    return [(int(i), bytes(e), bytes(h)) for i, e, h in conn.execute(
+        "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE kind='decision' AND "
+        "subkind='alert' AND idx>? ORDER BY idx LIMIT ?", (after_idx, limit))]
+

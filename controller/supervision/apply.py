@@ -28,21 +28,25 @@ def apply_alert(conn: sqlite3.Connection, rule: str, finding: Alert, *, device_t
                                    finding.subject)
     if finding.active == (current is not None):
         return False
+    ts = device_ts
     if finding.active:
+        ts = device_ts if device_ts is not None else received_ms
         alert_id = rows.raise_alert(
             conn, rule=rule, code=finding.code, device_id=finding.device_id,
             subject=finding.subject, severity=finding.severity, detail=finding.detail,
-            raised_ts=device_ts if device_ts is not None else received_ms,
-            raised_ms=received_ms, raised_seq=seq)
+            raised_ts=ts, raised_ms=received_ms, raised_seq=seq)
     else:
+        # clearing an acknowledged alert resolves it too: the lifecycle ends either way
         assert current is not None
         alert_id = current
         rows.clear_alert(conn, alert_id, cleared_ts=device_ts, cleared_ms=received_ms,
                          cleared_seq=seq, cleared_by=f"rule:{rule}")
+    # rule, ts and seq let the audit rebuild the row from this decision alone
     entry: dict[str, Any] = {
         "alert_id": alert_id, "action": "raise" if finding.active else "clear",
-        "code": finding.code, "device_id": finding.device_id, "subject": finding.subject,
-        "severity": finding.severity, "detail": dict(finding.detail)}
+        "rule": rule, "code": finding.code, "device_id": finding.device_id,
+        "subject": finding.subject, "severity": finding.severity,
+        "detail": dict(finding.detail), "ts": ts, "seq": seq}
     if cause is not None:
         entry["fact"] = dict(cause)
     ledger_log.append_decision(conn, "alert", f"rule:{rule}", entry, received_ms)

@@ -34,7 +34,8 @@ def raise_mismatch(conn: sqlite3.Connection, *, device_id: str, registered: str,
                                 raised_ts=device_ts, raised_ms=received_ms, raised_seq=None)
     ledger_log.append_decision(conn, "alert", f"rule:{RULE}", {
         "alert_id": alert_id, "action": "raise", "code": CODE, "device_id": device_id,
-        "subject": subject, "severity": "critical", "detail": detail}, received_ms)
+        "subject": subject, "severity": "critical", "detail": detail, "ts": device_ts,
+        "seq": None}, received_ms)
     return True
 
 
@@ -47,6 +48,6 @@ def clear_mismatches(conn: sqlite3.Connection, *, device_id: str, actor: str,
                          cleared_seq=None, cleared_by=actor)
         ledger_log.append_decision(conn, "alert", actor, {
             "alert_id": alert["id"], "action": "clear", "code": CODE, "device_id": device_id,
-            "subject": alert["subject"]}, now_ms)
+            "subject": alert["subject"], "ts": None, "seq": None}, now_ms)
         cleared += 1
     return cleared

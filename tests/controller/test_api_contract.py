@@ -33,6 +33,7 @@ from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
 from controller.ledger import checkpoint
 from controller.storage import open_store
+from controller.supervision.runner import Runner
 from ctl_helpers import SITE, signed
 
 # every check schemathesis has for a single response; the stateful ones (use_after_free,
@@ -61,7 +62,11 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                ("GET", "/api/v1/ledger/proofs/inclusion"),
                ("GET", "/api/v1/ledger/proofs/consistency"),
                # a lot already on hold is a declared 409 (the examples share one store)
-               ("POST", "/api/v1/lots/{lot}/hold")}
+               ("POST", "/api/v1/lots/{lot}/hold"),
+               # the seeded alert is acknowledged, then resolved, by the first example:
+               # the next ones get the declared 409
+               ("POST", "/api/v1/alerts/{alert_id}/ack"),
+               ("POST", "/api/v1/alerts/{alert_id}/resolve")}
 
 APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
@@ -88,7 +93,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "alarm": "overload", "state": "raised", "detail": {"kg": 61000}}),
                 signed(device, seq=1, channel="tele", kind="health",
                        body={"fw": "0.1.0", "uptime_s": 5, "mem_free": 40000, "backlog": 0})]
-        commit_batch(db.conn, [check_message(m, site=SITE, keys=keys) for m in msgs])
+        # supervised: the overload alarm raises alert 1, for the alert routes to serve
+        commit_batch(db.conn, [check_message(m, site=SITE, keys=keys) for m in msgs],
+                     supervise=Runner())
         checkpoint.create(db.conn, checkpoint.log_signer(path, checkpoint.origin_for(SITE)),
                           1_700_000_000_000)
         for role in auth.ROLES:

@@ -1,4 +1,4 @@
-"""Operators through the API: active alerts with their age, acknowledging, tokens,
+"""Operators through the API: active alerts with their age, the alert lifecycle, tokens,
 decommissioning."""
 
 from __future__ import annotations
@@ -54,20 +54,47 @@ def test_alerts_lists_active_ones_with_age_and_pairs_raise_and_clear(
     assert len(client.get("/api/v1/alarms", headers=h).json()) == 3
 
 
-def test_alerts_ack_closes_a_one_off_once_and_records_who(
+def test_alerts_ack_keeps_it_active_and_resolve_closes_it_once_recording_who(
         db_path: Path, db: Store, device: dict[str, Any]) -> None:
     _ingest(db, _alarm(device, 1, "left_unweighed", "raised", now_ms()))
     client, h = _client(db_path), _h(db, "operator", "night-shift")
     [alert] = client.get("/api/v1/alerts", headers=h).json()
-    assert (alert["code"], alert["subject"]) == ("left_unweighed", "seq 1")
-    r = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"note": "truck came back"},
-                    headers=h)
-    assert r.status_code == 200 and r.json()["active"] is False
-    assert r.json()["cleared_by"] == "token:night-shift (operator)"
-    again = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={}, headers=h)
-    assert again.status_code == 409 and "already closed" in again.json()["detail"]
-    assert client.post("/api/v1/alerts/999/ack", json={}, headers=h).status_code == 404
+    assert (alert["code"], alert["subject"], alert["state"]) == ("left_unweighed", "seq 1",
+                                                                 "open")
+    url = f"/api/v1/alerts/{alert['id']}"
+    assert client.post(url + "/ack", json={}, headers=h).status_code == 422  # comment needed
+    assert client.post(url + "/ack", json={"comment": "   "}, headers=h).status_code == 422
+    assert client.post(url + "/ack", json={"comment": "x" * 501},
+                       headers=h).status_code == 422
+    r = client.post(url + "/ack", json={"comment": "calling the driver"}, headers=h)
+    assert r.status_code == 200, r.text
+    acked = r.json()
+    assert (acked["state"], acked["active"], acked["acked_by"], acked["ack_comment"]) == (
+        "acknowledged", True, "token:night-shift (operator)", "calling the driver")
+    again = client.post(url + "/ack", json={"comment": "me too"}, headers=h)
+    assert again.status_code == 409 and "already acknowledged" in again.json()["detail"]
+    assert [a["id"] for a in client.get("/api/v1/alerts", params={"state": "acknowledged"},
+                                        headers=h).json()] == [alert["id"]]
+    assert client.get("/api/v1/alerts", params={"state": "open"}, headers=h).json() == []
+    r = client.post(url + "/resolve", json={"comment": "truck came back"}, headers=h)
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["state"], done["active"], done["resolved_by"], done["cleared_by"],
+            done["resolve_comment"]) == ("resolved", False, "token:night-shift (operator)",
+                                         "token:night-shift (operator)", "truck came back")
+    assert [(t["action"], t["comment"]) for t in done["history"]] == [
+        ("raise", ""), ("acknowledge", "calling the driver"), ("resolve", "truck came back")]
+    assert client.get(url, headers=h).json()["history"] == done["history"]
+    twice = client.post(url + "/resolve", json={"comment": "again"}, headers=h)
+    assert twice.status_code == 409 and "already resolved" in twice.json()["detail"]
+    late_ack = client.post(url + "/ack", json={"comment": "late"}, headers=h)
+    assert late_ack.status_code == 409 and "already resolved" in late_ack.json()["detail"]
+    assert client.post("/api/v1/alerts/999/ack", json={"comment": "x"},
+                       headers=h).status_code == 404
+    assert client.get("/api/v1/alerts/999", headers=h).status_code == 404
     assert client.get("/api/v1/alerts", headers=h).json() == []
+    assert [a["state"] for a in client.get("/api/v1/alerts", params={"state": "resolved"},
+                                           headers=h).json()] == ["resolved"]
 
 
 def test_tokens_are_listed_by_id_and_a_revoked_one_stops_working(
