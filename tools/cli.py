@@ -24,8 +24,10 @@ from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
+from tools.emulate_cli import emulate_app
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.procs import run_forwarding_signals
+from tools.site_cli import site_app
 
 console = Console()
 err = Console(stderr=True)
@@ -44,6 +46,8 @@ app.add_typer(alert_cli.alert_app, name="alert")
 app.add_typer(ledger_cli.ledger_app, name="ledger")
 app.add_typer(ledger_cli.witness_app, name="witness")
 app.add_typer(emulator_cli.emulator_app, name="emulator")
+app.add_typer(site_app, name="site")
+app.add_typer(emulate_app, name="emulate")
 app.add_typer(lot_cli.lot_app, name="lot")
 
 DbOpt = Annotated[Path | None, typer.Option(
@@ -426,6 +430,9 @@ def controller_run(
     api: Annotated[str, typer.Option(help="API listen HOST:PORT")] = "127.0.0.1:8000",
     db: DbOpt = None,
     site: SiteOpt = None,
+    site_file: Annotated[Path | None, typer.Option(
+        envvar="PORTWATCH_SITE_FILE",
+        help="site description (zones, corridors) [default: the bundled demo site]")] = None,
     checkpoint_every_s: Annotated[float, typer.Option(
         help="sign a ledger checkpoint this often while the ledger grows")] = 60.0,
     rejection_window_s: Annotated[int, typer.Option(
@@ -456,6 +463,11 @@ def controller_run(
     except ValueError as exc:
         fail(str(exc))
     db, site = _db(db), _site(site)
+    from controller.site import SiteError, current_site, set_site
+    try:  # a bad site file stops the start here, with its line
+        set_site(site_file) if site_file else current_site()
+    except SiteError as exc:
+        fail(str(exc), 2)
     conn = _store(db, create=True)  # the controller owns its store: it may create it
     if broker_user is None:  # the controller's own account, once `portwatch broker config` ran
         broker_user, broker_password = (broker_auth.stored_controller_credentials(conn)

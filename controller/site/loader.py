@@ -339,4 +339,4 @@ def load_site(path: str | Path) -> Site:
                         str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SiteError(f"cannot read it: {exc}", 0, str(p)) from None
-    return parse_site(text, p.name)
+    return parse_site(text, str(p))
