@@ -17,14 +17,15 @@ from typing import Any
 
 import protocols
 
-__all__ = ["DEVICE_KINDS", "MAPS_DIR", "WEIGHBRIDGE_KEYS", "known_maps", "validate_driver"]
+__all__ = ["DEVICE_KINDS", "MAPS_DIR", "TRACKER_KEYS", "WEIGHBRIDGE_KEYS", "known_maps",
+           "validate_driver"]
 
 DEVICE_KINDS = ("weighbridge", "gps", "rail_reader", "lab")
 # The firmware image carries exactly the maps in this folder (tools/firmware.py), and the
 # weighbridge driver opens "registermaps/<map>.json" next to protocols/regdecode.py.
 MAPS_DIR = Path(protocols.__file__).resolve().parent / "registermaps"
 # kind -> the driver types the firmware has for it (edge/agent.py _make_driver)
-DRIVER_TYPES: dict[str, tuple[str, ...]] = {"weighbridge": ("weighbridge",)}
+DRIVER_TYPES: dict[str, tuple[str, ...]] = {"weighbridge": ("weighbridge",), "gps": ("tracker",)}
 NO_DRIVER = ("", "none")  # the agent then runs without a driver: health and commands only
 
 # Every key the firmware's weighbridge driver reads (edge/drivers/weighbridge.py): any
@@ -36,6 +37,12 @@ STABLE_S = (0.1, 60.0)  # OIML R 76 indicators settle in seconds; a minute is a 
 POLL_MS = (20, 10_000)  # below 20 ms a TCP indicator only queues requests
 TIMEOUT_MS = (50, 30_000)
 MIN_POLLS_PER_STABLE = 2  # stability is judged over successive readings: at least two
+# Every key the firmware's tracker driver reads (edge/drivers/tracker.py).
+TRACKER_KEYS = ("type", "source", "moving_s", "parked_s", "batch_fixes", "batch_max_s",
+                "moving_kmh", "pins")
+MAX_FIXES = 64  # protocols/bodies.py: fixes per positions event
+UART_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800)  # GNSS receivers' rates
+TRACKER_PINS = ("ign", "ext_power", "tamper")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -49,7 +56,8 @@ def validate_driver(kind: str, driver: dict[str, Any]) -> dict[str, Any]:
 
     An empty driver (or type ``none``) is valid for every kind: the agent then reports
     health but polls nothing. A weighbridge driver needs a bundled register ``map``,
-    an indicator ``host`` and ``port``, and sensible ``stable_s`` and ``poll_ms``.
+    an indicator ``host`` and ``port``, and sensible ``stable_s`` and ``poll_ms``; a gps
+    device's tracker driver a ``source`` the firmware can open (``check_tracker``).
     """
     if kind not in DEVICE_KINDS:
         raise ValueError(f"unknown device kind {kind!r}: use one of {', '.join(DEVICE_KINDS)}")
@@ -64,7 +72,10 @@ def validate_driver(kind: str, driver: dict[str, Any]) -> dict[str, Any]:
         have = f"driver types: {', '.join(allowed)}" if allowed else "no driver yet"
         raise ValueError(f"driver type {dtype!r} is not one a {kind} device can run "
                          f"(the firmware has {have}; leave the driver empty for none)")
-    _check_weighbridge(checked)
+    if dtype == "tracker":
+        check_tracker(checked)
+    else:
+        _check_weighbridge(checked)
     return checked
 
 
@@ -133,3 +144,74 @@ def _number_in(d: dict[str, Any], key: str, low: float, high: float) -> float:
             or not math.isfinite(value) or not low <= value <= high:
         raise ValueError(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
+
+
+def check_tracker(d: dict[str, Any]) -> None:
+    """Refuse tracker settings the firmware would not run, or run uselessly: an unknown key,
+    a source it cannot open, intervals that make no batch or more fixes than an event holds."""
+    unknown = sorted(set(d) - set(TRACKER_KEYS))
+    if unknown:
+        raise ValueError(f"unknown tracker driver setting(s) {', '.join(unknown)}: "
+                         f"known are {', '.join(TRACKER_KEYS)}")
+    if "source" not in d:
+        raise ValueError("tracker driver needs 'source': tcp:<host>:<port> (an NMEA stream, "
+                         "e.g. an emulator's) or uart:<id>:<baud>:<tx pin>:<rx pin> (a board's "
+                         "GNSS receiver)")
+    _check_source(d["source"])
+    moving_s = _number_in(d, "moving_s", 1.0, 3600.0) if "moving_s" in d else 5.0
+    parked_s = _number_in(d, "parked_s", 1.0, 86_400.0) if "parked_s" in d else 60.0
+    if parked_s < moving_s:
+        raise ValueError(f"parked_s {parked_s:g} s is shorter than moving_s {moving_s:g} s: a "
+                         "parked truck would be reported more often than a moving one")
+    if "batch_fixes" in d:
+        _int_in(d, "batch_fixes", 1, MAX_FIXES)
+    if "batch_max_s" in d:
+        batch_max_s = _number_in(d, "batch_max_s", 1.0, 86_400.0)
+        if batch_max_s < moving_s:
+            raise ValueError(f"batch_max_s {batch_max_s:g} s is shorter than moving_s "
+                             f"{moving_s:g} s: every event would carry one fix; make it at "
+                             "least batch_fixes x moving_s")
+    if "moving_kmh" in d:
+        _number_in(d, "moving_kmh", 0.0, 200.0)
+    if "pins" in d:
+        _check_pins(d["pins"], d["source"])
+
+
+def _check_source(source: object) -> None:
+    if not isinstance(source, str):
+        raise ValueError(f"tracker source must be a string, got {source!r}")
+    scheme, _, rest = source.partition(":")
+    if scheme == "tcp":
+        host, _, port = rest.rpartition(":")
+        try:
+            _check_host(host)
+        except ValueError:
+            raise ValueError(f"tracker source {source!r}: the host before the port is neither "
+                             "an IP address nor a hostname (tcp:<host>:<port>)") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65_535:
+            raise ValueError(f"tracker source {source!r}: the port must be 1-65535")
+        return
+    if scheme == "uart":
+        parts = rest.split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"tracker source {source!r} is not uart:<id>:<baud>:<tx>:<rx> "
+                             "(four whole numbers, e.g. uart:2:9600:17:16)")
+        uart, baud, tx, rx = (int(p) for p in parts)
+        if uart > 2 or baud not in UART_BAUDS or max(tx, rx) > 48 or tx == rx:
+            raise ValueError(f"tracker source {source!r}: UART id 0-2, baud one of "
+                             f"{', '.join(map(str, UART_BAUDS))}, tx and rx two GPIOs 0-48")
+        return
+    raise ValueError(f"tracker source {source!r} is neither tcp:<host>:<port> nor "
+                     "uart:<id>:<baud>:<tx>:<rx> (the unix firmware reads tcp only)")
+
+
+def _check_pins(pins: object, source: str) -> None:
+    if not source.startswith("uart:"):
+        raise ValueError("tracker 'pins' are a board's GPIO inputs, for a uart: source; on a "
+                         "tcp: source the stream's $PPWIO sentences carry them")
+    if not isinstance(pins, dict) or set(pins) != set(TRACKER_PINS):
+        raise ValueError(f"tracker 'pins' must map each of {', '.join(TRACKER_PINS)} to a GPIO")
+    for name in TRACKER_PINS:
+        _int_in(pins, name, 0, 48)
+    if len(set(pins.values())) != len(TRACKER_PINS):
+        raise ValueError("tracker 'pins' must be three different GPIOs")

@@ -7,9 +7,27 @@ import asyncio
 import gc
 import sys
 
-import edge.drivers.weighbridge
-import edge.uplink  # noqa: F401
-from edge.agent import Agent
+
+def _driver_type(path):
+    """The config's driver type, peeked at before the imports (its dict is freed before
+    any code settles in); a config that does not read is reported by edge.config below."""
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)["driver"]["type"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+# only the driver the config names: a tracker does not carry the weighbridge's Modbus code
+if _driver_type(sys.argv[1] if len(sys.argv) > 1 else "config.json") == "tracker":
+    import edge.drivers.tracker
+else:
+    import edge.drivers.weighbridge
+gc.collect()
+import edge.uplink  # noqa: E402, F401
+from edge.agent import Agent  # noqa: E402
 
 
 def main(argv):

@@ -93,9 +93,71 @@ def test_no_driver_is_valid_for_every_kind_but_a_weighbridge_driver_only_on_a_we
     for kind in ("weighbridge", "gps", "rail_reader", "lab"):
         assert validate_driver(kind, {}) == {}
         assert validate_driver(kind, {"type": "none"}) == {"type": "none"}
-    with pytest.raises(ValueError, match=r"a gps device can run .*no driver yet"):
+    with pytest.raises(ValueError, match=r"a gps device can run .*driver types: tracker"):
         validate_driver("gps", GOOD)
+    with pytest.raises(ValueError, match=r"a lab device can run .*no driver yet"):
+        validate_driver("lab", GOOD)
+    with pytest.raises(ValueError, match="a weighbridge device can run"):
+        validate_driver("weighbridge", TRACKER)
     with pytest.raises(ValueError, match="unknown device kind 'crane'"):
         validate_driver("crane", {})
     with pytest.raises(ValueError, match="must be an object"):
         validate_driver("weighbridge", ["map"])  # type: ignore[arg-type]
+
+
+TRACKER: dict[str, Any] = {"type": "tracker", "source": "tcp:127.0.0.1:10110"}
+
+
+@pytest.mark.parametrize("driver", [
+    TRACKER,
+    {"type": "tracker", "source": "tcp:gps-emulator.site.example:2947", "moving_s": 5,
+     "parked_s": 60, "batch_fixes": 10, "batch_max_s": 60, "moving_kmh": 5},
+    {"type": "tracker", "source": "uart:2:9600:17:16", "batch_fixes": 64, "moving_s": 1.5,
+     "pins": {"ign": 25, "ext_power": 26, "tamper": 27}},
+    {"type": "tracker", "source": "tcp:::1:10110"},
+])
+def test_tracker_settings_the_firmware_runs_are_accepted(driver: dict[str, Any]) -> None:
+    assert validate_driver("gps", driver) == driver
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"source": None}, "must be a string"),
+    ({"source": "pty:/dev/pts/3"}, "neither tcp:<host>:<port> nor uart"),
+    ({"source": "/dev/ttyUSB0"}, "neither tcp:<host>:<port> nor uart"),
+    ({"source": "tcp:127.0.0.1"}, "neither an IP address nor a hostname"),
+    ({"source": "tcp:127.0.0.1:0"}, "port must be 1-65535"),
+    ({"source": "tcp:127.0.0.1:http"}, "port must be 1-65535"),
+    ({"source": "uart:2:9600:17"}, r"uart:<id>:<baud>:<tx>:<rx>"),
+    ({"source": "uart:2:9601:17:16"}, "baud one of"),
+    ({"source": "uart:2:9600:17:17"}, "two GPIOs"),
+    ({"moving_s": 0}, "moving_s must be a number from 1 to 3600"),
+    ({"parked_s": True}, "parked_s must be a number"),
+    ({"moving_s": 30, "parked_s": 10}, "parked_s 10 s is shorter than moving_s 30 s"),
+    ({"batch_fixes": 65}, "batch_fixes must be a whole number from 1 to 64"),
+    ({"batch_fixes": 2.5}, "batch_fixes must be a whole number"),
+    ({"batch_max_s": 2}, "batch_max_s 2 s is shorter than moving_s 5 s"),
+    ({"moving_kmh": -1}, "moving_kmh must be a number from 0 to 200"),
+    ({"intervall_s": 5}, "unknown tracker driver setting.*intervall_s"),
+    ({"pins": {"ign": 1, "ext_power": 2, "tamper": 3}}, "for a uart: source"),
+])
+def test_tracker_settings_it_would_not_run_are_refused_with_the_reason(
+        changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_driver("gps", {**TRACKER, **changes})
+
+
+@pytest.mark.parametrize(("pins", "message"), [
+    ({"ign": 25, "ext_power": 26}, "must map each of ign, ext_power, tamper"),
+    ({"ign": 25, "ext_power": 26, "tamper": 99}, "tamper must be a whole number from 0 to 48"),
+    ({"ign": 25, "ext_power": 25, "tamper": 27}, "three different GPIOs"),
+    ([25, 26, 27], "must map each of"),
+])
+def test_tracker_pins_must_name_three_gpios(pins: object, message: str) -> None:
+    driver = {"type": "tracker", "source": "uart:2:9600:17:16", "pins": pins}
+    with pytest.raises(ValueError, match=message):
+        validate_driver("gps", driver)
+
+
+def test_tracker_without_a_source_is_refused_naming_both_forms() -> None:
+    with pytest.raises(ValueError, match=r"needs 'source': tcp:.*uart:"):
+        validate_driver("gps", {"type": "tracker", "moving_s": 5})
