@@ -26,6 +26,7 @@ from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.emulate_cli import emulate_app
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
+from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
 from tools.site_cli import site_app
 
@@ -49,6 +50,7 @@ app.add_typer(emulator_cli.emulator_app, name="emulator")
 app.add_typer(site_app, name="site")
 app.add_typer(emulate_app, name="emulate")
 app.add_typer(lot_cli.lot_app, name="lot")
+app.add_typer(office_app, name="office")
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
