@@ -14,4 +14,13 @@ done
 echo "== micropython: shared tests on the real interpreter"
 micropython -X heapsize=2M tests/mpy_runner.py tests/protocols tests/edge
 echo "== pytest: unit and hardware-in-the-loop tests"
-pytest "$@"
+# Hardware-in-the-loop tests mostly wait on real processes (brokers, agents, the
+# controller), so several run at once even on two cores; each xdist worker takes its ports
+# from its own block (tools/procs.py) and one builds the firmware image under a lock
+# (tools/firmware.py). PW_TEST_WORKERS=0 runs them one after another.
+workers="${PW_TEST_WORKERS:-3}"
+if [ "$workers" = 0 ]; then
+  pytest "$@"
+else
+  pytest -n "$workers" --dist worksteal "$@"
+fi

@@ -9,6 +9,7 @@ than a 96 KiB board has, which is why devices (and these runs) boot from ``.mpy`
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -59,12 +60,22 @@ def _strip_docs(value: Any) -> Any:
 
 
 def build_firmware(out: Path = BUILD_DIR) -> Path:
-    """Compile the firmware image into ``out`` (skipped when it is newer than every source)."""
+    """Compile the firmware image into ``out`` (skipped when it is newer than every source).
+
+    Several processes (pytest-xdist workers) may ask at once: one builds under a file lock,
+    the others wait for it and then find the image up to date.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".firmware.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(out)
+
+
+def _build_locked(out: Path) -> Path:
     sources = [*_sources(), Path(__file__)]  # a change to this builder rebuilds too
     stamp = out / ".built"
     if stamp.exists() and all(p.stat().st_mtime <= stamp.stat().st_mtime for p in sources):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".firmware-", dir=out.parent))
     mpy_cross = mpy_cross_binary()
     for src in sources[:-1]:

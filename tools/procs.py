@@ -23,12 +23,43 @@ class ProcessDied(RuntimeError):
     """A process a condition depends on has exited: waiting longer is pointless."""
 
 
+# Under pytest-xdist each worker takes ports from its own block below Linux's ephemeral
+# range (32768-60999): a port handed out by bind(0) may be given to another worker's
+# outgoing connection once freed, and a test that restarts a broker on its port would then
+# find it taken. Blocks of 1,000 from 12000 leave room for 20 workers.
+_WORKER_BLOCK = 1000
+_WORKER_BASE = 12000
+_next_in_block = 0
+
+
+def _worker_index() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
+    """Return a TCP port on 127.0.0.1 that is free right now (a worker's own under xdist)."""
+    global _next_in_block
+    index = _worker_index()
+    if index is not None and index < 20:
+        for _ in range(_WORKER_BLOCK):
+            port = _WORKER_BASE + index * _WORKER_BLOCK + _next_in_block
+            _next_in_block = (_next_in_block + 1) % _WORKER_BLOCK
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
 
 
 def wait_until(
