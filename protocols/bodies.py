@@ -160,9 +160,63 @@ def _refused(body):
     return None
 
 
+# Commands, controller -> device on ``cmd`` (PROTOCOL.md, Commands). The kind is the
+# envelope's; ``barrier`` is the only one so far.
+COMMAND_KINDS = ("barrier",)
+BARRIER_ACTIONS = ("open", "deny")
+CMDACK_RESULTS = ("done", "duplicate", "expired", "refused", "failed")
+MAX_COMMAND_ID = 40
+MAX_DISPLAY = 64
+MAX_REASON = 200
+
+
+def _command_id(body):
+    cid = body.get("id")
+    if not isinstance(cid, str) or not cid or len(cid) > MAX_COMMAND_ID:
+        return "id must be a string of 1-%d characters" % MAX_COMMAND_ID
+    return None
+
+
+def check_command(kind: str, body: dict) -> "str | None":
+    """None when ``body`` is a valid command of ``kind`` (sent on ``cmd``), else what is
+    wrong. The agent makes the same checks inline (edge/uplink.py: its heap)."""
+    if kind not in COMMAND_KINDS:
+        return "command kind %r is not one of %s" % (kind, ", ".join(COMMAND_KINDS))
+    if not isinstance(body, dict):
+        return "body must be an object"
+    err = _command_id(body)
+    if err:
+        return err
+    if body.get("action") not in BARRIER_ACTIONS:
+        return "action must be 'open' or 'deny'"
+    for name in ("weighing_seq", "expires_ts"):
+        err = _int(body, name, 1)
+        if err:
+            return err
+    reason = body.get("reason")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        return "reason must be a string of at most %d characters" % MAX_REASON
+    display = body.get("display")
+    if display is not None and (not isinstance(display, str) or len(display) > MAX_DISPLAY):
+        return "display must be a string of at most %d characters" % MAX_DISPLAY
+    return None
+
+
+def _cmdack(body):
+    err = _command_id(body)
+    if err:
+        return err
+    if body.get("result") not in CMDACK_RESULTS:
+        return "result must be one of %s" % ", ".join(CMDACK_RESULTS)
+    detail = body.get("detail", "")
+    if not isinstance(detail, str) or len(detail) > MAX_REASON:
+        return "detail must be a string of at most %d characters" % MAX_REASON
+    return None
+
+
 _CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "positions": _positions,
            "alarm": _alarm,
-           "health": _health, "birth": _birth, "death": _any, "cmdack": _any}
+           "health": _health, "birth": _birth, "death": _any, "cmdack": _cmdack}
 
 
 def check(channel: str, kind: str, body: dict) -> "str | None":

@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import ssl
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,11 @@ from typing import Any
 
 import aiomqtt
 
-from controller import registry
+from controller import commands, registry
 from controller.audit_watch import AuditSettings, AuditWatch
 from controller.errors import ControllerError
+from controller.facts import Fact
+from controller.gate_service import GateControl
 from controller.ingest import rejects
 from controller.ingest.stats import IngestStats
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
@@ -97,7 +100,7 @@ class IngestService:
                  with_ledger: bool = True, queue_max: int = QUEUE_MAX,
                  supervision: Runner | None = None, plausibility: Settings | None = None,
                  rejection_limits: rejects.RejectionLimits = rejects.DEFAULT_LIMITS,
-                 audit: AuditSettings | None = None) -> None:
+                 audit: AuditSettings | None = None, gate: GateControl | None = None) -> None:
         self.db_path = db_path
         self.site = site
         self.broker = broker
@@ -107,6 +110,8 @@ class IngestService:
         self.stats = IngestStats(queue_max=queue_max)
         self.rejection_limits = rejection_limits
         self.supervision = supervision if supervision is not None else Runner()
+        # out-gate decisions in the batch, commands sent after it (controller/gate_service.py)
+        self.gate = gate if gate is not None else GateControl()
         # the site's plate format and clock tolerances; a bad one stops the start here
         self.plausibility = plausibility or Settings.from_env()
         self._store = open_store(db_path)
@@ -159,10 +164,26 @@ class IngestService:
     def _commit(self, verdicts: list[Verdict]) -> tuple[BatchResult, float]:
         started = time.perf_counter()
         result = commit_batch(self._store.conn, verdicts, with_ledger=self.with_ledger,
-                              supervise=self.supervision, limits=self.rejection_limits,
+                              supervise=self._supervise, limits=self.rejection_limits,
                               plausibility=self.plausibility,
                               recorded_limits=self._recorded_limits)
         return result, (time.perf_counter() - started) * 1000
+
+    def _supervise(self, conn: sqlite3.Connection, facts: Sequence[Fact]) -> list[object]:
+        """The rules, then the out-gate decisions, inside the batch's transaction."""
+        return [*self.supervision(conn, facts), *self.gate.supervise(conn, facts)]
+
+    async def _send_command(self, row: dict[str, Any]) -> bool:
+        """Publish one stored command (QoS 1) signed with the device's key; False when
+        there is no link or no key now (the gate's sender tries again)."""
+        client = self._client
+        keys = self._keys.get(row["device_id"])
+        if client is None or not keys:
+            return False
+        key_id, key = newest_key(keys)
+        topic, wire = commands.wire(self.site, row, key_id, key.secret, now_ms())
+        await client.publish(topic, wire, qos=1)
+        return True
 
     # -- the link ------------------------------------------------------------------------
 
@@ -192,7 +213,9 @@ class IngestService:
     async def run(self) -> None:
         """Connect, ingest and reconnect forever (until cancelled)."""
         helpers = [asyncio.create_task(self.summaries(), name="rejection-summaries"),
-                   asyncio.create_task(self.audit.run(), name="audit")] \
+                   asyncio.create_task(self.audit.run(), name="audit"),
+                   asyncio.create_task(self.gate.run(self._store.conn, self._executor,
+                                                     self._send_command), name="commands")] \
             if self.with_ledger else []
         try:
             await self._run()
@@ -249,7 +272,7 @@ class IngestService:
             self.stats.connects += 1
             log.info("ingest connected to %s:%s as %s", self.broker.host, self.broker.port,
                      self.client_id)
-            for channel in ("evt", "tele", "state"):
+            for channel in ("evt", "tele", "state", "cmdack"):
                 await client.subscribe(topics.uplink_filter(self.site, channel), qos=1)
             await self._announce_all()
             tasks = [asyncio.create_task(self._read(client)),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller import ledger
+from controller import commands, ledger
 from controller.facts import Fact
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits, Tally
 from controller.ingest.verify import Accepted, Rejected, Verdict
@@ -175,6 +175,17 @@ class _Batch:
         self.record(v)
         self.seen_device(v)
 
+    def add_cmdack(self, v: Accepted) -> None:
+        """A device's answer to a command (controller/commands.py): the command's state
+        changes, and the message itself is the ledger's record of it."""
+        refused = commands.take_ack(self.conn, v.device_id, v.fields["body"], v.msg.received_ms)
+        if refused is not None:
+            self.reject(v, *refused)
+            return
+        self.result.telemetry += 1
+        self.record(v)
+        self.seen_device(v)
+
     def add_state(self, v: Accepted) -> None:
         """Birth and death carry (boot, connection seq), like Sparkplug's bdSeq."""
         f = v.fields
@@ -300,6 +311,8 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
                 batch.add_telemetry(v)
             elif v.channel == "state":
                 batch.add_state(v)
+            elif v.channel == "cmdack":
+                batch.add_cmdack(v)
             else:
                 batch.reject(v, "bad_topic", f"channel {v.channel!r} is not ingested yet")
         batch.write(with_ledger)

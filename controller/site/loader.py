@@ -179,8 +179,9 @@ def _validation_error(exc: ValidationError, lines: _Lines, data: Any) -> SiteErr
     path: Path_ = tuple(first["loc"])
     # a pydantic loc may carry a type tag (e.g. 'int' for a union member): keep real keys only
     clean: list[str | int] = []
-    for step in path:
-        if isinstance(step, int) or step in _KNOWN_KEYS:
+    for n, step in enumerate(path):
+        last_unknown = n == len(path) - 1 and first["type"] == "extra_forbidden"
+        if isinstance(step, int) or step in _KNOWN_KEYS or last_unknown:
             clean.append(step)
     at = tuple(clean)
     msg = f"{first['msg']}, not {first['input']!r}"

@@ -125,3 +125,10 @@ def weighing(conn: sqlite3.Connection, device_id: str, seq: int) -> dict[str, An
     if row is None:
         return None
     return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def device_clock_offset(conn: sqlite3.Connection, device_id: str) -> int | None:
+    """The device's clock minus the controller's at its last health (ms), or None."""
+    row = conn.execute("SELECT clock_offset_ms FROM devices WHERE device_id=?",
+                       [device_id]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -62,6 +62,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/lots/{lot}/hold"): frozenset({"operator", "admin"}),
     ("POST", "/api/v1/lots/{lot}/release"): ADMINS,
     ("GET", "/api/v1/holds"): READERS,
+    ("GET", "/api/v1/commands"): READERS,
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
