@@ -252,6 +252,23 @@ class Rig:
         self.agents[device_id] = agent
         return agent
 
+    def add_tracker(self, device_id: str, *, source: str, health_interval_s: int = 2,
+                    driver: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> Agent:
+        """Provision a GPS tracker (kind gps, driver tracker) reading NMEA from ``source``
+        (``tcp:<host>:<port>``: the caller serves the stream, e.g. tools/gps_emulator.py's
+        NmeaServer or a test's own); write its config (agent not started)."""
+        settings = {"type": "tracker", "source": source, **(driver or {})}
+        cfg = self.provision(device_id, kind="gps", driver=settings)
+        cfg["health_interval_s"] = health_interval_s
+        cfg["mqtt"]["keepalive"] = 10
+        cfg.update(extra or {})
+        agent = Agent(device_id, self.workdir / f"{device_id}.json",
+                      self.workdir / f"{device_id}.log", None, None, cfg)
+        self.write_config(agent)
+        self.agents[device_id] = agent
+        return agent
+
     def write_config(self, agent: Agent) -> None:
         import json
 

@@ -251,6 +251,9 @@ class TrackerDriver:
                     data = self._read(port)
                     if data:
                         self.feed(data)
+                        # a backlog on the line (an emulator's burst) must not starve the
+                        # uplink and health tasks: yield after each chunk
+                        await hal.sleep_ms(0)
                         continue
                     await hal.sleep_ms(POLL_MS)
                     quiet += POLL_MS
