@@ -10,6 +10,7 @@ from controller.api import docs, errors
 from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.api.routers import commands as commands_router
+from controller.api.routers import offices as offices_router
 from controller.ingest.stats import IngestStats
 
 
@@ -33,6 +34,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     for module in (devices, weighings, alerts, ingest, ledger, tokens):
         app.include_router(module.router)
     app.include_router(lots.router)  # gate control: lot holds and commands to devices
+    app.include_router(offices_router.router)  # destination offices' trip feed
     app.include_router(commands_router.router)
     errors.install(app)
     docs.install(app)

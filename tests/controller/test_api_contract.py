@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oas_checks
 
-from controller import auth, registry
+from controller import auth, office_feed, registry, trips
 from controller.api.app import create_app
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
@@ -98,6 +98,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      supervise=Runner())
         checkpoint.create(db.conn, checkpoint.log_signer(path, checkpoint.origin_for(SITE)),
                           1_700_000_000_000)
+        # an office with a record queued, for GET /api/v1/offices and a trip's deliveries
+        office_feed.add_office(db, office_id="off-1", name="inland", destinations=["*"],
+                               actor="seed", time_ms=1_700_000_000_000)
+        with db.transaction() as conn:
+            trips.record_trip(conn, {"trip_id": "ORD-1", "event": "departed",
+                                     "ts": 1_700_000_000_000, "destination": "dest-a",
+                                     "tracker_id": "trk-1"}, "seed", 1_700_000_000_000)
+            office_feed.note_trip_change(conn, "ORD-1", 1_700_000_000_000)
         for role in auth.ROLES:
             TOKENS[role] = auth.create_token(db, name=f"fuzz-{role}", role=role)
     return path
