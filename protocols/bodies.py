@@ -16,6 +16,9 @@ KINDS = {
 }
 
 MAX_PLATE = 32
+# a weighing's optional weight-curve summary (edge/drivers/weighing.py), a list of
+# integers >= 0 in this order (an array, as fixes are: outbox bytes)
+CURVE_FIELDS = ("samples", "settle_ms", "max_step_kg", "reversals", "restarts")
 # positions: one fix is [ts_ms, lat_e6, lon_e6, speed_dkmh, course_deg, sats, hdop_x10]
 # (device time in ms; millionths of a degree, south and west negative; 0.1 km/h; 0-359;
 # satellites used; HDOP x 10), oldest first
@@ -44,6 +47,23 @@ def _weighing(body):
         err = _int(body, name, low)
         if err:
             return err
+    # optional (older agents send neither): the weight curve's summary, and the position
+    # sensors blocked at the weighed reading
+    curve = body.get("curve")
+    if curve is not None:
+        if not isinstance(curve, list) or len(curve) != len(CURVE_FIELDS):
+            return "curve must be a list of %d integers %s" % (len(CURVE_FIELDS),
+                                                              ",".join(CURVE_FIELDS))
+        for v in curve:
+            if type(v) is not int or v < 0:
+                return "curve holds integers >= 0 only"
+    blocked = body.get("blocked")
+    if blocked is not None:
+        if not isinstance(blocked, list) or len(blocked) > 8:
+            return "blocked must be a list of at most 8 sensor names"
+        for name in blocked:
+            if not isinstance(name, str) or not 0 < len(name) <= 32:
+                return "blocked holds sensor names (1-32 characters)"
     return None
 
 

@@ -22,6 +22,21 @@ A *settled* reading is stable, without motion, trusted and with every position
 sensor clear: the vehicle is wholly on the deck and at rest. Only settled
 readings are weighed or compared.
 
+Weight curve. Each weighing carries ``curve``, a summary of the readings from the
+vehicle's arrival to the weighing, kept as running integers (no list of
+samples: heap), sent as ``[samples, settle_ms, max_step_kg, reversals,
+restarts]``: readings; arrival to the start of the stable run that was
+weighed; the largest change between two consecutive readings the indicator
+called stable and motionless; changes of direction between such readings;
+stable runs broken by a weight change while the indicator still said stable.
+A load at rest moves by at most a division or two between readings; a step of
+many divisions while "stable" is what a resistor switched into the load cell
+cable by remote control looks like (the controller's
+``weight_curve_interference``). The body's optional ``blocked`` (position
+sensors blocked at the weighed reading) is never sent by this detector: a
+blocked sensor stops the weighing, so a weighing with a curve was weighed
+with every sensor clear.
+
 Same vehicle. Two settled readings belong to the same vehicle when both carry a
 plate and the plates are equal; when either has none, when their gross differ by
 at most ``max(5 e, 0.5 %)`` of the vehicle's reference gross (the weighed gross,
@@ -121,6 +136,7 @@ class WeighingDetector:
         self.blocked_since = None
         self.zero_off_since = None
         self.active = {}  # alarm code -> True while raised
+        self._curve_reset()
 
     def snapshot(self):
         """What a reboot must know of the visit on the deck, as a JSON-able dict."""
@@ -155,6 +171,15 @@ class WeighingDetector:
         if self.state == WEIGHED and arrived_ts == self.arrived and seq != self.seq:
             self.seq = seq
             self.version += 1
+
+    def _curve_reset(self):
+        # the weight curve of the visit: running values only (module docstring)
+        self.c_n = 0
+        self.c_step = 0
+        self.c_rev = 0
+        self.c_dir = 0
+        self.c_prev = None
+        self.c_restarts = 0
 
     def _alarm(self, events, code, raised, detail=None):
         if raised == bool(self.active.get(code)):
@@ -206,6 +231,7 @@ class WeighingDetector:
                 self._alarm(events, "zero_drift", False)
             if present:
                 self._arrive(t, plate)
+                self.c_n = 1  # the arrival reading is the curve's first
             return events
         if not present:
             self._left(events, t)
@@ -232,8 +258,21 @@ class WeighingDetector:
                 self.weighed_gross = gross
                 self.version += 1
             return events
-        # occupied, not weighed yet: motion and blocked sensors, then the stable timer
+        # occupied, not weighed yet: the curve, motion and blocked sensors, then the timer
         moving = status.get("motion") or not status.get("stable")
+        self.c_n += 1
+        if moving or untrusted:
+            self.c_prev = None
+        else:
+            if self.c_prev is not None and gross != self.c_prev:
+                d = gross - self.c_prev
+                if abs(d) > self.c_step:
+                    self.c_step = abs(d)
+                sign = 1 if d > 0 else -1
+                if self.c_dir and sign != self.c_dir:
+                    self.c_rev += 1
+                self.c_dir = sign
+            self.c_prev = gross
         if moving:
             if self.motion_since is None:
                 self.motion_since = t
@@ -258,6 +297,8 @@ class WeighingDetector:
         if moving or blocked or untrusted:
             self.stable_since = None
         elif self.stable_since is None or abs(gross - self.stable_gross) > self.division:
+            if self.stable_since is not None:
+                self.c_restarts += 1  # the weight moved while the indicator said stable
             self.stable_since = t
             self.stable_gross = gross
         elif t - self.stable_since >= self.stable_ms:
@@ -274,6 +315,10 @@ class WeighingDetector:
                 "stable_ms": t - self.stable_since,
                 "arrived_ts": self.arrived,
                 "model": self.model,
+                # [samples, settle_ms, max_step_kg, reversals, restarts]: an array, not an
+                # object, to keep every outbox record ~70 B shorter (protocols/bodies.py)
+                "curve": [self.c_n, self.stable_since - self.arrived, self.c_step,
+                          self.c_rev, self.c_restarts],
             }))
         return events
 
@@ -288,6 +333,7 @@ class WeighingDetector:
         self.moved = False
         self.motion_since = None
         self.blocked_since = None
+        self._curve_reset()
         self.version += 1
 
     def _left(self, events, t):
