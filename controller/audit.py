@@ -451,6 +451,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
             progress(n, len(ids), report.entries)
     from controller import audit_alerts  # it builds on this module's report types
     audit_alerts.audit_alerts(conn, report)
+    from controller import audit_trips  # orders and trips, from their decisions
+    audit_trips.audit_trips(conn, report)
     for name, table in audit_reads.triggers(conn):
         report.add(Mismatch(table, name, "trigger",
                             detail="a trigger in the store (portwatch makes none): it can "

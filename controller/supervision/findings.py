@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.supervision.trip_events import TripEvent
+
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -30,4 +32,6 @@ class Alert:
             raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
 
 
-Finding = Alert  # holds and gate commands join this union when their devices arrive
+# trip rules also record events in a trip's history; holds and gate commands join this
+# union when their devices arrive
+Finding = Alert | TripEvent

@@ -6,6 +6,11 @@ findings into alert rows and ledger decisions, all in the transaction that store
 facts, so that after a crash the facts, the rule state and the findings are all there or
 none is. A rule that raises is logged and counted, its state for that fact is kept as it
 was, and the other rules go on.
+
+Besides devices' facts the runner takes the controller's own (``trip_departed``,
+``trip_closed``, ``tick``: controller/trips.py), scoped by the tracker's device id, so the
+trip rules learn of departures and of the passing time while no fix arrives. A rule's
+``TripEvent`` findings go to the trip's history (controller.trips.record_event).
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import Any
 from controller.facts import Fact
 from controller.storage import supervision as rows
 from controller.supervision.apply import apply_alert
-from controller.supervision.findings import Alert, Finding
+from controller.supervision.findings import Finding
 from controller.supervision.rules import RULES, Rule
+from controller.supervision.trip_events import TripEvent
+from controller.supervision.trip_track import CONTROLLER_KINDS
 
 log = logging.getLogger("portwatch.supervision")
 
@@ -91,8 +98,19 @@ class Runner:
         log.exception("rule %s failed on %s seq %d (kind %s); the other rules go on",
                       rule.name, fact.device_id, fact.seq, fact.kind)
 
-    def _apply(self, conn: sqlite3.Connection, rule: Rule, fact: Fact, finding: Alert) -> bool:
-        """Store one alert finding; False when it changes nothing (already so)."""
+    def _apply(self, conn: sqlite3.Connection, rule: Rule, fact: Fact,
+               finding: Finding) -> bool:
+        """Store one finding; False when it changes nothing (already so)."""
+        if isinstance(finding, TripEvent):
+            from controller import trips  # trips feeds this runner: imported at use
+
+            return trips.record_event(conn, finding.trip_id, finding.event, finding.ts,
+                                      finding.detail, actor=f"rule:{rule.name}",
+                                      time_ms=fact.received_ms) is not None
+        if fact.kind in CONTROLLER_KINDS:  # no device seq: the cause is the controller's
+            return apply_alert(conn, rule.name, finding, device_ts=fact.device_ts,
+                               received_ms=fact.received_ms, seq=None,
+                               cause={"device_id": fact.device_id, "controller": fact.kind})
         return apply_alert(conn, rule.name, finding, device_ts=fact.device_ts,
                            received_ms=fact.received_ms, seq=fact.seq,
                            cause={"device_id": fact.device_id, "seq": fact.seq})

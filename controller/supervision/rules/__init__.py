@@ -22,6 +22,13 @@ from controller.supervision.rules import (
     device_time,
     one_ticket_per_visit,
     refused_events,
+    trip_arrival,
+    trip_corridor,
+    trip_gap,
+    trip_overdue,
+    trip_stop,
+    trip_tamper,
+    trip_wrong_place,
     weighing_plausibility,
 )
 
@@ -51,4 +58,16 @@ RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     device_time,          # custody events with impossible device times
     one_ticket_per_visit,  # a second ticket for one vehicle visit, from any cause
     refused_events,       # custody evidence a device could not keep
+    # trip rules (trackers; controller facts trip_departed/trip_closed/tick). After
+    # device_alarms, whose tracker alarms they turn into trip alerts. Those that judge the
+    # path run before trip_arrival, so what a batch shows before the arrival (a detour, a
+    # stop, a wrong place) is in the trip's history before the event that closes it; each
+    # rule sees the arrival in the same fixes itself, so none depends on the closing.
+    trip_tamper,          # tracker tamper / power loss during a trip
+    trip_corridor,        # off the corridor (hysteresis, device-time order)
+    trip_stop,            # standing still outside allowed zones
+    trip_wrong_place,     # stopped in another destination, or ended far off the route
+    trip_gap,             # no fix for too long (ticks)
+    trip_overdue,         # not arrived by the deadline (ticks)
+    trip_arrival,         # in the destination zone: the trip closes
 ))

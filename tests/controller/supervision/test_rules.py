@@ -50,8 +50,14 @@ def run(module: Any, facts: Sequence[Fact],
 
 
 def test_rules_are_registered_once_in_order() -> None:
-    assert [r.name for r in RULES] == ["device_alarms", "weighing_plausibility", "device_time",
-                                       "one_ticket_per_visit", "refused_events"]
+    names = [r.name for r in RULES]
+    assert names[:5] == ["device_alarms", "weighing_plausibility", "device_time",
+                         "one_ticket_per_visit", "refused_events"]
+    trip = ["trip_tamper", "trip_corridor", "trip_stop", "trip_wrong_place", "trip_gap",
+            "trip_overdue", "trip_arrival"]
+    # the trip rules: after device_alarms, in one block, the arrival last (rules/__init__)
+    at = names.index(trip[0])
+    assert names[at:at + len(trip)] == trip and len(set(names)) == len(names)
     assert RULES[0].kinds == frozenset({"alarm"})
 
 

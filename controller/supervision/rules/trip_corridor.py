@@ -1,0 +1,72 @@
+"""A truck off its corridor: ``corridor_deviation`` (critical) while its fixes lie outside
+the corridor's band (half the segment's width plus a margin).
+
+Hysteresis against GPS jitter: an excursion starts only at ``k`` consecutive fixes outside
+and ends only at ``k`` consecutive inside, in device-time order. The fixes are kept sorted
+in a bounded window and re-scanned at every batch, so a detour made during a coverage gap
+is found when the backlog lands after later live fixes: raised then (once) and cleared at
+once if the truck was back on the corridor. One alert per excursion (subject
+``trip/start``), with a ``corridor_deviation`` and a ``corridor_rejoined`` trip event.
+Fixes after arrival at the destination are not judged.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from controller.facts import Fact
+from controller.supervision.findings import Alert, Finding
+from controller.supervision.trip_events import TripEvent
+from controller.supervision.trip_track import (
+    TRIP_KINDS,
+    fixes_of,
+    lifecycle,
+    merge,
+    note_arrival,
+    off_corridor,
+    reconcile,
+    runs,
+)
+
+NAME = "trip_corridor"
+KINDS = TRIP_KINDS
+DEFAULTS: Mapping[str, Any] = {"k": 3, "margin_m": 15.0}
+CODE = "corridor_deviation"
+
+
+def scope(fact: Fact) -> str:
+    return fact.device_id
+
+
+def update(state: dict[str, Any], fact: Fact,
+           config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    started = lifecycle(state, fact, {"win": [], "rep": []})
+    if started is not None:
+        return started, []
+    if not state.get("trip") or fact.kind != "positions":
+        return state, []
+    state = copy.deepcopy(state)
+    trip = state["trip"]
+    fixes = fixes_of(fact, trip)
+    note_arrival(trip, fixes)
+    if trip["arrived"] is not None:
+        fixes = [f for f in fixes if f[0] <= trip["arrived"]]
+    margin = float(config["margin_m"])
+    state["win"] = merge(state["win"], ([f[0], int(off_corridor(trip, f, margin))]
+                                        for f in fixes))
+    k = int(config["k"])
+    out: list[Finding] = []
+    for action, rep in reconcile(state["rep"], runs(state["win"], k, k)):
+        subject = f"{trip['id']}/{rep[2]}"
+        if action == "raise":
+            detail = {"trip_id": trip["id"], "corridor": trip["corridor"]["id"],
+                      "from_ts": rep[0]}
+            out += [Alert(CODE, fact.device_id, True, "critical", subject, detail),
+                    TripEvent(trip["id"], CODE, rep[0], {"corridor": trip["corridor"]["id"]})]
+        else:
+            out += [Alert(CODE, fact.device_id, False, "critical", subject,
+                          {"trip_id": trip["id"], "from_ts": rep[0], "to_ts": rep[1]}),
+                    TripEvent(trip["id"], "corridor_rejoined", rep[1], {"from_ts": rep[0]})]
+    return state, out

@@ -1,0 +1,72 @@
+"""A tracker gone quiet: ``tracking_gap`` (warning) when, by the controller's ticks, no fix
+newer than ``minutes`` has come in while the trip is in transit.
+
+Only the ticks raise it: they are the live clock. A fix newer than the gap's start clears
+it (``tracking_resumed``, with how many fixes of the gap came with it). A backlog that
+lands later with fixes from inside a past gap raises nothing again; it is noted on the
+trip (``tracking_gap_filled``, with the count), so the record says the gap was covered.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from controller.facts import Fact
+from controller.supervision.findings import Alert, Finding
+from controller.supervision.trip_events import TripEvent
+from controller.supervision.trip_track import TRIP_KINDS, fixes_of, lifecycle, note_arrival
+
+NAME = "trip_gap"
+KINDS = TRIP_KINDS
+DEFAULTS: Mapping[str, Any] = {"minutes": 5}
+CODE = "tracking_gap"
+PAST_GAPS = 16
+
+
+def scope(fact: Fact) -> str:
+    return fact.device_id
+
+
+def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any]) -> list[Finding]:
+    fixes = fixes_of(fact, trip)
+    note_arrival(trip, fixes)
+    out: list[Finding] = []
+    for past in state["past"]:  # [from_ts, to_ts]: fixes of a gap already closed
+        n = sum(1 for f in fixes if past[0] < f[0] < past[1])
+        if n:
+            out.append(TripEvent(trip["id"], "tracking_gap_filled", past[0],
+                                 {"to_ts": past[1], "fixes": n}))
+    newest = max((f[0] for f in fixes), default=0)
+    gap = state["gap"]
+    if gap is not None and newest > gap:
+        resumed = min(f[0] for f in fixes if f[0] > gap)
+        n = sum(1 for f in fixes if gap < f[0] < resumed)
+        detail = {"trip_id": trip["id"], "from_ts": gap, "to_ts": resumed, "fixes_in_gap": n}
+        out += [Alert(CODE, fact.device_id, False, "warning", trip["id"], detail),
+                TripEvent(trip["id"], "tracking_resumed", resumed, {"from_ts": gap})]
+        state["past"] = [*state["past"], [gap, resumed]][-PAST_GAPS:]
+        state["gap"] = None
+    state["last"] = max(state["last"], newest)
+    return out
+
+
+def update(state: dict[str, Any], fact: Fact,
+           config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    started = lifecycle(state, fact, {"last": fact.device_ts, "gap": None, "past": []})
+    if started is not None:
+        return started, []
+    if not state.get("trip") or fact.kind not in ("positions", "tick"):
+        return state, []
+    state = copy.deepcopy(state)
+    trip = state["trip"]
+    if fact.kind == "positions":
+        return state, _fixes(state, fact, trip)
+    quiet = fact.device_ts - state["last"]
+    if trip["arrived"] is None and state["gap"] is None and quiet > int(config["minutes"]) * 60_000:
+        state["gap"] = state["last"]
+        detail = {"trip_id": trip["id"], "from_ts": state["last"], "quiet_ms": quiet}
+        return state, [Alert(CODE, fact.device_id, True, "warning", trip["id"], detail),
+                       TripEvent(trip["id"], CODE, state["last"], {"quiet_ms": quiet})]
+    return state, []

@@ -1,0 +1,153 @@
+"""What the trip rules share: the trip they supervise, its fixes in device-time order, and
+the runs of flagged fixes (excursions, stops) with hysteresis. Pure functions over JSON.
+
+The trip comes from the controller's ``trip_departed`` fact (controller/trips.py): its
+corridor and zones are copied from the site at departure into the fact, so a trip is
+judged against the route it was given even if the site file changes while it drives, and
+a rule needs no site lookup (it stays a pure function of facts).
+
+Fixes reach a rule in acceptance order; a backlog flushed after a coverage gap arrives
+after later live fixes. Each rule keeps a bounded window of recent fixes sorted by device
+time and re-scans it whenever fixes arrive, so a detour made during the gap is found
+when the backlog lands; intervals already reported are matched by overlap and never
+reported twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from controller.facts import Fact
+from controller.site.geometry import contains_point, in_corridor
+from controller.site.model import Corridor
+
+WINDOW = 720          # fixes kept per trip and rule (an hour at one fix per 5 s)
+REPORTED = 64         # intervals remembered per trip and rule
+CONTROLLER_KINDS = frozenset({"trip_departed", "trip_closed", "tick"})
+TRIP_KINDS = frozenset({"positions", "trip_departed", "trip_closed", "tick"})
+
+State = dict[str, Any]
+Fix = list[int]  # [ts_ms, lat_e6, lon_e6, speed_dkmh, ...] as in the positions event
+
+
+def trip_of(fact: Fact) -> dict[str, Any]:
+    """The trip a ``trip_departed`` fact starts, as rule state keeps it."""
+    b = fact.body
+    return {"id": b["trip_id"], "departed": int(b["departed_ts"]),
+            "deadline": int(b["deadline_ms"]), "corridor": b["corridor"],
+            "destination": b["destination"], "allowed": b.get("allowed", []),
+            "others": b.get("other_destinations", []), "arrived": None}
+
+
+def fixes_of(fact: Fact, trip: Mapping[str, Any]) -> list[Fix]:
+    """The fact's fixes made during the trip (from departure), sorted by device time."""
+    if fact.kind != "positions":
+        return []
+    start = int(trip["departed"])
+    return sorted((list(f) for f in fact.body.get("fixes", ()) if int(f[0]) >= start),
+                  key=lambda f: int(f[0]))
+
+
+def inside(polygon: Sequence[Sequence[int]], fix: Sequence[int]) -> bool:
+    """Whether a fix lies in a polygon given as [[lat_e6, lon_e6], ...]."""
+    return contains_point(tuple((int(p[0]), int(p[1])) for p in polygon), int(fix[1]),
+                          int(fix[2]))
+
+
+def arrival_ts(trip: Mapping[str, Any], fixes: Iterable[Sequence[int]]) -> int | None:
+    """Device time of the earliest of ``fixes`` inside the trip's destination, or None."""
+    poly = trip["destination"]["polygon"]
+    found = [int(f[0]) for f in fixes if inside(poly, f)]
+    return min(found) if found else None
+
+
+def note_arrival(trip: dict[str, Any], fixes: Sequence[Sequence[int]]) -> bool:
+    """Record in ``trip`` an arrival these fixes show (the earliest one); True if new."""
+    ts = arrival_ts(trip, fixes)
+    if ts is None or (trip["arrived"] is not None and trip["arrived"] <= ts):
+        return False
+    first = trip["arrived"] is None
+    trip["arrived"] = ts
+    return first
+
+
+def corridor(trip: Mapping[str, Any]) -> Corridor:
+    c = trip["corridor"]
+    return Corridor(id=str(c["id"]), name="", from_zone="", to_zone="", max_minutes=0,
+                    points=tuple((int(p[0]), int(p[1])) for p in c["points"]),
+                    widths_m=tuple(float(w) for w in c["widths_m"]))
+
+
+def off_corridor(trip: Mapping[str, Any], fix: Sequence[int], margin_m: float) -> bool:
+    return not in_corridor(corridor(trip), int(fix[1]), int(fix[2]), margin_m)
+
+
+def merge(window: list[list[Any]], new: Iterable[list[Any]],
+          cap: int = WINDOW) -> list[list[Any]]:
+    """``window`` ([ts, flag] pairs sorted by ts) with ``new`` ones in place (a ts already
+    there is kept once), trimmed to the ``cap`` latest."""
+    by_ts = {int(w[0]): w for w in window}
+    for w in new:
+        by_ts.setdefault(int(w[0]), w)
+    return [by_ts[t] for t in sorted(by_ts)][-cap:]
+
+
+def runs(window: Sequence[Sequence[int]], k_start: int, k_end: int) -> list[list[Any]]:
+    """Runs of flagged entries with hysteresis: a run starts at the first of ``k_start``
+    consecutive flagged entries and ends at the last flagged one before ``k_end``
+    consecutive unflagged ones. [start_ts, last_flagged_ts, open] per run, oldest first."""
+    out: list[list[Any]] = []
+    streak: list[int] = []   # ts of consecutive flagged entries (not yet in a run)
+    clean = 0
+    current: list[Any] | None = None
+    for ts, flag in ((int(w[0]), bool(w[1])) for w in window):
+        if current is None:
+            streak = [*streak, ts] if flag else []
+            if len(streak) >= k_start:
+                current = [streak[0], ts, True]
+                out.append(current)
+                streak = []
+        elif flag:
+            current[1], clean = ts, 0
+        else:
+            clean += 1
+            if clean >= k_end:
+                current[2], current, clean = False, None, 0
+    return out
+
+
+def reconcile(reported: list[list[Any]], found: Sequence[Sequence[Any]],
+              ) -> list[tuple[str, list[Any]]]:
+    """Match runs ``found`` now against those ``reported`` before ([start, end|None, key]
+    each, updated in place; ``key`` names the run for good, its alert's subject, though a
+    backlog may move its start earlier). Returns actions: ("raise", report) for a run never
+    reported, ("clear", report) for a reported run now over (a run found already over gives
+    both)."""
+    actions: list[tuple[str, list[Any]]] = []
+    for start, last, is_open in found:
+        end = None if is_open else last
+        match = next((r for r in reported
+                      if r[0] <= last and start <= (r[1] if r[1] is not None else 2**62)), None)
+        if match is None:
+            match = [start, None, str(start)]
+            reported.append(match)
+            actions.append(("raise", match))
+        else:
+            match[0] = min(match[0], start)
+        if end is not None and match[1] is None:
+            match[1] = end
+            actions.append(("clear", match))
+    del reported[:-REPORTED]
+    return actions
+
+
+def lifecycle(state: State, fact: Fact, fresh: Mapping[str, Any]) -> State | None:
+    """A rule's state after a ``trip_departed`` (a new trip: ``fresh`` plus the trip) or
+    ``trip_closed`` (forgotten) fact; None for other facts."""
+    if fact.kind == "trip_departed":
+        return {**fresh, "trip": trip_of(fact)}
+    if fact.kind == "trip_closed":
+        trip = state.get("trip")
+        return {} if trip and trip["id"] == fact.body.get("trip_id") else dict(state)
+    return None

@@ -1,0 +1,168 @@
+"""Orders and trips in a real store: an order checked against the demo site, a departure,
+a tracker's positions through the ingest's writer and the supervision runner (a detour
+alerted, the arrival closing the trip and the order), cancellation, ticks, and the audit
+rebuilding orders, trips and trip events from the ledger's decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controller import audit, orders, registry, trips
+from controller.errors import Conflict, InvalidInput
+from controller.ingest.verify import Received, check_message
+from controller.ingest.writer import commit_batch
+from controller.site import current_site, set_site
+from controller.site.geometry import centroid, from_local
+from controller.storage import Store, read_snapshot
+from controller.storage import orders as order_rows
+from controller.storage import trips as trip_rows
+from controller.supervision.runner import Runner
+from ctl_helpers import SITE, signed
+
+T0 = 1_764_072_000_000
+MIN = 60_000
+
+
+@pytest.fixture(autouse=True)
+def demo_site() -> Any:
+    set_site(None)  # the bundled demo site
+    yield
+    set_site(None)
+
+
+def _order(db: Store, **over: Any) -> dict[str, Any]:
+    registry.provision(db, device_id="gps-1", site=SITE, kind="gps", driver={})
+    fields: dict[str, Any] = {
+        "lot": "LOT-7", "plate": "辽B12345", "tracker_id": "gps-1",
+        "destination": "dest-feed-mill", "corridor": "c-feed-mill",
+        "window_start_ms": T0 - 60 * MIN, "window_end_ms": T0 + 180 * MIN,
+        "expected_net_kg": 30000, **over}
+    return orders.create(db, orders.NewOrder(**fields), actor="op-1", time_ms=T0 - 30 * MIN)
+
+
+def _route(n: int) -> list[tuple[int, int]]:
+    """n points spread along the demo corridor to the feed mill."""
+    pts = current_site().corridors["c-feed-mill"].points
+    out = []
+    for i in range(n):
+        x = i * (len(pts) - 1) / n
+        a, b = pts[int(x)], pts[int(x) + 1]
+        t = x - int(x)
+        out.append((round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t)))
+    return out
+
+
+def _positions(dev: dict[str, Any], seq: int, fixes: list[list[int]]) -> Received:
+    return signed(dev, seq=seq, kind="positions", ts=fixes[-1][0], received_ms=fixes[-1][0],
+                  body={"fixes": fixes, "ign": True, "ext_power": True, "tamper": False,
+                        "src": "nmea"})
+
+
+def _commit(db: Store, runner: Runner, *msgs: Received) -> None:
+    keys = registry.secrets_by_device(db)
+    commit_batch(db.conn, [check_message(m, site=SITE, keys=keys) for m in msgs],
+                 supervise=runner)
+
+
+def _depart(db: Store, order_id: str, runner: Runner) -> None:
+    with db.transaction() as conn:
+        trips.depart(conn, order_id, gate_device="wb-out", weighing_seq=7, net_kg=30120,
+                     time_ms=T0, supervise=runner)
+
+
+def test_trips_a_detour_is_alerted_and_the_arrival_closes_trip_and_order(db: Store) -> None:
+    order = _order(db)
+    assert order["status"] == "open"
+    assert order_rows.open_order_for_plate(db.conn, "辽B12345", T0)["order_id"] == order["order_id"]
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    assert order_rows.open_order_for_plate(db.conn, "辽B12345", T0) is None
+    dev = registry.get(db, "gps-1")
+    route = _route(40)
+    fixes = [[T0 + (i + 1) * MIN, lat, lon, 500, 0, 9, 8] for i, (lat, lon) in enumerate(route)]
+    for i in range(12, 16):  # 1.5 km east of the corridor for four minutes
+        lat, lon = from_local((fixes[i][1], fixes[i][2]), 1500, 0)
+        fixes[i][1:3] = [lat, lon]
+    dest = centroid(current_site().zones["dest-feed-mill"])
+    fixes.append([T0 + 45 * MIN, dest[0], dest[1], 50, 0, 9, 8])
+    _commit(db, runner, *(_positions(dev, s, fixes[i:i + 10])
+                          for s, i in enumerate(range(0, len(fixes), 10), 1)))
+    trip = trip_rows.get_trip(db.conn, order["order_id"])
+    assert trip is not None and trip["status"] == "arrived"
+    assert trip["arrived_ts"] == T0 + 45 * MIN and trip["gate_device"] == "wb-out"
+    assert order_rows.get_order(db.conn, order["order_id"])["status"] == "arrived"
+    evs = [e["event"] for e in trip_rows.events(db.conn, order["order_id"])]
+    assert evs == ["departed", "corridor_deviation", "corridor_rejoined", "arrived"]
+    codes = [(a["code"], a["severity"]) for a in trip_rows.trip_alerts(db.conn, order["order_id"])]
+    assert codes == [("corridor_deviation", "critical")]
+    with read_snapshot(db.path) as conn:
+        report = audit.audit_store(conn)
+    assert report.clean, [m.as_json() for m in report.mismatches]
+    assert report.tables["trip_events"].checked == 4 and report.tables["orders"].checked == 1
+
+
+def test_trips_the_audit_names_an_edited_order_and_a_deleted_trip_event(db: Store) -> None:
+    order = _order(db)
+    _depart(db, order["order_id"], Runner())
+    db.conn.execute("UPDATE orders SET expected_net_kg=1 WHERE order_id=?", (order["order_id"],))
+    db.conn.execute("DELETE FROM trip_events")
+    with read_snapshot(db.path) as conn:
+        found = {(m.table, m.problem) for m in audit.audit_store(conn).mismatches}
+    assert found == {("orders", "edited"), ("trip_events", "deleted")}
+
+
+def test_trips_ticks_raise_a_tracking_gap_and_overdue_while_no_fix_arrives(db: Store) -> None:
+    order = _order(db, window_end_ms=T0 + 20 * MIN)
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    assert trips.tick(db.conn, T0 + 4 * MIN, runner) == 1
+    assert trip_rows.trip_alerts(db.conn, order["order_id"]) == []
+    trips.tick(db.conn, T0 + 21 * MIN, runner)
+    codes = sorted(a["code"] for a in trip_rows.trip_alerts(db.conn, order["order_id"]))
+    assert codes == ["tracking_gap", "trip_overdue"]
+
+
+def test_trips_cancel_ends_the_trip_and_a_cancelled_order_cannot_depart(db: Store) -> None:
+    order = _order(db)
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    row = orders.cancel(db, order["order_id"], reason="truck broke down", actor="op-1",
+                        time_ms=T0 + 5 * MIN, supervise=runner)
+    assert row["status"] == "cancelled" and row["cancel_reason"] == "truck broke down"
+    assert trip_rows.get_trip(db.conn, order["order_id"])["status"] == "cancelled"
+    assert trips.tick(db.conn, T0 + 60 * MIN, runner) == 0
+    with pytest.raises(Conflict, match="not open"):
+        _depart(db, order["order_id"], runner)
+    with pytest.raises(Conflict, match="cancelled"):
+        orders.cancel(db, order["order_id"], reason="again", actor="op-1")
+
+
+def test_trips_projection_rows_have_the_stored_tables_columns(db: Store) -> None:
+    from controller.projections import orders as fold
+    assert fold.ORDER_COLUMNS == order_rows.ORDER_COLUMNS
+    assert fold.TRIP_COLUMNS == trip_rows.TRIP_COLUMNS
+    assert fold.EVENT_COLUMNS == trip_rows.EVENT_COLUMNS
+    for table, cols in (("orders", fold.ORDER_COLUMNS), ("trips", fold.TRIP_COLUMNS),
+                        ("trip_events", fold.EVENT_COLUMNS)):
+        assert set(db.db[table].columns_dict) == set(cols), table
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("destination", "silos", "not a destination zone"),
+    ("corridor", "c-grain-depot", "does not lead to dest-feed-mill"),
+    ("tracker_id", "nobody", "tracker_id"),
+    ("window_end_ms", T0 - 120 * MIN, "window_end must be after"),
+    ("plate", " ", "plate must be"),
+])
+def test_trips_order_refused_with_a_clear_reason(db: Store, field: str, value: Any,
+                                                 message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        _order(db, **{field: value})
+    assert order_rows.all_orders(db.conn) == []
+
+
+def test_trips_order_tracker_must_be_a_gps_device(db: Store, device: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match="not a GPS tracker"):
+        _order(db, tracker_id=device["device_id"])
