@@ -236,7 +236,8 @@ def _kinematics(site: Site, route: _Route, plan: TruckPlan, corridor: Corridor) 
             if at > s:
                 limit = min(limit, math.sqrt(vb * vb + 2 * BRAKE_MS2 * (at - s)))
         remaining = stop_at - s
-        limit = min(limit, max(1.0, math.sqrt(2 * BRAKE_MS2 * max(remaining, 0.0))))
+        # brake for where the truck will be after this second, so it arrives slowly
+        limit = min(limit, max(1.0, math.sqrt(2 * BRAKE_MS2 * max(remaining - v, 0.0))))
         v_new = min(v + ACCEL_MS2, limit) if v <= limit else max(limit, v - MAX_BRAKE_MS2)
         step = (v + v_new) / 2
         if step >= remaining:  # the stop is reached within this second
