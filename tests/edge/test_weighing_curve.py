@@ -14,8 +14,9 @@ def reading(gross, stable=True, motion=False, position=None):
 
 
 def curve(w):
-    return dict(zip(("samples", "settle_ms", "max_step_kg", "reversals", "restarts"),
-                    w["curve"]))
+    names = ("samples", "settle_ms", "max_step_kg", "reversals", "restarts")
+    assert len(w["curve"]) == len(names)
+    return {names[i]: w["curve"][i] for i in range(len(names))}
 
 
 def weigh(timeline, stable_ms=1000):

@@ -22,6 +22,7 @@ from controller.supervision.rules import (
     device_time,
     one_ticket_per_visit,
     refused_events,
+    tare_history,
     trip_arrival,
     trip_corridor,
     trip_gap,
@@ -30,6 +31,8 @@ from controller.supervision.rules import (
     trip_tamper,
     trip_wrong_place,
     weighing_plausibility,
+    weight_curve,
+    wheels_off_deck,
 )
 
 State = dict[str, Any]
@@ -58,6 +61,9 @@ RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     device_time,          # custody events with impossible device times
     one_ticket_per_visit,  # a second ticket for one vehicle visit, from any cause
     refused_events,       # custody evidence a device could not keep
+    tare_history,         # weighbridge fraud: a plate's tare against its own history
+    weight_curve,         # weighbridge fraud: a weight curve that betrays interference
+    wheels_off_deck,      # weighbridge fraud: weighed with a position sensor blocked
     # trip rules (trackers; controller facts trip_departed/trip_closed/tick). After
     # device_alarms, whose tracker alarms they turn into trip alerts. Those that judge the
     # path run before trip_arrival, so what a batch shows before the arrival (a detour, a
