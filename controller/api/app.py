@@ -11,6 +11,8 @@ from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.api.routers import commands as commands_router
 from controller.api.routers import offices as offices_router
+from controller.api.routers import orders as orders_router
+from controller.api.routers import trips as trips_router
 from controller.ingest.stats import IngestStats
 
 
@@ -35,6 +37,8 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
         app.include_router(module.router)
     app.include_router(lots.router)  # gate control: lot holds and commands to devices
     app.include_router(offices_router.router)  # destination offices' trip feed
+    app.include_router(orders_router.router)  # transfer orders
+    app.include_router(trips_router.router)  # trips, their events, alerts and tracks
     app.include_router(commands_router.router)
     errors.install(app)
     docs.install(app)

@@ -86,3 +86,11 @@ def all_trips(conn: sqlite3.Connection) -> list[Row]:
 def all_events(conn: sqlite3.Connection) -> list[Row]:
     """Every trip event (the audit compares them all)."""
     return _rows(conn.execute("SELECT * FROM trip_events ORDER BY idx"))
+
+
+def weighing(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
+    """The departure weighing a trip names (device, seq, plate, weights, times), or None."""
+    found = _rows(conn.execute(
+        "SELECT device_id, seq, plate, gross_kg, tare_kg, net_kg, device_ts, received_ms "
+        "FROM weighings WHERE device_id=? AND seq=?", (device_id, seq)))
+    return found[0] if found else None

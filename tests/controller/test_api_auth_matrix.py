@@ -65,11 +65,18 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/offices"): READERS,
     ("GET", "/api/v1/trips/{trip_id}/deliveries"): READERS,
     ("GET", "/api/v1/commands"): READERS,
+    ("POST", "/api/v1/orders"): frozenset({"operator", "admin"}),
+    ("GET", "/api/v1/orders"): READERS,
+    ("GET", "/api/v1/orders/{order_id}"): READERS,
+    ("POST", "/api/v1/orders/{order_id}/cancel"): frozenset({"operator", "admin"}),
+    ("GET", "/api/v1/trips"): READERS,
+    ("GET", "/api/v1/trips/{trip_id}"): READERS,
+    ("GET", "/api/v1/trips/{trip_id}/track"): READERS,
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
-               "lot": "LOT-1", "trip_id": "ORD-1"}
+               "lot": "LOT-1", "trip_id": "ORD-1", "order_id": "ORD-1"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices"): {"device_id": "wb-matrix", "kind": "weighbridge"},
     ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
@@ -84,6 +91,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},
     ("POST", "/api/v1/lots/{lot}/hold"): {"reason": "matrix"},
     ("POST", "/api/v1/lots/{lot}/release"): {"reason": "matrix"},
+    ("POST", "/api/v1/orders"): {"lot": "LOT-1", "plate": "AB1234", "tracker_id": "gps-1",
+                                 "destination": "dest-feed-mill", "corridor": "c-feed-mill",
+                                 "window_start": "2026-12-01T08:00:00Z",
+                                 "window_end": 1_800_000_000_000, "expected_net_kg": 30000},
+    ("POST", "/api/v1/orders/{order_id}/cancel"): {"reason": "matrix"},
 }
 
 
