@@ -32,7 +32,10 @@ NO_DRIVER = ("", "none")  # the agent then runs without a driver: health and com
 # other key is a typo the device would ignore, so it is refused here.
 WEIGHBRIDGE_KEYS = ("type", "map", "host", "port", "unit", "poll_ms", "timeout_ms", "stable_s",
                     "min_weight_kg", "motion_alarm_s", "unreachable_after", "frozen_after_ms",
-                    "division_kg")
+                    "division_kg", "barrier")
+# "local": the barrier opens once the weighing is stored (an in-gate); "controller": only on
+# the controller's open command for that weighing (an out-gate; PROTOCOL.md, Commands)
+BARRIER_MODES = ("local", "controller")
 STABLE_S = (0.1, 60.0)  # OIML R 76 indicators settle in seconds; a minute is a stuck deck
 POLL_MS = (20, 10_000)  # below 20 ms a TCP indicator only queues requests
 TIMEOUT_MS = (50, 30_000)
@@ -106,6 +109,10 @@ def _check_weighbridge(d: dict[str, Any]) -> None:
     for key in ("unreachable_after", "frozen_after_ms"):
         if key in d:
             _int_in(d, key, 1, 10_000_000)
+    if "barrier" in d and d["barrier"] not in BARRIER_MODES:
+        raise ValueError(f"barrier must be one of {', '.join(map(repr, BARRIER_MODES))} "
+                         "(local: opens once the weighing is stored; controller: only on "
+                         f"the controller's open command), got {d['barrier']!r}")
 
 
 def _check_map(name: object) -> None:

@@ -113,6 +113,9 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge, tracker)" % kind)
+        if getattr(self.driver, "command", None):  # commands reach the driver, answers the link
+            self.uplink.on_command = self.driver.command
+            self.driver.answer = self.uplink.answer
         # the public key, computed once: at every birth it would load the signing code and
         # churn big integers just as the link comes up, when the first health sample needs
         # ~0.9 KB in one piece (edge/FAILURES.md, Heap)
@@ -233,7 +236,7 @@ class Agent:
             "refused": self.refused["count"] if self.refused else 0,
         }
         for k in ("connects", "connect_failures", "links_lost", "resends", "resealed",
-                  "bad_downlink"):
+                  "bad_downlink", "bad_commands"):
             body[k] = up[k]
         for k in ("outbox_full", "emit_errors", "mem_errors"):
             body[k] = st[k]

@@ -246,3 +246,13 @@ def test_gate_resume_leaves_old_weighings_alone(db: Store, device: dict[str, Any
     received = db.conn.execute("SELECT received_ms FROM weighings").fetchone()[0]
     later = _gate(Departures())
     assert later.resume(db.conn, at_ms=received + later.ttl_ms + 1) == 0
+
+
+def test_driver_barrier_mode_is_validated() -> None:
+    from controller.drivers import validate_driver
+
+    base = {"type": "weighbridge", "map": "portwatch-sim", "host": "10.0.0.5", "port": 502}
+    for mode in ("local", "controller"):
+        assert validate_driver("weighbridge", {**base, "barrier": mode})["barrier"] == mode
+    with pytest.raises(ValueError, match="barrier must be one of"):
+        validate_driver("weighbridge", {**base, "barrier": "remote"})
