@@ -28,6 +28,7 @@ from controller.ledger import LedgerError, checkpoint
 from controller.office_feed import feed_settings_from_env
 from controller.office_publisher import OfficePublisher
 from controller.storage import now_ms, open_store
+from controller.trip_ticks import run_ticks
 from controller.witness_push import PushSettings, WitnessPusher
 
 log = logging.getLogger("portwatch.controller")
@@ -106,12 +107,13 @@ async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: s
         feed = OfficePublisher(db_path=db_path, site=site, broker=broker,
                                settings=feed_settings_from_env())
         feeder = asyncio.create_task(feed.run(), name="office-feed")
+        ticker = asyncio.create_task(run_ticks(db_path), name="trip-ticks")
         log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
                  site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
         try:
             await server.serve()
         finally:
-            for t in (task, timer, pusher, feeder):
+            for t in (task, timer, pusher, feeder, ticker):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t

@@ -166,3 +166,16 @@ def test_trips_order_refused_with_a_clear_reason(db: Store, field: str, value: A
 def test_trips_order_tracker_must_be_a_gps_device(db: Store, device: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput, match="not a GPS tracker"):
         _order(db, tracker_id=device["device_id"])
+
+
+def test_trips_tick_once_on_the_store_raises_a_gap_for_a_quiet_tracker(db: Store) -> None:
+    from controller.storage import now_ms
+    from controller.trip_ticks import tick_once
+    order = _order(db, window_start_ms=now_ms() - 60 * MIN, window_end_ms=now_ms() + 60 * MIN)
+    runner = Runner()
+    with db.transaction() as conn:
+        trips.depart(conn, order["order_id"], gate_device="wb-out", weighing_seq=7,
+                     net_kg=30120, time_ms=now_ms() - 6 * MIN, supervise=runner)
+    assert tick_once(db.path, runner) == 1
+    [gap] = trip_rows.trip_alerts(db.conn, order["order_id"])
+    assert gap["code"] == "tracking_gap" and gap["rule"] == "trip_gap"
