@@ -29,20 +29,22 @@ def summary(site: Site) -> list[Table]:
     start zone to the destination) and devices."""
     zones = Table(title=f"site {site.id}: {site.name}", title_justify="left")
     for col in ("zone", "kind", "name", "points", "centre (lat, lon)"):
-        zones.add_column(col)
+        zones.add_column(col, no_wrap=col in ("zone", "kind"))
     for z in site.zones.values():
         lat, lon = centroid(z)
         zones.add_row(z.id, z.kind, z.name, str(len(z.polygon)),
                       f"{lat / 1e6:.6f}, {lon / 1e6:.6f}")
-    corridors = Table(title="corridors", title_justify="left")
-    for col in ("corridor", "from", "to", "points", "length km", "straight km",
-                "width m", "max min"):
-        corridors.add_column(col, justify="right" if "km" in col or col == "max min" else "left")
+    corridors = Table(title="corridors (km: along it; direct: zone to zone)",
+                      title_justify="left")
+    for col in ("corridor", "from -> to", "pts", "km", "direct", "width m", "max min"):
+        # ids and figures whole (a reader copies them); only the route may wrap
+        corridors.add_column(col, no_wrap=col != "from -> to",
+                             justify="left" if col in ("corridor", "from -> to") else "right")
     for c in site.corridors.values():
         straight = distance_m(centroid(site.zones[c.from_zone]), centroid(site.zones[c.to_zone]))
         widths = (f"{min(c.widths_m):g}" if min(c.widths_m) == max(c.widths_m)
                   else f"{min(c.widths_m):g}-{max(c.widths_m):g}")
-        corridors.add_row(c.id, c.from_zone, c.to_zone, str(len(c.points)),
+        corridors.add_row(c.id, f"{c.from_zone} -> {c.to_zone}", str(len(c.points)),
                           f"{polyline_length_m(c.points) / 1000:.1f}", f"{straight / 1000:.1f}",
                           widths, str(c.max_minutes))
     devices = Table(title="devices", title_justify="left")
@@ -69,7 +71,7 @@ def check(
     for table in summary(site):
         console.print(table)
     console.print(f"{file}: ok ({len(site.zones)} zones, {len(site.corridors)} corridors, "
-                  f"{len(site.devices)} devices)", highlight=False)
+                  f"{len(site.devices)} devices)", highlight=False, soft_wrap=True)
 
 
 @site_app.command("show")
@@ -77,7 +79,7 @@ def show() -> None:
     """Print the site the controller runs with: $PORTWATCH_SITE_FILE, else $PORTWATCH_SITE
     when it names a .yaml/.json file, else the bundled demo site.
 
-    Example: PORTWATCH_SITE_FILE=/etc/portwatch/site.yaml portwatch site show
+    Example: portwatch site show  (after export PORTWATCH_SITE_FILE=/etc/portwatch/site.yaml)
     """
     try:
         site = current_site()
