@@ -148,6 +148,11 @@ class OfficePublisher:
                                 self.broker.host, self.broker.port, exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RECONNECT_MAX_S)
+                except Exception as exc:  # a bug or a store error: logged, the feed goes on
+                    self.stats.last_error = repr(exc)
+                    log.exception("office feed failed; starting again in %.1f s", delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
@@ -202,9 +207,11 @@ class OfficePublisher:
                 log.error("office feed: cannot sign trip records: %s", exc)
                 due = []
             for office_id, seq, signed in due:
+                # counted as sent before the publish: the office's ack may come back before
+                # the publish returns, and an ack counts only for a record sent
+                await self._db(self._sent, office_id, seq)
                 await client.publish(office_topic(self.site, office_id, TRIP),
                                      signed.encode(), qos=1)
-                await self._db(self._sent, office_id, seq)
                 self.stats.sent += 1
             await asyncio.sleep(self.settings.poll_ms / 1000)
 

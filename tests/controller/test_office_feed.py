@@ -34,15 +34,15 @@ T0 = 1_764_072_000_000
 
 def _trip(db: Store, device: dict[str, Any] | None, trip_id: str = "ORD-1",
           destination: str = "dest-a", time_ms: int = T0) -> list[str]:
-    """A trip departs (the trips code's decision) and the feed is told in the same
-    transaction, as the trips code does."""
+    """A trip departs (the trips code's decision, which tells the feed in its transaction);
+    return the offices its record was queued for."""
     with db.transaction() as conn:
         trips.record_trip(conn, {
             "trip_id": trip_id, "event": "departed", "ts": time_ms, "tracker_id": "trk-1",
             "plate": "辽B12345", "lot": "LOT-7", "destination": destination,
             "corridor": "cor-a", "gate_device": device["device_id"] if device else "wb-out",
             "weighing_seq": 1, "net_kg": 30240}, "gate:wb-1", time_ms)
-        return office_feed.note_trip_change(conn, trip_id, time_ms)
+        return [d["office_id"] for d in rows.deliveries(conn, trip_id)]
 
 
 def _signer(db_path: Path) -> note.Signer:
@@ -83,6 +83,17 @@ def test_record_departure_is_queued_signed_and_verified_by_the_office(
     assert [e["event"] for e in r["events"]] == ["departed"]
 
 
+def test_record_noted_again_is_a_new_version_for_each_office(db: Store) -> None:
+    _add(db)
+    _add(db, "off-all", ("*",))
+    _trip(db, None)
+    with db.transaction() as conn:
+        assert office_feed.note_trip_change(conn, "ORD-1", T0 + 5) == ["off-a", "off-all"]
+    assert [(d["office_id"], d["office_seq"], d["version"])
+            for d in rows.deliveries(db.conn, "ORD-1")] == \
+        [("off-a", 1, 1), ("off-a", 2, 2), ("off-all", 1, 1), ("off-all", 2, 2)]
+
+
 def test_record_for_a_destination_no_office_receives_queues_nothing(db: Store) -> None:
     _add(db)
     assert _trip(db, None, destination="dest-z") == []
@@ -94,7 +105,7 @@ def test_record_of_a_rolled_back_trip_decision_is_not_queued(db: Store) -> None:
     with pytest.raises(RuntimeError), db.transaction() as conn:
         trips.record_trip(conn, {"trip_id": "ORD-9", "event": "departed", "ts": T0,
                                  "destination": "dest-a", "tracker_id": "trk-1"}, "t", T0)
-        assert office_feed.note_trip_change(conn, "ORD-9", T0) == ["off-a"]
+        assert len(rows.deliveries(conn, "ORD-9")) == 1
         raise RuntimeError("the trip decision's transaction fails after the note")
     assert rows.due(db.conn, T0 + 10**9) == []
 
@@ -105,7 +116,6 @@ def test_record_versions_and_office_seqs_grow_with_each_change(db: Store) -> Non
     with db.transaction() as conn:
         trips.record_trip(conn, {"trip_id": "ORD-1", "event": "corridor_deviation",
                                  "ts": T0 + 60_000}, "rule:trip_corridor", T0 + 60_000)
-        office_feed.note_trip_change(conn, "ORD-1", T0 + 60_000)
     _trip(db, None, trip_id="ORD-2")
     due = rows.due(db.conn, T0 + 10**9)
     assert [(r["office_seq"], r["trip_id"], r["version"]) for r in due] == \
@@ -152,7 +162,6 @@ def test_ack_covers_the_version_and_earlier_ones_and_is_logged_once(db: Store) -
     with db.transaction() as conn:
         trips.record_trip(conn, {"trip_id": "ORD-1", "event": "stop", "ts": T0 + 1},
                           "rule:trip_stop", T0 + 1)
-        office_feed.note_trip_change(conn, "ORD-1", T0 + 1)
     _sent(db, "off-a", 1, T0)
     _sent(db, "off-a", 2, T0)
     size = ledger_log.size(db.conn)
