@@ -28,6 +28,7 @@ from pathlib import Path
 
 from controller.broker_names import CONTROLLER_USER as CONTROLLER_USER
 from controller.broker_names import refusal
+from controller.gateways import accounts as gateways
 from controller.registry import mosquitto_hash
 from controller.storage import Store, now_ms
 from controller.storage import broker_accounts as rows
@@ -93,6 +94,7 @@ def accounts(store: Store, *, site: str, skipped: list[str] | None = None) -> li
     controller_credentials(store)
     out = [Account(user, password_hash, controller_rules(site))
            for user, password_hash in rows.controller_hashes(store)]
+    out += [Account(*login) for login in gateways.accounts(store, site=site)]
     for row in rows.device_logins(store):
         device_id = row["device_id"]
         reason = refusal(device_id)

@@ -14,7 +14,8 @@ from controller.errors import InvalidInput
 from protocols import topics
 
 CONTROLLER_USER = "portwatch-controller"
-RESERVED = frozenset({CONTROLLER_USER})
+GATEWAY_USER = "portwatch-jtt808"  # the JT/T 808 gateway (controller/gateways/accounts.py)
+RESERVED = frozenset({CONTROLLER_USER, GATEWAY_USER})
 
 
 def refusal(device_id: str) -> str | None:

@@ -86,7 +86,7 @@ _PROPS_V2019 = 0x4000
 class JT808Error(ValueError):
     """A frame or body that is not usable; ``reason`` is a short stable code."""
 
-    def __init__(self, reason, detail=""):
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__("%s: %s" % (reason, detail))
         self.reason = reason
         self.detail = detail
@@ -95,8 +95,9 @@ class JT808Error(ValueError):
 class Frame:
     """One checked frame: header fields and the raw body (``bytes``)."""
 
-    def __init__(self, msg_id, phone, serial, body, version=None, packages=None,
-                 encryption=0):
+    def __init__(self, msg_id: int, phone: str, serial: int, body: bytes,
+                 version: "int | None" = None, packages: "tuple[int, int] | None" = None,
+                 encryption: int = 0) -> None:
         self.msg_id = msg_id
         self.phone = phone  # the BCD digits as a string, leading zeros kept
         self.serial = serial
@@ -105,14 +106,14 @@ class Frame:
         self.packages = packages  # None, or (total, index) when subpackaged
         self.encryption = encryption
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Frame(0x%04X, %s, serial=%d, %d bytes)" % (
             self.msg_id, self.phone, self.serial, len(self.body))
 
 
 # -- bytes ----------------------------------------------------------------------------
 
-def check_code(data):
+def check_code(data: bytes) -> int:
     """XOR of every byte of ``data``."""
     value = 0
     for b in data:
@@ -120,7 +121,7 @@ def check_code(data):
     return value
 
 
-def escape(data):
+def escape(data: bytes) -> bytes:
     """0x7E -> 0x7D 0x02 and 0x7D -> 0x7D 0x01."""
     out = bytearray()
     for b in data:
@@ -135,7 +136,7 @@ def escape(data):
     return bytes(out)
 
 
-def unescape(data):
+def unescape(data: bytes) -> bytes:
     """The inverse of ``escape``; JT808Error ``bad_escape`` on 0x7D not followed by 1 or 2."""
     out = bytearray()
     i = 0
@@ -154,7 +155,7 @@ def unescape(data):
     return bytes(out)
 
 
-def bcd(digits, size):
+def bcd(digits: str, size: int) -> bytes:
     """``digits`` (a string of 0-9) as BCD[size], left-padded with zeros."""
     if len(digits) > 2 * size or digits.strip("0123456789"):
         raise JT808Error("bad_body", "%r is not at most %d decimal digits" % (digits, 2 * size))
@@ -165,7 +166,7 @@ def bcd(digits, size):
     return bytes(out)
 
 
-def unbcd(data):
+def unbcd(data: bytes) -> str:
     """BCD bytes as a string of digits; JT808Error ``bad_body`` on a nibble above 9."""
     out = []
     for b in data:
@@ -177,7 +178,7 @@ def unbcd(data):
     return "".join(out)
 
 
-def normal_phone(phone):
+def normal_phone(phone: str) -> str:
     """The terminal's number without the zeros BCD padding puts in front ("0" if all zeros).
 
     A 2013 terminal sends BCD[6] and a 2019 one BCD[10]: both name the same SIM this way.
@@ -187,7 +188,7 @@ def normal_phone(phone):
 
 # -- time -----------------------------------------------------------------------------
 
-def _days_from_civil(y, m, d):
+def _days_from_civil(y: int, m: int, d: int) -> int:
     # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)
     y -= m <= 2
     era = (y if y >= 0 else y - 399) // 400
@@ -197,7 +198,7 @@ def _days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
-def _civil_from_days(z):
+def _civil_from_days(z: int) -> "tuple[int, int, int]":
     z += 719468
     era = (z if z >= 0 else z - 146096) // 146097
     doe = z - era * 146097
@@ -213,7 +214,7 @@ def _civil_from_days(z):
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def time_to_ms(data):
+def time_to_ms(data: bytes) -> int:
     """BCD[6] YYMMDDhhmmss in Beijing time (UTC+8; years 2000-2099) -> epoch ms UTC."""
     digits = unbcd(data)
     yy, mo, dd = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
@@ -225,7 +226,7 @@ def time_to_ms(data):
     return ((days * 24 + hh) * 60 + mi) * 60000 + ss * 1000 - TZ_OFFSET_MS
 
 
-def ms_to_time(ts_ms):
+def ms_to_time(ts_ms: int) -> bytes:
     """Epoch ms UTC -> BCD[6] YYMMDDhhmmss in Beijing time (milliseconds dropped)."""
     secs = (ts_ms + TZ_OFFSET_MS) // 1000
     days, rem = secs // 86400, secs % 86400
@@ -239,7 +240,9 @@ def ms_to_time(ts_ms):
 
 # -- frames ---------------------------------------------------------------------------
 
-def encode_frame(msg_id, phone, serial, body, version=None, packages=None):
+def encode_frame(msg_id: int, phone: str, serial: int, body: bytes,
+                 version: "int | None" = None,
+                 packages: "tuple[int, int] | None" = None) -> bytes:
     """A whole escaped frame with its flags. ``version`` None: a 2013 header (BCD[6]
     phone); an int: a 2019 header with that protocol version byte (BCD[10] phone).
     ``packages``: (total, index) for a subpackage."""
@@ -259,7 +262,7 @@ def encode_frame(msg_id, phone, serial, body, version=None, packages=None):
     return b"\x7e" + escape(raw + bytes((check_code(raw),))) + b"\x7e"
 
 
-def decode_frame(inner):
+def decode_frame(inner: bytes) -> Frame:
     """Decode the bytes between two flags (still escaped) into a ``Frame``; JT808Error."""
     raw = unescape(inner)
     if len(raw) < 13:
@@ -305,7 +308,7 @@ class Splitter:
     one: after garbage that held a 0x7E, the next good frame is still found.
     """
 
-    def __init__(self, max_escaped=MAX_ESCAPED):
+    def __init__(self, max_escaped: int = MAX_ESCAPED) -> None:
         self.max_escaped = max_escaped
         self.errors = {}
         self.frames = 0
@@ -315,18 +318,18 @@ class Splitter:
         self._skipping = False  # inside a frame found too long: drop until the next flag
         self._garbage = 0
 
-    def _error(self, out, reason, detail, size):
+    def _error(self, out: list, reason: str, detail: str, size: int) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
         self.dropped_bytes += size
         out.append(JT808Error(reason, detail))
 
-    def _flush_garbage(self, out):
+    def _flush_garbage(self, out: list) -> None:
         if self._garbage:
             self._error(out, "garbage", "%d bytes outside a frame" % self._garbage,
                         self._garbage)
             self._garbage = 0
 
-    def feed(self, chunk):
+    def feed(self, chunk: bytes) -> "list[Frame | JT808Error]":
         """Take the next bytes read from the connection; return the frames and errors
         they complete (in order)."""
         out = []
@@ -365,19 +368,19 @@ class Splitter:
         # garbage is reported when its run ends (a flag), not per chunk
         return out
 
-    def pending(self):
+    def pending(self) -> int:
         """Bytes held of a frame not yet complete (a torn frame waiting for its end)."""
         return len(self._buf)
 
 
 # -- message bodies -------------------------------------------------------------------
 
-def _need(body, size, what):
+def _need(body: bytes, size: int, what: str) -> None:
     if len(body) < size:
         raise JT808Error("bad_body", "%s needs %d bytes, got %d" % (what, size, len(body)))
 
 
-def _fixed(text, size):
+def _fixed(text: "str | bytes", size: int) -> bytes:
     # a fixed-size field: ASCII, zero-padded at the end
     data = text if isinstance(text, bytes) else text.encode()
     if len(data) > size:
@@ -385,19 +388,19 @@ def _fixed(text, size):
     return data + b"\x00" * (size - len(data))
 
 
-def _unfixed(data):
+def _unfixed(data: bytes) -> bytes:
     end = len(data)
     while end and data[end - 1] == 0:
         end -= 1
     return bytes(data[:end])
 
 
-def encode_answer(answer_serial, answer_id, result):
+def encode_answer(answer_serial: int, answer_id: int, result: int) -> bytes:
     """Body of 0x8001 (platform) or 0x0001 (terminal) general answer."""
     return struct.pack(">HHB", answer_serial, answer_id, result)
 
 
-def decode_answer(body):
+def decode_answer(body: bytes) -> dict:
     """0x8001 / 0x0001 body -> dict answer_serial, answer_id, result."""
     if len(body) != 5:
         raise JT808Error("bad_body", "a general answer is 5 bytes, got %d" % len(body))
@@ -405,12 +408,12 @@ def decode_answer(body):
     return {"answer_serial": serial, "answer_id": msg_id, "result": result}
 
 
-def _reg_sizes(version):
+def _reg_sizes(version: "int | None") -> "tuple[int, int, int]":
     # maker id, model, terminal id: 5/20/7 bytes in 2013, 11/30/30 in 2019
     return (5, 20, 7) if version is None else (11, 30, 30)
 
 
-def encode_register(reg, version=None):
+def encode_register(reg: dict, version: "int | None" = None) -> bytes:
     """Body of 0x0100 from a dict: province, city (ints), maker, model, terminal_id
     (ASCII), plate_color (int), plate (bytes as sent: GBK)."""
     maker, model, term = _reg_sizes(version)
@@ -419,7 +422,7 @@ def encode_register(reg, version=None):
             + bytes((reg["plate_color"],)) + bytes(reg["plate"]))
 
 
-def decode_register(body, version=None):
+def decode_register(body: bytes, version: "int | None" = None) -> dict:
     """0x0100 body -> dict (``plate`` raw bytes; ``maker``, ``model``, ``terminal_id``
     bytes with their zero padding cut)."""
     maker, model, term = _reg_sizes(version)
@@ -436,20 +439,21 @@ def decode_register(body, version=None):
     return out
 
 
-def encode_register_answer(answer_serial, result, auth_code=b""):
+def encode_register_answer(answer_serial: int, result: int, auth_code: bytes = b"") -> bytes:
     """Body of 0x8100; the auth code goes only with result 0."""
     body = struct.pack(">HB", answer_serial, result)
     return body + bytes(auth_code) if result == REG_OK else body
 
 
-def decode_register_answer(body):
+def decode_register_answer(body: bytes) -> dict:
     """0x8100 body -> dict answer_serial, result, auth_code (bytes)."""
     _need(body, 3, "a registration answer")
     serial, result = struct.unpack(">HB", body[:3])
     return {"answer_serial": serial, "result": result, "auth_code": bytes(body[3:])}
 
 
-def encode_auth(auth_code, version=None, imei=b"", software=b""):
+def encode_auth(auth_code: bytes, version: "int | None" = None, imei: bytes = b"",
+                software: bytes = b"") -> bytes:
     """Body of 0x0102: the code alone (2013), or length-prefixed with IMEI BYTE[15] and
     software version BYTE[20] (2019)."""
     code = bytes(auth_code)
@@ -458,7 +462,7 @@ def encode_auth(auth_code, version=None, imei=b"", software=b""):
     return bytes((len(code),)) + code + _fixed(imei, 15) + _fixed(software, 20)
 
 
-def decode_auth(body, version=None):
+def decode_auth(body: bytes, version: "int | None" = None) -> dict:
     """0x0102 body -> dict auth_code (bytes) [, imei, software (2019)]."""
     if version is None:
         return {"auth_code": bytes(body)}
@@ -469,7 +473,7 @@ def decode_auth(body, version=None):
             "software": _unfixed(body[16 + n:36 + n])}
 
 
-def encode_location(loc):
+def encode_location(loc: dict) -> bytes:
     """Body of 0x0200 from a dict: alarm, status, lat_e6, lon_e6 (signed: the south and
     west bits of status are set from their signs), alt_m, speed_dkmh, course, ts_ms
     (epoch ms UTC) and optional extras (a list of (id, bytes))."""
@@ -487,7 +491,7 @@ def encode_location(loc):
     return out
 
 
-def decode_location(body):
+def decode_location(body: bytes) -> dict:
     """0x0200 body -> dict alarm, status, lat_e6, lon_e6 (signed), alt_m, speed_dkmh,
     course, ts_ms (epoch ms UTC), time (the BCD digits as sent), extras [(id, bytes)]."""
     _need(body, LOCATION_LEN, "a location report")
@@ -512,7 +516,7 @@ def decode_location(body):
             "time": unbcd(body[22:28]), "extras": extras}
 
 
-def encode_batch(items, kind=BATCH_NORMAL):
+def encode_batch(items: list, kind: int = BATCH_NORMAL) -> bytes:
     """Body of 0x0704 from 0x0200 bodies (bytes): count WORD, type BYTE, then each item
     as length WORD + body."""
     out = struct.pack(">HB", len(items), kind)
@@ -521,7 +525,7 @@ def encode_batch(items, kind=BATCH_NORMAL):
     return out
 
 
-def decode_batch(body):
+def decode_batch(body: bytes) -> "tuple[int, list]":
     """0x0704 body -> (type, [location dict or JT808Error per item]).
 
     A bad item does not spoil the others: it stands in the list as its error. The

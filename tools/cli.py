@@ -26,9 +26,11 @@ from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.emulate_cli import emulate_app
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
+from tools.jtt808_cli import jtt808_app
 from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
 from tools.site_cli import site_app
+from tools.trips_cli import order_app, trip_app
 
 console = Console()
 err = Console(stderr=True)
@@ -51,6 +53,9 @@ app.add_typer(site_app, name="site")
 app.add_typer(emulate_app, name="emulate")
 app.add_typer(lot_cli.lot_app, name="lot")
 app.add_typer(office_app, name="office")
+app.add_typer(jtt808_app, name="jtt808")
+app.add_typer(order_app, name="order")  # transfer orders
+app.add_typer(trip_app, name="trip")  # their trips
 
 DbOpt = Annotated[Path | None, typer.Option(
     "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
