@@ -30,6 +30,7 @@ import aiomqtt
 
 from controller import commands, registry
 from controller.audit_watch import AuditSettings, AuditWatch
+from controller.cross_sensor import CrossSensor
 from controller.errors import ControllerError
 from controller.facts import Fact
 from controller.gate_service import GateControl
@@ -112,6 +113,8 @@ class IngestService:
         self.supervision = supervision if supervision is not None else Runner()
         # out-gate decisions in the batch, commands sent after it (controller/gate_service.py)
         self.gate = gate if gate is not None else GateControl()
+        # weighings placed on their weighbridge by the plate's tracker (controller/cross_sensor.py)
+        self.cross_sensor = CrossSensor()
         # the site's plate format and clock tolerances; a bad one stops the start here
         self.plausibility = plausibility or Settings.from_env()
         self._store = open_store(db_path)
@@ -171,7 +174,8 @@ class IngestService:
 
     def _supervise(self, conn: sqlite3.Connection, facts: Sequence[Fact]) -> list[object]:
         """The rules, then the out-gate decisions, inside the batch's transaction."""
-        return [*self.supervision(conn, facts), *self.gate.supervise(conn, facts)]
+        return [*self.supervision(conn, facts), *self.gate.supervise(conn, facts),
+                *self.cross_sensor.supervise(conn, facts)]
 
     async def _send_command(self, row: dict[str, Any]) -> bool:
         """Publish one stored command (QoS 1) signed with the device's key; False when
@@ -215,7 +219,9 @@ class IngestService:
         helpers = [asyncio.create_task(self.summaries(), name="rejection-summaries"),
                    asyncio.create_task(self.audit.run(), name="audit"),
                    asyncio.create_task(self.gate.run(self._store.conn, self._executor,
-                                                     self._send_command), name="commands")] \
+                                                     self._send_command), name="commands"),
+                   asyncio.create_task(self.cross_sensor.run(self._store.conn, self._executor),
+                                       name="cross-sensor")] \
             if self.with_ledger else []
         try:
             await self._run()
