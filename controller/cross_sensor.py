@@ -88,18 +88,14 @@ class CrossSensor:
         wanted = [f for f in facts if f.kind in ("weighing", "positions")]
         if not wanted:
             return []
-        conn.execute("SAVEPOINT cross_sensor")
         try:
-            raised = self._supervise(conn, wanted)
+            with rows.isolated(conn):
+                return self._supervise(conn, wanted)
         except Exception:  # a bug here must not lose the batch's custody events
-            conn.execute("ROLLBACK TO cross_sensor")
-            conn.execute("RELEASE cross_sensor")
             self.failures += 1
             log.exception("cross-sensor check failed on a batch of %d facts; its weighings "
                           "are not checked", len(wanted))
             return []
-        conn.execute("RELEASE cross_sensor")
-        return raised
 
     def _supervise(self, conn: sqlite3.Connection, wanted: Sequence[Fact]) -> list[Alert]:
         site = self._current_site()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 RULE = "cross_sensor"
@@ -50,3 +52,17 @@ def order_for_plate(conn: sqlite3.Connection, plate: str, at_ms: int) -> dict[st
     row = cur.fetchone()
     return None if row is None else dict(zip([d[0] for d in cur.description], row,
                                              strict=True))
+
+
+@contextmanager
+def isolated(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A savepoint inside the caller's transaction: what the block wrote is undone when it
+    raises (and the error goes on), the rest of the transaction is kept."""
+    conn.execute("SAVEPOINT cross_sensor")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK TO cross_sensor")
+        conn.execute("RELEASE cross_sensor")
+        raise
+    conn.execute("RELEASE cross_sensor")
