@@ -15,6 +15,7 @@ from typing import Any
 
 from controller.storage import open_store
 from controller.storage import positions as position_rows
+from protocols import jtt808
 from tools.jtt808_rig import add_terminal, start_gateway
 from tools.jtt808_terminal import Terminal, TerminalStats
 from tools.procs import wait_until
@@ -82,6 +83,37 @@ def test_jtt808_terminal_positions_reach_the_controller_through_a_gateway_restar
         wait_until(lambda: gateway.status().get("outbox") == 0, 15,
                    what="the gateway's outbox to drain after the controller's acks")
         assert gateway.status()["terminal_side"]["bad_frames"] == {}
+    finally:
+        gateway.stop()
+        print(f"--- gateway log ---\n{gateway.log_text()[-4000:]}")
+
+
+def test_jtt808_power_cut_and_case_alarm_bits_become_alerts_raised_then_cleared(rig: Rig):
+    device_id = add_terminal(rig, PHONE)
+    gateway = start_gateway(rig)
+    try:
+        t0 = (int(time.time()) - 60) * 1000
+        cut, moved = jtt808.ALARM_POWER_CUT, jtt808.ALARM_ILLEGAL_DISPLACEMENT
+        bits = [0, cut, cut | moved, moved, 0]
+        fixes = [(t0 + i * 1000, 38930000, 121650000, 0, 0, b, 3) for i, b in enumerate(bits)]
+        stats = asyncio.run(Terminal("127.0.0.1", gateway.port, PHONE).run(fixes))
+        assert stats.answered_fixes == 5
+
+        def alerts() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = rig.get("/api/v1/alerts", all="true",
+                                                  device_id=device_id)
+            return rows
+
+        # two alerts of device_alarms, each raised and then cleared (resolved)
+        wait_until(lambda: {(a["code"], a["active"]) for a in alerts()
+                            if a["rule"] == "device_alarms"} == {
+                       ("ext_power_lost", False), ("case_tamper", False)}, 30,
+                   what="ext_power_lost and case_tamper raised then cleared")
+        alarms = rig.get("/api/v1/alarms", device_id=device_id)
+        codes = sorted((a["alarm"], a["state"]) for a in alarms)
+        assert codes == [("case_tamper", "cleared"), ("case_tamper", "raised"),
+                         ("ext_power_lost", "cleared"), ("ext_power_lost", "raised")]
+        assert rig.device(device_id)["committed_seq"] == 5 + 4  # 5 positions, 4 alarms
     finally:
         gateway.stop()
         print(f"--- gateway log ---\n{gateway.log_text()[-4000:]}")
