@@ -384,3 +384,47 @@ def test_gateway_acl_lets_it_publish_only_for_its_terminals(site: Site):
     assert f"topic read pw/v1/{rig.site}/{DEVICE}/ack" in block
     assert "wb-other" not in block and "#" not in block and "+" not in block
     wait_until(lambda: rig.login_accepted(user, password), 10, what="the gateway's login")
+
+
+def test_gateway_2019_terminal_is_answered_in_2019_headers(site: Site):
+    async def main() -> Any:
+        async with running(site) as (gateway, port, _):
+            stats = await run_terminal("127.0.0.1", port, "013800138000", fixes(2), version=1)
+            await until(lambda: len(site.observed.evts()) >= 2, 10, "2 evts")
+            return stats, gateway.stats
+
+    stats, gw = asyncio.run(main())
+    assert stats.answered_fixes == 2 and stats.registered == 1
+    assert [m["seq"] for m in site.opened()] == [1, 2]  # BCD[10] phone -> the same jt- device
+    assert gw.frames["0x0100"] == 1 and gw.bad_frames == {}
+
+
+def test_gateway_subpackaged_and_unknown_messages_are_refused_and_counted(site: Site):
+    async def main() -> Any:
+        async with running(site) as (gateway, port, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 1, b"\x00\x00\x00",
+                                             packages=(2, 1)))
+            writer.write(jtt808.encode_frame(0x0900, PHONE, 2, b"\x01"))  # data uplink
+            await writer.drain()
+            answers = await read_answers(reader, 2)
+            writer.close()
+            return answers, gateway.stats
+
+    answers, gw = asyncio.run(main())
+    assert [(a["answer_serial"], a["result"]) for a in answers] == [
+        (1, jtt808.UNSUPPORTED), (2, jtt808.UNSUPPORTED)]
+    assert gw.bad_frames == {"subpackage": 1, "unsupported": 1}
+
+
+def test_gateway_closes_a_connection_idle_past_its_limit(site: Site):
+    async def main() -> Any:
+        async with running(site) as (gateway, port, _):
+            gateway.idle_s = 0.3
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            rest = await asyncio.wait_for(reader.read(), 5)  # EOF from the gateway
+            writer.close()
+            return rest, gateway.stats
+
+    rest, gw = asyncio.run(main())
+    assert rest == b"" and gw.closed_idle == 1
