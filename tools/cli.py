@@ -24,6 +24,7 @@ from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
 from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
+from tools.bench_tracker_mode import bench_trackers
 from tools.emulate_cli import emulate_app
 from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
 from tools.jtt808_cli import jtt808_app
@@ -53,6 +54,7 @@ app.add_typer(site_app, name="site")
 app.add_typer(emulate_app, name="emulate")
 app.add_typer(lot_cli.lot_app, name="lot")
 app.add_typer(office_app, name="office")
+app.command("bench-trackers")(bench_trackers)  # tools/bench_tracker_mode.py
 app.add_typer(jtt808_app, name="jtt808")
 app.add_typer(order_app, name="order")  # transfer orders
 app.add_typer(trip_app, name="trip")  # their trips
