@@ -21,6 +21,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -53,6 +54,21 @@ def out_gates() -> frozenset[str]:
     return frozenset(d for d, spec in site.devices.items() if spec.role == "out")
 
 
+def ttl_from_env() -> int:
+    """How long a command stands (ms): ``$PORTWATCH_COMMAND_TTL_S`` (1-3600 s), else 60 s."""
+    raw = os.environ.get("PORTWATCH_COMMAND_TTL_S")
+    if raw is None:
+        return commands.DEFAULT_TTL_MS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 3600:
+        raise ValueError(f"PORTWATCH_COMMAND_TTL_S={raw!r}: give 1-3600 seconds (how long a "
+                         "barrier command may wait for its truck's acknowledgement)")
+    return int(seconds * 1000)
+
+
 def _optional(module: str, name: str) -> Callable[..., Any] | None:
     """A function of a module another piece of work provides (orders, trips), or None."""
     try:
@@ -71,7 +87,7 @@ def _display(decision: Decision, order: Mapping[str, Any] | None) -> str:
 class GateControl:
     """Out-gate decisions and the command sender of one controller."""
 
-    def __init__(self, *, ttl_ms: int = commands.DEFAULT_TTL_MS,
+    def __init__(self, *, ttl_ms: int | None = None,
                  resend_ms: int = commands.RESEND_MS,
                  gates: Callable[[], frozenset[str]] = out_gates,
                  find_order: Callable[..., Any] | None = None,
@@ -82,7 +98,7 @@ class GateControl:
         the trips work provides them)."""
         self.find_order = find_order
         self.depart = depart
-        self.ttl_ms = ttl_ms
+        self.ttl_ms = ttl_ms if ttl_ms is not None else ttl_from_env()
         self.resend_ms = resend_ms
         self.gates = gates
         self.failures = 0

@@ -113,8 +113,8 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge, tracker)" % kind)
-        if getattr(self.driver, "command", None):  # commands reach the driver, answers the link
-            self.uplink.on_command = self.driver.command
+        if self.driver is not None:  # commands reach the driver, its answers the link
+            self.uplink.driver = self.driver
             self.driver.answer = self.uplink.answer
         # the public key, computed once: at every birth it would load the signing code and
         # churn big integers just as the link comes up, when the first health sample needs

@@ -73,12 +73,10 @@ class Uplink:
         self.t_tele = topics.topic(site, dev, "tele")
         self.t_evt = topics.topic(site, dev, "evt")
         self.t_cmdack = topics.topic(site, dev, "cmdack")
-        # commands (PROTOCOL.md, Commands): ``on_command(body)`` is the driver's (None: no
-        # driver obeys any); it returns (result, detail), or None when it answers later
-        # through ``answer``. ``recent``: [id, result or None while in progress], the last
-        # RECENT_IDS commands, so a repeat is answered, never executed again. ``cmdacks``:
-        # answers waiting for the link.
-        self.on_command = None
+        # commands (edge/commands.py, loaded per command): ``driver`` obeys them (None:
+        # none here); ``recent``: [id, result or None while in progress] of the last 8;
+        # ``cmdacks``: answers waiting for the link
+        self.driver = None
         self.recent = []
         self.cmdacks = []
         self.cmdack_seq = 0
@@ -109,7 +107,9 @@ class Uplink:
     def on_message(self, topic, payload, retained):
         """The client's callback: acks on t_ack; commands on t_cmd (``command``)."""
         if topic == self.t_cmd:
-            self.command(payload)
+            from edge.commands import handle
+
+            handle(self, payload)
             return
         if topic != self.t_ack:
             return
@@ -140,66 +140,14 @@ class Uplink:
             self.cursor = self.outbox.acked()
         self.wake = True
 
-    def command(self, payload):
-        """One command (PROTOCOL.md, Commands): checked, obeyed at most once, answered.
-
-        A message that fails the HMAC for t_cmd, or has no usable id, is counted
-        (``bad_commands``) and dropped unanswered. The body checks are
-        ``protocols.bodies.check_command``'s, inline: that module is not on the device."""
-        st = self.stats
-        try:
-            fields = self.signer.open(self.t_cmd, payload)
-            body = fields["body"]
-            cid = body["id"]
-            if type(cid) is not str or not 0 < len(cid) <= 40:
-                raise EnvelopeError("bad_body: id must be a string of 1-40 characters")
-        except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
-            st["bad_commands"] += 1
-            self.log("ignored a bad command:", explain(exc))
-            return
-        for r in self.recent:
-            if r[0] == cid:
-                if r[1] is not None:  # None: in progress, its own answer is coming
-                    self.answer(cid, "duplicate", r[1])
-                return
-        st["commands"] += 1
-        seq, until = body.get("weighing_seq"), body.get("expires_ts")
-        if fields.get("kind") != "barrier" or body.get("action") not in ("open", "deny") or \
-                type(seq) is not int or type(until) is not int or seq < 1 or \
-                not isinstance(body.get("reason"), str):
-            st["bad_commands"] += 1
-            res = ("refused", "not a barrier command with action open or deny, weighing_seq,"
-                   " expires_ts and reason")
-        elif until < self.hal.now_ms():
-            res = ("expired", "expired at %d, device time %d" % (until, self.hal.now_ms()))
-        elif self.on_command is None:
-            res = ("refused", "no driver here obeys commands")
-        else:
-            res = self.on_command(body)
-        self.recent.append([cid, None])
-        if len(self.recent) > 8:
-            self.recent.pop(0)
-        self.log("command %s %s for seq %s:" % (cid, body.get("action"), seq),
-                 res[0] if res else "in progress")
-        if res:
-            self.answer(cid, res[0], res[1])
-
-    def answer(self, cid, result, detail=""):
-        """Queue the ``cmdack`` of command ``cid`` (sent from the session loop)."""
+    def answer(self, cid, result, detail):
+        """Queue the ``cmdack`` of command ``cid``: sent from the session loop (QoS 1; one
+        lost is no harm: the controller sends the command again, answered duplicate)."""
         for r in self.recent:
             if r[0] == cid and r[1] is None:
                 r[1] = result
         self.cmdacks.append({"id": cid, "result": result, "detail": detail})
         self.wake = True
-
-    async def send_cmdacks(self, client):
-        """Publish the queued answers (QoS 1); one that fails is dropped: the controller
-        sends the command again and the repeat is answered ``duplicate``."""
-        while self.cmdacks:
-            body = self.cmdacks.pop(0)
-            self.cmdack_seq += 1
-            await client.publish(self.t_cmdack, self.signer.seal(
-                self.t_cmdack, self.cmdack_seq, self.hal.now_ms(), "cmdack", body), qos=1)
 
     # -- session --------------------------------------------------------------------
 
@@ -248,13 +196,11 @@ class Uplink:
         self.stats["connects"] += 1
         await self.start(client)
         while client.connected:
-            if self.cmdacks:
-                await self.send_cmdacks(client)
             if not await self.send_some(client) and not self.resend_due():
                 # idle: until ``wake`` (an event stored, an ack), looking every POLL_MS
                 self.wake = False
                 n = IDLE_MS // POLL_MS
-                while n and not self.wake and not self.cmdacks and client.connected:
+                while n and not self.wake and client.connected:
                     n -= 1
                     await self.hal.sleep_ms(POLL_MS)
 
@@ -279,7 +225,13 @@ class Uplink:
             m["host"], m["port"], off, peak))
 
     async def send_some(self, client):
-        """Publish up to ``window`` events after the cursor; return how many went."""
+        """Publish the commands' answers waiting (edge/commands.py), then up to ``window``
+        events after the cursor; return how many events went."""
+        while self.cmdacks:
+            self.cmdack_seq += 1
+            await client.publish(self.t_cmdack, self.signer.seal(
+                self.t_cmdack, self.cmdack_seq, self.hal.now_ms(), "cmdack",
+                self.cmdacks.pop(0)), qos=1)
         outbox = self.outbox
         pids = []
         last = self.cursor

@@ -24,15 +24,15 @@ same visit is not offered again. A failed coil write is counted
 (``barrier_errors``) and tried again at the next good read.
 
 ``barrier: "controller"`` in the driver config (an out-gate): the barrier opens only on the
-controller's ``open`` command for the weighing on the deck (PROTOCOL.md, Commands), on top
-of the rule above: ``command(body)`` takes it (the uplink has checked its signature,
-expiry and shape) and answers ``refused`` when ``weighing_seq`` is not the weighing of the
-vehicle on the deck, so a command for one truck never opens for the next. ``open`` is
-answered ``done`` once the coil was written open (``answer``, the uplink's), ``failed`` if
-the vehicle left first; ``deny`` keeps it shut and is answered at once (no shipped register
-map has a display to show the reason on). Nothing of a command is kept across a reboot:
-the controller sends it again until it is answered. ``"local"`` (the default): the barrier
-opens on its own once the weighing is stored, as above (an in-gate).
+controller's ``open`` command for the weighing on the deck (PROTOCOL.md, Commands), on
+top of the rule above. edge/commands.py ``barrier`` takes the command (checked for its
+signature, expiry and shape) and answers ``refused`` when ``weighing_seq`` is not the
+weighing of the vehicle on the deck, so a command for one truck never opens for the next.
+``open`` is answered ``done`` once the coil was written open (``answer``, the uplink's),
+``failed`` if the vehicle left first; ``deny`` keeps it shut and is answered at once (no
+shipped register map has a display to show the reason on). Nothing of a command is kept
+across a reboot: the controller sends it again until it is answered. ``"local"`` (the
+default): the barrier opens on its own once the weighing is stored (an in-gate).
 
 The detector's state (``snapshot()``: the visit on the deck, whether its weighing is
 stored) is written to ``<data_dir>/deck`` whenever its ``version`` moves, and restored
@@ -182,28 +182,6 @@ class WeighbridgeDriver:
                 return
         self.saved = now
 
-    def command(self, body):
-        """A checked ``barrier`` command: (result, detail), or None for ``open``, answered
-        through ``answer`` once the coil is written."""
-        if not self.ctl:
-            return ("refused", "this barrier is local: it opens on its own")
-        d = self.detector
-        seq = body["weighing_seq"]
-        if d.state != WEIGHED or d.seq != seq:
-            return ("refused", "weighing %d is not on the deck (deck: %s, seq %d)" % (
-                seq, d.state, d.seq))
-        if self.pending:
-            self.answer(self.pending, "failed", "another command came for this weighing")
-            self.pending = None
-        if body["action"] == "deny":
-            self.allow = 0
-            return ("done", "held shut")
-        if self.coil is None:
-            return ("failed", "no barrier coil in the register map")
-        self.allow = seq
-        self.pending = body["id"]
-        return None
-
     async def poll_once(self):
         """One poll: read, decode, detect, drive the barrier; every failure is counted,
         none raises."""
@@ -244,28 +222,23 @@ class WeighbridgeDriver:
         # the barrier: open only on a weighing stored and a deck state on flash
         d = self.detector
         want = bool(d.state == WEIGHED and d.seq and self.saved[0] == d.version)
-        if self.ctl:
+        if self.ctl:  # an out-gate: only for the weighing the controller cleared
             want = want and self.allow == d.seq
-            if self.pending and (d.state != WEIGHED or d.seq != self.allow):
-                self.answer(self.pending, "failed", "the vehicle left before it opened")
-                self.pending = None
         if self.coil is None:
             return
-        if want == self.barrier:
-            if want and self.pending:
-                self.answer(self.pending, "done", "")
-                self.pending = None
-            return
-        try:
-            await m.write_coil(self.coil, want)
-        except (ModbusError, OSError):
-            self.counts["barrier_errors"] += 1
-            self.barrier = None  # not known: written again at the next good read
-            return
-        self.barrier = want
-        if want and self.pending:
-            self.answer(self.pending, "done", "")
+        if want != self.barrier:
+            try:
+                await m.write_coil(self.coil, want)
+            except (ModbusError, OSError):
+                self.counts["barrier_errors"] += 1
+                self.barrier = None  # not known: written again at the next good read
+                return
+            self.barrier = want
+        p = self.pending  # an open command: answered once open, or once its vehicle left
+        if p and (want or d.state != WEIGHED or d.seq != self.allow):
             self.pending = None
+            self.answer(p, "done" if want else "failed",
+                        "" if want else "the vehicle left before it opened")
 
     async def run(self):
         hal = self.hal

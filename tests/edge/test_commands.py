@@ -1,6 +1,6 @@
-"""Commands on the device: the uplink checks and remembers them, the weighbridge driver in
-``barrier: "controller"`` mode obeys them, the answers go out signed on cmdack.
-pytest and MicroPython.
+"""Commands on the device: edge/commands.py checks and remembers them for the uplink, the
+weighbridge driver in ``barrier: "controller"`` mode obeys them, the answers go out signed
+on cmdack. pytest and MicroPython.
 
 The indicator is the scripted Modbus master of test_weighbridge_driver (the real one is
 tested against pymodbus in hil_tests) and the MQTT client the fake of test_uplink; the
@@ -41,7 +41,7 @@ class Gate:
         self.drv.master = ScriptedMaster([regs(0, plate="")] + [regs(45240)] * on_deck
                                          + [regs(0, plate="")] * 4, self.sink)
         up = self.dev.uplink
-        up.on_command = self.drv.command
+        up.driver = self.drv
         self.drv.answer = up.answer
         self.client = FakeClient()
 
@@ -58,8 +58,9 @@ class Gate:
         self.dev.uplink.on_message(T_CMD, envelope.seal(secret, "k1", topic, fields), False)
 
     def answers(self):
-        """The cmdacks sent so far, each checked under the device key on cmdack."""
-        run(self.dev.uplink.send_cmdacks(self.client))
+        """The cmdacks sent so far, each checked under the device key on cmdack (one turn
+        of the session loop: ``send_some`` sends them first)."""
+        run(self.dev.uplink.send_some(self.client))
         out = []
         for topic, payload, qos, _ in self.client.published:
             assert topic == T_CMDACK and qos == 1
