@@ -18,8 +18,9 @@ Three layers, I/O only at the edge:
 - Outputs: ``nmea_lines`` (GGA + RMC per fix, ``$PPWIO,<ign>,<ext_power>,<tamper>`` on a
   change and every 10 fixes, as edge/drivers/tracker.py reads them), ``paced`` (an async
   iterator releasing fixes on an accelerated clock: ``speed=20`` is 20 s of fix time per
-  wall second; the JT/T 808 terminal consumes this), ``NmeaServer`` (one TCP port per
-  tracker; the agent connects as a client) and ``PtyWriter`` (a pseudo-terminal).
+  wall second), ``jtt808_fixes`` (the same as tools/jtt808_terminal.py's fixes, driving
+  its ``coverage`` event from ``link_up``), ``NmeaServer`` (one TCP port per tracker; the
+  agent connects as a client) and ``PtyWriter`` (a pseudo-terminal).
 
 Every fix carries its own UTC time (``ts_ms``): downstream rules work on device time.
 """
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 
 from controller.site import Corridor, Site
 from controller.site.geometry import distance_m, from_local, to_local, zones_at
+from protocols import jtt808
 from protocols.nmea import KMH_PER_KNOT, sentence
 
 PORT_ZONE_KINDS = frozenset({"port_area", "gate", "weighbridge", "berth", "silo",
@@ -464,6 +466,42 @@ class NmeaServer:
             await self._server.wait_closed()
         if self._pty:
             self._pty.close()
+
+
+# ---- JT/T 808 ----
+
+JttFix = tuple[int, int, int, int, int, int, int]
+
+
+def jtt808_fix(fix: Fix) -> JttFix:
+    """The fix as tools/jtt808_terminal.py reports it: ``(ts_ms, lat_e6, lon_e6, speed_dkmh,
+    course_deg, alarm_bits, status_bits)``; power cut and case opened as the alarm bits the
+    gateway reads (main power cut, illegal displacement), ignition as ACC."""
+    alarm = ((0 if fix.ext_power else jtt808.ALARM_POWER_CUT)
+             | (jtt808.ALARM_ILLEGAL_DISPLACEMENT if fix.tamper else 0))
+    status = jtt808.STATUS_FIXED | (jtt808.STATUS_ACC if fix.ign else 0)
+    return (fix.ts_ms, fix.lat_e6, fix.lon_e6, fix.speed_dkmh, fix.course_deg, alarm, status)
+
+
+async def jtt808_fixes(fixes: AsyncIterator[Fix] | Iterable[Fix],
+                       coverage: asyncio.Event) -> AsyncIterator[JttFix]:
+    """Feed for ``run_terminal(..., fixes, coverage=coverage)``: each fix's ``link_up``
+    sets or clears ``coverage`` just before the fix is handed over, so the terminal keeps
+    the fixes of a coverage gap and sends them as a blind-area batch when it is over."""
+    async def _each() -> AsyncIterator[Fix]:
+        if isinstance(fixes, AsyncIterator):
+            async for f in fixes:
+                yield f
+        else:
+            for f in fixes:
+                yield f
+
+    async for fix in _each():
+        if fix.link_up:
+            coverage.set()
+        else:
+            coverage.clear()
+        yield jtt808_fix(fix)
 
 
 class PtyWriter:

@@ -82,9 +82,14 @@ def test_emulate_gps_serves_nmea_on_a_tcp_port_per_truck() -> None:
          "--wait-client-s", "10", "--tamper-at-min", "1", "--start-ms", "1796083200000"],
         cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout],  # type: ignore[union-attr]
-                     daemon=True).start()
+    out = proc.stdout
+    assert out is not None
+
+    def pump() -> None:
+        for line in out:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
         ready = [lines.get(timeout=30) for _ in range(2)]
         ports = [int(x.split("tcp 127.0.0.1:")[1].split()[0]) for x in ready]
