@@ -42,6 +42,7 @@ FW = "portwatch-jtt808-gateway/1"
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 2.0
 SEEN_KEEP_MS = 24 * 3600 * 1000
+IN_FLIGHT = 8
 ACK_GRACE_S = 0.3  # after a (re)connect, before the outbox goes out again
 
 
@@ -89,6 +90,8 @@ class Uplink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribed: set[str] = set()
         self._sent_link: set[tuple[str, int]] = set()  # published on the current link
+        # aiomqtt warns past 10 publishes awaiting their PUBACK (the controller keeps 8)
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     # -- keys and terminals -----------------------------------------------------------
 
@@ -212,7 +215,8 @@ class Uplink:
         if client is None:
             return  # the connect handler publishes the whole outbox
         try:
-            await client.publish(topics.topic(self.site, device_id, "evt"), wire, qos=1)
+            async with self._in_flight:
+                await client.publish(topics.topic(self.site, device_id, "evt"), wire, qos=1)
         except aiomqtt.MqttError as exc:
             log.info("publish %s seq %d failed (%s): resent after the reconnect",
                      device_id, seq, exc)
@@ -262,7 +266,8 @@ class Uplink:
         wire = envelope.seal(key.secret, key_id, topic,
                              envelope.make(device_id, self.boot, seq, now_ms(), kind, body))
         try:
-            await client.publish(topic, wire, qos=1, retain=True)
+            async with self._in_flight:
+                await client.publish(topic, wire, qos=1, retain=True)
             self.stats.births += kind == "birth"
         except aiomqtt.MqttError as exc:
             log.info("%s of %s not published (%s)", kind, device_id, exc)
