@@ -132,18 +132,14 @@ class GateControl:
                    at_ms: int | None = None) -> Decision | None:
         """Decide one weighing in a savepoint; None when it failed (logged, left undecided)
         or was decided before."""
-        conn.execute("SAVEPOINT gate_decision")
         try:
-            made = self._decide(conn, weighing, now_ms() if at_ms is None else at_ms)
+            with rows.savepoint(conn):
+                return self._decide(conn, weighing, now_ms() if at_ms is None else at_ms)
         except Exception:  # a decision's bug must not stall ingest: resume retries it
-            conn.execute("ROLLBACK TO gate_decision")
-            conn.execute("RELEASE gate_decision")
             self.failures += 1
             log.exception("gate decision for %s seq %s failed; left undecided (retried at "
                           "the next start)", weighing["device_id"], weighing["seq"])
             return None
-        conn.execute("RELEASE gate_decision")
-        return made
 
     def _decide(self, conn: sqlite3.Connection, w: dict[str, Any],
                 now: int) -> Decision | None:

@@ -8,8 +8,10 @@ answers ``failed`` or ``refused`` leaves it ``failed``. ``attempts`` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 _COLUMNS = ("id, device_id, kind, body_json, issued_ms, expires_ms, attempts, last_sent_ms, "
@@ -132,3 +134,17 @@ def device_clock_offset(conn: sqlite3.Connection, device_id: str) -> int | None:
     row = conn.execute("SELECT clock_offset_ms FROM devices WHERE device_id=?",
                        [device_id]).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+@contextlib.contextmanager
+def savepoint(conn: sqlite3.Connection, name: str = "gate_decision") -> Iterator[None]:
+    """A savepoint inside the caller's transaction: what fails in it is undone alone (the
+    exception goes on), the rest of the transaction stays."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")

@@ -256,3 +256,37 @@ def test_driver_barrier_mode_is_validated() -> None:
         assert validate_driver("weighbridge", {**base, "barrier": mode})["barrier"] == mode
     with pytest.raises(ValueError, match="barrier must be one of"):
         validate_driver("weighbridge", {**base, "barrier": "remote"})
+
+
+def test_gate_store_audits_clean_after_open_deny_ack_and_expiry(
+        db: Store, device: dict[str, Any]) -> None:
+    """The real orders and trips (controller/orders.py, trips.depart): a cleared truck
+    departs, a held lot's truck is denied, both commands answered or expired; the audit
+    that rebuilds served rows from the ledger finds nothing amiss."""
+    from controller.audit import audit_store
+    from controller.orders import NewOrder, create
+    from controller.site import current_site
+
+    site = current_site()
+    dest = site.zones_of_kind("destination")[0].id
+    corridor = next(c.id for c in site.corridors.values() if c.to_zone == dest)
+    registry.provision(db, device_id="trk-1", site=SITE, kind="gps", driver={})
+    for plate, lot in (("辽B12345", "LOT-1"), ("辽B54321", "LOT-2")):
+        create(db, NewOrder(lot=lot, plate=plate, tracker_id="trk-1", destination=dest,
+                            corridor=corridor, window_start_ms=0, window_end_ms=NOW * 2,
+                            expected_net_kg=30240), actor="test")
+    holds.hold(db, "LOT-2", reason="x", actor="test")
+    gate = GateControl(gates=lambda: frozenset({"wb-1"}))
+    keys = registry.secrets_by_device(db)
+    commit_batch(db.conn, [check_message(signed(device, seq=1), site=SITE, keys=keys),
+                           check_message(signed(device, seq=2, body=weighing_body(
+                               45240, plate="辽B54321")), site=SITE, keys=keys)],
+                 supervise=gate.supervise)
+    cmds = sorted(rows.list_commands(db.conn), key=lambda r: r["issued_ms"])
+    assert [json.loads(c["body_json"])["action"] for c in cmds] == ["open", "deny"]
+    commit_batch(db.conn, [check_message(_ack(device, cmds[0]["id"]), site=SITE, keys=keys)])
+    with transaction(db.conn) as conn:
+        commands.expire_due(conn, cmds[1]["expires_ms"])
+    report = audit_store(db.conn)
+    assert report.mismatches == []
+    assert db.conn.execute("SELECT plate FROM trips").fetchall() == [("辽B12345",)]
