@@ -16,6 +16,7 @@ reported twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from controller.facts import Fact
@@ -31,13 +32,20 @@ State = dict[str, Any]
 Fix = list[int]  # [ts_ms, lat_e6, lon_e6, speed_dkmh, ...] as in the positions event
 
 
-def trip_of(fact: Fact) -> dict[str, Any]:
-    """The trip a ``trip_departed`` fact starts, as rule state keeps it."""
+GEOMETRY = ("corridor", "allowed", "others")
+
+
+def trip_of(fact: Fact, keep: Sequence[str] = GEOMETRY) -> dict[str, Any]:
+    """The trip a ``trip_departed`` fact starts, as rule state keeps it: the destination
+    (every rule sees the arrival) and the geometry in ``keep`` (state is stored at every
+    batch: a rule keeps only what it reads)."""
     b = fact.body
-    return {"id": b["trip_id"], "departed": int(b["departed_ts"]),
-            "deadline": int(b["deadline_ms"]), "corridor": b["corridor"],
-            "destination": b["destination"], "allowed": b.get("allowed", []),
-            "others": b.get("other_destinations", []), "arrived": None}
+    trip = {"id": b["trip_id"], "departed": int(b["departed_ts"]),
+            "deadline": int(b["deadline_ms"]), "destination": b["destination"],
+            "arrived": None}
+    given = {"corridor": b["corridor"], "allowed": b.get("allowed", []),
+             "others": b.get("other_destinations", [])}
+    return {**trip, **{k: given[k] for k in keep}}
 
 
 def fixes_of(fact: Fact, trip: Mapping[str, Any]) -> list[Fix]:
@@ -93,6 +101,24 @@ def merge(window: list[list[Any]], new: Iterable[list[Any]],
     return [by_ts[t] for t in sorted(by_ts)][-cap:]
 
 
+def pack(window: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """A window of [ts, value] entries as stored: first ts, ts deltas, values (a third of
+    the JSON of the entries; rule state is written at every batch)."""
+    ts = [int(w[0]) for w in window]
+    return {"t0": ts[0] if ts else 0, "dt": [b - a for a, b in pairwise(ts)],
+            "v": [w[1] for w in window]}
+
+
+def unpack(packed: Any) -> list[list[Any]]:
+    """The [ts, value] entries of a packed window (an empty one for none)."""
+    if not packed or not packed.get("v"):
+        return []
+    ts = [int(packed["t0"])]
+    for d in packed["dt"]:
+        ts.append(ts[-1] + d)
+    return [[t, v] for t, v in zip(ts, packed["v"], strict=True)]
+
+
 def runs(window: Sequence[Sequence[int]], k_start: int, k_end: int) -> list[list[Any]]:
     """Runs of flagged entries with hysteresis: a run starts at the first of ``k_start``
     consecutive flagged entries and ends at the last flagged one before ``k_end``
@@ -142,12 +168,26 @@ def reconcile(reported: list[list[Any]], found: Sequence[Sequence[Any]],
     return actions
 
 
-def lifecycle(state: State, fact: Fact, fresh: Mapping[str, Any]) -> State | None:
-    """A rule's state after a ``trip_departed`` (a new trip: ``fresh`` plus the trip) or
-    ``trip_closed`` (forgotten) fact; None for other facts."""
+def lifecycle(state: State, fact: Fact, fresh: Mapping[str, Any],
+              keep: Sequence[str] = ()) -> State | None:
+    """A rule's state after a ``trip_departed`` (a new trip: ``fresh`` plus the trip with
+    the geometry in ``keep``) or ``trip_closed`` (forgotten) fact; None for other facts."""
     if fact.kind == "trip_departed":
-        return {**fresh, "trip": trip_of(fact)}
+        return {**fresh, "trip": trip_of(fact, keep)}
     if fact.kind == "trip_closed":
         trip = state.get("trip")
         return {} if trip and trip["id"] == fact.body.get("trip_id") else dict(state)
     return None
+
+
+def fresh(state: State) -> State:
+    """A copy of a rule's state that the rule may change without touching the runner's:
+    the trip and every list but the window (which ``merge`` never changes, only replaces)
+    are copied; the geometry inside the trip is shared, read-only. A deep copy cost 85 %
+    of a batch's time with a full window."""
+    out = dict(state)
+    out["trip"] = dict(state["trip"])
+    for key, value in state.items():
+        if key not in ("trip", "win") and isinstance(value, list):
+            out[key] = [list(v) if isinstance(v, list) else v for v in value]
+    return out

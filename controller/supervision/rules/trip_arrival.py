@@ -5,14 +5,19 @@ closed changes nothing (the trip ends once)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Finding
 from controller.supervision.trip_events import TripEvent
-from controller.supervision.trip_track import TRIP_KINDS, fixes_of, lifecycle, note_arrival
+from controller.supervision.trip_track import (
+    TRIP_KINDS,
+    fixes_of,
+    fresh,
+    lifecycle,
+    note_arrival,
+)
 
 NAME = "trip_arrival"
 KINDS = TRIP_KINDS
@@ -31,7 +36,7 @@ def update(state: dict[str, Any], fact: Fact,
     trip = state.get("trip")
     if not trip or trip["arrived"] is not None or fact.kind != "positions":
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     if not note_arrival(trip, fixes_of(fact, trip)):
         return state, []

@@ -12,7 +12,6 @@ Fixes after arrival at the destination are not judged.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,12 +21,15 @@ from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
     fixes_of,
+    fresh,
     lifecycle,
     merge,
     note_arrival,
     off_corridor,
+    pack,
     reconcile,
     runs,
+    unpack,
 )
 
 NAME = "trip_corridor"
@@ -42,23 +44,24 @@ def scope(fact: Fact) -> str:
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
-    started = lifecycle(state, fact, {"win": [], "rep": []})
+    started = lifecycle(state, fact, {"win": None, "rep": []}, keep=("corridor",))
     if started is not None:
         return started, []
     if not state.get("trip") or fact.kind != "positions":
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     fixes = fixes_of(fact, trip)
     note_arrival(trip, fixes)
     if trip["arrived"] is not None:
         fixes = [f for f in fixes if f[0] <= trip["arrived"]]
     margin = float(config["margin_m"])
-    state["win"] = merge(state["win"], ([f[0], int(off_corridor(trip, f, margin))]
-                                        for f in fixes))
+    win = merge(unpack(state["win"]), ([f[0], int(off_corridor(trip, f, margin))]
+                                       for f in fixes))
+    state["win"] = pack(win)
     k = int(config["k"])
     out: list[Finding] = []
-    for action, rep in reconcile(state["rep"], runs(state["win"], k, k)):
+    for action, rep in reconcile(state["rep"], runs(win, k, k)):
         subject = f"{trip['id']}/{rep[2]}"
         if action == "raise":
             detail = {"trip_id": trip["id"], "corridor": trip["corridor"]["id"],

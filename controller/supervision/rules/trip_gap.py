@@ -9,14 +9,19 @@ trip (``tracking_gap_filled``, with the count), so the record says the gap was c
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
-from controller.supervision.trip_track import TRIP_KINDS, fixes_of, lifecycle, note_arrival
+from controller.supervision.trip_track import (
+    TRIP_KINDS,
+    fixes_of,
+    fresh,
+    lifecycle,
+    note_arrival,
+)
 
 NAME = "trip_gap"
 KINDS = TRIP_KINDS
@@ -59,7 +64,7 @@ def update(state: dict[str, Any], fact: Fact,
         return started, []
     if not state.get("trip") or fact.kind not in ("positions", "tick"):
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     if fact.kind == "positions":
         return state, _fixes(state, fact, trip)

@@ -7,14 +7,19 @@ found late in a backlog raises and clears it at once, so a late trip is always o
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
-from controller.supervision.trip_track import TRIP_KINDS, fixes_of, lifecycle, note_arrival
+from controller.supervision.trip_track import (
+    TRIP_KINDS,
+    fixes_of,
+    fresh,
+    lifecycle,
+    note_arrival,
+)
 
 NAME = "trip_overdue"
 KINDS = TRIP_KINDS
@@ -34,7 +39,7 @@ def update(state: dict[str, Any], fact: Fact,
     trip = state.get("trip")
     if not trip or trip["arrived"] is not None or fact.kind not in ("positions", "tick"):
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     fixes = fixes_of(fact, trip)
     deadline = int(trip["deadline"])

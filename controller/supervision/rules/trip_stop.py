@@ -10,7 +10,6 @@ the tracker is silent, the controller's ticks let an open stop reach its duratio
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,12 +19,15 @@ from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
     fixes_of,
+    fresh,
     inside,
     lifecycle,
     merge,
     note_arrival,
+    pack,
     reconcile,
     runs,
+    unpack,
 )
 
 NAME = "trip_stop"
@@ -47,30 +49,36 @@ def _stopped_outside(trip: Mapping[str, Any], fix: Sequence[int], speed_dkmh: fl
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
-    started = lifecycle(state, fact, {"win": [], "rep": []})
+    started = lifecycle(state, fact, {"win": None, "rep": [], "at": {}},
+                        keep=("allowed",))
     if started is not None:
         return started, []
     if not state.get("trip") or fact.kind not in ("positions", "tick"):
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     fixes = fixes_of(fact, trip)
     note_arrival(trip, fixes)
     if trip["arrived"] is not None:
         fixes = [f for f in fixes if f[0] <= trip["arrived"]]
     slow = float(config["speed_kmh"]) * 10
-    state["win"] = merge(state["win"], ([f[0], int(_stopped_outside(trip, f, slow)), f[1], f[2]]
-                                        for f in fixes))
+    new = [[f[0], int(_stopped_outside(trip, f, slow))] for f in fixes]
+    win = merge(unpack(state["win"]), new)
+    state["win"] = pack(win)
+    # where each stopped fix was, for the alert (kept only for stopped fixes in the window)
+    at = {**state["at"], **{str(f[0]): [f[1], f[2]] for f, n in zip(fixes, new, strict=True)
+                            if n[1]}}
+    kept = {str(w[0]) for w in win if w[1]}
+    state["at"] = {t: p for t, p in at.items() if t in kept}
     now = fact.device_ts if fact.kind == "tick" and trip["arrived"] is None else 0
     long_ms = int(config["minutes"]) * 60_000
-    found = [r for r in runs(state["win"], 1, int(config["k_end"]))
+    found = [r for r in runs(win, 1, int(config["k_end"]))
              if max(r[1], now if r[2] else 0) - r[0] > long_ms]
-    where = {int(w[0]): (w[2], w[3]) for w in state["win"]}
     out: list[Finding] = []
     for action, rep in reconcile(state["rep"], found):
         subject = f"{trip['id']}/{rep[2]}"
         if action == "raise":
-            lat, lon = where.get(rep[0], (None, None))
+            lat, lon = state["at"].get(str(rep[0]), (None, None))
             detail = {"trip_id": trip["id"], "from_ts": rep[0], "lat_e6": lat, "lon_e6": lon}
             out += [Alert(CODE, fact.device_id, True, "warning", subject, detail),
                     TripEvent(trip["id"], CODE, rep[0], {"lat_e6": lat, "lon_e6": lon})]

@@ -6,14 +6,19 @@ after arrival) are left to ``device_alarms``."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
-from controller.supervision.trip_track import TRIP_KINDS, fixes_of, lifecycle, note_arrival
+from controller.supervision.trip_track import (
+    TRIP_KINDS,
+    fixes_of,
+    fresh,
+    lifecycle,
+    note_arrival,
+)
 
 NAME = "trip_tamper"
 KINDS = TRIP_KINDS | {"alarm"}
@@ -34,7 +39,7 @@ def update(state: dict[str, Any], fact: Fact,
     if not trip:
         return state, []
     if fact.kind == "positions":
-        state = copy.deepcopy(state)
+        state = fresh(state)
         note_arrival(state["trip"], fixes_of(fact, state["trip"]))
         return state, []
     code = CODES.get(str(fact.body.get("alarm"))) if fact.kind == "alarm" else None

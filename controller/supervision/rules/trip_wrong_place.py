@@ -13,7 +13,6 @@ a bounded sorted window, so a stop inside a coverage gap is found when the backl
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,10 +24,13 @@ from controller.supervision.trip_track import (
     TRIP_KINDS,
     corridor,
     fixes_of,
+    fresh,
     inside,
     lifecycle,
     merge,
     note_arrival,
+    pack,
+    unpack,
 )
 
 NAME = "trip_wrong_place"
@@ -44,16 +46,23 @@ def _zone_of(trip: Mapping[str, Any], fix: Sequence[int]) -> str:
     return next((z["id"] for z in trip["others"] if inside(z["polygon"], fix)), "")
 
 
-def _stays(win: Sequence[Sequence[Any]], slow: float, long_ms: int) -> set[str]:
+def _slow_in(trip: Mapping[str, Any], fix: Sequence[int], slow: float) -> int:
+    """1 + the index of the other destination the fix stands slowly in; 0 if none."""
+    if fix[3] >= slow:
+        return 0
+    return next((i + 1 for i, z in enumerate(trip["others"]) if inside(z["polygon"], fix)), 0)
+
+
+def _stays(trip: Mapping[str, Any], win: Sequence[Sequence[Any]], long_ms: int) -> set[str]:
     """Other destinations where consecutive slow fixes span more than ``long_ms``."""
     out: set[str] = set()
-    start: list[Any] | None = None
+    start: Sequence[Any] | None = None
     for w in win:
-        if w[2] and w[1] < slow:
-            if start is None or start[2] != w[2]:
-                start = list(w)
+        if w[1]:
+            if start is None or start[1] != w[1]:
+                start = w
             if w[0] - start[0] > long_ms:
-                out.add(str(w[2]))
+                out.add(str(trip["others"][w[1] - 1]["id"]))
         else:
             start = None
     return out
@@ -68,12 +77,13 @@ def _off_route(trip: Mapping[str, Any], fix: Sequence[int], far_m: float) -> boo
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
-    started = lifecycle(state, fact, {"win": [], "seen": [], "off": None})
+    started = lifecycle(state, fact, {"win": None, "seen": [], "off": None},
+                        keep=("corridor", "allowed", "others"))
     if started is not None:
         return started, []
     if not state.get("trip") or fact.kind != "positions":
         return state, []
-    state = copy.deepcopy(state)
+    state = fresh(state)
     trip = state["trip"]
     fixes = fixes_of(fact, trip)
     was_there = trip["arrived"] is not None
@@ -81,9 +91,10 @@ def update(state: dict[str, Any], fact: Fact,
     if trip["arrived"] is not None:
         fixes = [f for f in fixes if f[0] <= trip["arrived"]]
     ign_off = fact.body.get("ign") is False
-    state["win"] = merge(state["win"], ([f[0], f[3], _zone_of(trip, f)] for f in fixes))
-    places = _stays(state["win"], float(config["speed_kmh"]) * 10,
-                    int(config["minutes"]) * 60_000)
+    slow = float(config["speed_kmh"]) * 10
+    win = merge(unpack(state["win"]), ([f[0], _slow_in(trip, f, slow)] for f in fixes))
+    state["win"] = pack(win)
+    places = _stays(trip, win, int(config["minutes"]) * 60_000)
     if ign_off and fixes and _zone_of(trip, fixes[-1]):
         places.add(_zone_of(trip, fixes[-1]))
     out: list[Finding] = []
