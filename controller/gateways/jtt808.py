@@ -157,6 +157,11 @@ class Session:
         except jtt808.JT808Error as exc:
             self._bad(exc.reason, f"{name}: {exc.detail}; body {frame.body.hex()}")
             await self._answer(frame, jtt808.BAD_MESSAGE)
+        except LookupError as exc:  # decommissioned (its keys ended) while connected
+            log.warning("%s (%s): %s; authentication withdrawn", self.peer, self.device_id, exc)
+            self.authed = False
+            self.gw.online.discard(device_id)
+            await self._answer(frame, jtt808.FAIL)
 
     async def _register(self, frame: jtt808.Frame, device_id: str) -> None:
         reg = jtt808.decode_register(frame.body, frame.version)
