@@ -36,7 +36,9 @@ def agent(d, n):
 def weighing(plate, i):
     return {"plate": plate, "gross_kg": 30000 + 20 * (i % 2000), "tare_kg": 14020,
             "net_kg": 15980 + 20 * (i % 2000), "division_kg": 20, "stable_ms": 3000,
-            "arrived_ts": T0 + 60000 * i, "model": "portwatch-sim"}
+            "arrived_ts": T0 + 60000 * i, "model": "portwatch-sim",
+            # the weight curve summary as the agent sends it (about 70 readings at 100 ms)
+            "curve": [70 + i % 30, 4100 + 20 * (i % 50), 20, i % 3, 0]}
 
 
 def fill(a, kind, make, arg=None):
