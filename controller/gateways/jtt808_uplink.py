@@ -344,8 +344,11 @@ class Uplink:
                 delay = RECONNECT_MIN_S
             except aiomqtt.MqttError as exc:
                 self.stats.count("mqtt")
-                log.warning("broker %s:%s: %s; retrying in %.1f s", self.broker.host,
-                            self.broker.port, exc, delay)
+                hint = ("; a login the broker does not know yet: regenerate its files "
+                        "(`portwatch broker config`) and reload it"
+                        if "authori" in str(exc).lower() else "")
+                log.warning("broker %s:%s: %s%s; retrying in %.1f s", self.broker.host,
+                            self.broker.port, exc, hint, delay)
             self._client = None
             self._connected.clear()
             self.stats.connected = False
