@@ -2,6 +2,10 @@
 ``order`` and ``trip`` decisions (controller/projections/orders.py, the same fold the
 writer uses) and compared row by row: edited, deleted, added, by table and key.
 
+``check_decision`` is the incremental check the controller runs over new entries: a
+``trip`` decision's event row, an order's fields as created (what one decision fixes for
+good); statuses, which later decisions change, are checked by the full audit.
+
 Memory is the rebuilt rows of every order and trip: a port's orders are thousands a day,
 not millions, so they are held whole (the custody tables are audited in chunks instead).
 """
@@ -14,7 +18,7 @@ from typing import Any
 from controller.audit import AuditReport, Mismatch
 from controller.ledger import entries as entry_mod
 from controller.ledger.errors import EntryFormatError
-from controller.projections.orders import Book
+from controller.projections.orders import ORDER_FIELDS, Book, event_row
 from controller.storage import audit_reads
 from controller.storage import orders as order_rows
 from controller.storage import trips as trip_rows
@@ -67,3 +71,21 @@ def audit_trips(conn: Any, report: AuditReport) -> None:
     compare("orders", "order_id", book.orders, order_rows.all_orders(conn), report)
     compare("trips", "trip_id", book.trips, trip_rows.all_trips(conn), report)
     compare("trip_events", "idx", book.events, trip_rows.all_events(conn), report)
+
+
+def check_decision(conn: Any, idx: int, decision: entry_mod.Decision,
+                   report: AuditReport) -> None:
+    """Check the rows one new ``order`` or ``trip`` decision made (the audit of new entries)."""
+    b = decision.body
+    if decision.decision == "trip":
+        want = event_row(idx, b, decision.actor, decision.time_ms)
+        stored = [r for r in trip_rows.events(conn, str(b.get("trip_id"))) if r["idx"] == idx]
+        compare("trip_events", "idx", {idx: want}, stored, report)
+    elif decision.decision == "order" and b.get("action") == "create":
+        o = b.get("order") or {}
+        oid = str(o.get("order_id"))
+        want_fields = {f: o.get(f) for f in ORDER_FIELDS}
+        want_fields.update(created_ms=decision.time_ms, created_by=decision.actor)
+        row = order_rows.get_order(conn, oid)
+        stored = [] if row is None else [{k: row[k] for k in want_fields}]
+        compare("orders", "order_id", {oid: want_fields}, stored, report)

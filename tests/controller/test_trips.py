@@ -179,3 +179,19 @@ def test_trips_tick_once_on_the_store_raises_a_gap_for_a_quiet_tracker(db: Store
     assert tick_once(db.path, runner) == 1
     [gap] = trip_rows.trip_alerts(db.conn, order["order_id"])
     assert gap["code"] == "tracking_gap" and gap["rule"] == "trip_gap"
+
+
+def test_trips_audit_new_names_a_changed_order_and_a_deleted_event(db: Store) -> None:
+    from controller.storage import ledger_log
+    start = ledger_log.size(db.conn)
+    order = _order(db)
+    _depart(db, order["order_id"], Runner())
+    with read_snapshot(db.path) as conn:
+        clean, _ = audit.audit_new(conn, start, audit.Replay.load(conn))
+    assert clean.clean, [m.as_json() for m in clean.mismatches]
+    db.conn.execute("UPDATE orders SET plate='X1' WHERE order_id=?", (order["order_id"],))
+    db.conn.execute("DELETE FROM trip_events")
+    with read_snapshot(db.path) as conn:
+        report, _ = audit.audit_new(conn, start, audit.Replay.load(conn))
+    assert {(m.table, m.problem) for m in report.mismatches} == {("orders", "edited"),
+                                                                ("trip_events", "deleted")}
