@@ -27,6 +27,8 @@ from controller.storage import ledger_log
 from controller.storage import orders as order_rows
 from controller.storage import trips as trip_rows
 from controller.storage.database import transaction
+from controller.supervision.apply import apply_alert
+from controller.supervision.findings import Alert
 
 log = logging.getLogger("portwatch.trips")
 
@@ -94,6 +96,7 @@ def depart(conn: sqlite3.Connection, order_id: str, *, gate_device: str, weighin
             raise Conflict(f"order {order_id} is {order['status']}, not open: a truck can "
                            "leave only on an open order")
         site = site or current_site()
+        _end_earlier_trip(conn, str(order["tracker_id"]), order_id, gate_device, time_ms)
         body = {"trip_id": order_id, "event": "departed", "ts": time_ms,
                 **{f: order[f] for f in ("tracker_id", "plate", "lot", "destination",
                                           "corridor")},
@@ -103,6 +106,24 @@ def depart(conn: sqlite3.Connection, order_id: str, *, gate_device: str, weighin
         assert trip is not None
         (supervise or _default_supervise())(conn, [departure_fact(site, trip, order, time_ms)])
     return trip
+
+
+def _end_earlier_trip(conn: sqlite3.Connection, tracker_id: str, order_id: str,
+                      gate_device: str, time_ms: int) -> None:
+    """A tracker leaving on a new order while its last trip is in transit: that trip ends
+    (cancelled, saying why) and ``tracker_reused`` is raised, since one tracker cannot
+    vouch for two trucks: the earlier truck's route is unsupervised from now on."""
+    earlier = trip_rows.open_trip_for_tracker(conn, tracker_id)
+    if earlier is None:
+        return
+    reason = f"its tracker {tracker_id} left on order {order_id} through {gate_device}"
+    record_trip(conn, {"trip_id": earlier["trip_id"], "event": "cancelled", "ts": time_ms,
+                       "reason": reason}, f"gate:{gate_device}", time_ms)
+    apply_alert(conn, "trips", Alert(
+        code="tracker_reused", device_id=tracker_id, active=True, severity="warning",
+        subject=str(earlier["trip_id"]),
+        detail={"trip_id": earlier["trip_id"], "new_order": order_id, "reason": reason}),
+        device_ts=None, received_ms=time_ms)
 
 
 def record_event(conn: sqlite3.Connection, trip_id: str, event: str, ts: int,

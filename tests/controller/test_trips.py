@@ -195,3 +195,23 @@ def test_trips_audit_new_names_a_changed_order_and_a_deleted_event(db: Store) ->
         report, _ = audit.audit_new(conn, start, audit.Replay.load(conn))
     assert {(m.table, m.problem) for m in report.mismatches} == {("orders", "edited"),
                                                                 ("trip_events", "deleted")}
+
+
+def test_trips_a_tracker_leaving_on_a_new_order_ends_its_trip_in_transit(db: Store) -> None:
+    first = _order(db)
+    second = orders.create(db, orders.NewOrder(
+        lot="LOT-8", plate="辽B99999", tracker_id="gps-1", destination="dest-feed-mill",
+        corridor="c-feed-mill", window_start_ms=T0 - 60 * MIN, window_end_ms=T0 + 180 * MIN,
+        expected_net_kg=28000), actor="op-1", time_ms=T0 - 20 * MIN)
+    runner = Runner()
+    _depart(db, first["order_id"], runner)
+    with db.transaction() as conn:
+        trips.depart(conn, second["order_id"], gate_device="wb-out", weighing_seq=9,
+                     net_kg=28010, time_ms=T0 + 30 * MIN, supervise=runner)
+    old = trip_rows.get_trip(db.conn, first["order_id"])
+    assert old["status"] == "cancelled" and second["order_id"] in old["end_reason"]
+    [alert] = trip_rows.trip_alerts(db.conn, first["order_id"])
+    assert alert["code"] == "tracker_reused"
+    assert [t["trip_id"] for t in trip_rows.open_trips(db.conn)] == [second["order_id"]]
+    with read_snapshot(db.path) as conn:
+        assert audit.audit_store(conn).clean
