@@ -168,6 +168,27 @@ def reconcile(reported: list[list[Any]], found: Sequence[Sequence[Any]],
     return actions
 
 
+def closing(state: State, fact: Fact) -> bool:
+    """Whether ``fact`` is the controller ending the trip this state follows (a cancelled
+    order): the rule then clears the alerts it holds open on the trip."""
+    trip = state.get("trip")
+    return fact.kind == "trip_closed" and trip is not None and trip["id"] == fact.body.get(
+        "trip_id")
+
+
+def open_reports(state: State) -> list[list[Any]]:
+    """The reported runs still open (raised, never cleared)."""
+    return [r for r in state.get("rep", []) if r[1] is None]
+
+
+def end_at_arrival(found: list[list[Any]], trip: Mapping[str, Any]) -> list[list[Any]]:
+    """Runs as they stand once the trip has arrived: none is open any more (fixes after
+    the arrival are not judged, so none would close it)."""
+    if trip["arrived"] is None:
+        return found
+    return [[r[0], r[1], False] for r in found]
+
+
 def lifecycle(state: State, fact: Fact, fresh: Mapping[str, Any],
               keep: Sequence[str] = ()) -> State | None:
     """A rule's state after a ``trip_departed`` (a new trip: ``fresh`` plus the trip with

@@ -215,3 +215,16 @@ def test_trips_a_tracker_leaving_on_a_new_order_ends_its_trip_in_transit(db: Sto
     assert [t["trip_id"] for t in trip_rows.open_trips(db.conn)] == [second["order_id"]]
     with read_snapshot(db.path) as conn:
         assert audit.audit_store(conn).clean
+
+
+def test_trips_cancel_clears_the_trips_open_overdue_and_gap_alerts(db: Store) -> None:
+    order = _order(db, window_end_ms=T0 + 20 * MIN)
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    trips.tick(db.conn, T0 + 21 * MIN, runner)
+    assert all(a["cleared_ms"] is None for a in trip_rows.trip_alerts(db.conn, order["order_id"]))
+    orders.cancel(db, order["order_id"], reason="called back", actor="op-1",
+                  time_ms=T0 + 22 * MIN, supervise=runner)
+    found = trip_rows.trip_alerts(db.conn, order["order_id"])
+    assert sorted(a["code"] for a in found) == ["tracking_gap", "trip_overdue"]
+    assert all(a["cleared_ms"] == T0 + 22 * MIN for a in found)

@@ -20,12 +20,15 @@ from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
+    closing,
+    end_at_arrival,
     fixes_of,
     fresh,
     lifecycle,
     merge,
     note_arrival,
     off_corridor,
+    open_reports,
     pack,
     reconcile,
     runs,
@@ -44,6 +47,10 @@ def scope(fact: Fact) -> str:
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    if closing(state, fact):  # the trip was cancelled: its open excursion is no longer watched
+        return {}, [Alert(CODE, fact.device_id, False, "critical", f"{state['trip']['id']}/{r[2]}",
+                          {"trip_id": state["trip"]["id"], "closed": True})
+                    for r in open_reports(state)]
     started = lifecycle(state, fact, {"win": None, "rep": []}, keep=("corridor",))
     if started is not None:
         return started, []
@@ -61,7 +68,7 @@ def update(state: dict[str, Any], fact: Fact,
     state["win"] = pack(win)
     k = int(config["k"])
     out: list[Finding] = []
-    for action, rep in reconcile(state["rep"], runs(win, k, k)):
+    for action, rep in reconcile(state["rep"], end_at_arrival(runs(win, k, k), trip)):
         subject = f"{trip['id']}/{rep[2]}"
         if action == "raise":
             detail = {"trip_id": trip["id"], "corridor": trip["corridor"]["id"],

@@ -17,6 +17,7 @@ from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
+    closing,
     fixes_of,
     fresh,
     lifecycle,
@@ -59,6 +60,9 @@ def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any]) -> list[Find
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    if closing(state, fact) and state["gap"] is not None:  # cancelled: no longer tracked
+        return {}, [Alert(CODE, fact.device_id, False, "warning", state["trip"]["id"],
+                          {"trip_id": state["trip"]["id"], "closed": True})]
     started = lifecycle(state, fact, {"last": fact.device_ts, "gap": None, "past": []})
     if started is not None:
         return started, []

@@ -15,6 +15,7 @@ from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
+    closing,
     fixes_of,
     fresh,
     lifecycle,
@@ -33,6 +34,9 @@ def scope(fact: Fact) -> str:
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    if closing(state, fact) and state["raised"] and state["trip"]["arrived"] is None:
+        return {}, [Alert(CODE, fact.device_id, False, "warning", state["trip"]["id"],
+                          {"trip_id": state["trip"]["id"], "closed": True})]
     started = lifecycle(state, fact, {"raised": False})
     if started is not None:
         return started, []

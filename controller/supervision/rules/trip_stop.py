@@ -18,12 +18,15 @@ from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
+    closing,
+    end_at_arrival,
     fixes_of,
     fresh,
     inside,
     lifecycle,
     merge,
     note_arrival,
+    open_reports,
     pack,
     reconcile,
     runs,
@@ -49,6 +52,10 @@ def _stopped_outside(trip: Mapping[str, Any], fix: Sequence[int], speed_dkmh: fl
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    if closing(state, fact):  # the trip was cancelled: a stop is no longer watched
+        return {}, [Alert(CODE, fact.device_id, False, "warning", f"{state['trip']['id']}/{r[2]}",
+                          {"trip_id": state["trip"]["id"], "closed": True})
+                    for r in open_reports(state)]
     started = lifecycle(state, fact, {"win": None, "rep": [], "at": {}},
                         keep=("allowed",))
     if started is not None:
@@ -75,7 +82,7 @@ def update(state: dict[str, Any], fact: Fact,
     found = [r for r in runs(win, 1, int(config["k_end"]))
              if max(r[1], now if r[2] else 0) - r[0] > long_ms]
     out: list[Finding] = []
-    for action, rep in reconcile(state["rep"], found):
+    for action, rep in reconcile(state["rep"], end_at_arrival(found, trip)):
         subject = f"{trip['id']}/{rep[2]}"
         if action == "raise":
             lat, lon = state["at"].get(str(rep[0]), (None, None))

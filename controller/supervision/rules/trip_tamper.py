@@ -14,6 +14,7 @@ from controller.supervision.findings import Alert, Finding
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import (
     TRIP_KINDS,
+    closing,
     fixes_of,
     fresh,
     lifecycle,
@@ -32,6 +33,10 @@ def scope(fact: Fact) -> str:
 
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
+    if closing(state, fact):  # cancelled: the tracker's own alarm alert stays
+        return {}, [Alert(code, fact.device_id, False, "critical", state["trip"]["id"],
+                          {"trip_id": state["trip"]["id"], "closed": True})
+                    for code in state.get("on", [])]
     started = lifecycle(state, fact, {})
     if started is not None:
         return started, []

@@ -209,3 +209,35 @@ def test_trip_rules_forget_a_trip_closed_by_the_controller() -> None:
         state, found = run(rule, [departure(deadline_min=1), closed, tick(30),
                                   positions(1, drive([31, 32, 33], east=900))])
         assert state == {} and found == [], rule.NAME
+
+
+def test_trip_rules_clear_their_open_alerts_when_the_controller_ends_the_trip() -> None:
+    from controller.facts import Fact
+    closed = Fact("gps-1", 0, 0, "trip_closed", T0 + 40 * MIN, T0 + 40 * MIN,
+                  {"trip_id": "o-trip1"})
+    scripts = {
+        trip_corridor: [positions(1, drive([1, 2, 3, 4], east=500))],
+        trip_stop: [positions(1, [fix(m, 30, 5000, 0) for m in range(5, 20)])],
+        trip_gap: [positions(1, drive([1])), tick(10)],
+        trip_overdue: [tick(31)],
+        trip_tamper: [alarm(1, 3, "case_tamper", "raised")],
+    }
+    for rule, facts in scripts.items():
+        state, found = run(rule, [departure(deadline_min=30), *facts])
+        assert [a for a, on in alerts(found) if on], rule.NAME
+        state, found = run(rule, [closed], state=state)
+        assert state == {} and [on for _, on in alerts(found)] == [False], rule.NAME
+
+
+def test_trip_stop_and_corridor_runs_open_at_arrival_are_closed_by_it() -> None:
+    arrive = positions(3, [fix(40, 0, 20000)])
+    state, found = run(trip_stop, [departure(), positions(1, [fix(m, 30, 5000, 0)
+                                                              for m in range(5, 20)])])
+    assert alerts(found) == [("unplanned_stop", True)]
+    _, found = run(trip_stop, [arrive], state=state)
+    assert alerts(found) == [("unplanned_stop", False)]
+    state, found = run(trip_corridor, [departure(), positions(1, drive([30, 31, 32],
+                                                                       east=800))])
+    assert alerts(found) == [("corridor_deviation", True)]
+    _, found = run(trip_corridor, [arrive], state=state)
+    assert alerts(found) == [("corridor_deviation", False)]
