@@ -17,7 +17,8 @@ coil meanwhile (``barrier_writes``). Trucks still leave on their timeline: the l
 shows whether the barrier let them, it does not hold them back.
 Faults are injected on command: Modbus exception replies, missing replies (timeouts),
 weight noise, overload / setup / remote-calibration bits; per-truck scenarios add wheels
-off the deck while stable and a truck that leaves without ever being stable.
+off the deck while stable, a truck that leaves without ever being stable, and a reading
+that steps down while stable (a resistor switched into the load cell cable).
 
 Run it::
 
@@ -94,6 +95,9 @@ SCENARIO_DOCS = {
                        "shows 10 % less and deck_left_blocked is set",
     "wheels_off_right": "the same on the right grating (deck_right_blocked)",
     "never_stable": "keeps moving the whole time it is on the deck, then leaves unweighed",
+    "resistor_step": "a quarter into its stable time the reading drops by 2 % (at least "
+                     "10 e) at once and stays stable: a resistor switched into the load cell "
+                     "cable by remote control",
 }
 SCENARIOS = tuple(SCENARIO_DOCS)
 FAULT_DOCS = {
@@ -110,6 +114,8 @@ FAULT_KINDS = tuple(FAULT_DOCS)
 PLATE_PREFIX = "辽B"  # Dalian
 PLATE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"  # Chinese plates skip I and O
 WHEELS_OFF_SHARE = 0.1  # share of the gross a wheel group on the side grating takes off
+RESISTOR_SHARE = 0.02  # share of the gross a resistor spliced into the cable hides
+RESISTOR_AT = 0.25  # how far into the stable time it is switched in
 DEFAULT_DIVISION_KG = 20
 DEFAULT_CAPACITY_KG = 60_000
 READY_PREFIX = "weighbridge emulator ready"
@@ -260,6 +266,11 @@ def wheels_off_short_kg(gross_kg: int, division_kg: int) -> int:
     return max(division_kg, round_to(gross_kg * WHEELS_OFF_SHARE, division_kg))
 
 
+def resistor_short_kg(gross_kg: int, division_kg: int) -> int:
+    """The weight a resistor switched into the load cell cable hides (at least 10 e)."""
+    return max(10 * division_kg, round_to(gross_kg * RESISTOR_SHARE, division_kg))
+
+
 def true_weight(truck: Truck, phase: str, progress: float, division_kg: int) -> int:
     """The weight on the deck in a phase, before any noise."""
     gross = truck.gross_kg
@@ -271,6 +282,8 @@ def true_weight(truck: Truck, phase: str, progress: float, division_kg: int) -> 
         return 0
     if phase == "stable" and truck.scenario.startswith("wheels_off"):
         return gross - wheels_off_short_kg(gross, division_kg)
+    if phase == "stable" and truck.scenario == "resistor_step" and progress >= RESISTOR_AT:
+        return gross - resistor_short_kg(gross, division_kg)
     return gross
 
 
@@ -854,7 +867,8 @@ def _visit_of(crossing: _Crossing, division_kg: int) -> Visit:
     stable_from: float | None = crossing.arrived + timing.ramp_s + timing.settle_s
     stable_until: float | None = crossing.arrived + timing.ramp_s + timing.settle_s \
         + timing.stable_s
-    shown: int | None = true_weight(truck, "stable", 0.0, division_kg)
+    # what the indicator showed at the end of its stable time (after a resistor's step)
+    shown: int | None = true_weight(truck, "stable", 1.0, division_kg)
     if truck.scenario == "never_stable":
         stable_from = stable_until = shown = None
     return Visit(crossing.seq, truck.plate, truck.tare_kg, truck.net_kg, truck.gross_kg,
