@@ -228,3 +228,16 @@ def test_trips_cancel_clears_the_trips_open_overdue_and_gap_alerts(db: Store) ->
     found = trip_rows.trip_alerts(db.conn, order["order_id"])
     assert sorted(a["code"] for a in found) == ["tracking_gap", "trip_overdue"]
     assert all(a["cleared_ms"] == T0 + 22 * MIN for a in found)
+
+
+def test_trips_alerts_raised_by_ticks_and_cleared_by_a_cancel_audit_clean(db: Store) -> None:
+    order = _order(db, window_end_ms=T0 + 20 * MIN)
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    trips.tick(db.conn, T0 + 21 * MIN, runner)
+    orders.cancel(db, order["order_id"], reason="called back", actor="op-1",
+                  time_ms=T0 + 22 * MIN, supervise=runner)
+    with read_snapshot(db.path) as conn:
+        report = audit.audit_store(conn)
+    assert report.clean, [m.as_json() for m in report.mismatches]
+    assert report.tables["alerts"].checked == 2 and report.tables["trips"].checked == 1
