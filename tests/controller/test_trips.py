@@ -5,6 +5,7 @@ rebuilding orders, trips and trip events from the ledger's decisions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -241,3 +242,27 @@ def test_trips_alerts_raised_by_ticks_and_cleared_by_a_cancel_audit_clean(db: St
         report = audit.audit_store(conn)
     assert report.clean, [m.as_json() for m in report.mismatches]
     assert report.tables["alerts"].checked == 2 and report.tables["trips"].checked == 1
+
+
+def test_trips_a_blind_area_backlog_with_a_detour_is_alerted_once_when_it_lands(
+        db: Store) -> None:
+    """A JT/T 808 blind-area batch: sent after the live reports that followed it, with a
+    later seq and older device times."""
+    order = _order(db)
+    runner = Runner()
+    _depart(db, order["order_id"], runner)
+    dev = registry.get(db, "gps-1")
+    route = _route(40)
+    fixes = [[T0 + (i + 1) * MIN, lat, lon, 500, 0, 9, 8] for i, (lat, lon) in enumerate(route)]
+    for i in range(8, 12):
+        fixes[i][1:3] = list(from_local((fixes[i][1], fixes[i][2]), 0, 1200))
+    _commit(db, runner, _positions(dev, 1, fixes[0:6]))
+    _commit(db, runner, _positions(dev, 2, fixes[18:24]))   # live, after the blind area
+    assert trip_rows.trip_alerts(db.conn, order["order_id"]) == []
+    _commit(db, runner, _positions(dev, 3, fixes[6:18]))    # the blind-area batch lands
+    _commit(db, runner, _positions(dev, 4, fixes[24:30]))
+    [alert] = trip_rows.trip_alerts(db.conn, order["order_id"])
+    assert alert["code"] == "corridor_deviation" and alert["cleared_ms"] is not None
+    evs = [(e["event"], json.loads(e["detail_json"])["ts"])
+           for e in trip_rows.events(db.conn, order["order_id"])]
+    assert evs[1:] == [("corridor_deviation", T0 + 9 * MIN), ("corridor_rejoined", T0 + 12 * MIN)]
