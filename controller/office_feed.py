@@ -166,7 +166,9 @@ def check_reachability(conn: sqlite3.Connection, now_ms: int,
                        settings: FeedSettings) -> list[Alert]:
     """Raise ``office_unreachable`` for each office with a record unacked longer than
     ``unreachable_after_ms``, clear it for the others; return the alerts that changed."""
-    changed = []
+    changed: list[Alert] = []
+    if not rows.live_offices(conn):
+        return changed  # no write lock taken every second on a site without offices
     with transaction(conn):
         for s in rows.summary(conn):
             oldest = s["oldest_pending_ms"]
@@ -221,6 +223,9 @@ def remove_office(store: Store, office_id: str, *, actor: str, reason: str,
                            "shows them")
         ledger_log.append_decision(conn, "office", actor, {
             "action": "remove", "office_id": office_id, "reason": reason}, time_ms)
+        # nothing is owed to it any more: an office_unreachable it had is over
+        apply_alert(conn, RULE, Alert(code=UNREACHABLE, device_id=office_id, active=False),
+                    device_ts=None, received_ms=time_ms)
 
 
 def office_status(conn: sqlite3.Connection, now_ms: int) -> list[dict[str, Any]]:

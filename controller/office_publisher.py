@@ -23,7 +23,7 @@ import aiomqtt
 
 from controller import office_feed
 from controller.ingest.service import BrokerSettings, tls_context
-from controller.ledger import checkpoint
+from controller.ledger import checkpoint, logkey, note
 from controller.ledger.errors import LedgerError
 from controller.office_accounts import feed_credentials
 from controller.office_record import (
@@ -97,13 +97,24 @@ class OfficePublisher:
             signed = r["signed"]
             if signed is None:
                 if signer is None:
-                    origin = reads.origin(store.conn) or checkpoint.origin_for(self.site)
-                    signer = checkpoint.log_signer(self.db_path, origin)
+                    signer = self._signer(store)
                 signed = sign(str(r["record"]), signer)
                 with store.transaction() as conn:
                     rows.set_signed(conn, r["office_id"], r["office_seq"], signed)
             out.append((str(r["office_id"]), int(r["office_seq"]), str(signed)))
         return out
+
+    def _signer(self, store: Store) -> note.Signer:
+        """The log key, refused (LedgerError) when it is not the key pinned in the store:
+        records signed by another key would fail every office's check."""
+        origin = reads.origin(store.conn) or checkpoint.origin_for(self.site)
+        signer = checkpoint.log_signer(self.db_path, origin)
+        pinned = logkey.pinned(store.conn)
+        if pinned is not None and pinned != signer.verifier.vkey:
+            raise LedgerError(f"the key file holds {signer.verifier.vkey}, not the log key "
+                              f"pinned in the store ({pinned}): put the log's key back; trip "
+                              "records wait unsigned until then")
+        return signer
 
     def _sent(self, office_id: str, office_seq: int) -> None:
         with self._conn_store().transaction() as conn:

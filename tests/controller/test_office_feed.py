@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 
-from controller import broker_auth, office_feed, registry, trips
+from controller import alerts, broker_auth, office_feed, registry, trips
 from controller.errors import Conflict, InvalidInput
+from controller.ingest.service import BrokerSettings
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
 from controller.ledger import checkpoint, entries, keys, note
+from controller.ledger.errors import LedgerError
 from controller.office_accounts import FEED_USER
+from controller.office_publisher import OfficePublisher
 from controller.office_record import (
     MAX_RECORD_BYTES,
     RecordError,
@@ -224,6 +227,34 @@ def test_office_unreachable_raised_when_pending_too_long_and_cleared_by_the_ack(
     assert cleared.active is False
     status = office_feed.office_status(db.conn, T0 + 90_000)[0]
     assert (status["sent"], status["acked"], status["pending"]) == (1, 1, 0)
+
+
+def test_office_removed_clears_its_office_unreachable(db: Store) -> None:
+    settings = office_feed.FeedSettings(unreachable_after_ms=1)
+    _add(db)
+    _trip(db, None)
+    assert len(office_feed.check_reachability(db.conn, T0 + 10, settings)) == 1
+    office_feed.remove_office(db, "off-a", actor="test", reason="closed", time_ms=T0 + 20)
+    assert not [a for a in alerts.list_alerts(db) if a["code"] == "office_unreachable"
+                and a["active"]]
+
+
+def test_office_feed_refuses_to_sign_with_a_key_file_not_pinned(db: Store, db_path: Path,
+                                                                 tmp_path: Path) -> None:
+    _add(db)
+    _trip(db, None)
+    checkpoint.create(db.conn, _signer(db_path), T0)  # pins the log key
+    publisher = OfficePublisher(db_path=db_path, site=SITE, broker=BrokerSettings())
+    try:
+        pinned = publisher._executor.submit(publisher._due).result()
+        assert [seq for _, seq, _ in pinned] == [1]
+        checkpoint.key_path(db_path).unlink()
+        keys.load_or_create_key(checkpoint.key_path(db_path))  # another key in its place
+        _trip(db, None, trip_id="ORD-2")
+        with pytest.raises(LedgerError, match="not the log key pinned"):
+            publisher._executor.submit(publisher._due).result()
+    finally:
+        publisher.close()
 
 
 def test_office_add_refuses_a_device_id_a_bad_id_and_no_destination(
