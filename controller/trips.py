@@ -22,7 +22,7 @@ from controller import office_feed
 from controller.errors import Conflict, NotFound
 from controller.facts import Fact
 from controller.projections import orders as fold
-from controller.site import Site, current_site
+from controller.site import Site, SiteError, current_site
 from controller.storage import ledger_log
 from controller.storage import orders as order_rows
 from controller.storage import trips as trip_rows
@@ -95,7 +95,6 @@ def depart(conn: sqlite3.Connection, order_id: str, *, gate_device: str, weighin
         if order["status"] != "open":
             raise Conflict(f"order {order_id} is {order['status']}, not open: a truck can "
                            "leave only on an open order")
-        site = site or current_site()
         _end_earlier_trip(conn, str(order["tracker_id"]), order_id, gate_device, time_ms)
         body = {"trip_id": order_id, "event": "departed", "ts": time_ms,
                 **{f: order[f] for f in ("tracker_id", "plate", "lot", "destination",
@@ -104,8 +103,26 @@ def depart(conn: sqlite3.Connection, order_id: str, *, gate_device: str, weighin
         record_trip(conn, body, f"gate:{gate_device}", time_ms)
         trip = trip_rows.get_trip(conn, order_id)
         assert trip is not None
-        (supervise or _default_supervise())(conn, [departure_fact(site, trip, order, time_ms)])
+        try:
+            fact = departure_fact(site or current_site(), trip, order, time_ms)
+        except (KeyError, SiteError) as exc:
+            # the truck has left: the trip stands, but no rule can judge it without its
+            # corridor and zones; say so loudly rather than undo the gate's decision
+            _unsupervised(conn, trip, order, f"{type(exc).__name__}: {exc}", time_ms)
+            return trip
+        (supervise or _default_supervise())(conn, [fact])
     return trip
+
+
+def _unsupervised(conn: sqlite3.Connection, trip: Mapping[str, Any],
+                  order: Mapping[str, Any], why: str, time_ms: int) -> None:
+    log.error("trip %s left but cannot be supervised: %s", trip["trip_id"], why)
+    apply_alert(conn, "trips", Alert(
+        code="trip_unsupervised", device_id=str(order["tracker_id"]), active=True,
+        severity="critical", subject=str(trip["trip_id"]),
+        detail={"trip_id": trip["trip_id"], "corridor": order["corridor"],
+                "destination": order["destination"], "why": why[:200]}),
+        device_ts=None, received_ms=time_ms)
 
 
 def _end_earlier_trip(conn: sqlite3.Connection, tracker_id: str, order_id: str,

@@ -266,3 +266,18 @@ def test_trips_a_blind_area_backlog_with_a_detour_is_alerted_once_when_it_lands(
     evs = [(e["event"], json.loads(e["detail_json"])["ts"])
            for e in trip_rows.events(db.conn, order["order_id"])]
     assert evs[1:] == [("corridor_deviation", T0 + 9 * MIN), ("corridor_rejoined", T0 + 12 * MIN)]
+
+
+def test_trips_a_departure_on_a_corridor_the_site_no_longer_has_is_unsupervised_critical(
+        db: Store) -> None:
+    from dataclasses import replace
+    order = _order(db)
+    site = current_site()
+    changed = replace(site, corridors={k: v for k, v in site.corridors.items()
+                                       if k != "c-feed-mill"})
+    with db.transaction() as conn:
+        trips.depart(conn, order["order_id"], gate_device="wb-out", weighing_seq=7,
+                     net_kg=30120, time_ms=T0, supervise=Runner(), site=changed)
+    assert trip_rows.get_trip(db.conn, order["order_id"])["status"] == "in_transit"
+    [alert] = trip_rows.trip_alerts(db.conn, order["order_id"])
+    assert (alert["code"], alert["severity"]) == ("trip_unsupervised", "critical")
