@@ -55,9 +55,12 @@ def _window(at: float | None, minutes: float) -> tuple[Window, ...]:
 
 
 async def _serve(site: Site, plans: list[TruckPlan], host: str, port: int, speed: float,
-                 pty: bool, wait_client_s: float) -> None:
+                 pty: bool, wait_client_s: float, minutes: float | None = None) -> None:
     servers: list[NmeaServer] = []
     tracks = [trajectory(site, p) for p in plans]  # EmulatorError before anything listens
+    if minutes is not None:
+        tracks = [[f for f in t if f.ts_ms < p.start_ms + minutes * 60_000]
+                  for t, p in zip(tracks, plans, strict=True)]
     try:
         for i, plan in enumerate(plans):
             srv = NmeaServer()
@@ -97,6 +100,8 @@ def gps(
     pty: Annotated[bool, typer.Option(help="also write each tracker's NMEA to a pty")] = False,
     wait_client_s: Annotated[float, typer.Option(
         help="wait this long for a client on every port before the trip starts")] = 0.0,
+    minutes: Annotated[float | None, typer.Option(
+        min=0.1, help="end each trip after this many minutes of fix time")] = None,
     detour_at_km: Annotated[float | None, typer.Option(
         help="truck 1 leaves its corridor this far along it")] = None,
     detour_m: Annotated[float, typer.Option(help="how far sideways (left if > 0)")] = 400.0,
@@ -143,6 +148,6 @@ def gps(
                        script=script if i == 0 else Script()) for i in range(trucks)]
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(site, plans, host, port, speed, pty, wait_client_s))
+            asyncio.run(_serve(site, plans, host, port, speed, pty, wait_client_s, minutes))
     except (EmulatorError, OSError) as exc:
         _fail(str(exc))
