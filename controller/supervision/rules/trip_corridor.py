@@ -7,7 +7,8 @@ in a bounded window and re-scanned at every batch, so a detour made during a cov
 is found when the backlog lands after later live fixes: raised then (once) and cleared at
 once if the truck was back on the corridor. One alert per excursion (subject
 ``trip/start``), with a ``corridor_deviation`` and a ``corridor_rejoined`` trip event.
-Fixes after arrival at the destination are not judged.
+Fixes after arrival at the destination, and fixes too poor to place the truck (few
+satellites, a large HDOP), are not judged.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from controller.supervision.trip_track import (
 
 NAME = "trip_corridor"
 KINDS = TRIP_KINDS
-DEFAULTS: Mapping[str, Any] = {"k": 3, "margin_m": 15.0}
+# a fix with fewer satellites or a worse HDOP than these is not judged: multipath near
+# buildings and under cranes throws such fixes hundreds of metres off
+DEFAULTS: Mapping[str, Any] = {"k": 3, "margin_m": 15.0, "min_sats": 4, "max_hdop_x10": 50}
 CODE = "corridor_deviation"
 
 
@@ -63,6 +66,8 @@ def update(state: dict[str, Any], fact: Fact,
     if trip["arrived"] is not None:
         fixes = [f for f in fixes if f[0] <= trip["arrived"]]
     margin = float(config["margin_m"])
+    fixes = [f for f in fixes
+             if f[5] >= int(config["min_sats"]) and f[6] <= int(config["max_hdop_x10"])]
     win = merge(unpack(state["win"]), ([f[0], int(off_corridor(trip, f, margin))]
                                        for f in fixes))
     state["win"] = pack(win)

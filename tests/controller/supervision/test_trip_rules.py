@@ -241,3 +241,14 @@ def test_trip_stop_and_corridor_runs_open_at_arrival_are_closed_by_it() -> None:
     assert alerts(found) == [("corridor_deviation", True)]
     _, found = run(trip_corridor, [arrive], state=state)
     assert alerts(found) == [("corridor_deviation", False)]
+
+
+def test_corridor_poor_fixes_far_off_are_not_judged() -> None:
+    poor = [fix(m, 700, m * 500) for m in (5, 6, 7, 8)]
+    for f in poor[:2]:
+        f[6] = 120  # HDOP 12
+    for f in poor[2:]:
+        f[5] = 3    # three satellites
+    _, found = run(trip_corridor, [departure(), positions(1, drive([1, 2, 3, 4])),
+                                   positions(2, poor), positions(3, drive([9, 10, 11]))])
+    assert found == []
