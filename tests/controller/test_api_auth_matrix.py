@@ -63,6 +63,8 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/lots/{lot}/release"): ADMINS,
     ("GET", "/api/v1/holds"): READERS,
     ("GET", "/api/v1/offices"): READERS,
+    ("POST", "/api/v1/offices"): ADMINS,
+    ("POST", "/api/v1/offices/{office_id}/remove"): ADMINS,
     ("GET", "/api/v1/trips/{trip_id}/deliveries"): READERS,
     ("GET", "/api/v1/commands"): READERS,
     ("POST", "/api/v1/orders"): frozenset({"operator", "admin"}),
@@ -76,8 +78,11 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
-               "lot": "LOT-1", "trip_id": "ORD-1", "order_id": "ORD-1"}
+               "lot": "LOT-1", "trip_id": "ORD-1",
+               "office_id": "no-such-office", "order_id": "ORD-1"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/offices"): {"office_id": "off-matrix", "destinations": ["*"]},
+    ("POST", "/api/v1/offices/{office_id}/remove"): {"reason": "matrix"},
     ("POST", "/api/v1/devices"): {"device_id": "wb-matrix", "kind": "weighbridge"},
     ("POST", "/api/v1/devices/{device_id}/lost"): {"first_seq": 5, "last_seq": 6,
                                                   "reason": "flash worn out"},

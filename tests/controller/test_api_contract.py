@@ -63,6 +63,8 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                ("GET", "/api/v1/ledger/proofs/consistency"),
                # a lot already on hold is a declared 409 (the examples share one store)
                ("POST", "/api/v1/lots/{lot}/hold"),
+               # an office id already taken (the examples share one store) is a declared 409
+               ("POST", "/api/v1/offices"),
                # an order must name a registered tracker and the site's zones and corridors
                # that fit, its window end after its start, its times parse
                ("POST", "/api/v1/orders"),

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from controller import alerts, broker_auth, office_feed, registry, trips
+from controller import alerts, auth, broker_auth, office_feed, registry, trips
+from controller.api.app import create_app
 from controller.errors import Conflict, InvalidInput
 from controller.ingest.service import BrokerSettings
 from controller.ingest.verify import check_message
@@ -293,3 +295,30 @@ def test_office_login_reads_its_trips_and_writes_its_acks_only(db: Store,
     assert office.password_hash == registry.mosquitto_hash(
         password, salt=base64.b64decode(salt), iterations=int(iterations))
     assert not any("wb-1" in rule for rule in office.rules)
+
+
+def test_office_api_provisions_lists_shows_deliveries_and_removes(db: Store,
+                                                                  db_path: Path) -> None:
+    client = TestClient(create_app(db_path=db_path, site=SITE))
+    admin = {"Authorization": "Bearer " + auth.create_token(db, name="a", role="admin")}
+    operator = {"Authorization": "Bearer " + auth.create_token(db, name="o", role="operator")}
+    body = {"office_id": "off-a", "name": "inland", "destinations": ["dest-a"]}
+    assert client.post("/api/v1/offices", json=body, headers=operator).status_code == 403
+    r = client.post("/api/v1/offices", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert note.Verifier.parse(made["log_key"]) == _signer(db_path).verifier
+    assert made["trip_topic"] == f"pw/v1/{SITE}/off-a/trip" and len(made["password"]) > 20
+    assert client.post("/api/v1/offices", json=body, headers=admin).status_code == 409
+    _trip(db, None)
+    [office] = client.get("/api/v1/offices", headers=operator).json()
+    assert (office["office_id"], office["queued"], office["sent"], office["pending"]) == \
+        ("off-a", 1, 0, 1)
+    [d] = client.get("/api/v1/trips/ORD-1/deliveries", headers=operator).json()
+    assert (d["office_id"], d["version"], d["state"]) == ("off-a", 1, "queued")
+    gone = client.post("/api/v1/offices/off-a/remove", json={"reason": "closed"},
+                       headers=admin)
+    assert gone.status_code == 200, gone.text
+    assert client.get("/api/v1/offices", headers=operator).json() == []
+    assert client.post("/api/v1/offices/off-a/remove", json={"reason": "again"},
+                       headers=admin).status_code == 404

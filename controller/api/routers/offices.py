@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request, status
 from pydantic import BaseModel, Field
 
 from controller import auth, office_feed
-from controller.api.dependencies import Db, require
+from controller.api.dependencies import Actor, Db, require
 from controller.api.errors import responses
+from controller.api.models import ID_PATTERN, Body
+from controller.ledger import checkpoint
+from controller.office_record import TRIP, TRIPACK, office_topic
 from controller.storage import now_ms
+from controller.storage import trip_records as reads
 
 router = APIRouter(tags=["offices"], dependencies=[Depends(require(auth.READERS))],
                    responses=responses(401, 422, 503))
@@ -43,6 +47,59 @@ class Delivery(BaseModel):
     next_ms: int = Field(description="when it is sent again unless acknowledged")
     acked_ms: int | None
     state: str = Field(description="queued, sent (awaiting the ack) or acked")
+
+
+Admin = [Depends(require(auth.ADMINS))]
+OfficeId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+class OfficeCreate(Body):
+    office_id: str = Field(pattern=ID_PATTERN, examples=["cn-inland"],
+                           description="also its broker login; not a device's id")
+    name: str = Field("", max_length=200)
+    destinations: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=64, examples=[["dest-grain-depot"]],
+        description="destination zone ids whose trips it receives ('*': every one)")
+
+
+class OfficeProvisioned(BaseModel):
+    office_id: str
+    password: str = Field(description="its broker password, shown once (only its hash is "
+                          "kept): regenerate the broker files (`portwatch broker config`)")
+    log_key: str = Field(description="the vkey that signs its trip records: pin it")
+    trip_topic: str
+    ack_topic: str
+
+
+class OfficeRemoval(Body):
+    reason: str = Field(min_length=1, max_length=200, examples=["office closed"])
+
+
+@router.post("/api/v1/offices", response_model=OfficeProvisioned,
+             status_code=status.HTTP_201_CREATED, dependencies=Admin,
+             summary="Provision a destination office (admin); the answer holds its broker "
+             "password, once", responses=responses(403, 409, 413))
+def add_office(body: OfficeCreate, db: Db, request: Request, who: Actor) -> OfficeProvisioned:
+    site: str = request.app.state.site
+    password = office_feed.add_office(db, office_id=body.office_id,
+                                      name=body.name or body.office_id,
+                                      destinations=body.destinations, actor=who,
+                                      time_ms=now_ms())
+    origin = reads.origin(db.conn) or checkpoint.origin_for(site)
+    vkey = checkpoint.log_signer(request.app.state.db_path, origin).verifier.vkey
+    return OfficeProvisioned(office_id=body.office_id, password=password, log_key=vkey,
+                             trip_topic=office_topic(site, body.office_id, TRIP),
+                             ack_topic=office_topic(site, body.office_id, TRIPACK))
+
+
+@router.post("/api/v1/offices/{office_id}/remove", response_model=OfficeRemoval,
+             dependencies=Admin, summary="Stop sending trips to an office (admin); its "
+             "records stay, its login goes with the next broker files",
+             responses=responses(403, 404, 413))
+def remove_office(office_id: OfficeId, body: OfficeRemoval, db: Db,
+                  who: Actor) -> OfficeRemoval:
+    office_feed.remove_office(db, office_id, actor=who, reason=body.reason, time_ms=now_ms())
+    return body
 
 
 @router.get("/api/v1/offices", response_model=list[OfficeStatus],
