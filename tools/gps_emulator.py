@@ -222,6 +222,12 @@ def _kinematics(site: Site, route: _Route, plan: TruckPlan, corridor: Corridor) 
         if not 0 < st.at_km * 1000 < route.length:
             raise EmulatorError(f"a stop at {st.at_km} km is not on corridor {corridor.id} "
                                 f"({route.length / 1000:.1f} km long)")
+    for d in plan.script.detours:
+        end = d.at_km * 1000 + 2 * d.ramp_m + d.length_m
+        if not (d.at_km > 0 and end < route.length) or d.length_m < 0 or d.ramp_m <= 0:
+            raise EmulatorError(f"a detour from {d.at_km} km over {end / 1000 - d.at_km:.1f} "
+                                f"km does not fit on corridor {corridor.id} "
+                                f"({route.length / 1000:.1f} km long)")
     pending = [(st.at_km * 1000, st.minutes * 60, st.ign_off) for st in stops]
     pending.append((route.length, float(plan.arrive_idle_s), False))
 

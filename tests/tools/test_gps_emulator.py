@@ -103,6 +103,8 @@ def test_trajectory_detour_leaves_the_corridor_and_comes_back() -> None:
                    for f in out)
     assert 400 <= furthest <= 520
     assert all(f.phase == "detour" for f in out)
+    with pytest.raises(EmulatorError, match="does not fit"):
+        _trip(detours=(Detour(at_km=25, offset_m=500, length_m=1500),))
     after = [f for f in fixes if f.along_m > 12_200]
     assert after and all(in_corridor(c, f.true_lat_e6, f.true_lon_e6) for f in after)
 
