@@ -2,14 +2,16 @@
 newer than ``minutes`` has come in while the trip is in transit.
 
 Only the ticks raise it: they are the live clock. A fix newer than the gap's start clears
-it (``tracking_resumed``, with how many fixes of the gap came with it). A backlog that
-lands later with fixes from inside a past gap raises nothing again; it is noted on the
-trip (``tracking_gap_filled``, with the count), so the record says the gap was covered.
+it (``tracking_resumed``, up to the newest fix that came). The holes left in device time
+(consecutive fixes further apart than ``minutes``) are remembered; a backlog that lands
+later with fixes inside one raises nothing again and is noted on the trip
+(``tracking_gap_filled``, with the count), so the record says the hole was covered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from controller.facts import Fact
@@ -21,7 +23,10 @@ from controller.supervision.trip_track import (
     fixes_of,
     fresh,
     lifecycle,
+    merge,
     note_arrival,
+    pack,
+    unpack,
 )
 
 NAME = "trip_gap"
@@ -35,24 +40,33 @@ def scope(fact: Fact) -> str:
     return fact.device_id
 
 
-def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any]) -> list[Finding]:
+def _holes(win: Sequence[Sequence[Any]], after: int, long_ms: int) -> list[list[int]]:
+    """[from, to] of consecutive fixes further apart than ``long_ms``, ending after ``after``."""
+    ts = [int(w[0]) for w in win]
+    return [[a, b] for a, b in pairwise(ts) if b - a > long_ms and b > after]
+
+
+def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any],
+           long_ms: int) -> list[Finding]:
     fixes = fixes_of(fact, trip)
     note_arrival(trip, fixes)
     out: list[Finding] = []
-    for past in state["past"]:  # [from_ts, to_ts]: fixes of a gap already closed
+    for past in state["past"]:  # [from_ts, to_ts]: a hole left by a gap already closed
         n = sum(1 for f in fixes if past[0] < f[0] < past[1])
         if n:
             out.append(TripEvent(trip["id"], "tracking_gap_filled", past[0],
                                  {"to_ts": past[1], "fixes": n}))
+    win = merge(unpack(state["win"]), ([f[0], 0] for f in fixes))
+    state["win"] = pack(win)
     newest = max((f[0] for f in fixes), default=0)
     gap = state["gap"]
     if gap is not None and newest > gap:
-        resumed = min(f[0] for f in fixes if f[0] > gap)
-        n = sum(1 for f in fixes if gap < f[0] < resumed)
-        detail = {"trip_id": trip["id"], "from_ts": gap, "to_ts": resumed, "fixes_in_gap": n}
+        holes = _holes(win, gap, long_ms)
+        detail = {"trip_id": trip["id"], "from_ts": gap, "to_ts": newest, "holes": holes}
         out += [Alert(CODE, fact.device_id, False, "warning", trip["id"], detail),
-                TripEvent(trip["id"], "tracking_resumed", resumed, {"from_ts": gap})]
-        state["past"] = [*state["past"], [gap, resumed]][-PAST_GAPS:]
+                TripEvent(trip["id"], "tracking_resumed", newest,
+                          {"from_ts": gap, "holes": holes})]
+        state["past"] = [*state["past"], *holes][-PAST_GAPS:]
         state["gap"] = None
     state["last"] = max(state["last"], newest)
     return out
@@ -63,7 +77,8 @@ def update(state: dict[str, Any], fact: Fact,
     if closing(state, fact) and state["gap"] is not None:  # cancelled: no longer tracked
         return {}, [Alert(CODE, fact.device_id, False, "warning", state["trip"]["id"],
                           {"trip_id": state["trip"]["id"], "closed": True})]
-    started = lifecycle(state, fact, {"last": fact.device_ts, "gap": None, "past": []})
+    started = lifecycle(state, fact, {"last": fact.device_ts, "gap": None, "past": [],
+                                      "win": None})
     if started is not None:
         return started, []
     if not state.get("trip") or fact.kind not in ("positions", "tick"):
@@ -71,7 +86,7 @@ def update(state: dict[str, Any], fact: Fact,
     state = fresh(state)
     trip = state["trip"]
     if fact.kind == "positions":
-        return state, _fixes(state, fact, trip)
+        return state, _fixes(state, fact, trip, int(config["minutes"]) * 60_000)
     quiet = fact.device_ts - state["last"]
     if trip["arrived"] is None and state["gap"] is None and quiet > int(config["minutes"]) * 60_000:
         state["gap"] = state["last"]

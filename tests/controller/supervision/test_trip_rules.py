@@ -119,7 +119,8 @@ def test_gap_raised_by_ticks_cleared_by_live_fixes_and_not_raised_again_by_backl
     assert alerts(found) == [("tracking_gap", True)] and events(found) == ["tracking_gap"]
     state, found = run(trip_gap, [positions(9, drive([12, 13]))], state=state)
     assert alerts(found) == [("tracking_gap", False)]
-    assert isinstance(found[0], Alert) and found[0].detail["to_ts"] == T0 + 12 * MIN
+    assert isinstance(found[0], Alert) and found[0].detail["to_ts"] == T0 + 13 * MIN
+    assert found[0].detail["holes"] == [[T0 + 3 * MIN, T0 + 12 * MIN]]
     # the backlog of the gap lands after the live fixes: no new gap, it is noted filled
     state, found = run(trip_gap, [positions(4, drive([4, 5, 6, 7, 8, 9, 10, 11])), tick(14)],
                        state=state)
