@@ -37,7 +37,7 @@ from controller.supervision.trip_track import (
 )
 
 NAME = "trip_corridor"
-KINDS = TRIP_KINDS
+KINDS = TRIP_KINDS - {"tick"}  # the clock alone changes nothing here
 # a fix with fewer satellites or a worse HDOP than these is not judged: multipath near
 # buildings and under cranes throws such fixes hundreds of metres off
 DEFAULTS: Mapping[str, Any] = {"k": 3, "margin_m": 15.0, "min_sats": 4, "max_hdop_x10": 50}

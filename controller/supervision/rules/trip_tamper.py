@@ -22,7 +22,7 @@ from controller.supervision.trip_track import (
 )
 
 NAME = "trip_tamper"
-KINDS = TRIP_KINDS | {"alarm"}
+KINDS = (TRIP_KINDS - {"tick"}) | {"alarm"}
 DEFAULTS: Mapping[str, Any] = {}
 CODES = {"case_tamper": "trip_tamper", "ext_power_lost": "trip_power_lost"}
 

@@ -34,7 +34,7 @@ from controller.supervision.trip_track import (
 )
 
 NAME = "trip_wrong_place"
-KINDS = TRIP_KINDS
+KINDS = TRIP_KINDS - {"tick"}  # the clock alone changes nothing here
 DEFAULTS: Mapping[str, Any] = {"minutes": 10, "speed_kmh": 3.0, "far_m": 2000.0}
 
 
