@@ -141,3 +141,10 @@ def alert_decisions(conn: sqlite3.Connection, after_idx: int,
         "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE kind='decision' AND "
         "subkind='alert' AND idx>? ORDER BY idx LIMIT ?", (after_idx, limit))]
 
+
+def decisions_of(conn: sqlite3.Connection, kind: str) -> list[bytes]:
+    """The entries of every decision of one kind, in log order (kinds with few entries)."""
+    return [bytes(e) for (e,) in conn.execute(
+        "SELECT entry FROM ledger_entries WHERE kind='decision' AND subkind=? ORDER BY idx",
+        (kind,))]
+

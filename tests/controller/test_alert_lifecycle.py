@@ -166,3 +166,19 @@ def test_alert_cli_lists_shows_acknowledges_and_resolves(db: Store, db_path: Pat
     for sub in ("list", "show", "ack", "resolve"):
         helped = run.invoke(app, ["alert", sub, "--help"])
         assert helped.exit_code == 0 and "Example: portwatch alert" in helped.output
+
+
+def test_alert_audit_takes_a_store_tampered_alert_from_before_its_alert_decision(
+        db: Store) -> None:
+    """A store upgraded from before the lifecycle: its store_tampered alerts have only
+    their audit_mismatch decision; they are not reported as added, a made-up one is."""
+    body = {"table": "weighings", "key": "wb-1/3", "problem": "edited"}
+    with db.transaction() as conn:
+        ledger_log.append_decision(conn, "audit_mismatch", "controller", body, T0)
+        for subject, at in (("weighings wb-1/3", T0), ("weighings wb-1/4", T0)):
+            conn.execute("INSERT INTO alerts (rule, code, device_id, subject, severity, "
+                         "detail_json, raised_ts, raised_ms) VALUES ('audit', "
+                         "'store_tampered', 'wb-1', ?, 'critical', '{}', ?, ?)",
+                         (subject, at, at))
+    got = [(m.key, m.problem) for m in _audit(db).mismatches]
+    assert got == [("2", "added")]
