@@ -236,7 +236,7 @@ class Session:
         else:
             self.gw.stats.unanswered += 1
             log.warning("%s: report serial %d not answered: the broker did not confirm "
-                        "within %.0f s; it is in the outbox and the terminal will resend",
+                        "within %.1f s; it is in the outbox and the terminal will resend",
                         device_id, frame.serial, uplink.answer_timeout_s)
 
     async def close(self) -> None:

@@ -41,6 +41,7 @@ class Observed:
 
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    subscribed: threading.Event = field(default_factory=threading.Event)  # SUBACK seen
 
     def evts(self, device_id: str = DEVICE) -> list[bytes]:
         with self.lock:
@@ -104,11 +105,23 @@ def site(tmp_path: Path) -> Iterator[Site]:
             with observed.lock:
                 observed.messages.append((msg.topic, bytes(msg.payload)))
 
+        def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+            # a clean session: subscribe again after every (re)connect
+            observed.subscribed.clear()
+            c.subscribe([(topics.uplink_filter(rig.site, "evt"), 1),
+                         (topics.uplink_filter(rig.site, "state"), 1)])
+
+        def on_subscribe(_c: Any, _u: Any, _m: Any, _rc: Any, _p: Any) -> None:
+            observed.subscribed.set()
+
         client.on_message = on_message
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_disconnect = lambda *_: observed.subscribed.clear()
+        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
         client.connect("127.0.0.1", rig.broker.port)
-        client.subscribe(topics.uplink_filter(rig.site, "evt"), qos=1)
-        client.subscribe(topics.uplink_filter(rig.site, "state"), qos=1)
         client.loop_start()
+        assert observed.subscribed.wait(10), "the observer did not subscribe"
         yield Site(rig, observed, tmp_path / "gw" / "gateway.db", client)
         client.loop_stop()
         client.disconnect()
@@ -428,3 +441,28 @@ def test_gateway_closes_a_connection_idle_past_its_limit(site: Site):
 
     rest, gw = asyncio.run(main())
     assert rest == b"" and gw.closed_idle == 1
+
+
+def test_gateway_answers_nothing_while_the_broker_is_down_and_numbers_the_resend_once(
+        site: Site):
+    async def main() -> Any:
+        async with running(site, answer_timeout_s=0.5) as (gateway, port, uplink):
+            site.rig.broker.stop()
+            await until(lambda: not uplink.stats.connected, 10, "the broker link to drop")
+            stop = asyncio.Event()
+            terminal = Terminal("127.0.0.1", port, PHONE, answer_timeout_s=0.5)
+            run = asyncio.create_task(terminal.run(fixes(1), stop))
+            await until(lambda: gateway.stats.unanswered >= 2, 10, "two unanswered tries")
+            assert uplink.backlog() == 1 and uplink.next_seq(DEVICE) == 2
+            site.rig.broker.start()
+            stats = await asyncio.wait_for(run, 20)
+            await until(site.observed.subscribed.is_set, 10, "the observer's resubscription")
+            site.ack(DEVICE, 0, resync=True)  # as the controller does on its reconnect
+            await until(lambda: len(site.observed.evts()) >= 1, 10, "the event")
+            return stats, gateway.stats, uplink.stats, uplink.next_seq(DEVICE)
+
+    stats, gw, up, next_seq = asyncio.run(main())
+    assert stats.answered_fixes == 1 and stats.resends >= 2
+    assert gw.unanswered >= 2 and up.duplicate_reports >= 2
+    assert next_seq == 2  # one report, one seq, however often it was sent
+    assert {m["seq"] for m in site.opened()} == {1}
