@@ -8,12 +8,14 @@ Status: open -> departed (controller/trips.depart) -> arrived | cancelled.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from controller.errors import Conflict, InvalidInput, NotFound
+from controller.holds import LOT_PATTERN
 from controller.projections import orders as fold
 from controller.registry import get as get_device
 from controller.site import Site, current_site
@@ -41,10 +43,12 @@ class NewOrder:
 
 def check(store: Store, new: NewOrder, site: Site) -> None:
     """InvalidInput naming the first field that does not fit the site or the registry."""
-    for name in ("lot", "plate"):
-        value = getattr(new, name)
-        if not value.strip() or len(value) > MAX_TEXT or not value.isprintable():
-            raise InvalidInput(f"{name} must be 1-{MAX_TEXT} printable characters")
+    if not re.fullmatch(LOT_PATTERN, new.lot):
+        # the lot must be one a hold can name (POST /api/v1/lots/{lot}/hold)
+        raise InvalidInput(f"lot {new.lot[:70]!r} must be 1-64 letters, digits and . _ / - "
+                           "(starting with a letter or digit), as lot holds name lots")
+    if not new.plate.strip() or len(new.plate) > MAX_TEXT or not new.plate.isprintable():
+        raise InvalidInput(f"plate must be 1-{MAX_TEXT} printable characters")
     try:
         tracker = get_device(store, new.tracker_id)
     except NotFound as exc:

@@ -156,6 +156,7 @@ def test_trips_projection_rows_have_the_stored_tables_columns(db: Store) -> None
     ("tracker_id", "nobody", "tracker_id"),
     ("window_end_ms", T0 - 120 * MIN, "window_end must be after"),
     ("plate", " ", "plate must be"),
+    ("lot", "LOT 7", "as lot holds name lots"),
 ])
 def test_trips_order_refused_with_a_clear_reason(db: Store, field: str, value: Any,
                                                  message: str) -> None:

@@ -45,7 +45,8 @@ class Order(BaseModel):
 
 
 class OrderRequest(Body):
-    lot: str = Field(min_length=1, max_length=64, examples=["LOT-2026-0042"])
+    lot: str = Field(min_length=1, max_length=64, examples=["LOT-2026-0042"],
+                     description="letters, digits and . _ / - (as lot holds name lots)")
     plate: str = Field(min_length=1, max_length=32, examples=["辽B12345"])
     tracker_id: str = Field(pattern=ID_PATTERN, examples=["gps-7"])
     destination: str = Field(min_length=1, max_length=64, examples=["dest-feed-mill"])
