@@ -13,7 +13,9 @@ the rig for tests). Each TCP connection is one terminal:
   ``positions`` (and ``alarm``) events and answered 0x8001 ok only once they are safely
   handed on (``jtt808_uplink``: in the gateway's outbox on disk and PUBACKed by the
   broker). A report that cannot be read is answered 0x8001 "bad message" (2), one from
-  a terminal not authenticated "fail" (1), other message ids "unsupported" (3).
+  a terminal not authenticated "fail" (1), other message ids "unsupported" (3);
+- a subpackaged message is reassembled (``jtt808_parts``) and each of its packets gets
+  the answer of the whole.
 
 Bad bytes never end the server: every bad frame is counted per reason (``stats``, the
 status file, the log) and the connection goes on; after ``MAX_BAD_IN_A_ROW`` bad frames
@@ -28,11 +30,13 @@ import hmac
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controller.gateways import jtt808_events as events
+from controller.gateways.jtt808_parts import Reassembler
 from controller.gateways.jtt808_uplink import Uplink
 from protocols import jtt808
 
@@ -82,6 +86,8 @@ class Session:
         self.authed = False
         self.serial = 0
         self.bad_in_a_row = 0
+        self.parts = Reassembler()
+        self._serials: list[int] | None = None  # the packets of the message being handled
 
     async def run(self) -> None:
         stats = self.gw.stats
@@ -123,8 +129,11 @@ class Session:
         await self.writer.drain()
 
     async def _answer(self, frame: jtt808.Frame, result: int) -> None:
-        await self._send(frame, jtt808.PLATFORM_ANSWER,
-                         jtt808.encode_answer(frame.serial, frame.msg_id, result))
+        # a reassembled message: each of its packets gets the answer (section 7.12 allows
+        # one for all or one each; one each satisfies a terminal waiting for either)
+        for serial in self._serials or [frame.serial]:
+            await self._send(frame, jtt808.PLATFORM_ANSWER,
+                             jtt808.encode_answer(serial, frame.msg_id, result))
 
     async def _frame(self, frame: jtt808.Frame) -> None:
         stats = self.gw.stats
@@ -135,11 +144,26 @@ class Session:
             self._bad("phone_mismatch", f"{device_id} on the connection of {self.device_id}")
             await self._answer(frame, jtt808.FAIL)
             return
-        if frame.packages is not None:
-            self._bad("subpackage", "subpackaged messages are not reassembled")
-            await self._answer(frame, jtt808.UNSUPPORTED)
-            return
         self.bad_in_a_row = 0
+        if frame.packages is not None:
+            now = time.monotonic()
+            for _ in range(self.parts.expire(now)):
+                self._bad("subpackage_incomplete", "a subpackaged message stayed incomplete")
+            try:
+                whole = self.parts.add(frame, now)
+            except jtt808.JT808Error as exc:
+                self._bad(exc.reason, exc.detail)
+                await self._answer(frame, jtt808.BAD_MESSAGE)
+                return
+            if whole is None:
+                return  # answered with the whole message
+            frame, self._serials = whole.frame, whole.serials
+        try:
+            await self._dispatch(frame, device_id, name)
+        finally:
+            self._serials = None
+
+    async def _dispatch(self, frame: jtt808.Frame, device_id: str, name: str) -> None:
         try:
             if frame.msg_id == jtt808.REGISTER:
                 await self._register(frame, device_id)

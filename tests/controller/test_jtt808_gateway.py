@@ -412,21 +412,43 @@ def test_gateway_2019_terminal_is_answered_in_2019_headers(site: Site):
     assert gw.frames["0x0100"] == 1 and gw.bad_frames == {}
 
 
-def test_gateway_subpackaged_and_unknown_messages_are_refused_and_counted(site: Site):
+def test_gateway_subpackaged_batch_is_reassembled_and_each_packet_answered(site: Site):
+    items = [jtt808.encode_location({"alarm": 0, "status": 3, "lat_e6": 38930000 + i,
+                                     "lon_e6": 121650000, "speed_dkmh": 0, "course": 0,
+                                     "ts_ms": T0 + i * 1000}) for i in range(40)]
+    body = jtt808.encode_batch(items, jtt808.BATCH_BLIND_AREA)  # 1203 bytes: over 1023
+    assert len(body) > jtt808.MAX_BODY
+
     async def main() -> Any:
         async with running(site) as (gateway, port, _):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 1, b"\x00\x00\x00",
-                                             packages=(2, 1)))
-            writer.write(jtt808.encode_frame(0x0900, PHONE, 2, b"\x01"))  # data uplink
+            writer.write(jtt808.encode_frame(jtt808.REGISTER, PHONE, 1, jtt808.encode_register(
+                {"province": 21, "city": 200, "maker": "X", "model": "Y", "terminal_id": "Z",
+                 "plate_color": 2, "plate": b"B1"})))
             await writer.drain()
-            answers = await read_answers(reader, 2)
+            code = (await read_answers(reader, 1))[0]["auth_code"]
+            writer.write(jtt808.encode_frame(jtt808.AUTHENTICATE, PHONE, 2, code))
+            # packet 0 of 2 cannot be; then the two real packets, serials 3 and 4
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 9, b"", packages=(2, 0)))
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 3, body[:1000],
+                                             packages=(2, 1)))
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 4, body[1000:],
+                                             packages=(2, 2)))
+            writer.write(jtt808.encode_frame(0x0900, PHONE, 5, b"\x01"))  # data uplink
+            await writer.drain()
+            answers = await read_answers(reader, 5)
+            await until(lambda: len(site.observed.evts()) >= 1, 10, "the batch's event")
             writer.close()
             return answers, gateway.stats
 
     answers, gw = asyncio.run(main())
-    assert [(a["answer_serial"], a["result"]) for a in answers] == [
-        (1, jtt808.UNSUPPORTED), (2, jtt808.UNSUPPORTED)]
+    assert [(a["answer_serial"], a["answer_id"], a["result"]) for a in answers] == [
+        (2, jtt808.AUTHENTICATE, jtt808.OK), (9, jtt808.BATCH, jtt808.BAD_MESSAGE),
+        (3, jtt808.BATCH, jtt808.OK), (4, jtt808.BATCH, jtt808.OK),
+        (5, 0x0900, jtt808.UNSUPPORTED)]
+    opened = site.opened()
+    assert [m["seq"] for m in opened] == [1]
+    assert [f[1] for f in opened[0]["body"]["fixes"]] == [38930000 + i for i in range(40)]
     assert gw.bad_frames == {"subpackage": 1, "unsupported": 1}
 
 
