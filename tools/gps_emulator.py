@@ -438,7 +438,13 @@ class NmeaServer:
 
     @property
     def pty_name(self) -> str | None:
+        """The pty's path when one was asked for (a reader opens it as the UART)."""
         return self._pty.name if self._pty else None
+
+    @property
+    def pty_dropped_bytes(self) -> int:
+        """Bytes the pty could not take (nobody reading): dropped, never blocking."""
+        return self._pty.dropped_bytes if self._pty else 0
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -294,3 +294,39 @@ def test_nmea_server_tcp_client_gets_every_sentence_and_silence_when_off() -> No
 async def _until(cond: object, step: float = 0.01) -> None:
     while not cond():  # type: ignore[operator]
         await asyncio.sleep(step)
+
+
+def test_nmea_server_pty_carries_the_same_sentences() -> None:
+    """The pty stands in for the receiver's UART: a reader opening its name gets the
+    stream; with nobody reading, the emulator never blocks (bytes over the pty's buffer are
+    dropped and counted)."""
+    import os
+    import termios
+    import tty
+
+    fixes = _trip()[:30]
+
+    async def run() -> tuple[bytes, int]:
+        srv = NmeaServer()
+        await srv.start(pty=True)
+        assert srv.pty_name and srv.pty_name.startswith("/dev/")
+        fd = os.open(srv.pty_name, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(fd, termios.TCSANOW)  # no echo, no line discipline: bytes as sent
+        await srv.run(fixes, speed=1000)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(fd)
+        dropped = srv.pty_dropped_bytes
+        await srv.close()
+        return data, dropped
+
+    data, dropped = asyncio.run(run())
+    assert dropped == 0
+    assert list(_read_lines(data)) == list(nmea_lines(fixes))
