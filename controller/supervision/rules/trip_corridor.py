@@ -8,7 +8,8 @@ is found when the backlog lands after later live fixes: raised then (once) and c
 once if the truck was back on the corridor. One alert per excursion (subject
 ``trip/start``), with a ``corridor_deviation`` and a ``corridor_rejoined`` trip event.
 Fixes after arrival at the destination, and fixes too poor to place the truck (few
-satellites, a large HDOP), are not judged.
+satellites, a large HDOP), are not judged; a fix that reports neither (0: a JT/T 808
+terminal without the satellites extra) is.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ def update(state: dict[str, Any], fact: Fact,
     if trip["arrived"] is not None:
         fixes = [f for f in fixes if f[0] <= trip["arrived"]]
     margin = float(config["margin_m"])
+    # 0 is "not reported", not "none": a JT/T 808 terminal sends satellites only as an
+    # optional extra and never an HDOP, and such fixes must still be judged
     fixes = [f for f in fixes
-             if f[5] >= int(config["min_sats"]) and f[6] <= int(config["max_hdop_x10"])]
+             if (f[5] == 0 or f[5] >= int(config["min_sats"]))
+             and f[6] <= int(config["max_hdop_x10"])]
     win = merge(unpack(state["win"]), ([f[0], int(off_corridor(trip, f, margin))]
                                        for f in fixes))
     state["win"] = pack(win)
