@@ -85,9 +85,11 @@ class CrossSensor:
         look again at the pending checks of every tracker whose positions arrived; the
         alerts raised. A failure is logged and counted and leaves the batch alone (in a
         savepoint): the check must never stall ingest."""
-        wanted = [f for f in facts if f.kind in ("weighing", "positions")]
-        if not wanted:
-            return []
+        wanted = [f for f in facts if f.kind == "weighing"]
+        moved = {f.device_id for f in facts if f.kind == "positions"}
+        if not wanted and not (moved and moved & set(rows.pending(conn))):
+            return []  # the common case of a tracker batch: nothing waits for it
+        wanted += [f for f in facts if f.kind == "positions"]
         try:
             with rows.isolated(conn):
                 return self._supervise(conn, wanted)
