@@ -242,6 +242,9 @@ class Session:
                                 i, kind, item)
                 else:
                     locations.append(item)
+            if len(locations) < len(items):  # the evidence of what was dropped, whole
+                log.warning("%s: that 0x0704 (serial %d) was %s", self.device_id, frame.serial,
+                            frame.body.hex())
             if not locations:
                 raise jtt808.JT808Error("bad_body", "no readable item in the batch")
         uplink, device_id = self.gw.uplink, self.device_id
