@@ -488,3 +488,36 @@ def test_gateway_answers_nothing_while_the_broker_is_down_and_numbers_the_resend
     assert gw.unanswered >= 2 and up.duplicate_reports >= 2
     assert next_seq == 2  # one report, one seq, however often it was sent
     assert {m["seq"] for m in site.opened()} == {1}
+
+
+def test_gateway_batch_with_an_unreadable_item_keeps_the_others_and_counts_it(site: Site):
+    good = jtt808.encode_location({"alarm": 0, "status": 3, "lat_e6": 38930000,
+                                   "lon_e6": 121650000, "speed_dkmh": 0, "course": 0,
+                                   "ts_ms": T0})
+    bad = good[:22] + bytes.fromhex("261301000000")  # month 13
+    mixed = jtt808.encode_batch([bad, good], jtt808.BATCH_BLIND_AREA)
+    all_bad = jtt808.encode_batch([bad], jtt808.BATCH_BLIND_AREA)
+
+    async def main() -> Any:
+        async with running(site) as (gateway, port, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(jtt808.encode_frame(jtt808.REGISTER, PHONE, 1, jtt808.encode_register(
+                {"province": 21, "city": 200, "maker": "X", "model": "Y", "terminal_id": "Z",
+                 "plate_color": 2, "plate": b"B1"})))
+            await writer.drain()
+            code = (await read_answers(reader, 1))[0]["auth_code"]
+            writer.write(jtt808.encode_frame(jtt808.AUTHENTICATE, PHONE, 2, code))
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 3, mixed))
+            writer.write(jtt808.encode_frame(jtt808.BATCH, PHONE, 4, all_bad))
+            await writer.drain()
+            answers = await read_answers(reader, 3)
+            writer.close()
+            return answers, gateway.stats
+
+    answers, gw = asyncio.run(main())
+    assert [(a["answer_serial"], a["result"]) for a in answers] == [
+        (2, jtt808.OK), (3, jtt808.OK), (4, jtt808.BAD_MESSAGE)]
+    opened = site.opened()
+    assert [m["seq"] for m in opened] == [1]
+    assert opened[0]["body"]["fixes"] == [[T0, 38930000, 121650000, 0, 0, 0, 0]]
+    assert gw.bad_items == 2 and gw.bad_frames == {"bad_body": 1}
