@@ -182,6 +182,7 @@ def test_cross_sensor_skips_weighings_it_cannot_check(db: Store,
 
 def test_cross_sensor_failure_is_counted_and_the_batch_still_commits(
         db: Store, site_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the check is injected (the pure core raising): the rest is real."""
     cs = CrossSensor()
 
     def broken(*_a: Any, **_k: Any) -> str:
