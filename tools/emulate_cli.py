@@ -16,16 +16,21 @@ import typer
 from rich.console import Console
 
 from controller.site import Site, SiteError, current_site, load_site
+from tools import settings
 from tools.gps_emulator import (
     Detour,
     EmulatorError,
+    Fix,
     NmeaServer,
     Script,
     Stop,
     TruckPlan,
     Window,
+    jtt808_fixes,
+    paced,
     trajectory,
 )
+from tools.jtt808_terminal import TerminalRefused, run_terminal
 
 console = Console()
 err = Console(stderr=True)
@@ -57,10 +62,7 @@ def _window(at: float | None, minutes: float) -> tuple[Window, ...]:
 async def _serve(site: Site, plans: list[TruckPlan], host: str, port: int, speed: float,
                  pty: bool, wait_client_s: float, minutes: float | None = None) -> None:
     servers: list[NmeaServer] = []
-    tracks = [trajectory(site, p) for p in plans]  # EmulatorError before anything listens
-    if minutes is not None:
-        tracks = [[f for f in t if f.ts_ms < p.start_ms + minutes * 60_000]
-                  for t, p in zip(tracks, plans, strict=True)]
+    tracks = _tracks(site, plans, minutes)  # EmulatorError before anything listens
     try:
         for i, plan in enumerate(plans):
             srv = NmeaServer()
@@ -80,6 +82,35 @@ async def _serve(site: Site, plans: list[TruckPlan], host: str, port: int, speed
     finally:
         for srv in servers:
             await srv.close()
+
+
+def _tracks(site: Site, plans: list[TruckPlan], minutes: float | None) -> list[list[Fix]]:
+    tracks = [trajectory(site, p) for p in plans]
+    if minutes is not None:
+        tracks = [[f for f in t if f.ts_ms < p.start_ms + minutes * 60_000]
+                  for t, p in zip(tracks, plans, strict=True)]
+    return tracks
+
+
+async def _drive_jtt808(site: Site, plans: list[TruckPlan], gateway: str, phone: int,
+                        speed: float, minutes: float | None) -> None:
+    """Each truck as a JT/T 808 terminal (tools/jtt808_terminal.py) dialling ``gateway``;
+    a coverage gap makes it buffer and send blind-area batches."""
+    host, port = settings.split_hostport(gateway, 7808)
+    tracks = _tracks(site, plans, minutes)
+
+    async def one(i: int) -> None:
+        coverage = asyncio.Event()
+        stats = await run_terminal(host, port, str(phone + i),
+                                   jtt808_fixes(paced(tracks[i], speed), coverage),
+                                   coverage=coverage)
+        typer.echo(f"gps truck {i + 1} done: {stats.answered_fixes} fixes answered, "
+                   f"{stats.batches} blind-area batches, {stats.unsent} unsent")
+
+    for i, plan in enumerate(plans):
+        typer.echo(f"gps truck {i + 1} corridor {plan.corridor_id} seed {plan.seed} "
+                   f"jtt808 phone {phone + i} -> {host}:{port} fixes {len(tracks[i])}")
+    await asyncio.gather(*(one(i) for i in range(len(plans))))
 
 
 @emulate_app.command("gps")
@@ -121,6 +152,11 @@ def gps(
     power_cut_at_min: Annotated[float | None, typer.Option(
         help="truck 1's tracker loses external power then (PPWIO ext_power 0)")] = None,
     power_cut_min: Annotated[float, typer.Option(help="for this many minutes")] = 5.0,
+    jtt808: Annotated[str | None, typer.Option(
+        help="speak JT/T 808 to this gateway HOST:PORT instead of serving NMEA (the "
+             "terminals must be provisioned: portwatch jtt808 add-terminal)")] = None,
+    phone: Annotated[int, typer.Option(
+        help="with --jtt808: SIM number of truck 1 (truck n: phone + n - 1)")] = 13800138000,
     site_file: SiteFileOpt = None,
 ) -> None:
     """Drive emulated trucks from the out-gate weighbridge along the site's corridors,
@@ -130,6 +166,8 @@ def gps(
     truck 1 detouring 12 km out, its case opened at minute 20:
 
     Example: portwatch emulate gps --trucks 2 --speed 20 --detour-at-km 12 --tamper-at-min 20
+
+    With --jtt808 HOST:PORT each truck is a JT/T 808 terminal dialling that gateway instead.
     """
     site = _site(site_file)
     names = corridor or list(site.corridors)
@@ -148,6 +186,12 @@ def gps(
                        script=script if i == 0 else Script()) for i in range(trucks)]
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(site, plans, host, port, speed, pty, wait_client_s, minutes))
-    except (EmulatorError, OSError) as exc:
+            if jtt808:
+                asyncio.run(_drive_jtt808(site, plans, jtt808, phone, speed, minutes))
+            else:
+                asyncio.run(_serve(site, plans, host, port, speed, pty, wait_client_s,
+                                   minutes))
+    except (EmulatorError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    except TerminalRefused as exc:
         _fail(str(exc))
