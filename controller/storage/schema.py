@@ -448,14 +448,3 @@ def _gate_control(db: sqlite_utils.Database) -> None:
             pk=("device_id", "weighing_seq"), not_null={"action", "reasons_json",
                                                         "decided_ms"},
         )
-
-
-def _alert_lifecycle(db: sqlite_utils.Database) -> None:
-    """Schema 9: the alert lifecycle open -> acknowledged -> resolved. cleared_* keep their
-    columns and mean "resolved" (by the rule clearing it or by an operator); acked_* and
-    the two comments are new."""
-    cols = db.table("alerts").columns_dict
-    for name, kind in (("acked_ms", int), ("acked_by", str), ("ack_comment", str),
-                       ("resolve_comment", str)):
-        if name not in cols:
-            db.table("alerts").add_column(name, kind)
