@@ -1,10 +1,11 @@
 """Body shapes of each message kind, checked by the controller and by the edge's tests.
 
 Returns an error string (what is wrong) or None; pure and MicroPython-compatible.
-Kinds per channel: ``evt``: weighing, positions (a tracker's batch of fixes), alarm, gap (the device declares its record of
-this seq lost: unreadable on flash), refused (the device could not store ``count``
-custody events, ``kinds`` of them each, between ``since_ts`` and ``until_ts`` of device
-time, for ``reason`` ``outbox_full`` or ``write_error``: edge/agent.py); ``tele``: health;
+Kinds per channel: ``evt``: weighing, positions (a tracker's batch of fixes), alarm, gap
+(the device declares its record of this seq lost: unreadable on flash), refused (the
+device could not store ``count`` custody events, ``kinds`` of them each, between
+``since_ts`` and ``until_ts`` of device time, for ``reason`` ``outbox_full`` or
+``write_error``: edge/agent.py); ``tele``: health;
 ``state``: birth, death.
 """
 
