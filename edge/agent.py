@@ -113,9 +113,8 @@ class Agent:
             from edge.config import ConfigError
 
             raise ConfigError("driver: unknown type %r (known: weighbridge, tracker)" % kind)
-        if self.driver is not None:  # commands reach the driver, its answers the link
-            self.uplink.driver = self.driver
-            self.driver.answer = self.uplink.answer
+        if getattr(self.driver, "gate", None) is not None:  # it obeys commands
+            self.uplink.cmds = [self.driver, [], []]  # (edge/commands.py)
         # the public key, computed once: at every birth it would load the signing code and
         # churn big integers just as the link comes up, when the first health sample needs
         # ~0.9 KB in one piece (edge/FAILURES.md, Heap)
@@ -236,8 +235,9 @@ class Agent:
             "refused": self.refused["count"] if self.refused else 0,
         }
         for k in ("connects", "connect_failures", "links_lost", "resends", "resealed",
-                  "bad_downlink", "bad_commands"):
+                  "bad_downlink"):
             body[k] = up[k]
+        body["bad_commands"] = up.get("bad_commands", 0)  # counted from the first one
         for k in ("outbox_full", "emit_errors", "mem_errors"):
             body[k] = st[k]
         if self.driver is not None:

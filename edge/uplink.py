@@ -72,14 +72,11 @@ class Uplink:
         self.t_cmd = topics.topic(site, dev, "cmd")
         self.t_tele = topics.topic(site, dev, "tele")
         self.t_evt = topics.topic(site, dev, "evt")
-        self.t_cmdack = topics.topic(site, dev, "cmdack")
-        # commands (edge/commands.py, loaded per command): ``driver`` obeys them (None:
-        # none here); ``recent``: [id, result or None while in progress] of the last 8;
-        # ``cmdacks``: answers waiting for the link
-        self.driver = None
-        self.recent = []
-        self.cmdacks = []
-        self.cmdack_seq = 0
+        # commands (edge/commands.py, loaded per command, keeps here what outlives one):
+        # [the driver that obeys them (None: none), [[id, result or None while in
+        # progress] of the last 8], [answers waiting for the link]], made by the agent for
+        # a driver that obeys commands, else at the first command (None until then: heap)
+        self.cmds = None
         self.window = window
         self.resend_after_ms = resend_after_s * 1000
         self.wake = False  # set when there is something to send (polled: no asyncio.Event)
@@ -100,7 +97,7 @@ class Uplink:
         self.alarm = None  # (raised, upto, next_seq) for the agent to store as an alarm
         self.stats = {"connects": 0, "connect_failures": 0, "links_lost": 0, "sent": 0,
                       "resends": 0, "acks": 0, "bad_downlink": 0, "unreadable_records": 0,
-                      "health_sent": 0, "resealed": 0, "commands": 0, "bad_commands": 0}
+                      "health_sent": 0, "resealed": 0}
 
     # -- downlink -------------------------------------------------------------------
 
@@ -138,15 +135,6 @@ class Uplink:
             self.last_ack_move = self.hal.ticks_ms()
         if retained or fields["body"].get("resync"):
             self.cursor = self.outbox.acked()
-        self.wake = True
-
-    def answer(self, cid, result, detail):
-        """Queue the ``cmdack`` of command ``cid``: sent from the session loop (QoS 1; one
-        lost is no harm: the controller sends the command again, answered duplicate)."""
-        for r in self.recent:
-            if r[0] == cid and r[1] is None:
-                r[1] = result
-        self.cmdacks.append({"id": cid, "result": result, "detail": detail})
         self.wake = True
 
     # -- session --------------------------------------------------------------------
@@ -227,11 +215,12 @@ class Uplink:
     async def send_some(self, client):
         """Publish the commands' answers waiting (edge/commands.py), then up to ``window``
         events after the cursor; return how many events went."""
-        while self.cmdacks:
-            self.cmdack_seq += 1
-            await client.publish(self.t_cmdack, self.signer.seal(
-                self.t_cmdack, self.cmdack_seq, self.hal.now_ms(), "cmdack",
-                self.cmdacks.pop(0)), qos=1)
+        q = self.cmds and self.cmds[2]
+        while q:  # on .../cmdack, numbered with health (a per-boot counter)
+            self.tele_seq += 1
+            t = self.t_cmd + "ack"
+            await client.publish(t, self.signer.seal(t, self.tele_seq, self.hal.now_ms(),
+                                                     "cmdack", q.pop(0)), qos=1)
         outbox = self.outbox
         pids = []
         last = self.cursor

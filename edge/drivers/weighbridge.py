@@ -28,7 +28,7 @@ controller's ``open`` command for the weighing on the deck (PROTOCOL.md, Command
 top of the rule above. edge/commands.py ``barrier`` takes the command (checked for its
 signature, expiry and shape) and answers ``refused`` when ``weighing_seq`` is not the
 weighing of the vehicle on the deck, so a command for one truck never opens for the next.
-``open`` is answered ``done`` once the coil was written open (``answer``, the uplink's),
+``open`` is answered ``done`` once the coil was written open (edge/commands.py ``answer``),
 ``failed`` if the vehicle left first; ``deny`` keeps it shut and is answered at once (no
 shipped register map has a display to show the reason on). Nothing of a command is kept
 across a reboot: the controller sends it again until it is answered. ``"local"`` (the
@@ -62,10 +62,10 @@ class WeighbridgeDriver:
         for key in DEFAULTS:
             dcfg.setdefault(key, DEFAULTS[key])
         self.cfg = dcfg
-        self.ctl = dcfg.get("barrier") == "controller"
-        self.allow = 0  # controller mode: the weighing seq the controller said may leave
-        self.pending = None  # id of that open command until the coil is written open
-        self.answer = None  # the uplink's answer(id, result, detail), set by the agent
+        # an out-gate (barrier "controller"): [the weighing seq the controller cleared (0:
+        # none), that open command's id until answered, the uplink] (edge/commands.py);
+        # None: a local barrier. One attribute: each one more costs heap
+        self.gate = [0, None, None] if dcfg.get("barrier") == "controller" else None
         self.emit = emit
         self.hal = hal
         m = regdecode.load(regdecode.path_of(dcfg["map"]))
@@ -222,8 +222,9 @@ class WeighbridgeDriver:
         # the barrier: open only on a weighing stored and a deck state on flash
         d = self.detector
         want = bool(d.state == WEIGHED and d.seq and self.saved[0] == d.version)
-        if self.ctl:  # an out-gate: only for the weighing the controller cleared
-            want = want and self.allow == d.seq
+        g = self.gate
+        if g:  # an out-gate: only for the weighing the controller cleared
+            want = want and g[0] == d.seq
         if self.coil is None:
             return
         if want != self.barrier:
@@ -234,11 +235,11 @@ class WeighbridgeDriver:
                 self.barrier = None  # not known: written again at the next good read
                 return
             self.barrier = want
-        p = self.pending  # an open command: answered once open, or once its vehicle left
-        if p and (want or d.state != WEIGHED or d.seq != self.allow):
-            self.pending = None
-            self.answer(p, "done" if want else "failed",
-                        "" if want else "the vehicle left before it opened")
+        if g and g[1] and (want or d.state != WEIGHED or d.seq != g[0]):
+            # an open command: answered once open, or once its vehicle left
+            from edge.commands import answer
+
+            answer(g, want)
 
     async def run(self):
         hal = self.hal
