@@ -213,3 +213,55 @@ def test_tracker_agent_positions_kept_through_a_broker_outage_arrive_in_order(
     h = _health(rig, "trk-1")
     assert h["mem_errors"] == 0 and h["fixes_lost"] == 0 and h["batches_refused"] == 0
     assert h["ign"] is False
+
+
+# edge/FAILURES.md, Tracker: the lowest measured, 12.3 KB (14.8 KB once protocols.nmea no
+# longer built a list per sentence), minus 2 KB; the same commit varies by up to 3 KB
+HEAP_FLOOR = 10 * 1024
+
+
+@pytest.mark.timeout(300)
+def test_tracker_agent_heap_stays_above_its_floor_streaming_and_draining(
+        rig: Rig, source: LineServer) -> None:
+    """The tracker's free heap at 96 KiB, from its health samples: streaming at 20x (20
+    epochs of fix time per second) with the link up, then draining the outbox a broker
+    outage filled (edge/FAILURES.md, Tracker: the figures come from this test with -s)."""
+    _start(rig, source)
+    samples: dict[str, list[int]] = {"streaming": [], "draining": []}
+    phase = "streaming"
+    stop = threading.Event()
+
+    def sample() -> None:
+        last = None
+        while not stop.is_set():
+            h = _health(rig, "trk-1")
+            if h.get("uptime_s") != last and "mem_free" in h:
+                last = h["uptime_s"]
+                samples[phase].append(h["mem_free"])
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    source.send([_ppwio(1, 1, 0)])
+    for block in range(40):  # 800 s of fix time over ~40 s: 160 fixes kept, 16 events
+        lines, _ = _drive(block * 20, 20)
+        source.send(lines)
+        stop.wait(1.0)  # the receiver's pace (20x), not a synchronisation
+    wait_until(lambda: len(_stored_fixes(rig, "trk-1")) >= 160, 60, what="160 fixes stored")
+    rig.broker.stop()
+    lines, _ = _drive(800, 2000)  # 400 fixes kept: 40 events wait in the outbox
+    source.send(lines)
+    wait_until(lambda: "positions seq 56" in rig.agents["trk-1"].log_text(), 120,
+               what="40 events in the outbox")
+    phase = "draining"
+    rig.broker.start()
+    wait_until(lambda: len(_stored_fixes(rig, "trk-1")) >= 560, 120, what="560 fixes stored")
+    wait_until(lambda: len(samples["draining"]) >= 3, 30, what="3 health samples after")
+    stop.set()
+    sampler.join(5)
+    h = _health(rig, "trk-1")
+    st, dr = samples["streaming"], samples["draining"]
+    print(f"tracker heap free (B): streaming min {min(st)} max {max(st)} over {len(st)} "
+          f"samples; after the outage min {min(dr)} over {len(dr)} samples")
+    assert h["mem_errors"] == 0 and h["fixes_lost"] == 0
+    assert min(samples["streaming"] + samples["draining"]) >= HEAP_FLOOR

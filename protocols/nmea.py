@@ -67,22 +67,28 @@ def parse(line: "bytes | str") -> dict:
 
 
 def _text(line: "bytes | str") -> str:
-    """The sentence as text, terminators removed, checked for length and characters."""
+    """The sentence as text, terminators removed, checked for length and characters.
+
+    Character by character, without a list of codes: on a device every sentence would
+    otherwise need a 1 KB block in one piece, which a fragmented 96 KiB heap may not have.
+    """
     if isinstance(line, str):
-        codes = [ord(ch) for ch in line]
+        is_str = True
     elif isinstance(line, (bytes, bytearray, memoryview)):
-        codes = bytes(line)
+        line = bytes(line)
+        is_str = False
     else:
         raise NMEAError("malformed", "a line is bytes or str, not %s" % type(line).__name__)
-    end = len(codes)
-    while end and codes[end - 1] in (10, 13):
+    end = len(line)
+    while end and (ord(line[end - 1]) if is_str else line[end - 1]) in (10, 13):
         end -= 1
     if end > MAX_LINE:
         raise NMEAError("too_long", "%d characters, limit %d" % (end, MAX_LINE))
     for i in range(end):
-        if not 32 <= codes[i] <= 126:
-            raise NMEAError("bad_char", "code %d at %d is not printable ASCII" % (codes[i], i))
-    return "".join(chr(c) for c in codes[:end])
+        c = ord(line[i]) if is_str else line[i]
+        if not 32 <= c <= 126:
+            raise NMEAError("bad_char", "code %d at %d is not printable ASCII" % (c, i))
+    return line[:end] if is_str else line[:end].decode()
 
 
 def _fields(text: str) -> list:

@@ -264,11 +264,12 @@ class TrackerDriver:
                 c["io_errors"] += 1
                 if c["io_errors"] < 4 or c["io_errors"] % 100 == 0:  # not one line a second
                     hal.log("gps source", self.source, "failed:", repr(exc))
-            if port is not None:
-                try:
-                    port.close()
-                except OSError:
-                    pass
+            finally:  # also when a MemoryError goes up to the agent's guard: no socket leaks
+                if port is not None:
+                    try:
+                        port.close()
+                    except OSError:
+                        pass
             await hal.sleep_ms(REOPEN_MS)
 
     def _open(self):
