@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from delivery import FAST, send_trucks
-from tools.firmware import BUILD_DIR, REPO, build_firmware, micropython_binary
+from tools.firmware import REPO, build_firmware, micropython_binary
 from tools.netem import LinkProxy
 from tools.procs import wait_until
 from tools.rig import Agent, Rig
@@ -97,7 +97,7 @@ def test_default_outbox_holds_about_500_signed_weighings_and_alarms_stop_short(
     image = build_firmware()
     env = dict(os.environ, MICROPYPATH=f"{image}:.frozen")
     done = subprocess.run([micropython_binary(), "-X", "heapsize=96K", str(CAPACITY),
-                           str(tmp_path)], env=env, cwd=BUILD_DIR, capture_output=True,
+                           str(tmp_path)], env=env, cwd=image, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     got = json.loads(done.stdout.strip().splitlines()[-1])

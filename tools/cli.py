@@ -26,7 +26,7 @@ from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.bench_tracker_mode import bench_trackers
 from tools.emulate_cli import emulate_app
-from tools.firmware import BUILD_DIR, DEFAULT_HEAP, FirmwareError, agent_command
+from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
 from tools.jtt808_cli import jtt808_app
 from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
@@ -520,7 +520,7 @@ def agent_run(
     except FirmwareError as exc:
         fail(str(exc))
     # forwarded: a SIGTERM that killed only this wrapper would leave the firmware running
-    raise typer.Exit(run_forwarding_signals(argv, env=env, cwd=BUILD_DIR))
+    raise typer.Exit(run_forwarding_signals(argv, env=env, cwd=image_of(env)))
 
 
 @app.command("demo")

@@ -10,6 +10,7 @@ than a 96 KiB board has, which is why devices (and these runs) boot from ``.mpy`
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96K"
 FIRMWARE_PACKAGES = ("edge", "protocols")
-BUILD_DIR = REPO / "build" / "firmware"
+BUILD_DIR = REPO / "build" / "firmware"  # one image per source digest below it
+KEEP_IMAGES = 4
 DOC_KEYS = ("description", "vendor", "unit")
 
 
@@ -59,26 +61,47 @@ def _strip_docs(value: Any) -> Any:
     return value
 
 
-def build_firmware(out: Path = BUILD_DIR) -> Path:
-    """Compile the firmware image into ``out`` (skipped when it is newer than every source).
+def build_firmware(root: Path = BUILD_DIR) -> Path:
+    """The firmware image for the sources as they are now: ``root/<digest>``, built if missing.
 
-    Several processes (pytest-xdist workers) may ask at once: one builds under a file lock,
-    the others wait for it and then find the image up to date.
+    An image is named by the digest of its sources, so a rebuild never touches an image a
+    running agent imports from (agents import some modules lazily: a swapped directory
+    would fail them mid-run). Several processes (pytest-xdist workers) may ask at once: one
+    builds under a file lock, the others wait and find it built. Older images are pruned,
+    keeping the latest few.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / ".firmware.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(out)
-
-
-def _build_locked(out: Path) -> Path:
-    sources = [*_sources(), Path(__file__)]  # a change to this builder rebuilds too
-    stamp = out / ".built"
-    if stamp.exists() and all(p.stat().st_mtime <= stamp.stat().st_mtime for p in sources):
+    root.mkdir(parents=True, exist_ok=True)
+    sources = _sources()
+    out = root / _digest([*sources, Path(__file__)])  # a change to this builder rebuilds too
+    if (out / ".built").exists():
         return out
+    with open(root / ".firmware.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / ".built").exists():
+            _compile(sources, out)
+            _prune(root, keep=out)
+    return out
+
+
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _prune(root: Path, *, keep: Path, count: int = KEEP_IMAGES) -> None:
+    images = sorted((p for p in root.iterdir() if p.is_dir() and (p / ".built").exists()),
+                    key=lambda p: (p / ".built").stat().st_mtime, reverse=True)
+    for old in images[count:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _compile(sources: list[Path], out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".firmware-", dir=out.parent))
     mpy_cross = mpy_cross_binary()
-    for src in sources[:-1]:
+    for src in sources:
         rel = src.relative_to(REPO)
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -97,13 +120,7 @@ def _build_locked(out: Path) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise FirmwareError(f"mpy-cross rejected {rel}: {done.stderr.strip()}")
     (tmp / ".built").touch()
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
     tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
 
 
 def agent_command(config: Path, *, heap: str = DEFAULT_HEAP) -> tuple[list[str], dict[str, str]]:
@@ -115,12 +132,17 @@ def agent_command(config: Path, *, heap: str = DEFAULT_HEAP) -> tuple[list[str],
     return [micropython_binary(), "-X", f"heapsize={heap}", "-m", "edge.main", str(config)], env
 
 
+def image_of(env: dict[str, str]) -> Path:
+    """The image directory an ``agent_command`` environment boots from."""
+    return Path(env["MICROPYPATH"].split(":", 1)[0])
+
+
 def start_agent(config: Path, *, log_path: Path | None = None,
                 heap: str = DEFAULT_HEAP) -> subprocess.Popen[bytes]:
     """Start the agent as a child process, its output going to ``log_path`` (or inherited)."""
     argv, env = agent_command(config, heap=heap)
     # run from the image: MicroPython puts the working directory first on its path
-    cwd = BUILD_DIR
+    cwd = image_of(env)
     if log_path is None:
         return subprocess.Popen(argv, env=env, cwd=cwd)
     with open(log_path, "ab") as log:
