@@ -38,7 +38,7 @@ from controller.ingest import rejects
 from controller.ingest.stats import IngestStats
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
-from controller.keyring import newest_key
+from controller.keyring import DeviceKey, newest_key
 from controller.plausibility import Settings
 from controller.storage import devices as device_rows
 from controller.storage import now_ms, open_store, transaction, views
@@ -181,11 +181,10 @@ class IngestService:
         """Publish one stored command (QoS 1) signed with the device's key; False when
         there is no link or no key now (the gate's sender tries again)."""
         client = self._client
-        keys = self._keys.get(row["device_id"])
-        if client is None or not keys:
+        found = self._downlink_key(row["device_id"])
+        if client is None or found is None:
             return False
-        key_id, key = newest_key(keys)
-        topic, wire = commands.wire(self.site, row, key_id, key.secret, now_ms())
+        topic, wire = commands.wire(self.site, row, found[0], found[1].secret, now_ms())
         await client.publish(topic, wire, qos=1)
         return True
 
@@ -366,17 +365,25 @@ class IngestService:
             if row.get("decommissioned_ms") is None:
                 await self._ack(row["device_id"], row["committed_seq"], resync=True)
 
-    async def _ack(self, device_id: str, upto: int, *, resync: bool) -> None:
-        client = self._client
+    def _downlink_key(self, device_id: str) -> tuple[str, DeviceKey] | None:
+        """(key id, key) to sign what goes to the device (acks, commands), or None."""
         keys = self._keys.get(device_id)
-        if client is None or not keys:
-            return
-        # answer in the key the device last spoke (an agent still on its old key during the
-        # grace must be able to check its acks and drain its outbox), else the newest
+        if not keys:
+            return None
+        # the key the device last spoke (an agent still on its old key during the grace
+        # must be able to check its acks and drain its outbox), else the newest
         key_id = self._speaks.get(device_id, "")
         key = keys.get(key_id)
         if key is None or (key.valid_until_ms is not None and key.valid_until_ms < now_ms()):
             key_id, key = newest_key(keys)
+        return key_id, key
+
+    async def _ack(self, device_id: str, upto: int, *, resync: bool) -> None:
+        client = self._client
+        found = self._downlink_key(device_id)
+        if client is None or found is None:
+            return
+        key_id, key = found
         topic = topics.topic(self.site, device_id, "ack")
         fields = envelope.make(device_id, 0, upto, now_ms(), "ack",
                                {"upto": upto, "resync": resync})
