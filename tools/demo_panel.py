@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-__all__ = ["Gate", "SiteInfo", "command_lines", "env_exports", "panel", "portwatch_command",
-           "print_banner", "write_env_file"]
+__all__ = ["Gate", "SiteInfo", "Trips", "command_lines", "env_exports", "panel",
+           "portwatch_command", "print_banner", "write_env_file"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,19 @@ class Gate:
     map_name: str
     modbus_port: int
     control_port: int
+    barrier: str = "local"  # "controller": the controller opens it (the out-gate)
+
+
+@dataclass(frozen=True)
+class Trips:
+    """The demo's trucks on trips: their trackers, the clock, the gateway and the office."""
+
+    trackers: tuple[tuple[str, bool], ...]  # (device id, a JT/T 808 terminal) of the first
+    speed: float  # truck seconds per wall second while driving
+    gateway_port: int  # the JT/T 808 gateway's TCP port
+    office_id: str  # the destination customs office provisioned by the demo
+    office_destination: str
+    office_config: Path  # its config file (0600: its broker password)
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class SiteInfo:
     gates: tuple[Gate, ...]
     trucks_every_s: float
     broker_ca: Path | None = None  # the site CA the broker's certificate chains to (TLS)
+    trips: Trips | None = None
 
     @property
     def env_file(self) -> Path:
@@ -110,7 +124,23 @@ def command_lines(info: SiteInfo, pw: str | None = None) -> list[str]:
         *env_exports(info),
         f"curl {auth} {info.api_url}/api/v1/devices",
         f"curl {auth} {info.api_url}/api/v1/weighings",
+    ]
+    if info.trips is not None:
+        lines += [f"curl {auth} {info.api_url}/api/v1/trips",
+                  f"curl {auth} {info.api_url}/api/v1/alerts"]
+    lines += [
         f"{pw} device list --db {db}",
+    ]
+    if info.trips is not None:
+        office = shlex.quote(str(info.trips.office_config))
+        lines += [
+            f"{pw} order list --db {db}",
+            f"{pw} trip list --db {db}",
+            f"{pw} alert list --db {db}",
+            f'{pw} alert ack ID --comment "calling the driver" --db {db}',
+            f"{pw} office listen --office {info.trips.office_id} --config {office}",
+        ]
+    lines += [
         *(f"{pw} emulator log --control 127.0.0.1:{g.control_port}" for g in info.gates),
         f"mosquitto_sub -h 127.0.0.1 -p {info.broker_port} "
         + (f"--cafile {shlex.quote(str(info.broker_ca))} " if info.broker_ca else "")
@@ -120,15 +150,39 @@ def command_lines(info: SiteInfo, pw: str | None = None) -> list[str]:
     return lines
 
 
+def _truck_lines(info: SiteInfo) -> list[str]:
+    if info.trips is None:
+        return [f"trucks       one every {info.trucks_every_s:g} s on each weighbridge"]
+    inbound = next((g.device_id for g in info.gates if g.barrier == "local"), "wb-in")
+    return [f"trucks       one every {info.trucks_every_s:g} s on {inbound}; out-gate trucks "
+            "leave on trips"]
+
+
+def _trip_lines(trips: Trips | None) -> list[str]:
+    if trips is None:
+        return []
+    agents = [t for t, jtt in trips.trackers if not jtt]
+    terminals = [t for t, jtt in trips.trackers if jtt]
+    return [
+        f"trips        {len(trips.trackers)} trucks, driving at {trips.speed:g}x; more keep "
+        "coming",
+        f"trackers     {' '.join(agents)} (agents, NMEA)",
+        *(f"             {t} (JT/T 808)" for t in terminals),
+        f"JT/T 808     gateway :{trips.gateway_port}",
+        f"office       {trips.office_id} for {trips.office_destination}: listen as below",
+    ]
+
+
 def panel(info: SiteInfo) -> Panel:
     """The short panel: labels and ports only, so it fits 80 columns without wrapping."""
     lines = [
         f"API docs     {info.api_url}/docs",
         f"broker       {'mqtts' if info.broker_ca else 'mqtt'}://127.0.0.1:{info.broker_port}"
         f"{' (TLS, site CA)' if info.broker_ca else ''}",
-        f"trucks       one every {info.trucks_every_s:g} s on each weighbridge",
+        *_truck_lines(info),
         *(f"{g.device_id:<12} {g.map_name:<15} modbus :{g.modbus_port}  "
-          f"control :{g.control_port}" for g in info.gates),
+          f"control :{g.control_port}  barrier {g.barrier}" for g in info.gates),
+        *_trip_lines(info.trips),
         "env file     env.sh, `source` it as printed below: PW_TOKEN, PW_API,",
         "             PORTWATCH_DB and the admin and auditor tokens",
         "commands     below the box, one per line, to paste into any shell",
