@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+import aiomqtt
+
 from controller import commands
 from controller.facts import Fact
 from controller.gate import OPEN, Decision, Scale, decide
@@ -232,6 +234,10 @@ class GateControl:
                     if await send(r):
                         self.sent += 1
                         await loop.run_in_executor(executor, self._mark, conn, r["id"])
-            except (sqlite3.Error, OSError) as exc:
-                log.error("command sender: %s; trying again", exc)
+            except (sqlite3.Error, OSError, aiomqtt.MqttError) as exc:
+                # the store busy, the link lost mid-publish: what was not marked sent goes
+                # again at the next pass
+                log.warning("command sender: %s; trying again", exc)
+            except Exception:  # a bug must not end the sender: commands would wait forever
+                log.exception("command sender failed; trying again")
             await asyncio.sleep(TICK_S)

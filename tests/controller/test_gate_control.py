@@ -15,7 +15,7 @@ from controller.gate_service import GateControl
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
 from controller.ledger import entries
-from controller.storage import Store, ledger_log, transaction
+from controller.storage import Store, ledger_log, now_ms, transaction
 from controller.storage import commands as rows
 from ctl_helpers import SITE, signed, weighing_body
 from protocols import envelope
@@ -290,3 +290,43 @@ def test_gate_store_audits_clean_after_open_deny_ack_and_expiry(
     report = audit_store(db.conn)
     assert report.mismatches == []
     assert db.conn.execute("SELECT plate FROM trips").fetchall() == [("辽B12345",)]
+
+
+def test_gate_sender_survives_a_failed_publish_and_resends(db: Store,
+                                                          device: dict[str, Any]) -> None:
+    """The sender loop with a publish that fails once (the link lost mid-publish), on the
+    store's own connection and a one-thread executor, as the ingest runs it."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import aiomqtt
+
+    with transaction(db.conn) as conn:
+        row = commands.issue(conn, device_id="wb-1", kind="barrier", now_ms=now_ms(),
+                             device_offset_ms=0, ttl_ms=60_000,
+                             body={"action": "deny", "weighing_seq": 3, "reason": "x"})
+    sent: list[str] = []
+
+    async def send(r: dict[str, Any]) -> bool:
+        if not sent:
+            sent.append("lost")
+            raise aiomqtt.MqttError("link lost")
+        sent.append(r["id"])
+        return True
+
+    async def go() -> None:
+        gate = GateControl(gates=lambda: frozenset(), resend_ms=100)
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            task = asyncio.create_task(gate.run(db.conn, ex, send))
+            try:
+                async with asyncio.timeout(10):
+                    while sent.count(row["id"]) < 2:  # sent, then sent again: no ack came
+                        await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(go())
+    assert sent[0] == "lost"
+    got = rows.get(db.conn, row["id"])
+    assert got is not None and got["attempts"] >= 2 and got["state"] == "pending"
