@@ -453,6 +453,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
     audit_alerts.audit_alerts(conn, report)
     from controller import audit_trips  # orders and trips, from their decisions
     audit_trips.audit_trips(conn, report)
+    from controller import audit_gate  # holds, gate decisions, commands, from theirs
+    audit_gate.audit_gate(conn, report)
     for name, table in audit_reads.triggers(conn):
         report.add(Mismatch(table, name, "trigger",
                             detail="a trigger in the store (portwatch makes none): it can "

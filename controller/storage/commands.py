@@ -148,3 +148,15 @@ def savepoint(conn: sqlite3.Connection, name: str = "gate_decision") -> Iterator
         conn.execute(f"RELEASE {name}")
         raise
     conn.execute(f"RELEASE {name}")
+
+
+def all_commands(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every command (the audit compares what its issue fixed)."""
+    return [_dict(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM commands ORDER BY id")]
+
+
+def all_gate_decisions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every out-gate decision (the audit compares them all)."""
+    cur = conn.execute("SELECT * FROM gate_decisions ORDER BY device_id, weighing_seq")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -59,3 +59,8 @@ def list_holds(conn: sqlite3.Connection, *, active: bool | None = True, lot: str
         sql += " WHERE " + " AND ".join(where)
     rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
     return [_dict(r) for r in rows]
+
+
+def all_holds(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every hold, by id (the audit compares them all)."""
+    return [_dict(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM holds ORDER BY id")]

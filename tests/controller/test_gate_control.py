@@ -290,6 +290,16 @@ def test_gate_store_audits_clean_after_open_deny_ack_and_expiry(
     report = audit_store(db.conn)
     assert report.mismatches == []
     assert db.conn.execute("SELECT plate FROM trips").fetchall() == [("辽B12345",)]
+    assert {t: report.count(t).checked for t in ("holds", "gate_decisions", "commands")} == {
+        "holds": 1, "gate_decisions": 2, "commands": 2}
+    # a tamperer releases the hold, turns the deny into an open and deletes a command
+    with transaction(db.conn) as conn:
+        conn.execute("UPDATE holds SET released_ms = 1, released_by = 'x'")
+        conn.execute("UPDATE gate_decisions SET action = 'open' WHERE weighing_seq = 2")
+        conn.execute("DELETE FROM commands WHERE id = ?", [cmds[0]["id"]])
+    found = {(m.table, m.problem) for m in audit_store(db.conn).mismatches}
+    assert found == {("holds", "edited"), ("gate_decisions", "edited"),
+                     ("commands", "deleted")}
 
 
 def test_gate_sender_survives_a_failed_publish_and_resends(db: Store,
