@@ -137,3 +137,31 @@ def test_gate_control_unanswered_command_is_resent_then_alerted(
     alerts = [a for a in rig.get("/api/v1/alerts") if a["code"] == "command_unacknowledged"]
     assert len(alerts) == 1 and alerts[0]["severity"] == "critical"
     assert alerts[0]["detail"]["command_id"] == cmd["id"]
+
+
+def test_gate_control_truck_weighed_while_controller_down_opens_when_it_is_back(
+        rig: Rig) -> None:
+    """The controller is killed (SIGKILL) before the truck drives on; the agent keeps the
+    weighing in its outbox; the controller restarted decides it and the barrier opens
+    while the truck still waits on the deck."""
+    if "wb-out" not in current_site().devices:
+        pytest.skip("the demo site has no wb-out")
+    agent = rig.add_weighbridge("wb-out", emulator_args=(
+        "--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "25", "--leave-s", "0.3",
+        "--gap-s", "0.6"), stable_s=0.4, poll_ms=50)
+    agent.config["driver"]["barrier"] = "controller"
+    rig.write_config(agent)
+    rig.start_agent("wb-out")
+    wait_until(lambda: rig.device("wb-out")["status"] == "online", 30, what="wb-out online")
+    _order(rig, "辽B10004", "LOT-D")
+    rig.kill_controller()
+    assert agent.emulator is not None
+    emu = agent.emulator.client
+    emu.truck("辽B10004", TARE, NET)
+    wait_until(lambda: "weighing seq" in agent.log_text(), 30, what="the agent's weighing")
+    rig.start_controller()
+    seq = wait_until(lambda: _weighing_seq(rig, "辽B10004"), 30, what="the weighing stored")
+    cmd = wait_until(lambda: _command_for(rig, seq), 30, what="the open command answered")
+    assert (cmd["body"]["action"], cmd["state"]) == ("open", "acked")
+    [visit] = emu.wait_visits(1, timeout=40)
+    assert visit["barrier_opened_ts"] is not None
