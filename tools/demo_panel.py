@@ -180,8 +180,8 @@ def panel(info: SiteInfo) -> Panel:
         f"broker       {'mqtts' if info.broker_ca else 'mqtt'}://127.0.0.1:{info.broker_port}"
         f"{' (TLS, site CA)' if info.broker_ca else ''}",
         *_truck_lines(info),
-        *(f"{g.device_id:<12} {g.map_name:<15} modbus :{g.modbus_port}  "
-          f"control :{g.control_port}  barrier {g.barrier}" for g in info.gates),
+        *(f"{g.device_id:<12} {g.map_name:<15}modbus :{g.modbus_port} "
+          f"control :{g.control_port} barrier {g.barrier}" for g in info.gates),
         *_trip_lines(info.trips),
         "env file     env.sh, `source` it as printed below: PW_TOKEN, PW_API,",
         "             PORTWATCH_DB and the admin and auditor tokens",

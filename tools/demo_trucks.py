@@ -8,7 +8,7 @@ weighbridge ``wb-out`` weighs it while its tracker reports it standing on the de
 real time; the controller opens the barrier and the trip departs; the truck then drives
 its corridor on a clock ``speed`` times faster than the wall (fix times run ahead
 with it) and arrives, which closes the trip. The first truck detours once, so one
-``corridor_deviation`` alert is raised.
+``corridor_deviation`` alert is raised, open for about 30 s, and cleared when it is back.
 
 Fix times are device time: after a trip at 60x a tracker's clock is ahead of the wall by
 the trip's length (26 min to the feed mill). A truck takes a new order only once the wall
@@ -64,14 +64,16 @@ DISPATCH_EVERY_S = 20.0  # a new order this often once the first trucks have lef
 MAX_FLEET = 60  # trucks (and trackers) the demo may provision; then orders wait
 JTT_EVERY = 4  # every 4th truck has a JT/T 808 terminal, the others a tracker agent
 JTT_REPORT_MS = 5_000  # a JT/T 808 terminal reports every 5 s (the agent samples itself)
-DETOUR = Detour(at_km=6.0)  # 400 m off the corridor for 2 km, on the first truck's trip
+# the first truck takes a road 400 m off its corridor for 30 km: its corridor_deviation
+# stays open for about 30 s at 60x, time for an operator to acknowledge it
+DETOUR = Detour(at_km=8.0, length_m=30_000.0)
 OFFICE_ID = "demo-feed-mill"
 OFFICE_DESTINATION = "dest-feed-mill"
 TRACKER_DRIVER = {"moving_s": 5, "parked_s": 60, "batch_fixes": 10, "batch_max_s": 60}
 # the first trucks, in the order they leave: corridor, whether it detours (the second
 # truck has the JT/T 808 terminal: truck_identity)
-FIRST_WAVE = (("c-feed-mill", True), ("c-feed-mill", False), ("c-grain-depot", False),
-              ("c-feed-mill", False))
+FIRST_WAVE = (("c-grain-depot", True), ("c-feed-mill", False), ("c-feed-mill", False),
+              ("c-grain-depot", False))
 
 
 class FleetError(RuntimeError):

@@ -1,4 +1,5 @@
-"""`portwatch demo`: what it prints can be copied and run, and its trucks keep their period."""
+"""`portwatch demo`: what it prints can be copied and run, its trucks keep their period, and
+its trips are planned so that a short run shows departures, arrivals and one deviation."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tools.demo import MIN_TRUCKS_EVERY_S, DemoError, _emulator_args, pacing
 from tools.demo_panel import (
     Gate,
     SiteInfo,
+    Trips,
     command_lines,
     portwatch_command,
     print_banner,
@@ -40,9 +42,14 @@ def site(workdir: Path) -> SiteInfo:
                 "auditor": "pwt_" + "u" * 43},
         db_path=workdir / "portwatch.db", broker_port=41883,
         broker_login=("demo-watch", "x" * 22), workdir=workdir,
-        gates=(Gate("wb-gate1", "portwatch-sim", 40001, 40002),
-               Gate("wb-gate2", "float32-le-sim", 40003, 40004)),
-        trucks_every_s=6.0, broker_ca=workdir / "broker" / "tls" / "ca.pem")
+        gates=(Gate("wb-in", "portwatch-sim", 40001, 40002, "local"),
+               Gate("wb-out", "float32-le-sim", 40003, 40004, "controller")),
+        trucks_every_s=6.0, broker_ca=workdir / "broker" / "tls" / "ca.pem",
+        trips=Trips(trackers=(("trk-01", False), ("jt-13904110002", True), ("trk-03", False),
+                              ("trk-04", False)),
+                    speed=60.0, gateway_port=40005, office_id="demo-feed-mill",
+                    office_destination="dest-feed-mill",
+                    office_config=workdir / "office-demo-feed-mill.json"))
 
 
 def test_mosquitto_sub_line_pins_the_site_ca_and_watches_with_its_own_login(
@@ -86,8 +93,36 @@ def test_the_panel_fits_80_columns_without_wrapping(info: SiteInfo) -> None:
     inner = [line for line in box if line.startswith("│")]
     # every label line of the panel starts with a label or the indent of a continuation
     assert all(line[2:3] != " " or line[2:15].strip() == "" for line in inner)
-    assert any("wb-gate2" in line and ":40004" in line for line in inner)
+    assert any("wb-out" in line and ":40004" in line and "barrier controller" in line
+               for line in inner)
+    assert any("jt-13904110002" in line for line in inner)
     assert max(len(line) for line in box) < 80  # the panel is as wide as it needs, no more
+
+
+def test_trip_commands_are_printed_for_trips_alerts_and_the_office(info: SiteInfo) -> None:
+    lines = command_lines(info, "portwatch")
+    db = shlex.quote(str(info.db_path))
+    for wanted in (f"curl -H \"Authorization: Bearer $PW_TOKEN\" {info.api_url}/api/v1/trips",
+                   f"curl -H \"Authorization: Bearer $PW_TOKEN\" {info.api_url}/api/v1/alerts",
+                   f"portwatch trip list --db {db}", f"portwatch alert list --db {db}",
+                   f"portwatch order list --db {db}"):
+        assert wanted in lines
+    [ack] = [ln for ln in lines if ln.startswith("portwatch alert ack")]
+    assert shlex.split(ack)[3:6] == ["ID", "--comment", "calling the driver"]
+    [listen] = [ln for ln in lines if ln.startswith("portwatch office listen")]
+    args = shlex.split(listen)  # the path with spaces survives the shell
+    assert args[args.index("--office") + 1] == "demo-feed-mill"
+    assert args[args.index("--config") + 1] == str(info.trips.office_config if info.trips
+                                                   else "")
+
+
+def test_no_trip_commands_without_trips(info: SiteInfo) -> None:
+    plain = SiteInfo(**{**info.__dict__, "trips": None})
+    lines = command_lines(plain, "portwatch")
+    assert not any(ln.startswith(("portwatch trip", "portwatch alert", "portwatch office",
+                                  "portwatch order")) for ln in lines)
+    assert not any(ln.endswith(("/api/v1/trips", "/api/v1/alerts")) for ln in lines)
+    assert any(ln.startswith("portwatch device list") for ln in lines)
 
 
 def test_env_file_sources_in_bash_and_sets_the_variables(info: SiteInfo) -> None:

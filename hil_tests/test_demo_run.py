@@ -1,0 +1,51 @@
+"""`portwatch demo --run-for-s 60`, run as the README and CI run it: every process real
+(Mosquitto, the controller, the weighbridge emulators and their agents and the tracker
+agents under micropython, the JT/T 808 gateway and terminal, the GPS emulator's NMEA).
+
+Within the minute trucks leave through wb-out on trips, at least one arrives, exactly one
+``corridor_deviation`` is raised (the planned detour), and nothing else goes wrong: no
+truck's trouble printed, no gate denial, no tracker missing at the weighbridge.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.firmware import REPO
+from tools.procs import free_port
+
+RUN_FOR_S = 60
+
+
+@pytest.mark.timeout(400)
+def test_demo_run_for_60_s_shows_trips_arriving_and_one_deviation(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--run-for-s", str(RUN_FOR_S),
+         "--workdir", str(workdir), "--api-port", str(free_port())],
+        cwd=REPO, capture_output=True, text=True, timeout=360)
+    took = time.monotonic() - started
+    out = done.stdout
+    assert done.returncode == 0, f"{out[-3000:]}\n{done.stderr[-3000:]}"
+    assert took < RUN_FOR_S + 240  # start-up and shutdown stay bounded
+    departed = re.findall(r"^\S+ trip (o-\w+) \S+ departed wb-out #\d+", out, re.M)
+    arrived = re.findall(r"^\S+ trip (o-\w+) \S+ arrived at dest-", out, re.M)
+    assert len(departed) >= 3 and arrived and set(arrived) <= set(departed), out[-3000:]
+    assert len(re.findall(r"^\S+ alert #\d+ critical corridor_deviation", out, re.M)) == 1
+    assert not re.search(r"^\S+ truck \S+:", out, re.M), out[-3000:]  # no truck failed
+    with sqlite3.connect(workdir / "portwatch.db") as db:
+        codes = [c for c, in db.execute("SELECT code FROM alerts")]
+        trips = dict(db.execute("SELECT status, count(*) FROM trips GROUP BY status")
+                     .fetchall())
+    assert codes.count("corridor_deviation") == 1, codes
+    assert not {"gate_denied", "tracker_not_at_weighbridge", "trip_overdue",
+                "tracking_gap", "command_unacknowledged", "tracker_reused"} & set(codes), codes
+    assert trips.get("arrived", 0) >= 1 and "cancelled" not in trips, trips
