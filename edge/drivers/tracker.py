@@ -242,24 +242,23 @@ class TrackerDriver:
         """Read the serial line forever: every failure is counted, none raises."""
         hal = self.hal
         c = self.counts
+        io_at = hal.ticks_ms()  # the GPIO inputs' last reading: kept across reopenings
         while True:
             port = None
             try:
                 port = self._open()
-                quiet = 0
                 while True:
+                    if self.pins and hal.ticks_diff(hal.ticks_ms(), io_at) >= IO_EVERY_MS:
+                        io_at = hal.ticks_ms()
+                        self.set_io(*hal.read_io(self.pins))
                     data = self._read(port)
                     if data:
                         self.feed(data)
                         # a backlog on the line (an emulator's burst) must not starve the
                         # uplink and health tasks: yield after each chunk
                         await hal.sleep_ms(0)
-                        continue
-                    await hal.sleep_ms(POLL_MS)
-                    quiet += POLL_MS
-                    if self.pins and quiet >= IO_EVERY_MS:
-                        quiet = 0
-                        self.set_io(*hal.read_io(self.pins))
+                    else:
+                        await hal.sleep_ms(POLL_MS)
             except (OSError, EOFError, ValueError) as exc:
                 c["io_errors"] += 1
                 if c["io_errors"] < 4 or c["io_errors"] % 100 == 0:  # not one line a second

@@ -7,6 +7,7 @@ Sentences are built here with integer arithmetic and checksummed by ``nmea.sente
 """
 
 import asyncio
+import time
 
 from edge.drivers.tracker import MAX_FIXES, TrackerDriver
 from protocols import bodies, nmea
@@ -68,8 +69,19 @@ class Sink:
 
 
 class Hal:
-    def __init__(self):
+    def __init__(self, io=None):
         self.logged = []
+        self.io = io  # what the board's GPIO inputs read (read_io), or None: no pins
+
+    def ticks_ms(self):
+        return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+
+    def ticks_diff(self, a, b):
+        return time.ticks_diff(a, b) if hasattr(time, "ticks_diff") else a - b
+
+    def read_io(self, pins):
+        assert pins == {"ign": 25, "ext_power": 26, "tamper": 27}
+        return self.io
 
     async def sleep_ms(self, ms):
         await asyncio.sleep(ms / 1000)
@@ -295,3 +307,54 @@ def test_tracker_reads_a_tcp_stream_and_reopens_it_after_it_closes():
     # are not newer than the first's last: dropped, counted
     assert d.counts["fixes"] == 60 and d.counts["fix_time_back"] >= 60
     assert [len(b["fixes"]) for b in sink.positions()] == [10]
+
+
+async def _run_until(d, done, loops=500):
+    task = asyncio.create_task(d.run())
+    for _ in range(loops):
+        if done():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+
+
+def test_tracker_board_pins_are_read_once_a_second_while_the_line_streams():
+    """A board's GPIO inputs (``pins``): read through the HAL's ``read_io`` (machine.Pin on
+    the ESP32, which cannot run here: a stand-in answers) even while data keeps coming."""
+    lines = [s for t in range(0, 30) for s in (rmc(t), gga(t))]
+    data = ("\r\n".join(lines) + "\r\n").encode()
+
+    async def serve(reader, writer):
+        for i in range(0, len(data), 100):  # a steady trickle, never a quiet line
+            writer.write(data[i:i + 100])
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        await writer.wait_closed()
+
+    async def main():
+        server, port = await serve_on_free_port(serve, "NMEA source")
+        sink = Sink()
+        d = TrackerDriver({"type": "tracker", "source": "tcp:127.0.0.1:%d" % port,
+                           "pins": {"ign": 25, "ext_power": 26, "tamper": 27}},
+                          sink.emit, Hal(io=(True, False, True)))
+        await _run_until(d, lambda: len(sink.alarms()) >= 2)
+        server.close()
+        return d, sink
+
+    d, sink = asyncio.run(main())
+    assert sink.alarms() == [("ext_power_lost", "raised"), ("case_tamper", "raised")], (
+        sink.alarms(), d.counts)
+    assert d.ign is True
+
+
+def test_tracker_uart_source_on_the_unix_hal_is_a_counted_io_error():
+    from edge.hal import unix
+
+    sink = Sink()
+    d = TrackerDriver({"type": "tracker", "source": "uart:2:9600:17:16"}, sink.emit, unix)
+
+    async def main():
+        await _run_until(d, lambda: d.counts["io_errors"] >= 1)
+
+    asyncio.run(main())
+    assert d.counts["io_errors"] == 1 and sink.events == []
