@@ -534,9 +534,10 @@ def demo(
     keep: Annotated[bool, typer.Option(help="keep the previous demo's store")] = False,
     run_for_s: Annotated[float, typer.Option(help="stop after this many seconds (0: never)")] = 0,
 ) -> None:
-    """Run a whole demo site: Mosquitto, emulated weighbridges, agents, controller and API.
+    """Run a whole demo site: Mosquitto, emulated weighbridges, agents, controller and API,
+    and trucks leaving through the out-gate on trips (trackers, JT/T 808 gateway, one detour).
 
-    Example: portwatch demo --api-port 8000
+    Example: portwatch demo --api-port 8000 --run-for-s 60
     """
     from tools.demo import DemoError, run_demo
 

@@ -203,6 +203,8 @@ class Fleet:
             return
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             self.call(self._shutdown(), 20)
+            # the trips' fix generators are closed here, not by a loop that has stopped
+            self.call(self._loop.shutdown_asyncgens(), 10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
