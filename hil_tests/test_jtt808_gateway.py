@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,7 +39,7 @@ def _track(rig: Rig, device_id: str) -> list[dict[str, Any]]:
 
 
 def _run_terminal(port: int, fixes: list[Any], sent: list[int],
-                  out: list[TerminalStats]) -> None:
+                  out: list[TerminalStats], errors: list[str]) -> None:
     async def source() -> AsyncIterator[Any]:
         for fix in fixes:
             sent.append(fix[0])
@@ -46,7 +47,10 @@ def _run_terminal(port: int, fixes: list[Any], sent: list[int],
             await asyncio.sleep(0.05)
 
     terminal = Terminal("127.0.0.1", port, PHONE, answer_timeout_s=2.0, reconnect_s=0.2)
-    out.append(asyncio.run(terminal.run(source())))
+    try:
+        out.append(asyncio.run(terminal.run(source())))
+    except BaseException:  # shown by the test: a thread's exception is otherwise lost
+        errors.append(traceback.format_exc())
 
 
 def test_jtt808_terminal_positions_reach_the_controller_through_a_gateway_restart(rig: Rig):
@@ -57,7 +61,9 @@ def test_jtt808_terminal_positions_reach_the_controller_through_a_gateway_restar
         fixes = _fixes(40, t0)
         sent: list[int] = []
         stats: list[TerminalStats] = []
-        thread = threading.Thread(target=_run_terminal, args=(gateway.port, fixes, sent, stats))
+        errors: list[str] = []
+        thread = threading.Thread(target=_run_terminal,
+                                  args=(gateway.port, fixes, sent, stats, errors))
         thread.start()
         wait_until(lambda: len(sent) >= 12, 30, what="12 fixes sent")
         boot1 = gateway.status()["boot"]
@@ -65,6 +71,7 @@ def test_jtt808_terminal_positions_reach_the_controller_through_a_gateway_restar
         gateway.start()
         thread.join(timeout=90)
         assert not thread.is_alive(), "the terminal did not finish"
+        assert not errors, errors[0]
         assert stats[0].unsent == 0 and stats[0].answered_fixes == 40
         assert stats[0].connects >= 2  # it reconnected to the restarted gateway
         assert gateway.status()["boot"] == boot1 + 1

@@ -42,7 +42,7 @@ class GatewayProcess:
             return {}
         return doc
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until it listens and its broker link is up."""
         rig = self.rig
         (self.state_dir / STATUS_FILE).unlink(missing_ok=True)
