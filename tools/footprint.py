@@ -28,6 +28,10 @@ AGENT_MODULES = (
     "edge.drivers.weighing", "edge.net.modbus_codec", "edge.net.modbus", "protocols.regdecode",
     "edge.drivers.weighbridge",
 )
+# a GPS tracker's agent: the same core, its driver instead of the weighbridge's (edge/main.py
+# imports only the driver the config names)
+TRACKER_MODULES = (*AGENT_MODULES[:AGENT_MODULES.index("edge.drivers.weighing")],
+                   "protocols.nmea", "edge.drivers.tracker")
 
 
 QSTR_POOL_FIRST = 20  # MicroPython's first dynamic qstr pool; each next one doubles
@@ -63,10 +67,13 @@ def _parser() -> argparse.ArgumentParser:
                     "(qstrs) and the room left before their pool doubles (7 KB at once).",
         epilog="examples:\n"
                "  python -m tools.footprint                  # the agent's modules\n"
+               "  python -m tools.footprint --tracker        # a GPS tracker agent's\n"
                "  python -m tools.footprint edge.outbox edge.uplink",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("modules", nargs="*", metavar="MODULE",
                    help="modules to import, in order (default: every module the agent imports)")
+    p.add_argument("--tracker", action="store_true",
+                   help="the modules a GPS tracker agent imports (instead of a weighbridge's)")
     return p
 
 
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     """Print the heap cost of ``argv``'s modules (or the agent's) as JSON; return an exit code."""
     args = _parser().parse_args(argv)
     try:
-        result = measure(tuple(args.modules) or AGENT_MODULES)
+        default = TRACKER_MODULES if args.tracker else AGENT_MODULES
+        result = measure(tuple(args.modules) or default)
     except FirmwareError as exc:
         print(f"footprint: {exc}", file=sys.stderr)
         return 1

@@ -39,3 +39,12 @@ def test_footprint_names_a_module_that_does_not_import() -> None:
     assert done.returncode == 1
     assert "failed importing edge.no_such_module" in done.stderr
     assert "Traceback" not in done.stderr.splitlines()[0]
+
+
+def test_footprint_tracker_measures_the_tracker_agent_without_the_modbus_code() -> None:
+    done = footprint("--tracker")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"edge.agent", "protocols.nmea", "edge.drivers.tracker"} <= set(result)
+    assert not {"edge.net.modbus", "edge.drivers.weighbridge"} & set(result)
+    assert 0 < result["edge.drivers.tracker"] < result["total"] < 96 * 1024
