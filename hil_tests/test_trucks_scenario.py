@@ -290,6 +290,17 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
             trip = trips[orders[c.device]["order_id"]]
             assert trip["departed_ms"] < int(runs[c.device].weighing["device_ts"]) + 30_000
 
+        # -- each clean trip's record: departed, arrived, nothing between, no alert
+        for c in CLEAN:
+            detail = rig.get(f"/api/v1/trips/{orders[c.device]['order_id']}")
+            assert [e["event"] for e in detail["events"]] == ["departed", "arrived"], detail
+            assert detail["alerts"] == [] and detail["arrived_ts"] is not None
+        for c in ON_TRIP:  # and the detours' records: left the corridor, came back
+            if c.role != "clean":
+                detail = rig.get(f"/api/v1/trips/{orders[c.device]['order_id']}")
+                assert [e["event"] for e in detail["events"]] == [
+                    "departed", "corridor_deviation", "corridor_rejoined", "arrived"], detail
+
         # -- the alerts: exactly these, none about a clean trip
         alerts = rig.get("/api/v1/alerts", all="true", limit=1000)
         by_device: dict[str, list[dict[str, Any]]] = {}
