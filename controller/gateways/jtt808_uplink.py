@@ -43,6 +43,7 @@ RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 2.0
 SEEN_KEEP_MS = 24 * 3600 * 1000
 IN_FLIGHT = 8
+WINDOW = 8  # events resent per device when acks stall
 ACK_GRACE_S = 0.3  # after a (re)connect, before the outbox goes out again
 
 
@@ -162,8 +163,7 @@ class Uplink:
         last = self.seen(device_id, digest)
         if last is not None:
             self.stats.duplicate_reports += 1
-            seqs = [s for _, s, _ in gateway_state.pending(self.state, device_id)
-                    if s <= last]
+            seqs = [s for _, s, _ in gateway_state.pending(self.state, device_id, upto=last)]
         else:
             if not events:
                 return True
@@ -186,7 +186,8 @@ class Uplink:
             futures.append(fut)
         if not futures:
             return True
-        rows = {s: w for _, s, w in gateway_state.pending(self.state, device_id)}
+        rows = {s: w for _, s, w in gateway_state.pending(self.state, device_id, min(seqs) - 1,
+                                                          max(seqs))}
         for seq in seqs:
             if seq in rows and (device_id, seq) not in self._confirmed:
                 self._spawn(self._publish(device_id, seq, rows[seq]))
@@ -226,10 +227,11 @@ class Uplink:
         self._done(device_id, seq)
 
     async def _publish_pending(self, device_id: str | None = None, after: int = 0, *,
-                               again: bool = True) -> None:
-        """Publish the outbox (one device's after ``after``); ``again=False`` leaves out
-        what this link already carried."""
-        for dev, seq, wire in gateway_state.pending(self.state, device_id, after):
+                               again: bool = True, limit: int = -1) -> None:
+        """Publish the outbox (one device's after ``after``, at most ``limit``);
+        ``again=False`` leaves out what this link already carried."""
+        for dev, seq, wire in gateway_state.pending(self.state, device_id, after,
+                                                    limit=limit):
             if again or (dev, seq) not in self._sent_link:
                 await self._publish(dev, seq, wire)
 
@@ -322,14 +324,16 @@ class Uplink:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            for device_id in {dev for dev, _, _ in gateway_state.pending(self.state)}:
+            for device_id in gateway_state.pending_devices(self.state):
                 since = self._progress.get(device_id, now)
                 if now - since >= self.resend_after_s:
                     self.stats.resends += 1
                     self._progress[device_id] = now
-                    log.info("no ack progress of %s for %.0f s: resending its outbox",
-                             device_id, now - since)
-                    await self._publish_pending(device_id)
+                    log.info("no ack progress of %s for %.0f s: resending its first %d "
+                             "unacknowledged events", device_id, now - since, WINDOW)
+                    # a window, as an agent does: the broker keeps the controller's queue
+                    # through its outage, and all of it every 10 s would grow that queue
+                    await self._publish_pending(device_id, limit=WINDOW)
                 else:
                     self._progress.setdefault(device_id, now)
 

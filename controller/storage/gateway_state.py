@@ -100,16 +100,23 @@ def acknowledge(conn: sqlite3.Connection, device_id: str, upto: int) -> int:
     return cur.rowcount
 
 
-def pending(conn: sqlite3.Connection, device_id: str | None = None,
-            after: int = 0) -> list[tuple[str, int, bytes]]:
-    """(device_id, seq, wire) of the outbox, in seq order per device (one device's after
-    ``after`` when ``device_id`` is given)."""
+def pending(conn: sqlite3.Connection, device_id: str | None = None, after: int = 0,
+            upto: int | None = None, limit: int = -1) -> list[tuple[str, int, bytes]]:
+    """(device_id, seq, wire) of the outbox, in seq order per device (one device's from
+    ``after`` + 1 to ``upto`` when ``device_id`` is given); at most ``limit`` (-1: all)."""
     if device_id is None:
-        rows = conn.execute("SELECT device_id, seq, wire FROM outbox ORDER BY device_id, seq")
+        rows = conn.execute("SELECT device_id, seq, wire FROM outbox ORDER BY device_id, seq "
+                            "LIMIT ?", [limit])
     else:
         rows = conn.execute("SELECT device_id, seq, wire FROM outbox WHERE device_id=? AND "
-                            "seq>? ORDER BY seq", [device_id, after])
+                            "seq>? AND seq<=? ORDER BY seq LIMIT ?",
+                            [device_id, after, 2**62 if upto is None else upto, limit])
     return [(str(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+
+def pending_devices(conn: sqlite3.Connection) -> list[str]:
+    """The devices with events in the outbox."""
+    return [str(r[0]) for r in conn.execute("SELECT DISTINCT device_id FROM outbox")]
 
 
 def backlog(conn: sqlite3.Connection) -> int:

@@ -526,3 +526,21 @@ def test_gateway_batch_with_an_unreadable_item_keeps_the_others_and_counts_it(si
     assert [m["seq"] for m in opened] == [1]
     assert opened[0]["body"]["fixes"] == [[T0, 38930000, 121650000, 0, 0, 0, 0]]
     assert gw.bad_items == 2 and gw.bad_frames == {"bad_body": 1}
+
+
+def test_gateway_resends_a_window_when_acks_stall_and_stops_once_acknowledged(site: Site):
+    async def main() -> Any:
+        async with running(site, resend_after_s=1.0) as (_, port, uplink):
+            await run_terminal("127.0.0.1", port, PHONE, fixes(10))
+            # no controller: no ack; after 1 s the first 8 unacknowledged go out again
+            await until(lambda: len(site.observed.evts()) >= 18, 10, "a resent window")
+            resent = sorted(m["seq"] for m in site.opened())
+            site.ack(DEVICE, 10)
+            await until(lambda: uplink.backlog() == 0, 10, "the ack to drain the outbox")
+            return resent, uplink.stats.resends
+
+    resent, resends = asyncio.run(main())
+    assert resends >= 1
+    assert resent.count(1) >= 2 and resent.count(8) >= 2
+    # each resend is a window of 8 (seqs 1-8), never the 9th and 10th again
+    assert resent.count(9) == 1 and resent.count(10) == 1
