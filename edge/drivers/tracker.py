@@ -46,13 +46,16 @@ checksummed as NMEA::
 ``ign`` rides in every positions body (with ``ext_power`` and ``tamper``, their state at
 the last fix; all three absent until first known). Loss of external power and an opened
 case become alarms, ``ext_power_lost`` and ``case_tamper``, raised and cleared; an alarm
-the outbox refuses is offered again at the next reading. The alarm state is not kept on
-flash: after a reboot a condition that persists is raised again (the controller keeps one
-open alert per code).
+the outbox refuses is offered again at the next reading. Which alarms are raised is kept
+on flash (``<data_dir>/alarms``, a persist slot written after the event is stored): a
+condition that ended while the tracker was off is cleared at the first reading after
+boot, and one that lasts is not raised twice (a power cut between the event and the slot
+repeats it: the controller keeps one open alert per code).
 """
 
 import errno
 
+from edge.persist import read_slot, write_slot
 from protocols import nmea
 
 POLL_MS = 20  # at 9600 baud a UART FIFO of 128 bytes fills in 130 ms
@@ -94,7 +97,11 @@ class TrackerDriver:
         self.batch = []
         self.retry_at = 0  # a refused batch is offered again at this many fixes
         self.ign = self.ext = self.tamper = None  # not known yet
-        self.alarms = {"ext_power_lost": False, "case_tamper": False}  # raised and stored
+        # the alarms raised and stored, kept on flash: a condition that ends while the
+        # tracker is off is cleared at the first reading after boot (bit 0 power, 1 case)
+        self.path = data_dir and data_dir + "/alarms"
+        bits = (read_slot(self.path, b"PWta", False, 64) if self.path else None) or 0
+        self.alarms = {"ext_power_lost": bool(bits & 1), "case_tamper": bool(bits & 2)}
         # named as health reports them; keyword arguments, so the names are shared qstrs
         self.counts = dict(nmea_ok=0, nmea_too_long=0, nmea_bad_char=0, nmea_malformed=0,
                            nmea_bad_checksum=0, nmea_unsupported=0, nmea_bad_field=0,
@@ -237,6 +244,12 @@ class TrackerDriver:
             if on != a[code] and self.emit("alarm", {"alarm": code,
                                                      "state": "raised" if on else "cleared"}):
                 a[code] = on
+                if self.path:  # after the event is stored: a cut between repeats it (harmless)
+                    try:
+                        write_slot(self.path, b"PWta",
+                                   a["ext_power_lost"] + 2 * a["case_tamper"])
+                    except OSError:
+                        self.counts["io_errors"] += 1
 
     async def run(self):
         """Read the serial line forever: every failure is counted, none raises."""

@@ -11,7 +11,7 @@ import time
 
 from edge.drivers.tracker import MAX_FIXES, TrackerDriver
 from protocols import bodies, nmea
-from shared_support import serve_on_free_port
+from shared_support import make_tmpdir, rmtree, serve_on_free_port
 
 DAY_MS = 1796083200000  # 2026-12-01T00:00:00Z, the date 011226
 LAT, LON = 38915473, 121652078  # Dalian grain port
@@ -358,3 +358,29 @@ def test_tracker_uart_source_on_the_unix_hal_is_a_counted_io_error():
 
     asyncio.run(main())
     assert d.counts["io_errors"] == 1 and sink.events == []
+
+
+def test_tracker_alarm_state_survives_a_reboot_and_an_ended_condition_is_cleared():
+    data = make_tmpdir("trk")
+    try:
+        sink = Sink()
+        d = TrackerDriver({"type": "tracker", "source": "tcp:127.0.0.1:1"}, sink.emit, Hal(),
+                          data)
+        feed(d, [ppwio(1, 0, 1)])
+        assert sink.alarms() == [("ext_power_lost", "raised"), ("case_tamper", "raised")]
+        # reboot: the case is still open, the power came back while the tracker was off
+        sink = Sink()
+        d = TrackerDriver({"type": "tracker", "source": "tcp:127.0.0.1:1"}, sink.emit, Hal(),
+                          data)
+        feed(d, [ppwio(0, 1, 1), ppwio(0, 1, 1)])
+        assert sink.alarms() == [("ext_power_lost", "cleared")]
+        # and without a state on flash, nothing is assumed raised
+        rmtree(data)
+        data = make_tmpdir("trk")
+        sink = Sink()
+        d = TrackerDriver({"type": "tracker", "source": "tcp:127.0.0.1:1"}, sink.emit, Hal(),
+                          data)
+        feed(d, [ppwio(0, 1, 0)])
+        assert sink.alarms() == []
+    finally:
+        rmtree(data)
