@@ -167,8 +167,9 @@ class Uplink:
         else:
             if not events:
                 return True
+            waiting = gateway_state.pending(self.state, device_id, limit=1)
             seqs = self.store(device_id, events, digest=digest, alarm_bits=alarm_bits)
-            if not self._progress.get(device_id):
+            if not waiting:  # the stall clock starts with the first event left unacked
                 self._progress[device_id] = time.monotonic()
         return await self.confirmed(device_id, seqs)
 
