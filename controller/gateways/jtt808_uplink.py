@@ -322,9 +322,13 @@ class Uplink:
     async def _resend_stalled(self) -> None:
         """Every second: a device whose sent events saw no ack progress for
         ``resend_after_s`` gets them again (an ack lost, a controller that dropped them)."""
+        pruned = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            if now - pruned >= 3600:  # report digests older than a day, hourly
+                gateway_state.forget_seen(self.state, now_ms() - SEEN_KEEP_MS)
+                pruned = now
             for device_id in gateway_state.pending_devices(self.state):
                 since = self._progress.get(device_id, now)
                 if now - since >= self.resend_after_s:
