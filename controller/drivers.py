@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import protocols
+from protocols.bodies import MAX_FIXES  # the most fixes one positions event carries
 
 __all__ = ["DEVICE_KINDS", "MAPS_DIR", "TRACKER_KEYS", "WEIGHBRIDGE_KEYS", "known_maps",
            "validate_driver"]
@@ -43,7 +44,6 @@ MIN_POLLS_PER_STABLE = 2  # stability is judged over successive readings: at lea
 # Every key the firmware's tracker driver reads (edge/drivers/tracker.py).
 TRACKER_KEYS = ("type", "source", "moving_s", "parked_s", "batch_fixes", "batch_max_s",
                 "moving_kmh", "pins")
-MAX_FIXES = 64  # protocols/bodies.py: fixes per positions event
 UART_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800)  # GNSS receivers' rates
 TRACKER_PINS = ("ign", "ext_power", "tamper")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
