@@ -61,12 +61,10 @@ from protocols import nmea
 POLL_MS = 20  # at 9600 baud a UART FIFO of 128 bytes fills in 130 ms
 REOPEN_MS = 1000
 IO_EVERY_MS = 1000  # GPIO inputs sampled once a second (board only)
-MAX_FIXES = 64  # protocols/bodies.py: at most 64 fixes per positions event
+MAX_FIXES = 64  # protocols/bodies.py MAX_FIXES (not imported: that module is not on the heap)
 READ_BYTES = 128
 DEFAULTS = {"moving_s": 5, "parked_s": 60, "batch_fixes": 10, "batch_max_s": 60,
             "moving_kmh": 5}
-# the NMEAError reasons, counted as nmea_<reason> (no_fix counts in no_fix)
-REASONS = ("too_long", "bad_char", "malformed", "bad_checksum", "unsupported", "bad_field")
 
 
 class TrackerDriver:
