@@ -47,7 +47,7 @@ import pytest
 from controller import audit
 from controller.site import current_site
 from controller.storage.database import read_snapshot
-from tools.gps_emulator import Detour, Fix, Script, Window
+from tools.gps_emulator import Detour, Fix, NmeaServer, Script, Window
 from tools.jtt808_rig import add_terminal, start_gateway
 from tools.procs import wait_until
 from tools.rig import Rig
@@ -179,9 +179,10 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
     assert "wb-out" in site.devices and site.devices["wb-out"].role == "out"
     loop = TruckLoop()
     gateway = None
+    servers: dict[str, NmeaServer] = {}
     try:
         # -- the site: trackers, terminals, the out-gate; everything started at once
-        servers = {c.device: loop.call(start_nmea_server()) for c in CASES if not c.jtt}
+        servers.update({c.device: loop.call(start_nmea_server()) for c in CASES if not c.jtt})
         for c in CASES:
             if c.jtt:
                 assert add_terminal(rig, c.phone) == c.device
@@ -337,6 +338,7 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
         assert first_out.ts_ms <= from_ts <= first_out.ts_ms + 30_000
         told_at = _newest_fix_of(rig, "trk-2", _raised_seq(rig, dev_alert["id"]))
         assert told_at - first_out.ts_ms <= 30_000, (told_at, first_out.ts_ms)
+        detour_told_s = (told_at - first_out.ts_ms) / 1000
 
         # the terminal's detour inside its coverage gap: alerted once the backlog landed
         gap_run = next(r for r in runs.values() if r.case.role == "gap_detour")
@@ -354,6 +356,8 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
         raised_by = _newest_fix_of(rig, gap_run.case.device,
                                    _raised_seq(rig, gap_alert["id"]))
         assert gap_from <= raised_by < gap_to, (gap_from, raised_by, gap_to)
+        gap_told_s = (int(gap_alert["detail"]["from_ts"]) - first_out.ts_ms) / 1000
+        gap_landed_wall_s = gap_alert["raised_ms"] / 1000 - gap_run.sent.link_back_wall
         stats = gap_run.done.result()
         assert stats.batches >= 1 and stats.unsent == 0  # the gap went as blind-area batches
 
@@ -376,11 +380,16 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
                        "checks": round(t_end - t_arrived, 1),
                        "total": round(t_end - t_start, 1)},
             "cpu_s": cpu, "load": os.getloadavg(),
+            "detour_told_after_device_s": detour_told_s,
+            "gap_detour_from_after_first_out_s": gap_told_s,
+            "gap_detour_raised_after_link_back_wall_s": round(gap_landed_wall_s, 2),
             "weighing_to_ack_ms": [by_seq[r.weighing["seq"]]["acked_ms"]
                                    - int(r.weighing["device_ts"]) for r in runs.values()],
             "fixes_stored": {c.device: len(_stored(rig, c.device)) for c in ON_TRIP},
             "alerts": [(a["device_id"], a["code"], a["active"]) for a in alerts]}))
     finally:
+        for server in servers.values():
+            loop.call(server.close())
         loop.close()
         if gateway is not None:
             gateway.stop()
