@@ -8,7 +8,9 @@ through its out-gate weighbridge ``wb-out``:
   JT/T 808 terminals (tools/jtt808_terminal.py) through the gateway process. Eight trips
   are clean (seven agents' and one terminal's), one agent's truck detours, and the other
   terminal's truck detours while out of coverage for 10 minutes (device time): its fixes
-  of the gap land later as blind-area batches;
+  of the gap land later as blind-area batches. One clean truck's agent loses its broker
+  link for 10 minutes of device time as well (tools/netem.py LinkProxy cuts it): its
+  outbox delivers the batches afterwards, nothing lost and no alert;
 - a truck whose lot is on hold (POSTed before it comes): denied at the gate;
 - a truck weighed under another truck's plate while that plate's tracker (a JT/T 808
   terminal) stands at the feed mill 25 km away: the cross-sensor check raises
@@ -49,6 +51,7 @@ from controller.site import current_site
 from controller.storage.database import read_snapshot
 from tools.gps_emulator import Detour, Fix, NmeaServer, Script, Window
 from tools.jtt808_rig import add_terminal, start_gateway
+from tools.netem import LinkProxy
 from tools.procs import wait_until
 from tools.rig import Rig
 from tools.trucks_rig import (
@@ -58,6 +61,7 @@ from tools.trucks_rig import (
     drive_terminal,
     every,
     first_off_corridor,
+    link_cut,
     standing,
     start_nmea_server,
     stream_nmea,
@@ -75,6 +79,7 @@ DETOUR = Script(detours=(Detour(at_km=8.0),))
 # 8 km (about 11..14 min) lies inside it
 GAP = Window(9.0, 10.0)
 GAP_DETOUR = Script(detours=(Detour(at_km=8.0),), coverage_gaps=(GAP,))
+CUT = Window(15.0, 10.0)  # an agent's broker link cut, on the road to the depot
 JTT_EVERY_S = 10  # a terminal's report interval
 NOTHING = Script()  # nothing goes wrong
 
@@ -88,14 +93,16 @@ class Case:
     role: str  # clean, detour, gap_detour, held, swapped
     phone: str = ""  # a JT/T 808 terminal's SIM number; "" for an agent
     script: Script = NOTHING
+    cut: Window | None = None  # its agent's broker link cut then (from the first fix)
 
     @property
     def jtt(self) -> bool:
         return bool(self.phone)
 
 
-def _agent(n: int, corridor: str, role: str = "clean", script: Script = NOTHING) -> Case:
-    return Case(f"trk-{n}", f"辽B3000{n}", f"LOT-{n}", corridor, role, script=script)
+def _agent(n: int, corridor: str, role: str = "clean", script: Script = NOTHING,
+           cut: Window | None = None) -> Case:
+    return Case(f"trk-{n}", f"辽B3000{n}", f"LOT-{n}", corridor, role, script=script, cut=cut)
 
 
 def _terminal(n: int, corridor: str, role: str, script: Script = NOTHING) -> Case:
@@ -106,7 +113,8 @@ def _terminal(n: int, corridor: str, role: str, script: Script = NOTHING) -> Cas
 # weighed in this order: the long trips to the grain depot (about 56 s of wall time) first
 CASES = (
     _agent(1, DEPOT), _agent(2, DEPOT, "detour", DETOUR),
-    _terminal(1, DEPOT, "gap_detour", GAP_DETOUR), _agent(3, DEPOT), _terminal(2, DEPOT, "clean"),
+    _terminal(1, DEPOT, "gap_detour", GAP_DETOUR), _agent(3, DEPOT, cut=CUT),
+    _terminal(2, DEPOT, "clean"),
     _agent(4, MILL), _agent(5, MILL), _agent(6, MILL), _agent(7, MILL), _agent(8, MILL),
     _terminal(3, MILL, "held"), _terminal(4, MILL, "swapped"),
 )
@@ -114,6 +122,7 @@ ON_TRIP = [c for c in CASES if c.role in ("clean", "detour", "gap_detour")]
 CLEAN = [c for c in CASES if c.role == "clean"]
 HELD = next(c for c in CASES if c.role == "held")
 SWAPPED = next(c for c in CASES if c.role == "swapped")
+CUT_CASE = next(c for c in CASES if c.cut is not None)
 
 
 @dataclass
@@ -180,6 +189,8 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
     loop = TruckLoop()
     gateway = None
     servers: dict[str, NmeaServer] = {}
+    proxy = LinkProxy(target_port=rig.broker.port).start()  # CUT_CASE's agent <-> broker
+    cut_marks: list[tuple[str, float]] = []
     try:
         # -- the site: trackers, terminals, the out-gate; everything started at once
         servers.update({c.device: loop.call(start_nmea_server()) for c in CASES if not c.jtt})
@@ -189,8 +200,12 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
             else:
                 # the detouring truck's agent sends batches of 3 fixes (15 s of driving),
                 # so its detour can be told within 30 s; the others the default 10
-                rig.add_tracker(c.device, source=f"tcp:127.0.0.1:{servers[c.device].port}",
-                                driver={"batch_fixes": 3} if c.role == "detour" else None)
+                tracker = rig.add_tracker(
+                    c.device, source=f"tcp:127.0.0.1:{servers[c.device].port}",
+                    driver={"batch_fixes": 3} if c.role == "detour" else None)
+                if c.cut is not None:
+                    tracker.config["mqtt"]["port"] = proxy.port
+                    rig.write_config(tracker)
         out_gate = rig.add_weighbridge("wb-out", emulator_args=STAY, stable_s=0.4, poll_ms=50)
         out_gate.config["driver"]["barrier"] = "controller"
         rig.write_config(out_gate)
@@ -231,7 +246,12 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
                 fut: Future[Any] = loop.submit(drive_terminal(
                     "127.0.0.1", gateway.port, c.phone, fixes, SPEED, sent, plate=c.plate))
             else:
-                fut = loop.submit(stream_nmea(servers[c.device], fixes, SPEED, sent))
+                on_fix = None
+                if c.cut is not None:
+                    cut_from = fixes[0].ts_ms + int(c.cut.at_min * 60_000)
+                    on_fix = link_cut(proxy, cut_from, cut_from + int(c.cut.minutes * 60_000),
+                                      cut_marks)
+                fut = loop.submit(stream_nmea(servers[c.device], fixes, SPEED, sent, on_fix))
             runs[c.device] = Run(c, w, fixes, sent, fut)
         t_weighed = time.monotonic()
 
@@ -265,6 +285,20 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
                 assert all(health[k] == 0 for k in health if k.startswith("nmea_")
                            and k != "nmea_ok"), health
                 assert all(s == by_ts[s[0]].row() for s in stored), c.device
+
+        # the agent cut off for 10 min of device time: its outbox held them, all came after
+        assert [m for m, _ in cut_marks] == ["cut", "pass"]
+        assert rig.device(CUT_CASE.device)["health"]["links_lost"] >= 1
+        assert CUT_CASE.cut is not None
+        cut_from = runs[CUT_CASE.device].fixes[0].ts_ms + int(CUT_CASE.cut.at_min * 60_000)
+        with sqlite3.connect(rig.db_path) as conn:
+            held_back = conn.execute(
+                "SELECT count(*), min(received_ms) FROM positions WHERE device_id=? AND "
+                "ts_ms>=? AND ts_ms<?", (CUT_CASE.device, cut_from,
+                                         cut_from + int(CUT_CASE.cut.minutes * 60_000))
+            ).fetchone()
+        assert held_back[0] >= 100  # 10 min at a fix per 5 s, stored once (above)
+        assert held_back[1] >= int(cut_marks[1][1] * 1000)  # none crossed the cut link
 
         # -- the gate: every command acknowledged, the coil opened for all but the held lot
         commands = rig.get("/api/v1/commands", device_id="wb-out")
@@ -383,11 +417,13 @@ def test_trucks_scenario_ten_trips_a_held_lot_and_a_swapped_plate(rig: Rig) -> N
             "detour_told_after_device_s": detour_told_s,
             "gap_detour_from_after_first_out_s": gap_told_s,
             "gap_detour_raised_after_link_back_wall_s": round(gap_landed_wall_s, 2),
+            "cut_link_fixes_held_back": held_back[0],
             "weighing_to_ack_ms": [by_seq[r.weighing["seq"]]["acked_ms"]
                                    - int(r.weighing["device_ts"]) for r in runs.values()],
             "fixes_stored": {c.device: len(_stored(rig, c.device)) for c in ON_TRIP},
             "alerts": [(a["device_id"], a["code"], a["active"]) for a in alerts]}))
     finally:
+        proxy.stop()
         for server in servers.values():
             loop.call(server.close())
         loop.close()

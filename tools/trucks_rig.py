@@ -19,7 +19,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from tools.gps_emulator import (
     trajectory,
 )
 from tools.jtt808_terminal import Terminal, TerminalStats
+from tools.netem import LinkProxy, Mode
 from tools.rig import Rig
 
 T = TypeVar("T")
@@ -145,10 +146,16 @@ async def start_nmea_server() -> NmeaServer:
     return server
 
 
+OnFix = Callable[[Fix], Awaitable[None]]
+
+
 async def stream_nmea(server: NmeaServer, fixes: Sequence[Fix], speed: float,
-                      sent: Sent) -> None:
-    """Write ``fixes`` to the agent's line, paced ``speed`` x real time; note each one."""
+                      sent: Sent, on_fix: OnFix | None = None) -> None:
+    """Write ``fixes`` to the agent's line, paced ``speed`` x real time; note each one.
+    ``on_fix`` is awaited before each fix goes out (e.g. :func:`link_cut`)."""
     async for fix in paced(fixes, speed):
+        if on_fix is not None:
+            await on_fix(fix)
         await server.send(fix)
         sent.fixes.append(fix)
         sent.wall.append(time.time())
@@ -182,6 +189,20 @@ async def drive_terminal(host: str, port: int, phone: str, fixes: Sequence[Fix],
     stats = await terminal.run(feed())
     sent.done = True
     return stats
+
+
+def link_cut(proxy: LinkProxy, from_ms: int, to_ms: int,
+             marks: list[tuple[str, float]]) -> OnFix:
+    """An ``on_fix`` that cuts the agent's link to the broker (``proxy`` between them)
+    while the fix time is in [from_ms, to_ms): a coverage gap of the mobile network, the
+    agent's outbox keeps what it makes meanwhile. ``marks`` gets (mode, wall time)."""
+    async def on_fix(fix: Fix) -> None:
+        want: Mode = "cut" if from_ms <= fix.ts_ms < to_ms else "pass"
+        if want != proxy.mode:
+            # set_mode waits on the proxy's own loop: not on this one
+            await asyncio.to_thread(proxy.set_mode, want)
+            marks.append((want, time.time()))
+    return on_fix
 
 
 # ---- the API ---------------------------------------------------------------------------
