@@ -14,6 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # hil_tests/delivery.py
 from tools.firmware import DEFAULT_HEAP
 from tools.rig import Rig
 
+# CLI output is checked for its content: rich sizes tables to the terminal, which under
+# pytest-xdist workers is none (80 columns), and would cut cells short
+os.environ["COLUMNS"] = "200"
+
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
