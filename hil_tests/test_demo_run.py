@@ -4,11 +4,14 @@ agents under micropython, the JT/T 808 gateway and terminal, the GPS emulator's 
 
 Within the minute trucks leave through wb-out on trips, at least one arrives, exactly one
 ``corridor_deviation`` is raised (the planned detour), and nothing else goes wrong: no
-truck's trouble printed, no gate denial, no tracker missing at the weighbridge.
+truck's trouble printed, no gate denial, no tracker missing at the weighbridge; every
+barrier opened on the controller's command, and the feed mill's office has a record of
+each trip to it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -45,7 +48,21 @@ def test_demo_run_for_60_s_shows_trips_arriving_and_one_deviation(tmp_path: Path
         codes = [c for c, in db.execute("SELECT code FROM alerts")]
         trips = dict(db.execute("SELECT status, count(*) FROM trips GROUP BY status")
                      .fetchall())
+        # every departure is the controller's barrier command, acked done by wb-out (the
+        # last one may still be on its way when the demo stops)
+        commands = [(json.loads(body)["action"], json.loads(ack or "{}").get("result"))
+                    for body, ack in db.execute("SELECT body_json, ack_json FROM commands "
+                                                "WHERE device_id = 'wb-out'")]
+        # the feed mill's office has a signed record queued for each of its trips
+        queued = {t for t, in db.execute("SELECT trip_id FROM office_outbox WHERE office_id = "
+                                         "'demo-feed-mill'")}
+        to_mill = {t for t, in db.execute("SELECT trip_id FROM trips WHERE destination = "
+                                          "'dest-feed-mill'")}
     assert codes.count("corridor_deviation") == 1, codes
     assert not {"gate_denied", "tracker_not_at_weighbridge", "trip_overdue",
                 "tracking_gap", "command_unacknowledged", "tracker_reused"} & set(codes), codes
     assert trips.get("arrived", 0) >= 1 and "cancelled" not in trips, trips
+    assert [a for a, _ in commands] == ["open"] * sum(trips.values())
+    assert [r for _, r in commands].count("done") >= len(commands) - 1
+    assert {r for _, r in commands} <= {"done", None}
+    assert to_mill and queued == to_mill

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,6 @@ from tools.gps_emulator import (
 )
 from tools.jtt808_rig import add_terminal
 from tools.jtt808_terminal import Terminal
-from tools.procs import wait_until
 from tools.rig import Rig
 
 TRIP_SPEED = 60.0  # seconds of truck time per wall second: 27 km to the feed mill in ~27 s
@@ -113,6 +112,24 @@ class _Leg:
     n: int  # the demo's trip number (seeds the trajectory)
     tare_kg: int
     net_kg: int
+
+
+async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait for ``check()`` (cheap, in memory) without blocking the loop's threads: a
+    blocked worker thread would outlive a cancelled trip and hold the demo's exit."""
+    async def wrapped() -> bool:
+        return check()
+
+    await _until_async(wrapped, timeout, what)
+
+
+async def _until_async(check: Callable[[], Awaitable[bool]], timeout: float,
+                       what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.2)  # a poll interval
 
 
 def truck_identity(number: int) -> tuple[str, str, str | None]:
@@ -203,8 +220,10 @@ class Fleet:
             return
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             self.call(self._shutdown(), 20)
-            # the trips' fix generators are closed here, not by a loop that has stopped
+            # the trips' fix generators are closed here, not by a loop that has stopped,
+            # and the worker threads are joined here, not at the interpreter's exit
             self.call(self._loop.shutdown_asyncgens(), 10)
+            self.call(self._loop.shutdown_default_executor(), 15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -262,8 +281,8 @@ class Fleet:
         if not agent.running:
             await asyncio.to_thread(self.rig.start_agent, truck.tracker_id)
         server = truck.server
-        await asyncio.to_thread(wait_until, lambda: server.clients > 0 or not agent.running,
-                                30, what=f"tracker agent {truck.tracker_id} to connect")
+        await _until(lambda: server.clients > 0 or not agent.running, 30,
+                     f"tracker agent {truck.tracker_id} to connect")
         if not agent.running:
             raise FleetError(f"tracker agent {truck.tracker_id} stopped; see {agent.log_path}")
 
@@ -388,7 +407,10 @@ class Fleet:
                                        "alerts and commands)")
                 departed.set()
                 # the deck is free once the emulated truck has driven off it
-                await asyncio.to_thread(self.wb_out.wait_visits, visits + 1, 60)
+                async def off_deck() -> bool:
+                    return len(await asyncio.to_thread(self.wb_out.log)) > visits
+
+                await _until_async(off_deck, 60, f"{truck.plate} to leave the wb-out deck")
             except BaseException:
                 feed.cancel()
                 raise
