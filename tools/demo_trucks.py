@@ -60,7 +60,7 @@ TRIP_SPEED = 60.0  # seconds of truck time per wall second: 27 km to the feed mi
 DECK_MAX_S = 90  # the longest a truck waits on the out-gate deck for its barrier
 ARRIVAL_WAIT_S = 60.0  # after its last fix, for the controller to close the trip
 DISPATCH_EVERY_S = 20.0  # a new order this often once the first trucks have left
-MAX_FLEET = 60  # trucks (and trackers) the demo may provision; then orders wait
+MAX_FLEET = 100  # trucks (and trackers) the demo may provision; then orders wait
 JTT_EVERY = 4  # every 4th truck has a JT/T 808 terminal, the others a tracker agent
 JTT_REPORT_MS = 5_000  # a JT/T 808 terminal reports every 5 s (the agent samples itself)
 # the first truck takes a road 400 m off its corridor for 30 km: its corridor_deviation

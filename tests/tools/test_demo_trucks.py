@@ -19,6 +19,7 @@ from tools.demo_trucks import (
     DETOUR,
     FIRST_WAVE,
     JTT_REPORT_MS,
+    MAX_FLEET,
     OFFICE_DESTINATION,
     TRIP_SPEED,
     Truck,
@@ -76,11 +77,11 @@ def test_clean_trips_arrive_within_a_minute_of_wall_time(corridor_id: str) -> No
 def test_truck_identity_gives_valid_distinct_ids_and_every_fourth_a_terminal() -> None:
     import re
 
-    ids = [truck_identity(n) for n in range(1, 61)]
-    assert len({p for p, _, _ in ids}) == len({t for _, t, _ in ids}) == 60
+    ids = [truck_identity(n) for n in range(1, MAX_FLEET + 1)]
+    assert len({p for p, _, _ in ids}) == len({t for _, t, _ in ids}) == MAX_FLEET
     assert all(re.fullmatch(ID_PATTERN, t) for _, t, _ in ids)
     terminals = [(t, phone) for _, t, phone in ids if phone is not None]
-    assert len(terminals) == 15
+    assert len(terminals) == MAX_FLEET // 4
     assert all(t == f"jt-{phone}" and phone.isdigit() and len(phone) == 11
                for t, phone in terminals)
 
