@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from controller import auth
+from controller.errors import DeviceExists
 from controller.site import current_site
 from controller.storage import open_store
 from tools.demo_panel import Gate, SiteInfo, Trips, print_banner, write_env_file
@@ -250,6 +251,9 @@ def run_demo(*, workdir: Path, api_port: int, trucks_every_s: float, keep: bool,
             time.sleep(1)  # a display refresh, not synchronisation
     except KeyboardInterrupt:
         console.print("stopping")
+    except DeviceExists as exc:  # --keep: the store has the last run's devices
+        raise DemoError(f"{exc}: the demo provisions its devices afresh, so it cannot run "
+                        "on a kept store; run it without --keep (the store is then new)") from exc
     except (RigError, FleetError, AssertionError) as exc:
         raise DemoError(f"{exc} (logs in {workdir})") from exc
     finally:
