@@ -1,11 +1,17 @@
 """A tracker gone quiet: ``tracking_gap`` (warning) when, by the controller's ticks, no fix
 newer than ``minutes`` has come in while the trip is in transit.
 
-Only the ticks raise it: they are the live clock. A fix newer than the gap's start clears
-it (``tracking_resumed``, up to the newest fix that came). The holes left in device time
-(consecutive fixes further apart than ``minutes``) are remembered; a backlog that lands
+The ticks raise it live: they are the controller's clock. A fix newer than the gap's start
+clears it (``tracking_resumed``, up to the newest fix that came). The holes left in device
+time (consecutive fixes further apart than ``minutes``) are remembered; a backlog that lands
 later with fixes inside one raises nothing again and is noted on the trip
 (``tracking_gap_filled``, with the count), so the record says the hole was covered.
+
+A hole the ticks never saw is raised from the fixes themselves, by device time: the
+controller was down through it, or the fixes run ahead of the controller's clock (a
+replay, an accelerated emulator). That alert's subject is `<trip>/gap-<start ts>`;
+it stays active (an operator resolves it: the tracker was off) unless a backlog later fills
+the hole, which clears it (``tracking_gap_filled``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any],
     win = merge(unpack(state["win"]), ([f[0], 0] for f in fixes))
     state["win"] = pack(win)
     newest = max((f[0] for f in fixes), default=0)
+    out += _unseen_holes(state, fact, trip, win, fixes, long_ms)
     gap = state["gap"]
     if gap is not None and newest > gap:
         holes = _holes(win, gap, long_ms)
@@ -69,6 +76,42 @@ def _fixes(state: dict[str, Any], fact: Fact, trip: dict[str, Any],
         state["past"] = [*state["past"], *holes][-PAST_GAPS:]
         state["gap"] = None
     state["last"] = max(state["last"], newest)
+    return out
+
+
+def _unseen_holes(state: dict[str, Any], fact: Fact, trip: dict[str, Any],
+                  win: Sequence[Sequence[Any]], fixes: Sequence[Sequence[int]],
+                  long_ms: int) -> list[Finding]:
+    """Raise the holes these fixes open that no tick saw; clear the ones they fill."""
+    out: list[Finding] = []
+    unseen: list[list[int]] = state.setdefault("unseen", [])
+    ts = [int(w[0]) for w in win]
+    for hole in list(unseen):  # filled when no stretch inside it is longer than the limit
+        inner = [t for t in ts if hole[0] <= t <= hole[1]]
+        if any(f[0] for f in fixes if hole[0] < f[0] < hole[1]) and all(
+                b - a <= long_ms for a, b in pairwise(inner)):
+            unseen.remove(hole)
+            subject = f"{trip['id']}/gap-{hole[0]}"
+            out += [Alert(CODE, fact.device_id, False, "warning", subject,
+                          {"trip_id": trip["id"], "from_ts": hole[0], "to_ts": hole[1],
+                           "filled": True}),
+                    TripEvent(trip["id"], "tracking_gap_filled", hole[0],
+                              {"to_ts": hole[1], "fixes": len(inner) - 2})]
+    if state["gap"] is not None:  # a live gap is open: the ticks own it
+        return out
+    arrived = trip["arrived"]
+    known = {h[0] for h in unseen} | {p[0] for p in state["past"]}
+    for a, b in _holes(win, int(state["last"]), long_ms):
+        if a in known or (arrived is not None and a >= arrived) or b not in {
+                f[0] for f in fixes}:
+            continue
+        unseen.append([a, b])
+        detail = {"trip_id": trip["id"], "from_ts": a, "to_ts": b, "quiet_ms": b - a,
+                  "seen": "from the fixes' device times"}
+        out += [Alert(CODE, fact.device_id, True, "warning", f"{trip['id']}/gap-{a}",
+                      detail),
+                TripEvent(trip["id"], CODE, a, {"quiet_ms": b - a, "to_ts": b})]
+    state["unseen"] = unseen[-PAST_GAPS:]
     return out
 
 

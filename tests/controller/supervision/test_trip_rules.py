@@ -253,3 +253,29 @@ def test_corridor_poor_fixes_far_off_are_not_judged() -> None:
     _, found = run(trip_corridor, [departure(), positions(1, drive([1, 2, 3, 4])),
                                    positions(2, poor), positions(3, drive([9, 10, 11]))])
     assert found == []
+
+
+def test_gap_no_tick_saw_is_raised_from_the_fixes_device_times() -> None:
+    # fixes run ahead of the controller's clock (a replay): no tick ever finds the trip quiet
+    state, found = run(trip_gap, [departure(), positions(1, drive([1, 2, 3])),
+                                  positions(2, drive([12, 13]))])
+    assert alerts(found) == [("tracking_gap", True)] and events(found) == ["tracking_gap"]
+    raised = found[0]
+    assert isinstance(raised, Alert) and raised.detail["quiet_ms"] == 9 * MIN
+    # the same fixes again (a resent batch) raise nothing more
+    state, found = run(trip_gap, [positions(3, drive([12, 13]))], state=state)
+    assert found == []
+    # the tracker was in a coverage gap, not off: its backlog fills the hole and clears it
+    state, found = run(trip_gap, [positions(4, drive([4, 5, 6, 7, 8, 9, 10, 11]))],
+                       state=state)
+    assert alerts(found) == [("tracking_gap", False)]
+    assert events(found) == ["tracking_gap_filled"]
+
+
+def test_gap_from_fixes_stays_open_when_no_backlog_fills_it() -> None:
+    state, found = run(trip_gap, [departure(), positions(1, drive([1, 2])),
+                                  positions(2, drive([10, 11]))])
+    assert alerts(found) == [("tracking_gap", True)]
+    # a partial backlog leaves a stretch longer than the limit: still open
+    _, found = run(trip_gap, [positions(3, drive([3]))], state=state)
+    assert alerts(found) == []
