@@ -6,7 +6,7 @@ Within the minute trucks leave through wb-out on trips, at least one arrives, ex
 ``corridor_deviation`` is raised (the planned detour), and nothing else goes wrong: no
 truck's trouble printed, no gate denial, no tracker missing at the weighbridge; every
 barrier opened on the controller's command, and the feed mill's office has a record of
-each trip to it.
+each trip to it; the store audits clean against its ledger.
 """
 
 from __future__ import annotations
@@ -66,3 +66,7 @@ def test_demo_run_for_60_s_shows_trips_arriving_and_one_deviation(tmp_path: Path
     assert [r for _, r in commands].count("done") >= len(commands) - 1
     assert {r for _, r in commands} <= {"done", None}
     assert to_mill and queued == to_mill
+    audit = subprocess.run([sys.executable, "-m", "tools.cli", "ledger", "audit", "--db",
+                            str(workdir / "portwatch.db")], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert audit.returncode == 0, audit.stdout[-2000:]  # every row is what the ledger makes
