@@ -9,8 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import time
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,9 +17,9 @@ from rich.table import Table
 
 from controller import alerts as alerts_mod
 from controller.errors import ControllerError
-from controller.storage import Store, now_ms, open_store
+from controller.storage import now_ms
 from controller.storage import supervision as alert_rows
-from tools import settings
+from tools.cli_support import DbOpt, fail, open_db
 
 console = Console()
 err = Console(stderr=True)
@@ -28,22 +27,10 @@ err = Console(stderr=True)
 alert_app = typer.Typer(help="Alerts raised by supervision rules: list, show, ack, resolve.",
                         no_args_is_help=True)
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
 CommentOpt = Annotated[str, typer.Option(
     "--comment", "-m", help="who is on it / what was done (1-500 characters)")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _store(db: Path | None) -> Store:
-    try:
-        return open_store(db or settings.default_db())
-    except ControllerError as exc:
-        _fail(str(exc))
 
 
 def _when(ms: int | None) -> str:
@@ -76,11 +63,11 @@ def alert_list(
     table = Table("id", "device", "code", "severity", "subject", "state", "raised", "age",
                   "by")
     try:
-        found = alerts_mod.list_alerts(_store(db), state=state,
+        found = alerts_mod.list_alerts(open_db(db), state=state,
                                        active=None if all_ else True, device_id=device,
                                        limit=limit)
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for a in found:
         end = a["cleared_ms"] or now
         st = alert_rows.alert_state(a)
@@ -117,9 +104,9 @@ def alert_show(
     Example: portwatch alert show 42
     """
     try:
-        _show(alerts_mod.get_alert(_store(db), alert_id), as_json)
+        _show(alerts_mod.get_alert(open_db(db), alert_id), as_json)
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @alert_app.command("ack")
@@ -133,10 +120,10 @@ def alert_ack(
     Example: portwatch alert ack 42 -m "night shift: calling the driver"
     """
     try:
-        _show(alerts_mod.acknowledge(_store(db), alert_id, actor=_actor(), comment=comment),
+        _show(alerts_mod.acknowledge(open_db(db), alert_id, actor=_actor(), comment=comment),
               False)
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @alert_app.command("resolve")
@@ -150,7 +137,7 @@ def alert_resolve(
     Example: portwatch alert resolve 42 -m "truck came back and was weighed, ticket 1187"
     """
     try:
-        _show(alerts_mod.resolve(_store(db), alert_id, actor=_actor(), comment=comment),
+        _show(alerts_mod.resolve(open_db(db), alert_id, actor=_actor(), comment=comment),
               False)
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))

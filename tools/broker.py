@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.envelope import MAX_WIRE_BYTES
-from tools.procs import ProcessDied, port_open, stop_process, wait_until
+from tools.procs import ProcessDied, kill_process, port_open, stop_process, wait_until
 from tools.tls import BrokerTls
 
 
@@ -281,9 +281,7 @@ class MosquittoProcess:
 
     def kill(self) -> None:
         """Kill the broker without letting it save anything."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        kill_process(self.proc, timeout=5)
         self.proc = None
 
     def restart(self) -> None:

@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,11 +20,12 @@ from controller import auth, broker_auth, device_status, registry
 from controller.drivers import validate_driver
 from controller.errors import ControllerError, InvalidInput
 from controller.secret_files import write_private
-from controller.storage import Store, now_ms, open_store
 from controller.storage import devices as device_rows
+from controller.storage import now_ms
 from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.bench_tracker_mode import bench_trackers
+from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
 from tools.jtt808_cli import jtt808_app
@@ -59,10 +60,6 @@ app.add_typer(jtt808_app, name="jtt808")
 app.add_typer(order_app, name="order")  # transfer orders
 app.add_typer(trip_app, name="trip")  # their trips
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
-SiteOpt = Annotated[str | None, typer.Option(
-    "--site", envvar="PORTWATCH_SITE", help=f"site id [default: {settings.DEFAULT_SITE}]")]
 
 
 def _db(db: Path | None) -> Path:
@@ -71,20 +68,6 @@ def _db(db: Path | None) -> Path:
 
 def _site(site: str | None) -> str:
     return site or settings.default_site()
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _store(db: Path | None, *, create: bool = False) -> Store:
-    """The store at --db / $PORTWATCH_DB / the default; a missing one is an error unless
-    the command creates stores."""
-    try:
-        return open_store(_db(db), create=create)
-    except ControllerError as exc:
-        fail(str(exc))
 
 
 @device_app.command("add")
@@ -123,7 +106,7 @@ def device_add(
     except ValueError as exc:
         fail(str(exc))
     try:
-        row = registry.provision(_store(db), device_id=device_id, site=_site(site),
+        row = registry.provision(open_db(db), device_id=device_id, site=_site(site),
                                  kind=kind, driver=driver, description=description)
     except (ControllerError, ValueError) as exc:
         fail(str(exc))
@@ -168,7 +151,7 @@ def device_rotate_key(
 
     Example: portwatch device rotate-key wb-gate1 --grace-s 3600 --out var/wb-gate1.json
     """
-    store = _store(db)
+    store = open_db(db)
     try:
         registry.get(store, device_id)
     except ControllerError as exc:
@@ -212,7 +195,7 @@ def device_set_key(
     Example: portwatch device set-key wb-gate1 04a1b2…(130 hex digits)
     """
     try:
-        done = registry.set_device_key(_store(db), device_id, pub.strip().lower(),
+        done = registry.set_device_key(open_db(db), device_id, pub.strip().lower(),
                                        actor=f"cli:{_os_user()}")
     except ControllerError as exc:
         fail(str(exc))
@@ -231,7 +214,7 @@ def device_list(db: DbOpt = None) -> None:
     table = Table("device", "kind", Column("status", no_wrap=True), "fw", "committed seq",
                   "backlog", "last seen (s ago)")
     now = now_ms()
-    for row in device_rows.all_rows(_store(db)):
+    for row in device_rows.all_rows(open_db(db)):
         d = device_status.summary(row, now)
         backlog = (d["health"] or {}).get("backlog", "")
         ago = f"{(now - d['last_seen_ms']) / 1000:.0f}" if d["last_seen_ms"] else "-"
@@ -253,7 +236,7 @@ def device_decommission(
     Example: portwatch device decommission wb-gate1 --reason "gate 1 rebuilt"
     """
     try:
-        registry.decommission(_store(db), device_id, reason=reason, actor=f"cli:{_os_user()}")
+        registry.decommission(open_db(db), device_id, reason=reason, actor=f"cli:{_os_user()}")
     except ControllerError as exc:
         fail(str(exc))
     console.print(f"{device_id} decommissioned: its messages are refused from now on; its "
@@ -285,7 +268,7 @@ def token_create(
     """
     try:
         seconds = None if expires_in is None else _duration_s(expires_in)
-        token = auth.create_token(_store(db), name=name, role=role, actor=f"cli:{_os_user()}",
+        token = auth.create_token(open_db(db), name=name, role=role, actor=f"cli:{_os_user()}",
                                   expires_in_s=seconds)
     except ControllerError as exc:
         fail(str(exc))
@@ -302,7 +285,7 @@ def token_list(
     Example: portwatch token list --revoked
     """
     table = Table("id", "name", "role", "state", "created", "expires", "revoked")
-    for t in auth.list_tokens(_store(db), include_revoked=revoked):
+    for t in auth.list_tokens(open_db(db), include_revoked=revoked):
         table.add_row(t["token_id"], t["name"], t["role"], t["state"], _when(t["created_ms"]),
                       _when(t["expires_ms"]) if t["expires_ms"] else "never",
                       f"{_when(t['revoked_ms'])} by {t['revoked_by']}" if t["revoked_ms"]
@@ -325,7 +308,7 @@ def token_revoke(
     Example: portwatch token revoke control-room
     """
     try:
-        t = auth.revoke_token(_store(db), token, actor=f"cli:{_os_user()}", force=force)
+        t = auth.revoke_token(open_db(db), token, actor=f"cli:{_os_user()}", force=force)
     except ControllerError as exc:
         fail(str(exc))
     console.print(f"revoked token {t['token_id']} ({t['name']}, {t['role']})")
@@ -356,7 +339,7 @@ def rejections_list(
     table = Table("window", "device", "reason", Column("count", justify="right"),
                   Column("bytes", justify="right"), Column("kept", justify="right"),
                   "first", "last", "summary")
-    for b in rejection_rows.buckets(_store(db), device_id=device, reason=reason,
+    for b in rejection_rows.buckets(open_db(db), device_id=device, reason=reason,
                                     since_ms=since, limit=limit):
         summary = ("-" if b["total"] == b["kept"] else
                    "pending" if b["summary_idx"] is None else f"ledger {b['summary_idx']}")
@@ -379,7 +362,7 @@ def init(db: DbOpt = None, site: SiteOpt = None) -> None:
     """
     path = _db(db)
     existed = path.exists()
-    store = _store(db, create=True)
+    store = open_db(db, create=True)
     broker_auth.controller_credentials(store)
     store.close()
     ca = tls.ensure_ca(tls.ca_dir_for(path), site=_site(site))
@@ -415,7 +398,7 @@ def broker_config(
     Example: portwatch broker config --out /etc/mosquitto/portwatch --tls-host mqtt.port.example
     """
     try:
-        written = broker_setup.configure(_store(db), site=_site(site), out_dir=out, port=port,
+        written = broker_setup.configure(open_db(db), site=_site(site), out_dir=out, port=port,
                                          bind=bind, broker_user=broker_user,
                                          tls_hosts=tuple(tls_host or tls.DEMO_HOSTS))
     except ValueError as exc:
@@ -477,7 +460,7 @@ def controller_run(
         set_site(site_file) if site_file else current_site()
     except SiteError as exc:
         fail(str(exc), 2)
-    conn = _store(db, create=True)  # the controller owns its store: it may create it
+    conn = open_db(db, create=True)  # the controller owns its store: it may create it
     if broker_user is None:  # the controller's own account, once `portwatch broker config` ran
         broker_user, broker_password = (broker_auth.stored_controller_credentials(conn)
                                         or (None, broker_password))

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,8 +18,8 @@ from controller import registry
 from controller.errors import ControllerError
 from controller.gateways import accounts
 from controller.gateways.jtt808_events import device_id as terminal_device_id
-from controller.storage import Store, open_store
 from tools import settings, tls
+from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 
 jtt808_app = typer.Typer(help="JT/T 808 trackers: the gateway, its terminals, an emulated "
                               "terminal.", no_args_is_help=True)
@@ -29,25 +29,11 @@ DEFAULT_PORT = 7808
 STATUS_FILE = "status.json"
 STATE_FILE = "gateway.db"
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
-SiteOpt = Annotated[str | None, typer.Option(
-    "--site", envvar="PORTWATCH_SITE", help=f"site id [default: {settings.DEFAULT_SITE}]")]
 StateOpt = Annotated[Path | None, typer.Option(
     "--state-dir", envvar="PORTWATCH_JTT808_STATE",
     help="the gateway's outbox, seqs and status file [default: jtt808/ next to the store]")]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _store(db: Path | None) -> Store:
-    try:
-        return open_store(db or settings.default_db())
-    except ControllerError as exc:
-        fail(str(exc))
 
 
 def state_dir_for(db: Path) -> Path:
@@ -96,7 +82,7 @@ def serve(
     except ValueError as exc:
         fail(str(exc))
     db_path, site_id = db or settings.default_db(), site or settings.default_site()
-    store = _store(db_path)
+    store = open_db(db_path)
     user, password = accounts.credentials(store)
     store.close()
     if broker_tls and broker_ca is None:
@@ -123,7 +109,7 @@ def login(db: DbOpt = None) -> None:
 
     Example: portwatch jtt808 login && portwatch broker config --out /etc/mosquitto/portwatch
     """
-    store = _store(db)
+    store = open_db(db)
     user, _ = accounts.credentials(store)
     store.close()
     typer.echo(f"gateway login {user} (password kept in the store); regenerate the broker's "
@@ -146,7 +132,7 @@ def add_terminal(
     """
     if not phone.isdigit() or len(phone) > 20:
         fail(f"phone {phone!r}: up to 20 digits, as the terminal sends it")
-    store = _store(db)
+    store = open_db(db)
     try:
         row = registry.provision(store, device_id=terminal_device_id(phone),
                                  site=site or settings.default_site(), kind="gps",

@@ -19,7 +19,7 @@ from controller.gateways.jtt808_events import device_id as terminal_device_id
 from controller.storage import open_store
 from tools.firmware import REPO
 from tools.jtt808_cli import STATUS_FILE
-from tools.procs import free_port, port_open, stop_process, wait_until
+from tools.procs import free_port, kill_process, port_open, stop_process, wait_until
 from tools.rig import Rig, RigError
 
 
@@ -72,9 +72,7 @@ class GatewayProcess:
 
     def kill(self) -> None:
         """SIGKILL: a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        kill_process(self.proc)
         self.proc = None
 
     def log_text(self) -> str:

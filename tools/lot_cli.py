@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 import getpass
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,28 +12,15 @@ from rich.table import Table
 
 from controller import holds as holds_mod
 from controller.errors import ControllerError
-from controller.storage import Store, open_store
-from tools import settings
+from tools.cli_support import DbOpt, fail, open_db
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 lot_app = typer.Typer(help="Lot holds: a lot on hold is denied at the out-gate.",
                       no_args_is_help=True)
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="why (it goes to the ledger)")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _store(db: Path | None) -> Store:
-    try:
-        return open_store(db or settings.default_db())
-    except ControllerError as exc:
-        _fail(str(exc))
 
 
 def _actor() -> str:
@@ -58,9 +44,9 @@ def lot_hold(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-0042
     Example: portwatch lot hold LOT-2026-0042 --reason "phytosanitary inspection pending"
     """
     try:
-        h = holds_mod.hold(_store(db), lot, reason=reason, actor=_actor())
+        h = holds_mod.hold(open_db(db), lot, reason=reason, actor=_actor())
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"lot {h['lot']} on hold (hold {h['id']}, {_when(h['held_ms'])})")
 
 
@@ -72,9 +58,9 @@ def lot_release(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-0
     Example: portwatch lot release LOT-2026-0042 --reason "inspection passed, cert 7781"
     """
     try:
-        h = holds_mod.release(_store(db), lot, reason=reason, actor=_actor())
+        h = holds_mod.release(open_db(db), lot, reason=reason, actor=_actor())
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"lot {h['lot']} released (hold {h['id']}, held since "
                   f"{_when(h['held_ms'])})")
 
@@ -89,10 +75,10 @@ def lot_holds(all_: Annotated[bool, typer.Option("--all", help="released holds t
     """
     table = Table("id", "lot", "reason", "by", "held", "released", "released by")
     try:
-        rows = holds_mod.list_holds(_store(db), active=None if all_ else True, lot=lot,
+        rows = holds_mod.list_holds(open_db(db), active=None if all_ else True, lot=lot,
                                     limit=limit)
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for h in rows:
         table.add_row(str(h["id"]), h["lot"], h["reason"], h["actor"], _when(h["held_ms"]),
                       _when(h["released_ms"]), h["released_by"] or "")

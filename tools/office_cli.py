@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,9 +21,10 @@ from controller import office_feed
 from controller.errors import ControllerError
 from controller.ledger import checkpoint
 from controller.office_record import Verified
-from controller.storage import Store, now_ms, open_store
+from controller.storage import now_ms
 from controller.storage import trip_records as reads
 from tools import settings, tls
+from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 from tools.office_client import OfficeConfig, OfficeConfigError, OfficeListener
 
 console = Console()
@@ -32,22 +33,8 @@ err = Console(stderr=True)
 office_app = typer.Typer(help="Destination customs offices: the trip feed they receive and "
                          "ack.", no_args_is_help=True)
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
-SiteOpt = Annotated[str | None, typer.Option(
-    "--site", envvar="PORTWATCH_SITE", help=f"site id [default: {settings.DEFAULT_SITE}]")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _store(db: Path | None) -> Store:
-    try:
-        return open_store(db or settings.default_db())
-    except ControllerError as exc:
-        _fail(str(exc))
 
 
 @office_app.command("add")
@@ -78,20 +65,20 @@ def office_add(
     try:
         host, port = settings.split_hostport(broker, tls.TLS_PORT)
     except ValueError as exc:
-        _fail(str(exc))
-    store = _store(db_path)
+        fail(str(exc))
+    store = open_db(db_path)
     try:
         origin = reads.origin(store.conn) or checkpoint.origin_for(site_id)
         vkey = checkpoint.log_signer(db_path, origin).verifier.vkey
         ca = None if no_broker_tls else (broker_ca or tls.ca_dir_for(db_path) / tls.CA_CERT)
         if ca is not None and not ca.exists():
-            _fail(f"no CA certificate at {ca}: run `portwatch broker config` first, or pass "
+            fail(f"no CA certificate at {ca}: run `portwatch broker config` first, or pass "
                   "--broker-ca")
         password = office_feed.add_office(store, office_id=office_id, name=name or office_id,
                                           destinations=destination, actor="cli",
                                           time_ms=now_ms())
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     OfficeConfig(office_id, site_id, host, port, password, vkey,
@@ -110,7 +97,7 @@ def office_list(db: DbOpt = None, as_json: Annotated[bool, typer.Option(
 
     Example: portwatch office list --db var/portwatch.db
     """
-    store = _store(db)
+    store = open_db(db)
     try:
         rows = office_feed.office_status(store.conn, now_ms())
     finally:
@@ -139,12 +126,12 @@ def office_remove(
 
     Example: portwatch office remove cn-shenyang --reason "office merged into Dalian"
     """
-    store = _store(db)
+    store = open_db(db)
     try:
         office_feed.remove_office(store, office_id, actor="cli", reason=reason,
                                   time_ms=now_ms())
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     console.print(f"office {office_id} removed. Remove its login: portwatch broker config "
@@ -181,9 +168,9 @@ def office_listen(
     try:
         cfg = OfficeConfig.load(config or Path(f"office-{office}.json"))
     except OfficeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if cfg.office_id != office:
-        _fail(f"the config is office {cfg.office_id!r}'s, not {office!r}")
+        fail(f"the config is office {cfg.office_id!r}'s, not {office!r}")
     done = threading.Event()
     seen = [0]
 

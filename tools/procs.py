@@ -111,6 +111,13 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> No
         proc.wait(timeout=timeout)
 
 
+def kill_process(proc: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:
+    """SIGKILL a child, as a crash or a power cut would, and reap it; never raise."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def run_forwarding_signals(
     argv: Sequence[str],
     *,

@@ -24,7 +24,7 @@ from tools import tls as site_tls
 from tools.broker import MosquittoProcess, login_accepted, paho_client
 from tools.emulators.weighbridge import EmulatorProcess, spawn
 from tools.firmware import DEFAULT_HEAP, REPO, start_agent
-from tools.procs import ProcessDied, free_port, port_open, stop_process, wait_until
+from tools.procs import ProcessDied, free_port, kill_process, port_open, stop_process, wait_until
 
 
 class RigError(ProcessDied):
@@ -127,9 +127,7 @@ class Rig:
 
     def kill_controller(self) -> None:
         """SIGKILL the controller, as a crash would."""
-        if self.controller is not None and self.controller.poll() is None:
-            self.controller.kill()
-            self.controller.wait(timeout=10)
+        kill_process(self.controller)
         self.controller = None
 
     def stop_controller(self) -> None:
@@ -283,9 +281,7 @@ class Rig:
     def kill_agent(self, device_id: str) -> None:
         """SIGKILL the firmware: a power cut."""
         agent = self.agents[device_id]
-        if agent.proc is not None and agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(timeout=10)
+        kill_process(agent.proc)
         agent.proc = None
 
     # -- the API ----------------------------------------------------------------------

@@ -9,8 +9,7 @@ import getpass
 import json
 import time
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,10 +17,10 @@ from rich.table import Table
 
 from controller import orders as orders_mod
 from controller.errors import ControllerError
-from controller.storage import Store, open_store, positions
 from controller.storage import orders as order_rows
+from controller.storage import positions
 from controller.storage import trips as trip_rows
-from tools import settings
+from tools.cli_support import DbOpt, fail, open_db
 
 console = Console()
 err = Console(stderr=True)
@@ -30,21 +29,9 @@ order_app = typer.Typer(help="Transfer orders: create, list, show, cancel.",
                         no_args_is_help=True)
 trip_app = typer.Typer(help="Trips of transfer orders: list, show, track.", no_args_is_help=True)
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", envvar="PORTWATCH_DB", help="controller store [default: var/portwatch.db]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _store(db: Path | None) -> Store:
-    try:
-        return open_store(db or settings.default_db())
-    except ControllerError as exc:
-        _fail(str(exc))
 
 
 def _when(ms: int | None) -> str:
@@ -58,10 +45,10 @@ def parse_time(value: str, name: str) -> int:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"--{name} {value!r} is neither ms since the epoch nor ISO-8601 "
+        fail(f"--{name} {value!r} is neither ms since the epoch nor ISO-8601 "
               "(2026-12-01T08:00:00Z)")
     if dt.tzinfo is None:
-        _fail(f"--{name} {value!r} has no zone: add Z or +08:00")
+        fail(f"--{name} {value!r} has no zone: add Z or +08:00")
     return int(dt.timestamp() * 1000)
 
 
@@ -92,9 +79,9 @@ def order_create(
         window_start_ms=parse_time(window_start, "window-start"),
         window_end_ms=parse_time(window_end, "window-end"), expected_net_kg=expected_net_kg)
     try:
-        row = orders_mod.create(_store(db), new, actor=f"cli:{getpass.getuser()}")
+        row = orders_mod.create(open_db(db), new, actor=f"cli:{getpass.getuser()}")
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"order [bold]{row['order_id']}[/] created for {row['plate']} "
                   f"(lot {row['lot']}) to {row['destination']}", highlight=False)
 
@@ -110,7 +97,7 @@ def order_list(
 
     Example: portwatch order list --status open
     """
-    rows = order_rows.list_orders(_store(db).conn, status=status, plate=plate, limit=limit)
+    rows = order_rows.list_orders(open_db(db).conn, status=status, plate=plate, limit=limit)
     if as_json:
         _print_json(rows)
         return
@@ -129,9 +116,9 @@ def order_show(order_id: str, db: DbOpt = None) -> None:
 
     Example: portwatch order show o-3f2a9c01b7d4
     """
-    row = order_rows.get_order(_store(db).conn, order_id)
+    row = order_rows.get_order(open_db(db).conn, order_id)
     if row is None:
-        _fail(f"no transfer order {order_id!r}: list them with `portwatch order list`")
+        fail(f"no transfer order {order_id!r}: list them with `portwatch order list`")
     _print_json(row)
 
 
@@ -144,10 +131,10 @@ def order_cancel(order_id: str,
     Example: portwatch order cancel o-3f2a9c01b7d4 -m "truck broke down"
     """
     try:
-        row = orders_mod.cancel(_store(db), order_id, reason=reason,
+        row = orders_mod.cancel(open_db(db), order_id, reason=reason,
                                 actor=f"cli:{getpass.getuser()}")
     except ControllerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"order {row['order_id']} cancelled", highlight=False)
 
 
@@ -161,7 +148,7 @@ def trip_list(
 
     Example: portwatch trip list --status in_transit
     """
-    rows = trip_rows.list_trips(_store(db).conn, status=status, tracker_id=tracker, limit=limit)
+    rows = trip_rows.list_trips(open_db(db).conn, status=status, tracker_id=tracker, limit=limit)
     if as_json:
         _print_json(rows)
         return
@@ -178,10 +165,10 @@ def trip_show(trip_id: str, db: DbOpt = None) -> None:
 
     Example: portwatch trip show o-3f2a9c01b7d4
     """
-    conn = _store(db).conn
+    conn = open_db(db).conn
     row = trip_rows.get_trip(conn, trip_id)
     if row is None:
-        _fail(f"no trip {trip_id!r}: list them with `portwatch trip list`")
+        fail(f"no trip {trip_id!r}: list them with `portwatch trip list`")
     events = [{**e, "detail": json.loads(e.pop("detail_json") or "{}")}
               for e in trip_rows.events(conn, trip_id)]
     alerts = [{k: a[k] for k in ("id", "code", "severity", "raised_ts", "cleared_ts")}
@@ -195,10 +182,10 @@ def trip_track(trip_id: str, as_json: JsonOpt = False, db: DbOpt = None) -> None
 
     Example: portwatch trip track o-3f2a9c01b7d4 --json > track.json
     """
-    conn = _store(db).conn
+    conn = open_db(db).conn
     row = trip_rows.get_trip(conn, trip_id)
     if row is None:
-        _fail(f"no trip {trip_id!r}: list them with `portwatch trip list`")
+        fail(f"no trip {trip_id!r}: list them with `portwatch trip list`")
     until = row["arrived_ts"] if row["status"] == "arrived" else (
         row["closed_ms"] if row["status"] == "cancelled" else None)
     fixes = positions.track(conn, row["tracker_id"], row["departed_ms"], until)
