@@ -1,0 +1,199 @@
+"""Lots from vessel to release, end to end: the vessel scenario.
+
+On the demo grain port (controller/site/sites/demo-grain-port.yaml), every process real:
+
+1. ``test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck``: a grain lot is
+   declared through the API and unloads at berth-1 while the lab agent (``micropython -X
+   heapsize=96K``) reports the lab emulator's samples of it; one sample finds a
+   quarantine weed: within seconds the lot has an active ``quarantine`` hold, and a truck
+   of that lot at the out-gate ``wb-out`` (agent under micropython, pymodbus indicator,
+   ``barrier: controller``; its tracker agent stands on the deck) is denied: the
+   barrier coil stays shut and ``gate_denied`` names ``lot_on_hold``.
+2. ``test_vessel_train_missing_and_extra_car_both_alerted``: a train of 40 cars passes the
+   rail reader agent (micropython) with one car of its manifest missing and one car not
+   on it: both alerts.
+3. ``test_vessel_ore_released_before_test_recall_names_its_trucks_and_cars``: an ore lot
+   released before its lab test fails it: the recall list (API) names exactly the trucks
+   and cars that carried it.
+
+The lab agent, the rail agent, lots, quarantine holds and recalls are built in parallel
+by other engineers; a part whose piece has not landed is an ``xfail`` naming the piece
+(``_need``), so the test says what is missing instead of failing on an import.
+
+The only parts emulated below a real process: each tracker's GNSS receiver UART (the GPS
+emulator's NMEA over TCP) and the indicator's serial line (pymodbus).
+
+Run one alone: ``pytest hil_tests/test_vessel_scenario.py -k weed``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import time
+from functools import partial
+from typing import Any
+
+import pytest
+
+from controller.site import current_site
+from tools.procs import wait_until
+from tools.rig import Rig
+from tools.trucks_rig import Sent, TruckLoop, api_post, standing, start_nmea_server, stream_nmea
+
+SPEED = 1.0  # the held truck stands on the deck: its fixes in real time
+TARE, NET = 15_000, 30_000
+STAY = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "6", "--leave-s", "0.3",
+        "--gap-s", "0.5")
+GRAIN_LOT = "LOT-V-2026-0101"
+ORE_LOT = "LOT-V-2026-0102"
+HOLD_WITHIN_S = 10.0  # a quarantine weed's sample to the lot's hold, wall seconds
+
+
+def _need(what: str, module: str, attr: str | None = None) -> None:
+    """xfail the test (not fail) when a piece another engineer builds has not landed:
+    ``module`` (and ``attr`` in it) importable."""
+    if importlib.util.find_spec(module) is None:
+        pytest.xfail(f"{what}: {module} has not landed yet")
+    if attr is not None and not hasattr(importlib.import_module(module), attr):
+        pytest.xfail(f"{what}: {module}.{attr} has not landed yet")
+
+
+def _holds(rig: Rig, lot: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = rig.get("/api/v1/holds", lot=lot)
+    return found
+
+
+def _weighing(rig: Rig, plate: str) -> dict[str, Any] | None:
+    found = rig.get("/api/v1/weighings", device_id="wb-out", plate=plate)
+    return dict(found[0]) if found else None
+
+
+def _declare_grain_lot(rig: Rig) -> dict[str, Any]:
+    lot: dict[str, Any] = api_post(rig, "/api/v1/lots", {
+        "lot_id": GRAIN_LOT, "declaration_no": "DL2026-IM-778812", "commodity": "soybeans",
+        "hs_code": "120190", "origin_country": "BR", "vessel": "MV Ocean Harvest",
+        "declared_kg": 52_000_000, "kind": "grain"})
+    return lot
+
+
+@pytest.mark.timeout(180)
+def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> None:
+    t_start = time.monotonic()
+    site = current_site()
+    assert site.devices["wb-out"].role == "out"
+    _need("lots (LOTS engineer)", "controller.lots", "set_status")
+    _need("holds of a kind (LOTS engineer)", "controller.holds", "place_hold")
+    _need("a finding that holds a lot (LAB engineer)", "controller.supervision.findings",
+          "Hold")
+    lab = _lab_parts()
+
+    loop = TruckLoop()
+    server = loop.call(start_nmea_server())
+    plate, tracker = "辽B50001", "trk-v1"
+    try:
+        # -- the site: the out-gate, a truck's tracker, the lab analyzer and its agent
+        out_gate = rig.add_weighbridge("wb-out", emulator_args=STAY, stable_s=0.4, poll_ms=50)
+        out_gate.config["driver"]["barrier"] = "controller"
+        rig.write_config(out_gate)
+        rig.add_tracker(tracker, source=f"tcp:127.0.0.1:{server.port}")
+        lab.add(rig)
+        for device_id in rig.agents:
+            rig.start_agent(device_id)
+        wait_until(lambda: all(rig.device(d)["status"] == "online" for d in rig.agents), 60,
+                   what="every agent online")
+
+        # -- the lot: declared by the API, out of anchorage quarantine, unloading
+        lot = _declare_grain_lot(rig)
+        assert lot["lot_id"] == GRAIN_LOT and lot["status"] == "declared"
+        for status in ("anchorage_quarantine", "unloading"):
+            api_post(rig, f"/api/v1/lots/{GRAIN_LOT}/status",
+                     {"status": status, "reason": "vessel MV Ocean Harvest at berth-1"})
+        assert rig.get(f"/api/v1/lots/{GRAIN_LOT}")["status"] == "unloading"
+        now = int(time.time() * 1000)
+        order = api_post(rig, "/api/v1/orders", {
+            "lot": GRAIN_LOT, "plate": plate, "tracker_id": tracker,
+            "destination": "dest-feed-mill", "corridor": "c-feed-mill",
+            "window_start": now - 600_000, "window_end": now + 3_600_000,
+            "expected_net_kg": NET})
+
+        # -- the lab: clean samples, then the weed; the lot is held within seconds
+        lab.report_clean(rig, 3)
+        wait_until(lambda: lab.stored(rig) >= 3, 60, what="three clean samples stored")
+        assert _holds(rig, GRAIN_LOT) == []  # clean samples hold nothing
+        weed_wall = time.time()
+        lab.report_weed(rig)
+        [held] = wait_until(lambda: _holds(rig, GRAIN_LOT) or None, 30,
+                            what=f"{GRAIN_LOT} on hold after the weed's sample")
+        hold_after_s = held["held_ms"] / 1000 - weed_wall
+        assert held["kind"] == "quarantine" and held["active"] is True, held
+        assert hold_after_s <= HOLD_WITHIN_S, hold_after_s
+
+        # -- the lot's truck at the out-gate: denied, the barrier stays shut
+        assert out_gate.emulator is not None
+        scale = out_gate.emulator.client
+        t0 = now - 60_000
+        fixes = standing(site.zones["wb-out"], t0, t0 + 240_000, 5, seed=7, ign=True)
+        streaming = loop.submit(stream_nmea(server, [f for f in fixes if f.ts_ms >= now - 5_000],
+                                            SPEED, Sent()))
+        scale.truck(plate, TARE, NET)
+        w: dict[str, Any] = wait_until(partial(_weighing, rig, plate), 60,
+                                       what=f"{plate} weighed at wb-out")
+        cmd = wait_until(lambda: next((c for c in rig.get("/api/v1/commands",
+                                                          device_id="wb-out")
+                                       if c["body"]["weighing_seq"] == w["seq"]
+                                       and c["state"] == "acked"), None), 30,
+                         what="the out-gate's command acked")
+        assert (cmd["body"]["action"], cmd["ack"]["result"]) == ("deny", "done"), cmd
+        [visit] = scale.wait_visits(1, timeout=30)
+        assert visit["barrier_opened_ts"] is None
+        assert all(on is False for _, on in visit["barrier_writes"])
+        denied = [a for a in rig.get("/api/v1/alerts", all="true", limit=100)
+                  if a["code"] == "gate_denied"]
+        assert [a["detail"]["plate"] for a in denied] == [plate]
+        assert "lot_on_hold" in [r["code"] for r in denied[0]["detail"]["reasons"]]
+        assert rig.get(f"/api/v1/orders/{order['order_id']}")["status"] == "open"
+        streaming.cancel()
+        print({"wall_s": round(time.monotonic() - t_start, 1),
+               "weed_to_hold_s": round(hold_after_s, 2)})
+    finally:
+        loop.call(server.close())
+        loop.close()
+
+
+@pytest.mark.timeout(180)
+def test_vessel_train_missing_and_extra_car_both_alerted(rig: Rig) -> None:
+    _need("the rail reader agent and its emulator (RAIL engineer)", "edge.drivers.rail")
+    _need("the rail emulator (RAIL engineer)", "tools.rail_emulator")
+    pytest.xfail("the rail reader's manifest API and emulator interface are not landed: "
+                 "see the report for what this test will assert")
+
+
+@pytest.mark.timeout(180)
+def test_vessel_ore_released_before_test_recall_names_its_trucks_and_cars(rig: Rig) -> None:
+    _need("lots (LOTS engineer)", "controller.lots", "set_status")
+    _need("recalls (RECALL engineer)", "controller.recall")
+    pytest.xfail("the recall list API is not landed: see the report for what this test "
+                 "will assert")
+
+
+class _LabParts:
+    """The lab analyzer's emulator and agent, as the LAB engineer lands them."""
+
+    def add(self, rig: Rig) -> None:
+        raise NotImplementedError
+
+    def report_clean(self, rig: Rig, n: int) -> None:
+        raise NotImplementedError
+
+    def report_weed(self, rig: Rig) -> None:
+        raise NotImplementedError
+
+    def stored(self, rig: Rig) -> int:
+        raise NotImplementedError
+
+
+def _lab_parts() -> _LabParts:
+    _need("the lab agent (LAB engineer)", "edge.drivers.lab")
+    _need("the lab emulator (LAB engineer)", "tools.lab_emulator")
+    pytest.xfail("the lab emulator's interface is not landed")
