@@ -107,12 +107,15 @@ class Agent:
         elif kind == "tracker":
             from edge.drivers.tracker import TrackerDriver
             self.driver = TrackerDriver(cfg["driver"], self.emit, hal, data)
+        elif kind == "lab":
+            from edge.drivers.lab import LabDriver
+            self.driver = LabDriver(cfg["driver"], self.emit, hal, data)
         elif kind in ("", "none"):
             self.driver = None
         else:
             from edge.config import ConfigError
 
-            raise ConfigError("driver: unknown type %r (known: weighbridge, tracker)" % kind)
+            raise ConfigError("driver: unknown type %r (known: weighbridge, tracker, lab)" % kind)
         if getattr(self.driver, "gate", None) is not None:  # it obeys commands
             self.uplink.cmds = [self.driver, [], []]  # (edge/commands.py)
         # the public key, computed once: at every birth it would load the signing code and

@@ -21,8 +21,11 @@ def _driver_type(path):
 
 
 # only the driver the config names: a tracker does not carry the weighbridge's Modbus code
-if _driver_type(sys.argv[1] if len(sys.argv) > 1 else "config.json") == "tracker":
+_TYPE = _driver_type(sys.argv[1] if len(sys.argv) > 1 else "config.json")
+if _TYPE == "tracker":
     import edge.drivers.tracker
+elif _TYPE == "lab":
+    import edge.drivers.lab
 else:
     import edge.drivers.weighbridge
 gc.collect()

@@ -10,7 +10,7 @@ device could not store ``count`` custody events, ``kinds`` of them each, between
 """
 
 KINDS = {
-    "evt": ("weighing", "positions", "alarm", "gap", "refused"),
+    "evt": ("weighing", "positions", "alarm", "gap", "refused", "sample"),
     "tele": ("health",),
     "state": ("birth", "death"),
     "cmdack": ("cmdack",),
@@ -28,6 +28,11 @@ MAX_FIXES = 64
 POSITION_SOURCES = ("nmea", "jtt808")
 ALARM_STATES = ("raised", "cleared")
 REFUSED_REASONS = ("outbox_full", "write_error")
+# sample: a lab analyzer's result (protocols/labline.py); findings are
+# [latin_name, count, sample_mass_g]
+SAMPLE_BASES = ("wet", "dry")
+MAX_SAMPLE_ID = 40
+MAX_FINDINGS = 16
 
 
 def _int(body, name, low=None):
@@ -181,6 +186,34 @@ def _refused(body):
     return None
 
 
+def _sample(body):
+    for name in ("sample_id", "calibration_id"):
+        v = body.get(name)
+        if not isinstance(v, str) or not 0 < len(v) <= MAX_SAMPLE_ID:
+            return "%s must be a string of 1-%d characters" % (name, MAX_SAMPLE_ID)
+    for name in ("sampled_ts", "moisture_pm", "protein_pm", "impurity_pm",
+                 "test_weight_g_per_l"):
+        err = _int(body, name, 0)
+        if err:
+            return err
+    for name in ("moisture_pm", "protein_pm", "impurity_pm"):
+        if body[name] > 1000:
+            return "%s must be 0-1000 (per mille)" % name
+    if body.get("basis") not in SAMPLE_BASES:
+        return "basis must be 'wet' or 'dry'"
+    if type(body.get("outlier")) is not bool:
+        return "outlier must be true or false"
+    findings = body.get("findings")
+    if not isinstance(findings, list) or len(findings) > MAX_FINDINGS:
+        return "findings must be a list of at most %d findings" % MAX_FINDINGS
+    for f in findings:
+        if not isinstance(f, list) or len(f) != 3 or not isinstance(f[0], str) \
+                or not 0 < len(f[0]) <= 64 or type(f[1]) is not int or f[1] < 0 \
+                or type(f[2]) is not int or f[2] < 0:
+            return "a finding is [latin_name, count >= 0, sample_mass_g >= 0]"
+    return None
+
+
 # Commands, controller -> device on ``cmd`` (PROTOCOL.md, Commands). The kind is the
 # envelope's; ``barrier`` is the only one so far.
 COMMAND_KINDS = ("barrier",)
@@ -236,7 +269,7 @@ def _cmdack(body):
 
 
 _CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "positions": _positions,
-           "alarm": _alarm,
+           "alarm": _alarm, "sample": _sample,
            "health": _health, "birth": _birth, "death": _any, "cmdack": _cmdack}
 
 
