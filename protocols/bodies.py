@@ -9,6 +9,8 @@ device could not store ``count`` custody events, ``kinds`` of them each, between
 ``state``: birth, death.
 """
 
+from protocols import passage as _passage
+
 KINDS = {
     "evt": ("weighing", "positions", "alarm", "gap", "refused", "sample"),
     "tele": ("health",),
@@ -271,6 +273,11 @@ def _cmdack(body):
 _CHECKS = {"gap": _gap, "refused": _refused, "weighing": _weighing, "positions": _positions,
            "alarm": _alarm, "sample": _sample,
            "health": _health, "birth": _birth, "death": _any, "cmdack": _cmdack}
+
+
+# passage: a rail reader's train; its shape lives in protocols/passage.py
+KINDS["evt"] = KINDS["evt"] + ("passage",)
+_CHECKS["passage"] = _passage.check
 
 
 def check(channel: str, kind: str, body: dict) -> "str | None":
