@@ -61,6 +61,7 @@ def migrate(store: Store) -> None:
         _witnesses(db)
         _device_keys(db)
         # schema 9 steps (each idempotent) go here
+        _calibrations(db)
         _alert_lifecycle(db)
         _gate_control(db)
         _offices(db)
@@ -448,3 +449,26 @@ def _gate_control(db: sqlite_utils.Database) -> None:
             pk=("device_id", "weighing_seq"), not_null={"action", "reasons_json",
                                                         "decided_ms"},
         )
+
+
+def _calibrations(db: sqlite_utils.Database) -> None:
+    """Schema 9: instruments' calibration certificates (one row per device and certificate;
+    valid from ``issued_ms`` until before ``expires_ms``) and draft surveys of lots."""
+    names = set(db.table_names())
+    if "calibrations" not in names:
+        db.table("calibrations").create(
+            {"device_id": str, "certificate_id": str, "accuracy_class": str, "e_kg": int,
+             "issued_ms": int, "expires_ms": int, "issuer": str, "actor": str,
+             "recorded_ms": int},
+            pk=("device_id", "certificate_id"),
+            not_null={"accuracy_class", "issued_ms", "expires_ms", "issuer", "actor",
+                      "recorded_ms"},
+        )
+        db.table("calibrations").create_index(["expires_ms"])
+    if "draft_surveys" not in names:
+        db.table("draft_surveys").create(
+            {"id": int, "lot_id": str, "kg": int, "surveyor": str, "actor": str,
+             "time_ms": int},
+            pk="id", not_null={"lot_id", "kg", "surveyor", "actor", "time_ms"},
+        )
+        db.table("draft_surveys").create_index(["lot_id"])
