@@ -1,0 +1,158 @@
+"""Reads behind the trace (controller/trace.py), the EPCIS export and the evidence pack.
+
+Lots, samples, rail passages and blends are projected by other modules whose tables may
+not exist in an older store: each read checks the table first and returns nothing when it
+is missing, so a trace degrades to "not recorded here" instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _rows(cur: sqlite3.Cursor) -> list[Row]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the store has table ``name`` (another module's schema step may be absent)."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                       (name,)).fetchone()
+    return row is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _select(conn: sqlite3.Connection, table: str, where: str, args: tuple[Any, ...],
+            order: str = "") -> list[Row]:
+    if not has_table(conn, table):
+        return []
+    sql = f"SELECT * FROM {table} WHERE {where}" + (f" ORDER BY {order}" if order else "")
+    return _rows(conn.execute(sql, args))
+
+
+def lot(conn: sqlite3.Connection, lot_id: str) -> Row | None:
+    """The ``lots`` row, or None (no such lot, or no lots table)."""
+    found = _select(conn, "lots", "lot_id=?", (lot_id,))
+    return found[0] if found else None
+
+
+def lot_events(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """A lot's status history in log order (each row's idx is its ledger entry)."""
+    return _select(conn, "lot_events", "lot_id=?", (lot_id,), "idx")
+
+
+def trip(conn: sqlite3.Connection, trip_id: str) -> Row | None:
+    """One trip row, or None."""
+    found = _select(conn, "trips", "trip_id=?", (trip_id,))
+    return found[0] if found else None
+
+
+def trips_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """Every trip that carried ``lot_id``, in departure order."""
+    return _select(conn, "trips", "lot=?", (lot_id,), "departed_ms, trip_id")
+
+
+def trip_for_weighing(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
+    """The trip that left on this out-gate weighing, or None."""
+    found = _select(conn, "trips", "gate_device=? AND weighing_seq=?", (device_id, seq))
+    return found[0] if found else None
+
+
+def trip_event_indexes(conn: sqlite3.Connection, trip_id: str) -> list[Row]:
+    """A trip's events (idx = its ``trip`` decision's ledger index) in log order."""
+    return _select(conn, "trip_events", "trip_id=?", (trip_id,), "idx")
+
+
+def weighing(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
+    """One weighing row, or None."""
+    found = _select(conn, "weighings", "device_id=? AND seq=?", (device_id, seq))
+    return found[0] if found else None
+
+
+def gate_decision(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
+    """The out-gate decision made for a weighing, or None."""
+    found = _select(conn, "gate_decisions", "device_id=? AND weighing_seq=?", (device_id, seq))
+    return found[0] if found else None
+
+
+def holds_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """Every hold on a lot, oldest first."""
+    return _select(conn, "holds", "lot=?", (lot_id,), "held_ms, id")
+
+
+def sample(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
+    """One lab sample (the LAB engineer's ``samples`` table), or None."""
+    found = _select(conn, "samples", "device_id=? AND seq=?", (device_id, seq))
+    return found[0] if found else None
+
+
+def samples_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """A lot's lab samples, oldest first (empty without a ``samples`` table)."""
+    if not has_table(conn, "samples") or "lot_id" not in _columns(conn, "samples"):
+        return []
+    order = "device_ts, seq" if "device_ts" in _columns(conn, "samples") else "seq"
+    return _select(conn, "samples", "lot_id=?", (lot_id,), order)
+
+
+def _car_column(conn: sqlite3.Connection) -> str | None:
+    cols = _columns(conn, "passage_cars")
+    return next((c for c in ("car_id", "car", "wagon_id", "wagon") if c in cols), None)
+
+
+def car(conn: sqlite3.Connection, car_id: str) -> list[Row]:
+    """The passage rows of a rail car (a car passes again on later trains), oldest first."""
+    column = _car_column(conn) if has_table(conn, "passage_cars") else None
+    return [] if column is None else _select(conn, "passage_cars", f"{column}=?", (car_id,))
+
+
+def cars_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """The rail cars loaded with ``lot_id`` (empty without a ``passage_cars`` table)."""
+    if not has_table(conn, "passage_cars") or "lot_id" not in _columns(conn, "passage_cars"):
+        return []
+    return _select(conn, "passage_cars", "lot_id=?", (lot_id,))
+
+
+def car_id_of(conn: sqlite3.Connection, row: Row) -> str | None:
+    """The car id of a ``passage_cars`` row, whatever its column is named."""
+    column = _car_column(conn)
+    return None if column is None else row.get(column)
+
+
+def blend_inputs(conn: sqlite3.Connection, blend_lot: str) -> list[Row]:
+    """A blend's direct inputs with kg and fraction (empty: not a blend, or no blends)."""
+    return _select(conn, "blend_inputs", "blend_lot=?", (blend_lot,), "kg DESC, input_lot")
+
+
+def blends_containing(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
+    """The blend input rows naming ``lot_id``: the blends it went into directly."""
+    return _select(conn, "blend_inputs", "input_lot=?", (lot_id,), "blend_lot")
+
+
+def blend(conn: sqlite3.Connection, blend_lot: str) -> Row | None:
+    """One blend row, or None."""
+    found = _select(conn, "blends", "blend_lot=?", (blend_lot,))
+    return found[0] if found else None
+
+
+def decisions(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> list[tuple[int, bytes]]:
+    """(ledger index, canonical bytes) of every decision of these kinds, in log order (a
+    scan: a trace or an export asks it once)."""
+    marks = ",".join("?" * len(kinds))
+    return [(int(i), bytes(d)) for i, d in conn.execute(
+        f"SELECT idx, entry FROM ledger_entries WHERE kind='decision' AND subkind IN ({marks}) "
+        "ORDER BY idx", kinds)]
+
+
+def device_public_keys(conn: sqlite3.Connection, device_ids: list[str]) -> list[Row]:
+    """Registered device public keys of these devices (empty without the table)."""
+    if not device_ids or not has_table(conn, "device_keys"):
+        return []
+    marks = ",".join("?" * len(device_ids))
+    return _select(conn, "device_keys", f"device_id IN ({marks})", tuple(device_ids))

@@ -1,0 +1,102 @@
+"""A scripted store for the trace tests: a lot, a weighing at the out-gate, an order and
+its trip, a hold, optionally a blend, and a signed checkpoint, all through the real
+controller modules (no UART or network is involved, nothing is mocked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from controller import holds, orders, registry, trips
+from controller.ingest.verify import check_message
+from controller.ingest.writer import commit_batch
+from controller.ledger import checkpoint
+from controller.site import set_site
+from controller.storage import Store, trace_reads
+from ctl_helpers import SITE, signed, weighing_body
+
+T0 = 1_764_072_000_000
+MIN = 60_000
+ORIGIN = "portwatch/trace-test"
+
+
+def lots_built(db: Store) -> bool:
+    """Whether the LOTS engineer's tables are in this tree's schema."""
+    return trace_reads.has_table(db.conn, "lots")
+
+
+def declare(db: Store, lot: str, *, vessel: str, kg: int, status: str = "stored") -> None:
+    """A lot row and its status history as the lots projection writes them, each status
+    a ``lot`` decision (the ledger entry the trace proves it with)."""
+    from controller.storage import ledger_log
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO lots (lot_id, declaration_no, commodity, hs_code, origin_country, "
+            "vessel, declared_kg, kind, status, created_ms, updated_ms, "
+            "released_before_test) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
+            (lot, f"DEC-{lot}", "soybeans", "1201.90", "BR", vessel, kg, "grain", status,
+             T0 - 90 * MIN, T0 - 60 * MIN))
+        for i, st in enumerate(("declared", "unloading", status)):
+            at = T0 - (90 - 10 * i) * MIN
+            idx = ledger_log.append_decision(conn, "lot", "cli:officer", {
+                "lot_id": lot, "status": st, "reason": "scripted"}, at)
+            conn.execute("INSERT INTO lot_events (lot_id, idx, status, reason, actor, time_ms)"
+                         " VALUES (?,?,?,?,?,?)", (lot, idx, st, "scripted", "cli:officer", at))
+
+
+def blend(db: Store, out: str, inputs: list[tuple[str, int]]) -> None:
+    """A blend row and its inputs, with the ``blend`` decision."""
+    from controller.storage import ledger_log
+    total = sum(kg for _, kg in inputs)
+    with db.transaction() as conn:
+        ledger_log.append_decision(conn, "blend", "cli:officer", {
+            "blend_lot": out, "inputs": [{"lot": lot, "kg": kg} for lot, kg in inputs]},
+            T0 - 40 * MIN)
+        conn.execute("INSERT INTO blends (blend_lot, commodity, origin, origins_json, "
+                     "total_kg, reason, actor, created_ms) VALUES (?,?,?,?,?,?,?,?)",
+                     (out, "iron ore", "mixed", "[]", total, "grade", "cli:officer",
+                      T0 - 40 * MIN))
+        for lot, kg in inputs:
+            conn.execute("INSERT INTO blend_inputs (blend_lot, input_lot, kg, fraction) "
+                         "VALUES (?,?,?,?)", (out, lot, kg, kg / total))
+
+
+def truck_out(db: Store, dev: dict[str, Any], lot: str, *, seq: int, plate: str,
+              net_kg: int, destination: str = "dest-feed-mill") -> str:
+    """A weighing at wb-out (a real signed custody event through the ingest's writer), an
+    order for ``lot`` and its trip departing on that weighing; returns the trip id."""
+    body = weighing_body(gross=net_kg + 15000, plate=plate)
+    keys = registry.secrets_by_device(db)
+    commit_batch(db.conn, [check_message(signed(dev, seq=seq, body=body, ts=T0 + seq),
+                                         site=SITE, keys=keys)])
+    order = orders.create(db, orders.NewOrder(
+        lot=lot, plate=plate, tracker_id="gps-1", destination=destination,
+        corridor="c-feed-mill", window_start_ms=T0 - 60 * MIN, window_end_ms=T0 + 180 * MIN,
+        expected_net_kg=net_kg), actor="op-1", time_ms=T0 - 30 * MIN)
+    with db.transaction() as conn:
+        trips.depart(conn, order["order_id"], gate_device="wb-out", weighing_seq=seq,
+                     net_kg=net_kg, time_ms=T0 + seq)
+    return str(order["order_id"])
+
+
+def scripted(db: Store, db_path: Path) -> dict[str, Any]:
+    """The whole story: LOT-A (and LOT-B, blended into LOT-AB when blends exist) off the
+    vessel, two trucks out with LOT-A, a released hold on it, a checkpoint signed."""
+    set_site(None)  # the bundled demo site
+    dev = registry.provision(db, device_id="wb-out", site=SITE, kind="weighbridge", driver={})
+    registry.provision(db, device_id="gps-1", site=SITE, kind="gps", driver={})
+    built = lots_built(db)
+    if built:
+        declare(db, "LOT-A", vessel="MV Ocean Star", kg=60000)
+        declare(db, "LOT-B", vessel="MV Cape Hope", kg=20000)
+    has_blends = trace_reads.has_table(db.conn, "blend_inputs")
+    if has_blends:
+        blend(db, "LOT-AB", [("LOT-A", 30000), ("LOT-B", 10000)])
+    holds.hold(db, "LOT-A", reason="fumigation check", actor="cli:alice", at_ms=T0 - 50 * MIN)
+    holds.release(db, "LOT-A", reason="passed", actor="cli:bob", at_ms=T0 - 45 * MIN)
+    t1 = truck_out(db, dev, "LOT-A", seq=1, plate="辽B12345", net_kg=30120)
+    t2 = truck_out(db, dev, "LOT-A", seq=2, plate="辽B67890", net_kg=29880)
+    t3 = truck_out(db, dev, "LOT-AB", seq=3, plate="辽B11111", net_kg=25000) if has_blends else None
+    checkpoint.create(db.conn, checkpoint.log_signer(db_path, ORIGIN), T0 + 10 * MIN)
+    return {"trips": [t1, t2], "blend_trip": t3, "lots_built": built,
+            "blends_built": has_blends}
