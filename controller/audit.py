@@ -455,6 +455,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
     audit_trips.audit_trips(conn, report)
     from controller import audit_gate  # holds, gate decisions, commands, from theirs
     audit_gate.audit_gate(conn, report)
+    from controller import audit_lots  # lots and their status history, from lot decisions
+    audit_lots.audit_lots(conn, report)
     from controller import audit_calibration  # certificates, from their decisions
     audit_calibration.audit_calibration(conn, report)
     for name, table in audit_reads.triggers(conn):

@@ -1,5 +1,6 @@
-"""The audit of lot holds, out-gate decisions and commands: rebuilt from the ledger's
-``hold``, ``release``, ``gate`` and ``command`` decisions and compared row by row (edited,
+"""The audit of lot holds (with their kind and four-eyes approvals), out-gate decisions and
+commands: rebuilt from the ledger's ``hold``, ``release``, ``release_approval``, ``gate`` and
+``command`` decisions and compared row by row (edited,
 deleted, added), as controller/audit_trips.py does for orders and trips.
 
 A command's delivery state (attempts, acknowledgement, expiry) changes after its decision
@@ -21,7 +22,7 @@ from controller.storage import audit_reads
 from controller.storage import commands as command_rows
 from controller.storage import holds as hold_rows
 
-KINDS = ("hold", "release", "gate", "command")
+KINDS = ("hold", "release", "release_approval", "gate", "command")
 COMMAND_FIXED = ("id", "device_id", "kind", "body_json", "issued_ms", "expires_ms")
 Row = dict[str, Any]
 
@@ -33,17 +34,23 @@ class Rebuilt:
         self.holds: dict[Any, Row] = {}
         self.gates: dict[Any, Row] = {}
         self.commands: dict[Any, Row] = {}
+        self.approvals: dict[Any, Row] = {}
 
     def apply(self, e: entry_mod.Decision) -> None:
         b = e.body
         if e.decision == "hold":
             self.holds[b["hold_id"]] = {
-                "id": b["hold_id"], "lot": b["lot"], "reason": b["reason"], "actor": e.actor,
+                "id": b["hold_id"], "lot": b["lot"], "kind": b.get("kind", "manual"),
+                "reason": b["reason"], "actor": e.actor,
                 "held_ms": e.time_ms, "released_ms": None, "released_by": None,
                 "release_reason": None}
         elif e.decision == "release" and b["hold_id"] in self.holds:
             self.holds[b["hold_id"]].update(released_ms=e.time_ms, released_by=e.actor,
                                             release_reason=b["reason"])
+        elif e.decision == "release_approval":
+            key = f"{b['hold_id']}/{e.actor}"
+            self.approvals[key] = {"key": key, "hold_id": b["hold_id"], "officer": e.actor,
+                                   "reason": b["reason"], "approved_ms": e.time_ms}
         elif e.decision == "gate":
             key = f"{b['device_id']}/{b['weighing_seq']}"
             self.gates[key] = {
@@ -81,6 +88,9 @@ def audit_gate(conn: Any, report: AuditReport) -> None:
     """Check holds, gate_decisions and commands against the log (adds to ``report``)."""
     book = rebuild(conn, report)
     compare("holds", "id", book.holds, hold_rows.all_holds(conn), report)
+    compare("hold_approvals", "key", book.approvals,
+            [{**r, "key": f"{r['hold_id']}/{r['officer']}"}
+             for r in hold_rows.all_approvals(conn)], report)
     compare("gate_decisions", "key", book.gates,
             [_gate_row(r) for r in command_rows.all_gate_decisions(conn)], report)
     compare("commands", "id", book.commands,

@@ -1,7 +1,9 @@
 """API tokens with roles. Only a SHA-256 of each token is stored.
 
 Roles: ``operator`` reads and acknowledges alerts; ``auditor`` reads everything and
-exports; ``admin`` also provisions devices, rotates keys and manages tokens. A token is
+exports; ``admin`` also provisions devices, rotates keys and manages tokens;
+``release_officer`` reads and approves the release of quarantine holds (two different
+ones release it: controller/holds.py). A token is
 named (who holds it), listed by its id (the first 12 hex of its digest, never the token),
 may expire (``expires_ms``) and can be revoked; creating and revoking one are ledger
 decisions. Revoking the last live admin token needs ``force``: otherwise the API has no
@@ -20,7 +22,7 @@ from controller.errors import Conflict, InvalidInput, NotAuthenticated, UnknownT
 from controller.storage import Store, ledger_log, now_ms
 from controller.storage import tokens as rows
 
-ROLES = ("operator", "auditor", "admin")
+ROLES = ("operator", "auditor", "admin", "release_officer")
 READERS = frozenset(ROLES)
 ADMINS = frozenset({"admin"})
 AUDITORS = frozenset({"auditor", "admin"})  # the ledger's proofs, checkpoints and exports

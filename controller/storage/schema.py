@@ -66,6 +66,7 @@ def migrate(store: Store) -> None:
         _gate_control(db)
         _offices(db)
         _trips(db)
+        _lots(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -472,3 +473,43 @@ def _calibrations(db: sqlite_utils.Database) -> None:
             pk="id", not_null={"lot_id", "kg", "surveyor", "actor", "time_ms"},
         )
         db.table("draft_surveys").create_index(["lot_id"])
+
+
+def _lots(db: sqlite_utils.Database) -> None:
+    """Schema 9: lots from vessel to release and their status history (projections of the
+    ledger's ``lot`` decisions: controller/projections/lots.py); holds gain a ``kind``
+    (one active hold per lot and kind) and the approvals of a four-eyes release."""
+    names = set(db.table_names())
+    if "lots" not in names:
+        # held_from: the status a hold interrupted, restored when the last hold is released
+        db.table("lots").create(
+            {"lot_id": str, "declaration_no": str, "commodity": str, "hs_code": str,
+             "origin_country": str, "vessel": str, "declared_kg": int, "kind": str,
+             "status": str, "created_ms": int, "updated_ms": int,
+             "released_before_test": int, "held_from": str, "created_by": str},
+            pk="lot_id", not_null={"declaration_no", "commodity", "hs_code",
+                                   "origin_country", "vessel", "declared_kg", "kind",
+                                   "status", "created_ms", "updated_ms"},
+        )
+        db.table("lots").create_index(["status"])
+    if "lot_events" not in names:
+        # one row per ``lot`` decision, keyed by its ledger index
+        db.table("lot_events").create(
+            {"lot_id": str, "idx": int, "status": str, "reason": str, "actor": str,
+             "time_ms": int},
+            pk="idx", not_null={"lot_id", "status", "time_ms"},
+        )
+        db.table("lot_events").create_index(["lot_id", "idx"])
+        db.table("lot_events").create_index(["status", "time_ms"])
+    if "kind" not in db.table("holds").columns_dict:
+        db.table("holds").add_column("kind", str, not_null_default="manual")
+    indexes = {i.name for i in db.table("holds").indexes}
+    if "holds_active_kind" not in indexes:
+        db.execute("DROP INDEX IF EXISTS holds_active")
+        db.execute("CREATE UNIQUE INDEX holds_active_kind ON holds (lot, kind) "
+                   "WHERE released_ms IS NULL")
+    if "hold_approvals" not in names:
+        db.table("hold_approvals").create(
+            {"hold_id": int, "officer": str, "reason": str, "approved_ms": int},
+            pk=("hold_id", "officer"), not_null={"approved_ms"},
+        )
