@@ -19,11 +19,11 @@ MAX_LOCOS = 8
 MAX_TRAIN_ID = 40
 
 
-def _int(v, low, high):
+def _int(v: object, low: int, high: int) -> bool:
     return type(v) is int and low <= v <= high
 
 
-def _car(car, prev):
+def _car(car: object, prev: int) -> "str | None":
     if not isinstance(car, list) or len(car) not in (7, 8):
         return "a car is [seq, initial, number, side, length_dm, axles, weight_kg|null]" \
             " or, unreadable, [seq, null, null, null, null, null, weight_kg|null, raw_hex]"
@@ -49,7 +49,7 @@ def _car(car, prev):
     return None
 
 
-def check(body):
+def check(body: dict) -> "str | None":  # type: ignore[type-arg]
     """None when ``body`` is a valid passage, else what is wrong."""
     if body.get("direction") not in DIRECTIONS:
         return "direction must be 'in' or 'out'"
@@ -81,7 +81,7 @@ def check(body):
     return None
 
 
-def car_dict(car):
+def car_dict(car: list) -> dict:  # type: ignore[type-arg]
     """A car array as a dict (controller side); ``readable`` False for an unreadable tag."""
     if len(car) == 8:
         return {"seq": car[0], "readable": False, "initial": None, "number": None,

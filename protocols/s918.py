@@ -32,22 +32,22 @@ DATA_FORMAT = 51  # the published examples' data format code
 class TagError(ValueError):
     """A tag that cannot be decoded: ``reason`` is 'hex', 'frame' or 'checksum'."""
 
-    def __init__(self, reason, detail=""):
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__("%s: %s" % (reason, detail) if detail else reason)
         self.reason = reason
 
 
-def _get(v, lo, n):
+def _get(v: int, lo: int, n: int) -> int:
     return (v >> (128 - lo - n)) & ((1 << n) - 1)
 
 
-def _put(v, lo, n, x):
+def _put(v: int, lo: int, n: int, x: int) -> int:
     if x < 0 or x >= (1 << n):
         raise ValueError("field at bit %d does not fit %d bits: %d" % (lo, n, x))
     return v | (x << (128 - lo - n))
 
 
-def checksum(v, half):
+def checksum(v: int, half: int) -> int:
     """The 2-bit checksum of half 0 (bits 0-59) or 1 (bits 64-123) of tag value ``v``."""
     h = 64 * half
     e = 0
@@ -59,7 +59,7 @@ def checksum(v, half):
     return (-(2 * e + o)) % 4
 
 
-def initial_code(initial):
+def initial_code(initial: str) -> int:
     """The 19-bit code of an owner's initial (1-4 letters A-Z)."""
     s = initial.upper()
     if not 1 <= len(s) <= 4:
@@ -77,7 +77,7 @@ def initial_code(initial):
     return code
 
 
-def initial_text(code):
+def initial_text(code: int) -> str:
     """The owner's initial of a 19-bit code, trailing blanks removed."""
     n4 = code % 27
     n3 = (code // 27) % 27
@@ -89,7 +89,7 @@ def initial_text(code):
     return out.rstrip()
 
 
-def decode(tag_hex):
+def decode(tag_hex: str) -> dict:  # type: ignore[type-arg]
     """Decode a 32-hex-digit tag into a dict; raise TagError when it cannot be trusted.
 
     Keys: group, tag_type, initial, number, side, length_dm, axles, bearing, platform,
@@ -119,8 +119,9 @@ def decode(tag_hex):
     }
 
 
-def encode(initial, number, side=0, length_dm=0, axles=4, group=GROUP_RAILCAR,
-           tag_type=3, bearing=0, platform=0, data_format=DATA_FORMAT):
+def encode(initial: str, number: int, side: int = 0, length_dm: int = 0, axles: int = 4,
+           group: int = GROUP_RAILCAR, tag_type: int = 3, bearing: int = 0,
+           platform: int = 0, data_format: int = DATA_FORMAT) -> str:
     """The 32-hex-digit tag (upper case) of these fields, with valid checksums."""
     if not 1 <= axles <= 32:
         raise ValueError("axles must be 1-32: %r" % axles)
@@ -146,7 +147,7 @@ def encode(initial, number, side=0, length_dm=0, axles=4, group=GROUP_RAILCAR,
     return "%032X" % v
 
 
-def corrupt(tag_hex):
+def corrupt(tag_hex: str) -> str:
     """The same tag with its first checksum wrong (for emulators and tests)."""
     v = int(tag_hex, 16)
     ck = _get(v, 60, 2)
