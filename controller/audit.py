@@ -455,6 +455,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
     audit_trips.audit_trips(conn, report)
     from controller import audit_gate  # holds, gate decisions, commands, from theirs
     audit_gate.audit_gate(conn, report)
+    from controller import audit_blends  # ore blends and their inputs, from blend decisions
+    audit_blends.audit_blends(conn, report)
     from controller import audit_lots  # lots and their status history, from lot decisions
     audit_lots.audit_lots(conn, report)
     from controller import audit_calibration  # certificates, from their decisions

@@ -67,6 +67,7 @@ def migrate(store: Store) -> None:
         _offices(db)
         _trips(db)
         _lots(db)
+        _blends(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -513,3 +514,21 @@ def _lots(db: sqlite_utils.Database) -> None:
             {"hold_id": int, "officer": str, "reason": str, "approved_ms": int},
             pk=("hold_id", "officer"), not_null={"approved_ms"},
         )
+
+
+def _blends(db: sqlite_utils.Database) -> None:
+    """Schema 9: ore blends (one row per blended lot) and their inputs with kg and fraction
+    (projected from the ledger's ``blend`` decisions: controller/blends.py)."""
+    names = set(db.table_names())
+    if "blends" not in names:
+        db.table("blends").create(
+            {"blend_lot": str, "commodity": str, "origin": str, "origins_json": str,
+             "total_kg": int, "reason": str, "actor": str, "created_ms": int},
+            pk="blend_lot", not_null={"total_kg", "reason", "actor", "created_ms"},
+        )
+    if "blend_inputs" not in names:
+        db.table("blend_inputs").create(
+            {"blend_lot": str, "input_lot": str, "kg": int, "fraction": float},
+            pk=("blend_lot", "input_lot"), not_null={"kg", "fraction"},
+        )
+        db.table("blend_inputs").create_index(["input_lot"])

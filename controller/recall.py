@@ -1,0 +1,186 @@
+"""Release before test and the recall list.
+
+An ore lot may be released before its lab result (the lot's ``released_before_test``). If
+a later sample of it fails (``failures``: the commodity's limits, or a result the lab
+marked an outlier, or a lab rule's ``lab_limits`` / ``quarantine`` alert), ``on_failed_result``
+makes the recall: the list of every truck trip and rail car that carried the lot or a blend
+containing it (``recall_list``), a ``recall`` hold on the lot and its blends, a critical
+``recall_required`` alert and a ``recall`` ledger decision with the list's hash, all in the
+caller's transaction.
+
+Limits are per commodity and configurable (``Limits.from_yaml``); values are the sample
+body's per-mille fields (protocols/bodies.py ``sample``: ``moisture_pm``, and for ore
+``fe_pm``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from controller import blends
+from controller.errors import InvalidInput, NotFound
+from controller.holds import check_lot
+from controller.storage import Store, ledger_log
+from controller.storage import recall as reads
+from controller.supervision.apply import apply_alert
+from controller.supervision.findings import Alert
+
+RULE = "recall"
+ALERT_CODE = "recall_required"
+LAB_FAILURE_CODES = ("lab_limits", "quarantine")  # the lab rules' alerts that fail a lot
+
+
+class Bound(BaseModel):
+    """A limit on one sample field (per mille): below ``min`` or above ``max`` fails."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class Limits(BaseModel):
+    """Limits by commodity (lower-case, as lots name it) and sample field."""
+
+    commodities: dict[str, dict[str, Bound]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Limits:
+        """Limits from a YAML file ``{commodities: {iron ore: {fe_pm: {min: 620}}}}``;
+        InvalidInput naming the file and the field when it does not fit."""
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise InvalidInput(f"recall limits {path}: {exc}; fix the file (see "
+                               "controller/recall.py DEFAULT_LIMITS)") from exc
+
+    def for_commodity(self, commodity: str) -> dict[str, Bound]:
+        """The bounds of ``commodity`` ({} when it has none)."""
+        return self.commodities.get(commodity.strip().lower(), {})
+
+
+# contract figures a port would start from: iron ore fines at 62 % Fe, 9 % moisture;
+# milling wheat at 14.5 % moisture, 2 % impurities
+DEFAULT_LIMITS = Limits(commodities={
+    "iron ore": {"fe_pm": Bound(min=620), "moisture_pm": Bound(max=90)},
+    "wheat": {"moisture_pm": Bound(max=145), "impurity_pm": Bound(max=20)},
+})
+
+
+def failures(commodity: str, sample: Mapping[str, Any],
+             limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """Why ``sample`` fails for ``commodity`` (empty: it passes). A field the sample lacks
+    is not judged; an outlier always fails (the result cannot clear the lot)."""
+    out = []
+    if sample.get("outlier") is True:
+        out.append("outlier result")
+    for name, bound in sorted(limits.for_commodity(commodity).items()):
+        value = sample.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if bound.min is not None and value < bound.min:
+            out.append(f"{name} {value} below {bound.min:g}")
+        if bound.max is not None and value > bound.max:
+            out.append(f"{name} {value} above {bound.max:g}")
+    return out
+
+
+def _trip(t: Mapping[str, Any], via: str, fraction: float) -> dict[str, Any]:
+    return {"trip_id": t["trip_id"], "plate": t["plate"], "lot": t["lot"], "via": via,
+            "fraction": fraction, "destination": t["destination"],
+            "departed_ms": t["departed_ms"], "net_kg": t["net_kg"], "status": t["status"],
+            "arrived_ts": t["arrived_ts"]}
+
+
+def _car(c: Mapping[str, Any], via: str, fraction: float) -> dict[str, Any]:
+    def first(*names: str) -> Any:
+        return next((c[n] for n in names if c.get(n) is not None), None)
+    return {"train": first("train_id", "train"), "car": first("car", "car_id"),
+            "initial": first("car_initial", "initial"), "number": first("car_number", "number"),
+            "lot": c.get("lot_id"), "via": via, "fraction": fraction,
+            "destination": first("destination", "destination_zone"),
+            "time_ms": first("time_ms", "ts_ms", "passed_ms", "device_ts"),
+            "weight_kg": first("weight_kg", "net_kg", "gross_kg")}
+
+
+def recall_list(conn: Any, lot: str) -> dict[str, Any]:
+    """The recall list of ``lot``: its trips and rail cars, and those of every blend that
+    contains it (``via`` the blend's lot, ``fraction`` of it that is ``lot``), in time
+    order, and the list's sha256 over its canonical JSON (``hash``)."""
+    check_lot(lot)
+    lineage = [{"lot": lot, "fraction": 1.0, "depth": 0}, *blends.blends_of(conn, lot)]
+    share = {x["lot"]: float(x["fraction"]) for x in lineage}
+    lots = list(share)
+    trips = [_trip(t, t["lot"], share[t["lot"]]) for t in reads.trips_of_lots(conn, lots)]
+    cars = [_car(c, str(c["lot_id"]), share[str(c["lot_id"])])
+            for c in reads.cars_of_lots(conn, lots)]
+    cars.sort(key=lambda c: (c["time_ms"] is None, c["time_ms"] or 0))
+    body = {"lot": lot, "blends": lineage[1:], "trips": trips, "cars": cars,
+            "kg": {"trucks": sum(t["net_kg"] or 0 for t in trips),
+                   "rail": sum(c["weight_kg"] or 0 for c in cars)}}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                            .encode()).hexdigest()
+    return {**body, "hash": digest}
+
+
+def get_recall_list(store: Store, lot: str) -> dict[str, Any]:
+    """``recall_list`` of a known lot; NotFound when no lot, trip or blend names it."""
+    conn = store.conn
+    check_lot(lot)
+    found = recall_list(conn, lot)
+    if reads.lot(conn, lot) is None and not found["trips"] and not found["cars"] \
+            and not blends.inputs_of(conn, lot) and not found["blends"]:
+        raise NotFound(f"no lot {lot!r}: list lots with `portwatch lot list`")
+    return found
+
+
+def on_failed_result(conn: Any, lot: str, reasons: list[str], *, device_id: str,
+                     device_ts: int | None, received_ms: int,
+                     seq: int | None = None) -> dict[str, Any] | None:
+    """Make the recall when ``lot`` was released before its test and ``reasons`` (why the
+    result fails) is not empty, inside the caller's transaction: the recall list, a
+    ``recall`` hold on the lot and on each blend containing it, the critical alert
+    ``recall_required`` and the ``recall`` decision. Returns the list, or None when no
+    recall is due (result passes, lot not released before test, recall already open)."""
+    row = reads.lot(conn, lot)
+    if not reasons or row is None or not row.get("released_before_test"):
+        return None
+    found = recall_list(conn, lot)
+    detail = {"lot": lot, "reasons": reasons, "hash": found["hash"],
+              "trips": len(found["trips"]), "cars": len(found["cars"]),
+              "blends": [b["lot"] for b in found["blends"]]}
+    alert = Alert(code=ALERT_CODE, device_id=device_id, active=True, severity="critical",
+                  subject=lot, detail=detail)
+    if not apply_alert(conn, RULE, alert, device_ts=device_ts, received_ms=received_ms,
+                       seq=seq, cause={"device_id": device_id, "seq": seq}):
+        return None  # this lot's recall is open already: one list, one hold
+    time_ms = received_ms
+    reason = f"recall: result failed after release before test ({'; '.join(reasons)})"
+    for target in [lot, *detail["blends"]]:
+        _place_recall_hold(conn, target, reason[:500], time_ms)
+    ledger_log.append_decision(conn, "recall", f"rule:{RULE}", detail, time_ms)
+    return found
+
+
+def on_sample(conn: Any, lot: str, sample: Mapping[str, Any], *, device_id: str,
+              device_ts: int | None, received_ms: int, seq: int | None = None,
+              limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] | None:
+    """Judge a ``sample`` body of ``lot`` against its commodity's limits and make the
+    recall if it fails after a release before test (see ``on_failed_result``)."""
+    row = reads.lot(conn, lot)
+    if row is None:
+        return None
+    why = failures(str(row.get("commodity") or ""), sample, limits)
+    return on_failed_result(conn, lot, why, device_id=device_id, device_ts=device_ts,
+                            received_ms=received_ms, seq=seq)
+
+
+def _place_recall_hold(conn: Any, lot: str, reason: str, time_ms: int) -> None:
+    from controller import holds as holds_mod  # holds calls blends, which this imports
+    holds_mod.place_hold(conn, lot, kind="recall", reason=reason, actor=f"rule:{RULE}",
+                         time_ms=time_ms)

@@ -1,0 +1,51 @@
+"""Reads for a lot's recall list (controller/recall.py): the truck trips and rail cars that
+carried given lots, and whether a lot was released before its lab result.
+
+Tolerant of a store without the rail or lots tables (a missing table reads as no row), so
+the recall list works before the rail and lots code fill them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+    try:
+        cur = conn.execute(sql, list(args))
+    except sqlite3.OperationalError:  # no such table/column: that code has not landed here
+        return []
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def trips_of_lots(conn: sqlite3.Connection, lots: Sequence[str]) -> list[Row]:
+    """Trips (departed, arrived or cancelled) that carried any of ``lots``, by departure."""
+    if not lots:
+        return []
+    return _rows(conn, "SELECT trip_id, lot, plate, destination, departed_ms, net_kg, status, "
+                 "arrived_ts, closed_ms FROM trips WHERE lot IN "
+                 f"({_marks(len(lots))}) ORDER BY departed_ms, trip_id", lots)
+
+
+def cars_of_lots(conn: sqlite3.Connection, lots: Sequence[str]) -> list[Row]:
+    """Rail cars that carried any of ``lots`` (the rail reader's passages, cars' lot_id set
+    from the manifest), by time; [] while the rail tables do not exist."""
+    if not lots:
+        return []
+    return _rows(conn, "SELECT * FROM passage_cars WHERE lot_id IN "
+                 f"({_marks(len(lots))}) ORDER BY 1", lots)
+
+
+def lot(conn: sqlite3.Connection, lot_id: str) -> Row | None:
+    """The ``lots`` row of ``lot_id`` (None: no such lot, or no lots table yet)."""
+    found = _rows(conn, "SELECT * FROM lots WHERE lot_id=?", [lot_id])
+    return found[0] if found else None

@@ -1,0 +1,234 @@
+"""Release before test, the recall list and ore blends over a real SQLite store.
+
+Trips are scripted rows (controller/storage/trips.put_trip, as the trip projection writes
+them); rail cars are rows of a ``passage_cars`` table made here with the columns the rail
+path names (lot_id from the manifest), since the rail ingest is another piece of work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controller import blends, lots, recall
+from controller.audit import AuditReport
+from controller.audit_blends import audit_blends
+from controller.errors import Conflict, InvalidInput, NotFound
+from controller.storage import Store
+from controller.storage import holds as hold_rows
+from controller.storage import trips as trip_rows
+
+T0 = 1_764_547_200_000  # 2025-12-01T00:00Z
+
+
+def declare(db: Store, lot: str, *, commodity: str = "iron ore", country: str = "AU",
+            kg: int = 50_000_000, kind: str = "ore") -> None:
+    lots.declare(db, {"lot_id": lot, "declaration_no": f"D-{lot}", "commodity": commodity,
+                      "hs_code": "260111", "origin_country": country, "vessel": "MV Iron",
+                      "declared_kg": kg, "kind": kind}, actor="op", at_ms=T0)
+
+
+def release_before_test(db: Store, lot: str, at: int = T0 + 1000) -> None:
+    with db.transaction() as conn:
+        for status in ("unloading", "stored"):
+            lots.set_status(conn, lot, status, reason="ship", actor="op", time_ms=at)
+        lots.set_status(conn, lot, "released", reason="released before test", actor="op",
+                        time_ms=at, released_before_test=True)
+
+
+def trip(db: Store, trip_id: str, lot: str, plate: str, departed: int, net: int,
+         status: str = "arrived") -> None:
+    with db.transaction() as conn:
+        trip_rows.put_trip(conn, {
+            "trip_id": trip_id, "tracker_id": "gps-1", "plate": plate, "lot": lot,
+            "destination": "steel-mill", "corridor": "c1", "gate_device": "wb-out",
+            "weighing_seq": 1, "net_kg": net, "departed_ms": departed, "status": status,
+            "arrived_ts": departed + 3_600_000 if status == "arrived" else None,
+            "closed_ms": None, "end_reason": None})
+
+
+def cars(db: Store, rows: list[tuple[str, str, int, str, int, int]]) -> None:
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS passage_cars (train_id TEXT, "
+                     "car_initial TEXT, car_number INTEGER, lot_id TEXT, time_ms INTEGER, "
+                     "weight_kg INTEGER, destination TEXT)")
+        conn.executemany("INSERT INTO passage_cars VALUES (?,?,?,?,?,?,'inland-terminal')",
+                         rows)
+
+
+@pytest.fixture
+def ore(db: Store) -> Store:
+    """Lots A (released before test) and B blended 3:1 into BL; trips and cars of each."""
+    declare(db, "ORE-A")
+    declare(db, "ORE-B", country="BR")
+    declare(db, "ORE-C")
+    release_before_test(db, "ORE-A")
+    blends.create(db, "BL-1", [blends.BlendInput("ORE-A", 30_000), blends.BlendInput(
+        "ORE-B", 10_000)], reason="contract grade 62", actor="op", time_ms=T0 + 2000)
+    trip(db, "o-a1", "ORE-A", "AB1001", T0 + 10_000, 30_100)
+    trip(db, "o-a2", "ORE-A", "AB1002", T0 + 20_000, 29_800, status="in_transit")
+    trip(db, "o-bl", "BL-1", "AB2001", T0 + 30_000, 31_000)
+    trip(db, "o-b", "ORE-B", "AB3001", T0 + 40_000, 28_000)
+    trip(db, "o-c", "ORE-C", "AB4001", T0 + 50_000, 27_000)
+    cars(db, [("T-77", "PWX", 1001, "ORE-A", T0 + 60_000, 80_000),
+              ("T-77", "PWX", 1002, "BL-1", T0 + 60_000, 79_000),
+              ("T-78", "PWX", 2001, "ORE-C", T0 + 70_000, 81_000)])
+    return db
+
+
+def test_recall_list_names_trips_cars_and_blends_of_the_lot(ore: Store) -> None:
+    found = recall.recall_list(ore.conn, "ORE-A")
+    assert [(t["trip_id"], t["plate"], t["via"], t["fraction"]) for t in found["trips"]] == [
+        ("o-a1", "AB1001", "ORE-A", 1.0), ("o-a2", "AB1002", "ORE-A", 1.0),
+        ("o-bl", "AB2001", "BL-1", 0.75)]
+    assert found["trips"][0]["net_kg"] == 30_100
+    assert found["trips"][0]["arrived_ts"] == T0 + 10_000 + 3_600_000
+    assert found["trips"][1]["arrived_ts"] is None  # still on the road
+    assert [(c["train"], c["initial"], c["number"], c["via"], c["weight_kg"])
+            for c in found["cars"]] == [("T-77", "PWX", 1001, "ORE-A", 80_000),
+                                        ("T-77", "PWX", 1002, "BL-1", 79_000)]
+    assert found["blends"] == [{"lot": "BL-1", "fraction": 0.75, "depth": 1}]
+    assert found["kg"] == {"trucks": 30_100 + 29_800 + 31_000, "rail": 159_000}
+    assert len(found["hash"]) == 64
+
+
+def test_recall_list_hash_changes_with_a_new_trip(ore: Store) -> None:
+    before = recall.recall_list(ore.conn, "ORE-A")["hash"]
+    assert recall.recall_list(ore.conn, "ORE-A")["hash"] == before
+    trip(ore, "o-a3", "ORE-A", "AB1003", T0 + 80_000, 30_000)
+    assert recall.recall_list(ore.conn, "ORE-A")["hash"] != before
+
+
+def test_recall_list_unknown_lot_is_not_found(db: Store) -> None:
+    with pytest.raises(NotFound, match="no lot 'NOPE'"):
+        recall.get_recall_list(db, "NOPE")
+
+
+def test_failures_iron_ore_low_fe_and_wet_fail_good_passes() -> None:
+    assert recall.failures("Iron Ore", {"fe_pm": 615, "moisture_pm": 95}) == [
+        "fe_pm 615 below 620", "moisture_pm 95 above 90"]
+    assert recall.failures("iron ore", {"fe_pm": 630, "moisture_pm": 80}) == []
+    assert recall.failures("iron ore", {"moisture_pm": 80, "outlier": True}) == [
+        "outlier result"]
+    assert recall.failures("sand", {"moisture_pm": 999}) == []  # no limits: not judged
+
+
+def test_failures_limits_from_yaml_bad_file_says_what(tmp_path: Any) -> None:
+    good = tmp_path / "limits.yaml"
+    good.write_text("commodities:\n  iron ore:\n    fe_pm: {min: 650}\n")
+    limits = recall.Limits.from_yaml(good)
+    assert recall.failures("iron ore", {"fe_pm": 630}, limits) == ["fe_pm 630 below 650"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("commodities:\n  iron ore:\n    fe_pm: {min: lots}\n")
+    with pytest.raises(InvalidInput, match=r"bad\.yaml"):
+        recall.Limits.from_yaml(bad)
+
+
+def _decisions(db: Store, kind: str) -> int:
+    return int(db.conn.execute("SELECT count(*) FROM ledger_entries WHERE kind='decision' "
+                               "AND subkind=?", (kind,)).fetchone()[0])
+
+
+def test_recall_failing_sample_after_release_before_test_holds_and_alerts(ore: Store) -> None:
+    with ore.transaction() as conn:
+        made = recall.on_sample(conn, "ORE-A", {"fe_pm": 600, "moisture_pm": 70,
+                                                "outlier": False},
+                                device_id="lab-1", device_ts=T0 + 90_000,
+                                received_ms=T0 + 91_000, seq=5)
+    assert made is not None and len(made["trips"]) == 3
+    kinds = {(h["lot"], h["kind"]) for h in hold_rows.list_holds(ore.conn, active=True)}
+    assert {("ORE-A", "recall"), ("BL-1", "recall")} <= kinds
+    alert = ore.conn.execute("SELECT severity, subject, detail_json FROM alerts WHERE "
+                             "code='recall_required'").fetchall()
+    assert len(alert) == 1 and alert[0][0] == "critical" and alert[0][1] == "ORE-A"
+    assert made["hash"] in alert[0][2]
+    assert _decisions(ore, "recall") == 1
+    # a second failing sample: the recall is open, nothing doubles
+    with ore.transaction() as conn:
+        again = recall.on_sample(conn, "ORE-A", {"fe_pm": 590}, device_id="lab-1",
+                                 device_ts=T0 + 95_000, received_ms=T0 + 96_000, seq=6)
+    assert again is None and _decisions(ore, "recall") == 1
+
+
+def test_recall_passing_sample_or_tested_lot_makes_no_recall(ore: Store) -> None:
+    with ore.transaction() as conn:
+        assert recall.on_sample(conn, "ORE-A", {"fe_pm": 640, "moisture_pm": 70},
+                                device_id="lab-1", device_ts=1, received_ms=T0) is None
+        # ORE-B was never released before its test: its failure is the lab's matter
+        assert recall.on_sample(conn, "ORE-B", {"fe_pm": 500}, device_id="lab-1",
+                                device_ts=1, received_ms=T0) is None
+    assert _decisions(ore, "recall") == 0
+    assert hold_rows.list_holds(ore.conn, active=True) == []
+
+
+def test_blend_record_proportions_and_trace_both_ways(ore: Store) -> None:
+    b = blends.get(ore, "BL-1")
+    assert b["total_kg"] == 40_000 and b["origin"] == "blend"
+    assert b["origins"] == ["AU", "BR"] and b["commodity"] == "iron ore"
+    assert [(i["lot"], i["kg"], i["fraction"]) for i in b["inputs"]] == [
+        ("ORE-A", 30_000, 0.75), ("ORE-B", 10_000, 0.25)]
+    lot = lots.get_lot(ore.conn, "BL-1")
+    assert lot is not None and lot["declared_kg"] == 40_000 and lot["origin_country"] == "AU"
+    # a blend of the blend: the trace reaches every input at any depth
+    blends.create(ore, "BL-2", [blends.BlendInput("BL-1", 20_000), blends.BlendInput(
+        "ORE-C", 20_000)], reason="sweeten", actor="op", time_ms=T0 + 3000)
+    assert blends.inputs_of(ore.conn, "BL-2") == [
+        {"lot": "BL-1", "fraction": 0.5, "depth": 1},
+        {"lot": "ORE-C", "fraction": 0.5, "depth": 1},
+        {"lot": "ORE-A", "fraction": 0.375, "depth": 2},
+        {"lot": "ORE-B", "fraction": 0.125, "depth": 2}]
+    assert blends.blends_of(ore.conn, "ORE-A") == [
+        {"lot": "BL-1", "fraction": 0.75, "depth": 1},
+        {"lot": "BL-2", "fraction": 0.375, "depth": 2}]
+
+
+def test_blend_bad_orders_refused_and_nothing_written(ore: Store) -> None:
+    n = _decisions(ore, "blend")
+    with pytest.raises(Conflict, match="exists already"):
+        blends.create(ore, "ORE-C", [blends.BlendInput("ORE-A", 1), blends.BlendInput(
+            "ORE-B", 1)], reason="x", actor="op")
+    with pytest.raises(InvalidInput, match="not declared"):
+        blends.create(ore, "BL-9", [blends.BlendInput("ORE-A", 1), blends.BlendInput(
+            "GHOST", 1)], reason="x", actor="op")
+    with pytest.raises(InvalidInput, match="2-50 input lots"):
+        blends.create(ore, "BL-9", [blends.BlendInput("ORE-A", 1)], reason="x", actor="op")
+    with pytest.raises(InvalidInput, match="listed twice"):
+        blends.create(ore, "BL-9", [blends.BlendInput("ORE-A", 1), blends.BlendInput(
+            "ORE-A", 2)], reason="x", actor="op")
+    declare(ore, "WHEAT-1", commodity="wheat", kind="grain")
+    with pytest.raises(InvalidInput, match="different commodity"):
+        blends.create(ore, "BL-9", [blends.BlendInput("ORE-A", 1), blends.BlendInput(
+            "WHEAT-1", 1)], reason="x", actor="op")
+    assert _decisions(ore, "blend") == n
+    assert blends.inputs_of(ore.conn, "BL-9") == []
+
+
+def test_blend_input_hold_propagates_and_releases_with_the_input(ore: Store) -> None:
+    from controller import holds
+    holds.hold(ore, "ORE-B", reason="moisture check", actor="op", at_ms=T0 + 5000)
+    held = hold_rows.active_hold(ore.conn, "BL-1", "blend_input")
+    assert held is not None and "ORE-B" in held["reason"]
+    holds.release(ore, "ORE-B", reason="checked", actor="admin", at_ms=T0 + 6000)
+    assert hold_rows.active_hold(ore.conn, "BL-1", "blend_input") is None
+
+
+def test_blend_of_a_held_input_is_held_at_creation(ore: Store) -> None:
+    from controller import holds
+    holds.hold(ore, "ORE-C", reason="phyto", actor="op", at_ms=T0 + 5000)
+    blends.create(ore, "BL-3", [blends.BlendInput("ORE-C", 5), blends.BlendInput(
+        "ORE-B", 5)], reason="x", actor="op", time_ms=T0 + 6000)
+    assert hold_rows.active_hold(ore.conn, "BL-3", "blend_input") is not None
+
+
+def test_blend_audit_clean_then_names_an_edited_fraction(ore: Store) -> None:
+    report = AuditReport()
+    audit_blends(ore.conn, report)
+    assert report.mismatches == [] and report.count("blend_inputs").checked == 2
+    with ore.transaction() as conn:
+        conn.execute("UPDATE blend_inputs SET fraction=0.5 WHERE input_lot='ORE-A'")
+        conn.execute("DELETE FROM blends WHERE blend_lot='BL-1'")
+    report = AuditReport()
+    audit_blends(ore.conn, report)
+    found = {(m.table, m.key, m.problem) for m in report.mismatches}
+    assert found == {("blend_inputs", "BL-1|ORE-A", "edited"), ("blends", "BL-1", "deleted")}
