@@ -192,7 +192,15 @@ def limits_from_body(b: Mapping[str, Any]) -> Limits:
                   plate_pattern=str(b.get("plate_pattern", d.plate_pattern)),
                   max_clock_skew_ms=int(b.get("max_clock_skew_ms", d.max_clock_skew_ms)),
                   max_delay_ms=int(b.get("max_delay_ms", d.max_delay_ms)),
-                  clock_offset_ms=b.get("clock_offset_ms"))
+                  clock_offset_ms=b.get("clock_offset_ms"),
+                  calibration=_windows(b.get("calibration")))
+
+
+def _windows(value: Any) -> tuple[tuple[int, int], ...] | None:
+    """The calibration windows a ``limits`` body recorded (absent: not under control)."""
+    if not isinstance(value, list):
+        return None
+    return tuple((int(w[0]), int(w[1])) for w in value)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,10 @@ Checks, each a reason code and a sentence for the display and the ledger:
   more than the in-service maximum permissible error of a class III scale with the
   weighing's division e at the expected load (OIML R76, controller/weighing_tolerance.py);
 - ``net_not_checkable``: that error cannot be computed (a division of 0, a load beyond
-  10000 e): the gate cannot vouch for the mass, so it does not open.
+  10000 e): the gate cannot vouch for the mass, so it does not open;
+- ``scale_out_of_calibration``: the scale has calibration certificates and none covers
+  the weighing's device time (controller/calibration.py): its figure is kept and flagged,
+  but cannot by itself let cargo go.
 
 Time is the controller's receipt clock (``time_ms``), not the device's: an order's
 window is the port's business time, and a device clock that is off must not move it.
@@ -39,6 +42,7 @@ class Scale:
 
     e_kg: int
     in_service: bool = True
+    out_of_calibration: bool = False  # certificates on file, none valid at the weighing
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,4 +97,8 @@ def decide(weighing: Mapping[str, Any], order: Mapping[str, Any] | None,
             reasons.append(Reason("net_out_of_tolerance", f"net {net} kg, expected "
                                   f"{expected} kg: off by {net - expected:+d} kg, more than "
                                   f"the {mpe} kg allowed (class III, e {scale.e_kg} kg)"))
+    if scale.out_of_calibration:
+        reasons.append(Reason("scale_out_of_calibration", "the scale's calibration "
+                              "certificate does not cover this weighing: weigh on a "
+                              "calibrated scale or renew the certificate"))
     return Decision(DENY if reasons else OPEN, tuple(reasons))

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiomqtt
 
-from controller import commands
+from controller import calibration, commands
 from controller.facts import Fact
 from controller.gate import OPEN, Decision, Scale, decide
 from controller.storage import commands as rows
@@ -152,8 +152,10 @@ class GateControl:
                                                   "open_order_for_plate")
         order = find_order(conn, w["plate"], w["received_ms"]) if find_order else None
         hold = active_hold(conn, order["lot"]) if order else None
+        lapsed = calibration.status_at(conn, device_id, w["device_ts"]) == calibration.EXPIRED
         decision = decide({"plate": w["plate"], "net_kg": w["net_kg"],
-                           "time_ms": w["received_ms"]}, order, hold, Scale(e_kg=w["division_kg"]))
+                           "time_ms": w["received_ms"]}, order, hold,
+                          Scale(e_kg=w["division_kg"], out_of_calibration=lapsed))
         cause = {"device_id": device_id, "seq": seq}
         cmd = commands.issue(
             conn, device_id=device_id, kind="barrier", now_ms=now,

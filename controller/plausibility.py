@@ -30,8 +30,9 @@ from protocols import registermap
 if TYPE_CHECKING:
     from controller.facts import Fact
 
-__all__ = ["CLOCK_FLAGS", "DEFAULT_PLATE_PATTERN", "FIGURE_FLAGS", "FLAGS", "PLATE_FLAGS",
-           "Limits", "Settings", "event_time_flags", "limits_for", "weighing_flags"]
+__all__ = ["CALIBRATION_FLAGS", "CLOCK_FLAGS", "DEFAULT_PLATE_PATTERN", "FIGURE_FLAGS",
+           "FLAGS", "PLATE_FLAGS", "Limits", "Settings", "calibration_problems",
+           "event_time_flags", "limits_for", "weighing_flags"]
 
 # Chinese plates (GA 36-2018): a province character, the issuing office's letter, then
 # five letters or digits (six on new-energy plates); letters never I or O; a trailer, a
@@ -68,7 +69,11 @@ CLOCK_FLAGS = {
                        "event waited that long in the outbox",
     "device_clock_off": "the device's latest health put its clock off the controller's",
 }
-FLAGS = {**FIGURE_FLAGS, **PLATE_FLAGS, **CLOCK_FLAGS}
+CALIBRATION_FLAGS = {
+    "out_of_calibration": "no calibration certificate of the instrument covers the reading's "
+                          "device time (controller/calibration.py)",
+}
+FLAGS = {**FIGURE_FLAGS, **PLATE_FLAGS, **CLOCK_FLAGS, **CALIBRATION_FLAGS}
 
 # C0 and C1 controls and DEL; bidi embeddings, overrides and isolates (Trojan Source);
 # zero-width and BOM characters; and what HTML gives meaning to
@@ -121,6 +126,9 @@ class Limits:
     max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS
     max_delay_ms: int = DEFAULT_MAX_DELAY_MS
     clock_offset_ms: int | None = None  # device minus controller clock at its last health
+    # [issued, expires) of each calibration certificate on file; None: the device has none
+    # and is not under calibration control (controller/calibration.py)
+    calibration: tuple[tuple[int, int], ...] | None = None
 
 
 @functools.lru_cache(maxsize=64)
@@ -231,6 +239,15 @@ def time_problems(device_ts: int, received_ms: int, limits: Limits) -> dict[str,
     return out
 
 
+def calibration_problems(device_ts: int, limits: Limits) -> dict[str, str]:
+    """``out_of_calibration`` when the device has certificates and none covers ``device_ts``."""
+    windows = limits.calibration
+    if windows is None or any(start <= device_ts < end for start, end in windows):
+        return {}
+    return {"out_of_calibration": f"no certificate of the instrument covers device time "
+                                  f"{device_ts} ms"}
+
+
 def event_time_flags(fact: Fact) -> dict[str, str]:
     """The clock flags of any custody event."""
     return time_problems(fact.device_ts, fact.received_ms, fact.limits or Limits())
@@ -241,5 +258,6 @@ def weighing_flags(fact: Fact) -> dict[str, str]:
     limits = fact.limits or Limits()
     found = {**figure_problems(fact.body, limits),
              **plate_problems(str(fact.body["plate"]), limits),
-             **event_time_flags(fact)}
+             **event_time_flags(fact),
+             **calibration_problems(fact.device_ts, limits)}
     return {code: found[code] for code in FLAGS if code in found}

@@ -16,6 +16,7 @@ This module decides; controller/storage/custody.py writes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ from controller.ingest.verify import Accepted, Rejected, Verdict
 from controller.ledger import device_keys
 from controller.plausibility import Limits, Settings, limits_for
 from controller.projections import project
+from controller.storage import calibrations as calibration_rows
 from controller.storage import custody, ledger_log, transaction
 from controller.storage import devices as devices_store
 from controller.supervision import device_keys as key_alerts
@@ -73,6 +75,8 @@ class _Batch:
         self.touched: set[str] = set()
         self.result = BatchResult()
         self.plausibility = Settings()
+        # device -> its certificates' windows (only devices that have any)
+        self.calibrations: dict[str, list[tuple[int, int]]] = {}
         # device -> the limits its last ``limits`` ledger entry holds (see note_limits)
         self.recorded: dict[str, dict[str, Any]] = {}
         self.noted: dict[str, dict[str, Any]] = {}
@@ -118,6 +122,9 @@ class _Batch:
         self.seen[key] = digest
         # the device's limits as known now: its register map and its last health's clock
         limits = limits_for(self.devices[v.device_id], self.plausibility)
+        windows = self.calibrations.get(v.device_id)
+        if windows is not None:  # judged against its certificates (controller/calibration.py)
+            limits = dataclasses.replace(limits, calibration=tuple(windows))
         fact = Fact.from_fields(v.device_id, f, v.msg.received_ms, limits)
         self.note_limits(v.device_id, limits, v.msg.received_ms)
         self.messages.append((v.device_id, fact.seq, fact.boot, fact.kind, fact.device_ts,
@@ -260,7 +267,9 @@ def recorded_limits(device_id: str, limits: Limits) -> dict[str, Any]:
     return {"device_id": device_id, "capacity_kg": limits.capacity_kg,
             "division_kg": limits.division_kg, "plate_pattern": limits.plate_pattern,
             "max_clock_skew_ms": limits.max_clock_skew_ms,
-            "max_delay_ms": limits.max_delay_ms, "clock_offset_ms": limits.clock_offset_ms}
+            "max_delay_ms": limits.max_delay_ms, "clock_offset_ms": limits.clock_offset_ms,
+            **({} if limits.calibration is None else
+               {"calibration": [list(w) for w in limits.calibration]})}
 
 
 def limits_key(body: dict[str, Any]) -> tuple[Any, ...]:
@@ -268,8 +277,10 @@ def limits_key(body: dict[str, Any]) -> tuple[Any, ...]:
     (plausibility.time_problems compares its size with the tolerance, nothing else)."""
     offset, skew = body.get("clock_offset_ms"), body.get("max_clock_skew_ms")
     off = isinstance(offset, int) and isinstance(skew, int) and abs(offset) > skew
+    windows = body.get("calibration")
     return (body.get("capacity_kg"), body.get("division_kg"), body.get("plate_pattern"),
-            skew, body.get("max_delay_ms"), off)
+            skew, body.get("max_delay_ms"), off,
+            None if windows is None else tuple(tuple(w) for w in windows))
 
 
 def _clip(text: str) -> str:
@@ -296,6 +307,7 @@ def commit_batch(conn: sqlite3.Connection, verdicts: list[Verdict], *,
     ids = {v.device_id for v in verdicts if isinstance(v, Accepted)}
     with transaction(conn):
         batch = _Batch(conn, custody.load_devices(conn, ids), limits)
+        batch.calibrations = calibration_rows.windows(conn, ids)
         batch.plausibility = plausibility or batch.plausibility
         if recorded_limits is not None:
             batch.recorded = recorded_limits
