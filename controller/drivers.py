@@ -27,6 +27,8 @@ DEVICE_KINDS = ("weighbridge", "gps", "rail_reader", "lab")
 MAPS_DIR = Path(protocols.__file__).resolve().parent / "registermaps"
 # kind -> the driver types the firmware has for it (edge/agent.py _make_driver)
 DRIVER_TYPES: dict[str, tuple[str, ...]] = {"weighbridge": ("weighbridge",), "gps": ("tracker",)}
+DRIVER_TYPES["rail_reader"] = ("rail",)  # edge/drivers/rail.py
+RAIL_KEYS = ("type", "source")
 NO_DRIVER = ("", "none")  # the agent then runs without a driver: health and commands only
 
 # Every key the firmware's weighbridge driver reads (edge/drivers/weighbridge.py): any
@@ -77,6 +79,8 @@ def validate_driver(kind: str, driver: dict[str, Any]) -> dict[str, Any]:
                          f"(the firmware has {have}; leave the driver empty for none)")
     if dtype == "tracker":
         check_tracker(checked)
+    elif dtype == "rail":
+        check_rail(checked)
     else:
         _check_weighbridge(checked)
     return checked
@@ -182,6 +186,20 @@ def check_tracker(d: dict[str, Any]) -> None:
         _number_in(d, "moving_kmh", 0.0, 200.0)
     if "pins" in d:
         _check_pins(d["pins"], d["source"])
+
+
+def check_rail(d: dict[str, Any]) -> None:
+    """Refuse rail reader settings the firmware would not run: an unknown key, or a
+    ``source`` that is not the reader's TCP port (tcp:<host>:<port>)."""
+    unknown = sorted(set(d) - set(RAIL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown rail driver setting(s) {', '.join(unknown)}: "
+                         f"known are {', '.join(RAIL_KEYS)}")
+    source = d.get("source")
+    if not isinstance(source, str) or not source.startswith("tcp:"):
+        raise ValueError("rail driver needs 'source': tcp:<host>:<port>, the AEI reader's "
+                         "text port (e.g. portwatch emulate rail's)")
+    _check_source(source)
 
 
 def _check_source(source: object) -> None:

@@ -110,12 +110,16 @@ class Agent:
         elif kind == "lab":
             from edge.drivers.lab import LabDriver
             self.driver = LabDriver(cfg["driver"], self.emit, hal, data)
+        elif kind == "rail":
+            from edge.drivers.rail import RailDriver
+            self.driver = RailDriver(cfg["driver"], self.emit, hal, data)
         elif kind in ("", "none"):
             self.driver = None
         else:
             from edge.config import ConfigError
 
-            raise ConfigError("driver: unknown type %r (known: weighbridge, tracker, lab)" % kind)
+            raise ConfigError("driver: unknown type %r (known: weighbridge, tracker, lab, rail)"
+                              % kind)
         if getattr(self.driver, "gate", None) is not None:  # it obeys commands
             self.uplink.cmds = [self.driver, [], []]  # (edge/commands.py)
         # the public key, computed once: at every birth it would load the signing code and

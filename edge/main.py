@@ -26,6 +26,8 @@ if _TYPE == "tracker":
     import edge.drivers.tracker
 elif _TYPE == "lab":
     import edge.drivers.lab
+elif _TYPE == "rail":
+    import edge.drivers.rail
 else:
     import edge.drivers.weighbridge
 gc.collect()

@@ -27,10 +27,10 @@ class Projection:
 
 
 def _registry() -> dict[str, Projection]:
-    from controller.projections import alarm, gap, positions, refused, weighing
+    from controller.projections import alarm, gap, positions, refused, samples, weighing
 
     out: dict[str, Projection] = {}
-    for module in (weighing, alarm, gap, refused, positions):
+    for module in (weighing, alarm, gap, refused, positions, samples):
         p: Projection = module.PROJECTION
         if p.kind in out:
             raise RuntimeError(f"two projections for event kind {p.kind!r}")

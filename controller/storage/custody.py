@@ -24,6 +24,9 @@ PROJECTED_COLUMNS: dict[str, tuple[str, ...]] = {
                         "reason", "device_ts", "received_ms"),
     "positions": ("device_id", "seq", "idx", "ts_ms", "lat_e6", "lon_e6", "speed_dkmh",
                   "course_deg", "sats", "hdop_x10", "received_ms"),
+    "samples": ("device_id", "seq", "sample_id", "sampled_ts", "moisture_pm", "basis",
+                "protein_pm", "impurity_pm", "test_weight_g_per_l", "calibration_id",
+                "outlier", "findings_json", "device_ts", "received_ms"),
 }
 _DEVICE_STATUS = ("status", "boot", "state_seq", "last_seen_ms", "fw_version", "committed_seq",
                   "tele_boot", "tele_seq", "health_json", "health_ms", "clock_offset_ms")

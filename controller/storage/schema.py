@@ -68,6 +68,7 @@ def migrate(store: Store) -> None:
         _trips(db)
         _lots(db)
         _blends(db)
+        _samples(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -532,3 +533,27 @@ def _blends(db: sqlite_utils.Database) -> None:
             pk=("blend_lot", "input_lot"), not_null={"kg", "fraction"},
         )
         db.table("blend_inputs").create_index(["input_lot"])
+
+
+def _samples(db: sqlite_utils.Database) -> None:
+    """Schema 9: lab analyzers' samples (projected from ``sample`` events) and the lot each
+    belongs to (the controller's ``sample_lot`` decisions: controller/samples.py)."""
+    names = set(db.table_names())
+    if "samples" not in names:
+        db.table("samples").create(
+            {"device_id": str, "seq": int, "sample_id": str, "sampled_ts": int,
+             "moisture_pm": int, "basis": str, "protein_pm": int, "impurity_pm": int,
+             "test_weight_g_per_l": int, "calibration_id": str, "outlier": int,
+             "findings_json": str, "device_ts": int, "received_ms": int},
+            pk=("device_id", "seq"), not_null={"sample_id", "sampled_ts"},
+        )
+        db.table("samples").create_index(["device_id", "sample_id"])
+        db.table("samples").create_index(["sampled_ts"])
+    if "sample_lots" not in names:
+        # lot_id NULL: no lot was unloading at the sampling time (alert sample_without_lot)
+        db.table("sample_lots").create(
+            {"device_id": str, "seq": int, "sample_id": str, "lot_id": str,
+             "calibration_valid": int, "duplicate_of_seq": int, "decided_ms": int},
+            pk=("device_id", "seq"), not_null={"sample_id", "decided_ms"},
+        )
+        db.table("sample_lots").create_index(["lot_id"])

@@ -32,6 +32,29 @@ class Alert:
             raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
 
 
-# trip rules also record events in a trip's history; holds and gate commands join this
-# union when their devices arrive
-Finding = Alert | TripEvent
+HOLD_KINDS = ("manual", "quarantine", "recall", "blend_input")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Put ``lot`` on hold (``kind`` as controller.holds: a quarantine finding, say).
+
+    The runner applies it through ``controller.holds.place_hold`` in the batch's
+    transaction, so the lot is held at once; an active hold of that kind already there
+    changes nothing. Releasing is never a rule's: officers release holds.
+    """
+
+    lot: str
+    kind: str
+    reason: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in HOLD_KINDS:
+            raise ValueError(f"hold kind {self.kind!r} is not one of {HOLD_KINDS}")
+        if not self.lot or not self.reason:
+            raise ValueError("a hold names its lot and a reason")
+
+
+# trip rules also record events in a trip's history; a rule may hold a lot (Hold)
+Finding = Alert | TripEvent | Hold

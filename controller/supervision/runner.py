@@ -10,7 +10,8 @@ was, and the other rules go on.
 Besides devices' facts the runner takes the controller's own (``trip_departed``,
 ``trip_closed``, ``tick``: controller/trips.py), scoped by the tracker's device id, so the
 trip rules learn of departures and of the passing time while no fix arrives. A rule's
-``TripEvent`` findings go to the trip's history (controller.trips.record_event).
+``TripEvent`` findings go to the trip's history (controller.trips.record_event); ``Hold``
+findings put a lot on hold (controller.holds.place_hold, idempotent per kind).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from controller.facts import Fact
 from controller.storage import supervision as rows
 from controller.supervision.apply import apply_alert
-from controller.supervision.findings import Finding
+from controller.supervision.findings import Finding, Hold
 from controller.supervision.rules import RULES, Rule
 from controller.supervision.trip_events import TripEvent
 from controller.supervision.trip_track import CONTROLLER_KINDS
@@ -63,6 +64,9 @@ class Runner:
         if not conn.in_transaction:
             raise RuntimeError("supervision runs inside the batch's transaction")
         self.stats.facts += len(facts)
+        from controller import samples  # lab samples learn their lot before the rules run
+
+        facts = samples.attach(conn, facts)
         out: list[Finding] = []
         for rule in self.rules:
             mine = [f for f in facts if f.kind in rule.kinds]
@@ -107,6 +111,13 @@ class Runner:
             return trips.record_event(conn, finding.trip_id, finding.event, finding.ts,
                                       finding.detail, actor=f"rule:{rule.name}",
                                       time_ms=fact.received_ms) is not None
+        if isinstance(finding, Hold):
+            from controller import holds  # holds reads the store the runner writes
+
+            # in this transaction: the lot is held with the fact that holds it
+            holds.place_hold(conn, finding.lot, kind=finding.kind, reason=finding.reason,
+                             actor=f"rule:{rule.name}", time_ms=fact.received_ms)
+            return True
         if fact.kind in CONTROLLER_KINDS:  # no device seq: the cause is the controller's
             return apply_alert(conn, rule.name, finding, device_ts=fact.device_ts,
                                received_ms=fact.received_ms, seq=None,

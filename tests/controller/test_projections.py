@@ -20,6 +20,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "until_ts": T0 - 1000, "reason": "outbox_full"},
     "positions": {"fixes": [[T0, 38_900_000, 121_600_000, 400, 90, 9, 8]], "ign": True,
                   "ext_power": True, "tamper": False, "src": "nmea"},
+    "sample": {"sample_id": "S-1", "sampled_ts": T0, "moisture_pm": 135, "basis": "wet",
+               "protein_pm": 350, "impurity_pm": 9, "test_weight_g_per_l": 720,
+               "calibration_id": "CAL-1", "outlier": False,
+               "findings": [["Avena sterilis", 2, 1000]]},
 }
 
 

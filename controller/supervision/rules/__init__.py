@@ -20,7 +20,9 @@ from controller.supervision.findings import Finding
 from controller.supervision.rules import (
     device_alarms,
     device_time,
+    lab_limits,
     one_ticket_per_visit,
+    quarantine,
     refused_events,
     tare_history,
     trip_arrival,
@@ -76,4 +78,7 @@ RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     trip_gap,             # no fix for too long (ticks)
     trip_overdue,         # not arrived by the deadline (ticks)
     trip_arrival,         # in the destination zone: the trip closes
+    # lab samples (their lot added by controller/samples.py before the rules run)
+    quarantine,           # a quarantine pest: the lot on hold at once
+    lab_limits,           # moisture or impurity over the commodity's limit
 ))
