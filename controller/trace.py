@@ -32,7 +32,8 @@ from controller.storage import trace_reads as reads
 Node = dict[str, Any]
 
 # decisions whose bodies name a lot, order, trip or weighing
-_KINDS = ("lot", "order", "trip", "gate", "hold", "release", "blend", "sample", "passage")
+_KINDS = ("lot", "order", "trip", "gate", "hold", "release", "blend", "sample", "sample_lot",
+          "passage")
 _MAX_DEPTH = 16  # blends of blends: deeper than any real port, and a cycle cannot loop
 
 

@@ -87,18 +87,33 @@ def holds_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
     return _select(conn, "holds", "lot=?", (lot_id,), "held_ms, id")
 
 
+def _samples_sql(conn: sqlite3.Connection) -> str | None:
+    if not has_table(conn, "samples"):
+        return None
+    if has_table(conn, "sample_lots"):  # the lot each sample was taken from (a decision)
+        return ("SELECT s.*, l.lot_id AS lot_id, l.calibration_valid AS calibration_valid "
+                "FROM samples s LEFT JOIN sample_lots l ON l.device_id=s.device_id AND "
+                "l.seq=s.seq WHERE l.duplicate_of_seq IS NULL")
+    if "lot_id" in _columns(conn, "samples"):
+        return "SELECT s.* FROM samples s WHERE 1=1"
+    return None
+
+
 def sample(conn: sqlite3.Connection, device_id: str, seq: int) -> Row | None:
-    """One lab sample (the LAB engineer's ``samples`` table), or None."""
-    found = _select(conn, "samples", "device_id=? AND seq=?", (device_id, seq))
+    """One lab sample with the lot it was taken from, or None."""
+    sql = _samples_sql(conn)
+    if sql is None:
+        return None
+    found = _rows(conn.execute(sql + " AND s.device_id=? AND s.seq=?", (device_id, seq)))
     return found[0] if found else None
 
 
 def samples_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
-    """A lot's lab samples, oldest first (empty without a ``samples`` table)."""
-    if not has_table(conn, "samples") or "lot_id" not in _columns(conn, "samples"):
+    """A lot's lab samples, oldest first (empty without the LAB tables)."""
+    sql = _samples_sql(conn)
+    if sql is None:
         return []
-    order = "device_ts, seq" if "device_ts" in _columns(conn, "samples") else "seq"
-    return _select(conn, "samples", "lot_id=?", (lot_id,), order)
+    return _rows(conn.execute(sql + " AND lot_id=? ORDER BY s.seq, s.device_id", (lot_id,)))
 
 
 def _car_column(conn: sqlite3.Connection) -> str | None:
