@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from controller.api import docs, errors
 from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
+from controller.api.routers import blends as blends_router
 from controller.api.routers import commands as commands_router
 from controller.api.routers import offices as offices_router
 from controller.api.routers import orders as orders_router
@@ -40,6 +41,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(orders_router.router)  # transfer orders
     app.include_router(trips_router.router)  # trips, their events, alerts and tracks
     app.include_router(commands_router.router)
+    app.include_router(blends_router.router)  # ore blends and lots' recall lists
     errors.install(app)
     docs.install(app)
 

@@ -74,6 +74,9 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/trips"): READERS,
     ("GET", "/api/v1/trips/{trip_id}"): READERS,
     ("GET", "/api/v1/trips/{trip_id}/track"): READERS,
+    ("POST", "/api/v1/blends"): frozenset({"operator", "admin"}),
+    ("GET", "/api/v1/blends/{lot}"): READERS,
+    ("GET", "/api/v1/lots/{lot}/recall"): READERS,
 }
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
@@ -101,6 +104,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                  "window_start": "2026-12-01T08:00:00Z",
                                  "window_end": 1_800_000_000_000, "expected_net_kg": 30000},
     ("POST", "/api/v1/orders/{order_id}/cancel"): {"reason": "matrix"},
+    ("POST", "/api/v1/blends"): {"blend_lot": "BL-MATRIX", "inputs": [
+        {"lot": "LOT-1", "kg": 1}, {"lot": "LOT-2", "kg": 1}], "reason": "matrix"},
 }
 
 

@@ -71,7 +71,9 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                # the seeded alert is acknowledged, then resolved, by the first example:
                # the next ones get the declared 409
                ("POST", "/api/v1/alerts/{alert_id}/ack"),
-               ("POST", "/api/v1/alerts/{alert_id}/resolve")}
+               ("POST", "/api/v1/alerts/{alert_id}/resolve"),
+               # a blend's inputs must be declared lots of one commodity, its lot new
+               ("POST", "/api/v1/blends")}
 
 APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
