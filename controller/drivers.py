@@ -28,6 +28,8 @@ MAPS_DIR = Path(protocols.__file__).resolve().parent / "registermaps"
 # kind -> the driver types the firmware has for it (edge/agent.py _make_driver)
 DRIVER_TYPES: dict[str, tuple[str, ...]] = {"weighbridge": ("weighbridge",), "gps": ("tracker",)}
 DRIVER_TYPES["rail_reader"] = ("rail",)  # edge/drivers/rail.py
+DRIVER_TYPES["lab"] = ("lab",)  # edge/drivers/lab.py
+LAB_KEYS = ("type", "source")  # every key the firmware's lab driver reads
 RAIL_KEYS = ("type", "source")
 NO_DRIVER = ("", "none")  # the agent then runs without a driver: health and commands only
 
@@ -81,6 +83,8 @@ def validate_driver(kind: str, driver: dict[str, Any]) -> dict[str, Any]:
         check_tracker(checked)
     elif dtype == "rail":
         check_rail(checked)
+    elif dtype == "lab":
+        check_lab(checked)
     else:
         _check_weighbridge(checked)
     return checked
@@ -199,6 +203,20 @@ def check_rail(d: dict[str, Any]) -> None:
     if not isinstance(source, str) or not source.startswith("tcp:"):
         raise ValueError("rail driver needs 'source': tcp:<host>:<port>, the AEI reader's "
                          "text port (e.g. portwatch emulate rail's)")
+    _check_source(source)
+
+
+def check_lab(d: dict[str, Any]) -> None:
+    """Refuse lab analyzer settings the firmware would not run: an unknown key, or a
+    ``source`` that is not the analyzer's TCP port (tcp:<host>:<port>)."""
+    unknown = sorted(set(d) - set(LAB_KEYS))
+    if unknown:
+        raise ValueError(f"unknown lab driver setting(s) {', '.join(unknown)}: "
+                         f"known are {', '.join(LAB_KEYS)}")
+    source = d.get("source")
+    if not isinstance(source, str) or not source.startswith("tcp:"):
+        raise ValueError("lab driver needs 'source': tcp:<host>:<port>, the analyzer's "
+                         "text port (e.g. portwatch emulate lab's)")
     _check_source(source)
 
 
