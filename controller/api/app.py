@@ -11,6 +11,7 @@ from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.api.routers import blends as blends_router
 from controller.api.routers import commands as commands_router
+from controller.api.routers import lot_records as lot_records_router
 from controller.api.routers import offices as offices_router
 from controller.api.routers import orders as orders_router
 from controller.api.routers import trips as trips_router
@@ -37,6 +38,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     for module in (devices, weighings, alerts, ingest, ledger, tokens):
         app.include_router(module.router)
     app.include_router(lots.router)  # gate control: lot holds and commands to devices
+    app.include_router(lot_records_router.router)  # lots from vessel to release
     app.include_router(offices_router.router)  # destination offices' trip feed
     app.include_router(orders_router.router)  # transfer orders
     app.include_router(trips_router.router)  # trips, their events, alerts and tracks

@@ -22,13 +22,14 @@ from controller.storage import Store
 from ctl_helpers import SITE
 
 PUBLIC = None  # no token needed
-READERS = frozenset({"operator", "auditor", "admin"})
+READERS = frozenset({"operator", "auditor", "admin", "release_officer"})
 ADMINS = frozenset({"admin"})
 AUDITORS = frozenset({"auditor", "admin"})
 
 # The one table: who may call what. Roles (controller/auth.py): operator reads and
 # acknowledges alerts; auditor reads everything and exports; admin provisions devices,
-# rotates keys, decommissions devices and manages tokens.
+# rotates keys, decommissions devices and manages tokens; release_officer reads and
+# approves quarantine releases (two different ones release a quarantine hold).
 RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
@@ -62,6 +63,11 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/lots/{lot}/hold"): frozenset({"operator", "admin"}),
     ("POST", "/api/v1/lots/{lot}/release"): ADMINS,
     ("GET", "/api/v1/holds"): READERS,
+    ("POST", "/api/v1/holds/{hold_id}/approve"): frozenset({"release_officer"}),
+    ("POST", "/api/v1/lots"): frozenset({"operator", "admin"}),
+    ("GET", "/api/v1/lots"): READERS,
+    ("GET", "/api/v1/lots/{lot}"): READERS,
+    ("POST", "/api/v1/lots/{lot}/status"): frozenset({"operator", "admin"}),
     ("GET", "/api/v1/offices"): READERS,
     ("POST", "/api/v1/offices"): ADMINS,
     ("POST", "/api/v1/offices/{office_id}/remove"): ADMINS,
@@ -82,7 +88,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
                "lot": "LOT-1", "trip_id": "ORD-1",
-               "office_id": "no-such-office", "order_id": "ORD-1"}
+               "office_id": "no-such-office", "order_id": "ORD-1", "hold_id": "1"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/offices"): {"office_id": "off-matrix", "destinations": ["*"]},
     ("POST", "/api/v1/offices/{office_id}/remove"): {"reason": "matrix"},
@@ -99,6 +105,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},
     ("POST", "/api/v1/lots/{lot}/hold"): {"reason": "matrix"},
     ("POST", "/api/v1/lots/{lot}/release"): {"reason": "matrix"},
+    ("POST", "/api/v1/holds/{hold_id}/approve"): {"reason": "matrix"},
+    ("POST", "/api/v1/lots"): {"lot_id": "LOT-1", "declaration_no": "D-1",
+                               "commodity": "wheat", "hs_code": "100199",
+                               "origin_country": "UA", "vessel": "MV M",
+                               "declared_kg": 1000, "kind": "grain"},
+    ("POST", "/api/v1/lots/{lot}/status"): {"status": "unloading", "reason": "matrix"},
     ("POST", "/api/v1/orders"): {"lot": "LOT-1", "plate": "AB1234", "tracker_id": "gps-1",
                                  "destination": "dest-feed-mill", "corridor": "c-feed-mill",
                                  "window_start": "2026-12-01T08:00:00Z",

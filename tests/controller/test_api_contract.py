@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oas_checks
 
-from controller import auth, office_feed, registry, trips
+from controller import auth, holds, lots, office_feed, registry, trips
 from controller.api.app import create_app
 from controller.ingest.verify import check_message
 from controller.ingest.writer import commit_batch
@@ -71,6 +71,9 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                # the seeded alert is acknowledged, then resolved, by the first example:
                # the next ones get the declared 409
                ("POST", "/api/v1/alerts/{alert_id}/ack"),
+               # a lot's id must be new and its origin an assigned ISO country;
+               # a status change must be possible from where the seeded lot is
+               ("POST", "/api/v1/lots"), ("POST", "/api/v1/lots/{lot}/status"),
                ("POST", "/api/v1/alerts/{alert_id}/resolve"),
                # a blend's inputs must be declared lots of one commodity, its lot new
                ("POST", "/api/v1/blends")}
@@ -113,6 +116,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                      "ts": 1_700_000_000_000, "destination": "dest-a",
                                      "tracker_id": "trk-1"}, "seed", 1_700_000_000_000)
             office_feed.note_trip_change(conn, "ORD-1", 1_700_000_000_000)
+        # a declared lot under a quarantine hold, for the lot and hold routes
+        lots.declare(db, {"lot_id": "LOT-1", "declaration_no": "D-1", "commodity": "wheat",
+                          "hs_code": "100199", "origin_country": "UA", "vessel": "MV S",
+                          "declared_kg": 1000, "kind": "grain"}, actor="seed")
+        holds.hold(db, "LOT-1", reason="seed", actor="seed", kind="quarantine")
         for role in auth.ROLES:
             TOKENS[role] = auth.create_token(db, name=f"fuzz-{role}", role=role)
     return path
