@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from controller.site import Site, SiteError, current_site, load_site
-from tools import settings
+from tools import lab_emulate_cli, settings
 from tools.gps_emulator import (
     Detour,
     EmulatorError,
@@ -195,3 +195,7 @@ def gps(
         _fail(str(exc))
     except TerminalRefused as exc:
         _fail(str(exc))
+
+
+# the lab analyzer's emulator lives in its own module (tools/lab_emulate_cli.py)
+emulate_app.command("lab")(lab_emulate_cli.lab)
