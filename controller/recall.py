@@ -97,15 +97,16 @@ def _trip(t: Mapping[str, Any], via: str, fraction: float) -> dict[str, Any]:
             "arrived_ts": t["arrived_ts"]}
 
 
-def _car(c: Mapping[str, Any], via: str, fraction: float) -> dict[str, Any]:
-    def first(*names: str) -> Any:
-        return next((c[n] for n in names if c.get(n) is not None), None)
-    return {"train": first("train_id", "train"), "car": first("car", "car_id"),
-            "initial": first("car_initial", "initial"), "number": first("car_number", "number"),
-            "lot": c.get("lot_id"), "via": via, "fraction": fraction,
-            "destination": first("destination", "destination_zone"),
-            "time_ms": first("time_ms", "ts_ms", "passed_ms", "device_ts"),
-            "weight_kg": first("weight_kg", "net_kg", "gross_kg")}
+def _car(c: Mapping[str, Any], fraction: float) -> dict[str, Any]:
+    return {"train": c["train_id"], "initial": c["initial"], "number": c["number"],
+            "lot": c["lot"], "via": c["lot"], "fraction": fraction,
+            "destination": c["destination"], "train_status": c["train_status"],
+            # released: dispatched; else when the reader saw it pass (None: not yet)
+            "time_ms": c["released_ms"] if c["released_ms"] is not None else c["passed_ts"],
+            # the in-motion weight measured on the rail, else the manifest's
+            "weight_kg": c["measured_kg"] if c["measured_kg"] is not None
+            else c["declared_kg"],
+            "weighed": c["measured_kg"] is not None}
 
 
 def recall_list(conn: Any, lot: str) -> dict[str, Any]:
@@ -117,9 +118,7 @@ def recall_list(conn: Any, lot: str) -> dict[str, Any]:
     share = {x["lot"]: float(x["fraction"]) for x in lineage}
     lots = list(share)
     trips = [_trip(t, t["lot"], share[t["lot"]]) for t in reads.trips_of_lots(conn, lots)]
-    cars = [_car(c, str(c["lot_id"]), share[str(c["lot_id"])])
-            for c in reads.cars_of_lots(conn, lots)]
-    cars.sort(key=lambda c: (c["time_ms"] is None, c["time_ms"] or 0))
+    cars = [_car(c, share[str(c["lot"])]) for c in reads.cars_of_lots(conn, lots)]
     body = {"lot": lot, "blends": lineage[1:], "trips": trips, "cars": cars,
             "kg": {"trucks": sum(t["net_kg"] or 0 for t in trips),
                    "rail": sum(c["weight_kg"] or 0 for c in cars)}}

@@ -59,6 +59,10 @@ def _attach(conn: sqlite3.Connection, fact: Fact) -> Fact:
                                   "lot's status to unloading (portwatch lot status)"}),
             device_ts=fact.device_ts, received_ms=fact.received_ms, seq=fact.seq,
             cause={"device_id": fact.device_id, "seq": fact.seq})
+    if lot_id is not None and dup is None:
+        from controller import recall  # a failing result of a lot released before its test
+        recall.on_sample(conn, lot_id, b, device_id=fact.device_id, device_ts=fact.device_ts,
+                         received_ms=fact.received_ms, seq=fact.seq)
     body = {**b, "lot_id": lot_id, "commodity": lot["commodity"] if lot else None,
             "calibration_valid": valid, "duplicate": dup is not None}
     return dataclasses.replace(fact, body=body)

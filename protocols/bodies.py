@@ -205,6 +205,9 @@ def _sample(body):
         return "basis must be 'wet' or 'dry'"
     if type(body.get("outlier")) is not bool:
         return "outlier must be true or false"
+    if "fe_pm" in body and (type(body["fe_pm"]) is not int or not 0 <= body["fe_pm"] <= 1000):
+        # optional: iron content of an ore sample, judged by the recall limits
+        return "fe_pm, when given, must be an integer 0-1000 (per mille)"
     findings = body.get("findings")
     if not isinstance(findings, list) or len(findings) > MAX_FINDINGS:
         return "findings must be a list of at most %d findings" % MAX_FINDINGS

@@ -1,5 +1,5 @@
 """Reads for a lot's recall list (controller/recall.py): the truck trips and rail cars that
-carried given lots, and whether a lot was released before its lab result.
+carried given lots (cars through the trains' manifests), and the lot's row.
 
 Tolerant of a store without the rail or lots tables (a missing table reads as no row), so
 the recall list works before the rail and lots code fill them.
@@ -37,12 +37,21 @@ def trips_of_lots(conn: sqlite3.Connection, lots: Sequence[str]) -> list[Row]:
 
 
 def cars_of_lots(conn: sqlite3.Connection, lots: Sequence[str]) -> list[Row]:
-    """Rail cars that carried any of ``lots`` (the rail reader's passages, cars' lot_id set
-    from the manifest), by time; [] while the rail tables do not exist."""
+    """Rail cars whose train manifest (``train_cars``) loaded any of ``lots``, trains not
+    cancelled, with the weight the rail reader measured on the matched passage (None when
+    not matched or not weighed): [] while the rail tables do not exist."""
     if not lots:
         return []
-    return _rows(conn, "SELECT * FROM passage_cars WHERE lot_id IN "
-                 f"({_marks(len(lots))}) ORDER BY 1", lots)
+    return _rows(conn, "SELECT tc.train_id, tc.idx, tc.initial, tc.number, tc.lot, "
+                 "tc.destination, tc.declared_kg, t.status AS train_status, t.released_ms, "
+                 "pc.started_ts AS passed_ts, pc.weight_kg AS measured_kg "
+                 "FROM train_cars tc JOIN trains t ON t.train_id = tc.train_id "
+                 "LEFT JOIN passage_cars pc ON pc.device_id = t.passage_device "
+                 "AND pc.seq = t.passage_seq AND pc.role = 'car' AND pc.initial = tc.initial "
+                 "AND pc.number = tc.number "
+                 f"WHERE tc.lot IN ({_marks(len(lots))}) AND t.status != 'cancelled' "
+                 "ORDER BY coalesce(t.released_ms, pc.started_ts, t.created_ms), tc.train_id, "
+                 "tc.idx", lots)
 
 
 def lot(conn: sqlite3.Connection, lot_id: str) -> Row | None:

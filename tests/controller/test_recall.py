@@ -1,8 +1,8 @@
 """Release before test, the recall list and ore blends over a real SQLite store.
 
 Trips are scripted rows (controller/storage/trips.put_trip, as the trip projection writes
-them); rail cars are rows of a ``passage_cars`` table made here with the columns the rail
-path names (lot_id from the manifest), since the rail ingest is another piece of work.
+them); rail cars are scripted train manifests (``trains``, ``train_cars``) and the
+passages matched to them (``passage_cars``), as the rail path writes them.
 """
 
 from __future__ import annotations
@@ -48,13 +48,35 @@ def trip(db: Store, trip_id: str, lot: str, plate: str, departed: int, net: int,
             "closed_ms": None, "end_reason": None})
 
 
-def cars(db: Store, rows: list[tuple[str, str, int, str, int, int]]) -> None:
+def cars(db: Store, train: str, status: str, released: int | None,
+         rows: list[tuple[str, int, str, int, int | None]]) -> None:
+    """A train manifest (initial, number, lot, declared kg, kg the reader weighed or None)
+    and, when released, the rail reader's passage matched to it."""
     with db.transaction() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS passage_cars (train_id TEXT, "
-                     "car_initial TEXT, car_number INTEGER, lot_id TEXT, time_ms INTEGER, "
-                     "weight_kg INTEGER, destination TEXT)")
-        conn.executemany("INSERT INTO passage_cars VALUES (?,?,?,?,?,?,'inland-terminal')",
-                         rows)
+        # the rail schema's columns used here (made by the rail step where it has landed)
+        conn.execute("CREATE TABLE IF NOT EXISTS trains (train_id TEXT PRIMARY KEY, "
+                     "reader TEXT, direction TEXT, status TEXT, created_ms INTEGER, "
+                     "passage_device TEXT, passage_seq INTEGER, released_ms INTEGER)")
+        conn.execute("CREATE TABLE IF NOT EXISTS train_cars (train_id TEXT, idx INTEGER, "
+                     "initial TEXT, number INTEGER, lot TEXT, destination TEXT, "
+                     "declared_kg INTEGER)")
+        conn.execute("CREATE TABLE IF NOT EXISTS passage_cars (device_id TEXT, seq INTEGER, "
+                     "idx INTEGER, direction TEXT, started_ts INTEGER, role TEXT, "
+                     "initial TEXT, number INTEGER, weight_kg INTEGER)")
+        seq = len(conn.execute("SELECT * FROM trains").fetchall()) + 1
+        conn.execute("INSERT INTO trains (train_id, reader, direction, status, created_ms, "
+                     "passage_device, passage_seq, released_ms) VALUES (?,?,?,?,?,?,?,?)",
+                     (train, "rail-1", "out", status, T0, "rail-1", seq, released))
+        for idx, (initial, number, lot, declared, weighed) in enumerate(rows, 1):
+            conn.execute("INSERT INTO train_cars (train_id, idx, initial, number, lot, "
+                         "destination, declared_kg) VALUES (?,?,?,?,?,?,?)",
+                         (train, idx, initial, number, lot, "inland-terminal", declared))
+            if weighed is not None:
+                conn.execute("INSERT INTO passage_cars (device_id, seq, idx, direction, "
+                             "started_ts, role, initial, number, weight_kg) VALUES "
+                             "(?,?,?,?,?,?,?,?,?)", ("rail-1", seq, idx, "out",
+                                                     (released or T0) - 5000, "car",
+                                                     initial, number, weighed))
 
 
 @pytest.fixture
@@ -71,9 +93,10 @@ def ore(db: Store) -> Store:
     trip(db, "o-bl", "BL-1", "AB2001", T0 + 30_000, 31_000)
     trip(db, "o-b", "ORE-B", "AB3001", T0 + 40_000, 28_000)
     trip(db, "o-c", "ORE-C", "AB4001", T0 + 50_000, 27_000)
-    cars(db, [("T-77", "PWX", 1001, "ORE-A", T0 + 60_000, 80_000),
-              ("T-77", "PWX", 1002, "BL-1", T0 + 60_000, 79_000),
-              ("T-78", "PWX", 2001, "ORE-C", T0 + 70_000, 81_000)])
+    cars(db, "T-77", "released", T0 + 60_000, [("PWX", 1001, "ORE-A", 79_000, 80_150),
+                                                ("PWX", 1002, "BL-1", 79_000, None)])
+    cars(db, "T-78", "released", T0 + 70_000, [("PWX", 2001, "ORE-C", 81_000, 81_000)])
+    cars(db, "T-79", "cancelled", None, [("PWX", 3001, "ORE-A", 80_000, None)])
     return db
 
 
@@ -85,11 +108,12 @@ def test_recall_list_names_trips_cars_and_blends_of_the_lot(ore: Store) -> None:
     assert found["trips"][0]["net_kg"] == 30_100
     assert found["trips"][0]["arrived_ts"] == T0 + 10_000 + 3_600_000
     assert found["trips"][1]["arrived_ts"] is None  # still on the road
-    assert [(c["train"], c["initial"], c["number"], c["via"], c["weight_kg"])
-            for c in found["cars"]] == [("T-77", "PWX", 1001, "ORE-A", 80_000),
-                                        ("T-77", "PWX", 1002, "BL-1", 79_000)]
+    assert [(c["train"], c["initial"], c["number"], c["via"], c["weight_kg"], c["weighed"],
+             c["fraction"], c["time_ms"]) for c in found["cars"]] == [
+        ("T-77", "PWX", 1001, "ORE-A", 80_150, True, 1.0, T0 + 60_000),
+        ("T-77", "PWX", 1002, "BL-1", 79_000, False, 0.75, T0 + 60_000)]
     assert found["blends"] == [{"lot": "BL-1", "fraction": 0.75, "depth": 1}]
-    assert found["kg"] == {"trucks": 30_100 + 29_800 + 31_000, "rail": 159_000}
+    assert found["kg"] == {"trucks": 30_100 + 29_800 + 31_000, "rail": 159_150}
     assert len(found["hash"]) == 64
 
 
@@ -232,3 +256,60 @@ def test_blend_audit_clean_then_names_an_edited_fraction(ore: Store) -> None:
     audit_blends(ore.conn, report)
     found = {(m.table, m.key, m.problem) for m in report.mismatches}
     assert found == {("blend_inputs", "BL-1|ORE-A", "edited"), ("blends", "BL-1", "deleted")}
+
+
+def test_recall_failing_ore_sample_through_the_ingest_names_the_lots_trips(db: Store) -> None:
+    """The real path: a signed ``sample`` envelope, check_message, commit_batch with the
+    rule runner; the sample taken while the lot unloaded, its result after the release."""
+    from controller import registry
+    from controller.ingest.verify import check_message
+    from controller.ingest.writer import commit_batch
+    from controller.supervision.runner import Runner
+    from ctl_helpers import SITE, signed
+    from protocols import labline
+
+    lab = registry.provision(db, device_id="lab-1", site=SITE, kind="lab", driver={})
+    declare(db, "ORE-X")
+    t0 = 1796083200000  # 2026-12-01T00:00:00Z
+    with db.transaction() as conn:
+        lots.set_status(conn, "ORE-X", "unloading", reason="berth-1", actor="op",
+                        time_ms=t0 + 1000)
+        lots.set_status(conn, "ORE-X", "stored", reason="silos", actor="op",
+                        time_ms=t0 + 600_000)
+        lots.set_status(conn, "ORE-X", "released", reason="buyer's guarantee", actor="op",
+                        time_ms=t0 + 700_000, released_before_test=True)
+    trip(db, "o-x1", "ORE-X", "AB5001", t0 + 800_000, 30_000)
+    trip(db, "o-x2", "ORE-X", "AB5002", t0 + 900_000, 31_000)
+    keys = registry.secrets_by_device(db)
+
+    def sample(seq: int, sid: str, fe_pm: int) -> Any:
+        line = labline.build(sid, "2026-12-01T00:05:00Z", 70,  # type: ignore[no-untyped-call]
+                             "wet", 0, 5, 0, "CAL-1", False, [])
+        body: dict[str, Any] = {**labline.parse(line), "fe_pm": fe_pm}  # type: ignore[no-untyped-call]
+        return check_message(signed(dict(lab), seq=seq, kind="sample", body=body,
+                                    ts=t0 + 950_000, received_ms=t0 + 960_000),
+                             site=SITE, keys=keys)
+
+    commit_batch(db.conn, [sample(1, "S-OK", 640)], supervise=Runner())
+    assert _decisions(db, "recall") == 0
+    commit_batch(db.conn, [sample(2, "S-LOW", 598)], supervise=Runner())
+    assert _decisions(db, "recall") == 1
+    row = db.conn.execute("SELECT severity, detail_json FROM alerts WHERE "
+                          "code='recall_required' AND subject='ORE-X'").fetchone()
+    assert row is not None and row[0] == "critical"
+    assert "fe_pm 598 below 620" in row[1]
+    listed = recall.recall_list(db.conn, "ORE-X")
+    assert [t["plate"] for t in listed["trips"]] == ["AB5001", "AB5002"]
+    assert hold_rows.active_hold(db.conn, "ORE-X", "recall") is not None
+    assert lots.get_lot(db.conn, "ORE-X")["status"] == "held"  # type: ignore[index]
+
+
+def test_recall_sample_body_fe_pm_optional_and_bounded() -> None:
+    from protocols import bodies, labline
+    line = labline.build("S-1", "2026-12-01T00:05:00Z", 70, "wet", 0, 5, 0,  # type: ignore[no-untyped-call]
+                         "CAL-1", False, [])
+    body: dict[str, Any] = labline.parse(line)  # type: ignore[no-untyped-call]
+    assert bodies.check("evt", "sample", body) is None
+    assert bodies.check("evt", "sample", {**body, "fe_pm": 625}) is None
+    for bad in (1001, -1, 62.5, "625", True):
+        assert "fe_pm" in str(bodies.check("evt", "sample", {**body, "fe_pm": bad})), bad

@@ -64,16 +64,18 @@ class RecallTrip(BaseModel):
 
 
 class RecallCar(BaseModel):
-    train: str | None
-    car: str | None
-    initial: str | None
-    number: int | None
-    lot: str | None
+    train: str
+    initial: str
+    number: int
+    lot: str = Field(description="the lot the car carried (the recalled lot or a blend)")
     via: str
     fraction: float
     destination: str | None
-    time_ms: int | None
-    weight_kg: int | None
+    train_status: str = Field(description="open, passed or released")
+    time_ms: int | None = Field(description="when released, else when the reader saw it "
+                                "pass; null: neither yet")
+    weight_kg: int | None = Field(description="measured in motion, else the manifest's")
+    weighed: bool
 
 
 class Lineage(BaseModel):
