@@ -31,6 +31,7 @@ from controller.storage import Store, ledger_log
 from controller.storage import recall as reads
 from controller.supervision.apply import apply_alert
 from controller.supervision.findings import Alert
+from controller.supervision.rules import lab_limits
 
 RULE = "recall"
 ALERT_CODE = "recall_required"
@@ -64,21 +65,33 @@ class Limits(BaseModel):
         return self.commodities.get(commodity.strip().lower(), {})
 
 
-# contract figures a port would start from: iron ore fines at 62 % Fe, 9 % moisture;
-# milling wheat at 14.5 % moisture, 2 % impurities
+def _lab_limits() -> dict[str, dict[str, Bound]]:
+    """The lab_limits rule's grain limits (moisture, impurity: per mille, a maximum)."""
+    table = lab_limits.DEFAULTS["limits"]
+    return {name: {f: Bound(max=v) for f, v in limits.items()}
+            for name, limits in table.items() if name != "default"}
+
+
+# ore: contract figures a port would start from, iron ore fines at 62 % Fe and 9 %
+# moisture; grain: what the lab_limits rule judges, so both say "fails" alike
 DEFAULT_LIMITS = Limits(commodities={
+    **_lab_limits(),
     "iron ore": {"fe_pm": Bound(min=620), "moisture_pm": Bound(max=90)},
-    "wheat": {"moisture_pm": Bound(max=145), "impurity_pm": Bound(max=20)},
 })
 
 
 def failures(commodity: str, sample: Mapping[str, Any],
              limits: Limits = DEFAULT_LIMITS) -> list[str]:
     """Why ``sample`` fails for ``commodity`` (empty: it passes). A field the sample lacks
-    is not judged; an outlier always fails (the result cannot clear the lot)."""
+    is not judged; an outlier always fails (the result cannot clear the lot), as does a
+    quarantine pest (the quarantine rule's finding)."""
     out = []
     if sample.get("outlier") is True:
         out.append("outlier result")
+    pests = sorted({str(f[0]) for f in sample.get("findings") or []
+                    if isinstance(f, list | tuple) and len(f) == 3 and f[1] > 0})
+    if pests:
+        out.append(f"quarantine pest {', '.join(pests)}")
     for name, bound in sorted(limits.for_commodity(commodity).items()):
         value = sample.get(name)
         if not isinstance(value, int | float) or isinstance(value, bool):

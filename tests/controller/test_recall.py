@@ -136,6 +136,12 @@ def test_failures_iron_ore_low_fe_and_wet_fail_good_passes() -> None:
     assert recall.failures("iron ore", {"moisture_pm": 80, "outlier": True}) == [
         "outlier result"]
     assert recall.failures("sand", {"moisture_pm": 999}) == []  # no limits: not judged
+    # grain as the lab_limits rule judges it; a quarantine pest fails any commodity
+    assert recall.failures("soybeans", {"moisture_pm": 131, "impurity_pm": 20}) == [
+        "moisture_pm 131 above 130"]
+    assert recall.failures("iron ore", {"fe_pm": 650, "findings": [
+        ["Ambrosia artemisiifolia", 2, 1000], ["Avena sterilis", 0, 1000]]}) == [
+        "quarantine pest Ambrosia artemisiifolia"]
 
 
 def test_failures_limits_from_yaml_bad_file_says_what(tmp_path: Any) -> None:
