@@ -28,7 +28,7 @@ from typing import Any
 
 import aiomqtt
 
-from controller import commands, registry
+from controller import calibration_watch, commands, mass_balance, registry
 from controller.audit_watch import AuditSettings, AuditWatch
 from controller.cross_sensor import CrossSensor
 from controller.errors import ControllerError
@@ -173,9 +173,11 @@ class IngestService:
         return result, (time.perf_counter() - started) * 1000
 
     def _supervise(self, conn: sqlite3.Connection, facts: Sequence[Fact]) -> list[object]:
-        """The rules, then the out-gate decisions, inside the batch's transaction."""
+        """The rules, then the out-gate decisions, inside the batch's transaction; then the
+        calibration and mass-balance checks (a departure made by the gate counts)."""
         return [*self.supervision(conn, facts), *self.gate.supervise(conn, facts),
-                *self.cross_sensor.supervise(conn, facts)]
+                *self.cross_sensor.supervise(conn, facts),
+                *calibration_watch.supervise(conn, facts), *mass_balance.supervise(conn, facts)]
 
     async def _send_command(self, row: dict[str, Any]) -> bool:
         """Publish one stored command (QoS 1) signed with the device's key; False when

@@ -1,0 +1,157 @@
+"""Mass balance per lot: the pure arithmetic at its exact tolerance edges, then a real store
+(lots, berth weighings through the ingest writer, trips, a draft survey) with the
+``mass_balance_discrepancy`` alert raised and cleared and the draft survey in the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controller import lots, mass_balance, registry
+from controller.audit import audit_store
+from controller.errors import InvalidInput, NotFound
+from controller.ingest.verify import check_message
+from controller.ingest.writer import commit_batch
+from controller.mass_balance import Reading, compute, draft_reading
+from controller.storage import Store, transaction
+from ctl_helpers import SITE, signed
+
+T0 = 1764072000000
+BERTH = frozenset({"wb-berth"})
+
+
+def _codes(out: dict[str, Any]) -> list[str]:
+    return [d["code"] for d in out["discrepancies"]]
+
+
+def test_balance_quadrature_edge_unloaded_vs_declared() -> None:
+    # two readings with MPE 30 and 40 kg: combined sqrt(900 + 1600) = 50 kg exactly
+    unloads = [Reading(50_000, 30), Reading(50_000, 40)]
+    at_edge = compute(100_050, None, unloads, [], [], unloading_done=True)
+    assert _codes(at_edge) == [] and at_edge["unloaded"]["tolerance_kg"] == 50
+    beyond = compute(100_051, None, unloads, [], [], unloading_done=True)
+    assert _codes(beyond) == ["unloaded_vs_declared"]
+    assert beyond["discrepancies"][0]["difference_kg"] == -51
+    below = compute(99_949, None, unloads, [], [], unloading_done=True)
+    assert _codes(below) == ["unloaded_vs_declared"]
+
+
+def test_balance_unloading_in_progress_not_compared_with_declared() -> None:
+    out = compute(100_000, None, [Reading(30_000, 40)], [], [], unloading_done=False)
+    assert _codes(out) == [] and out["remaining_kg"] == 30_000
+
+
+def test_balance_dispatched_exceeds_unloaded_edge() -> None:
+    # unloaded 60 t (MPE 40 kg), trucks 30 t + 30 t (MPE 40 kg each) -> sqrt(3*1600) = 69.28
+    unloads, trucks = [Reading(60_000, 40)], [Reading(30_000, 40), Reading(30_000, 40)]
+    over = [Reading(30_069, 40)]  # 69^2 = 4761 <= 4800: within
+    assert _codes(compute(60_000, None, unloads, [trucks[0]], over, False)) == []
+    over = [Reading(30_070, 40)]  # 70^2 = 4900 > 4800: beyond
+    out = compute(60_000, None, unloads, [trucks[0]], over, False)
+    assert _codes(out) == ["dispatched_exceeds_unloaded"]
+    assert out["discrepancies"][0]["tolerance_kg"] == 70  # 69.28 rounded up for display
+    assert out["dispatched"]["truck"]["trips"] == 1 and out["dispatched"]["rail"]["cars"] == 1
+    assert out["remaining_kg"] == -70
+
+
+def test_balance_draft_survey_stands_for_unloaded_and_is_the_reference() -> None:
+    draft = draft_reading(50_000)  # 0.5 %: 250 kg
+    assert draft.mpe_kg == 250
+    only_draft = compute(50_250, draft, [], [], [], unloading_done=True)
+    assert only_draft["unloaded"]["source"] == "draft_survey" and _codes(only_draft) == []
+    assert _codes(compute(50_251, draft, [], [], [], unloading_done=True)) == [
+        "unloaded_vs_declared"]
+    # weighed: compared with the draft, not the declaration (sqrt(250^2 + 0) = 250)
+    weighed = compute(70_000, draft, [Reading(50_250, 0)], [], [], unloading_done=True)
+    assert _codes(weighed) == []
+    assert weighed["unloaded"]["source"] == "scales"
+
+
+def test_balance_nothing_unloaded_declared_stands_in() -> None:
+    out = compute(10_000, None, [], [Reading(10_000, 20)], [], unloading_done=False)
+    assert out["unloaded"]["source"] == "declared" and _codes(out) == []
+    assert _codes(compute(10_000, None, [], [Reading(10_021, 20)], [], False)) == [
+        "dispatched_exceeds_unloaded"]
+
+
+# -- on a real store --------------------------------------------------------------------
+
+
+def _lot(db: Store, declared: int = 60_000) -> None:
+    lots.declare(db, {"lot_id": "LOT-1", "declaration_no": "D-1", "commodity": "wheat",
+                      "hs_code": "100199", "origin_country": "UA", "vessel": "MV Test",
+                      "declared_kg": declared, "kind": "grain"}, actor="test", at_ms=T0 - 10)
+
+
+def _status(db: Store, status: str, at: int) -> None:
+    lots.change_status(db, "LOT-1", status, reason="test", actor="test", at_ms=at)
+
+
+def _weigh(db: Store, device: dict[str, Any], seq: int, ts: int, net: int) -> None:
+    body = {"plate": "辽B12345", "gross_kg": net + 15000, "tare_kg": 15000, "net_kg": net,
+            "division_kg": 20, "stable_ms": 3000, "arrived_ts": ts, "model": "sim"}
+    commit_batch(db.conn, [check_message(signed(device, seq=seq, ts=ts, body=body,
+                                                received_ms=ts + 500),
+                                         site=SITE, keys=registry.secrets_by_device(db))])
+
+
+def _trip(db: Store, trip_id: str, net: int) -> None:
+    with transaction(db.conn) as conn:
+        conn.execute("INSERT INTO trips (trip_id, tracker_id, plate, lot, gate_device, "
+                     "weighing_seq, net_kg, departed_ms, status) VALUES (?, 'trk', 'p', "
+                     "'LOT-1', 'wb-out', 1, ?, ?, 'in_transit')", [trip_id, net, T0 + 99])
+
+
+def _alerts(db: Store) -> list[tuple[str, bool]]:
+    return [(str(r[0]), r[1] is None) for r in db.conn.execute(
+        "SELECT subject, cleared_ms FROM alerts WHERE code=? ORDER BY id",
+        [mass_balance.CODE])]
+
+
+def test_mass_balance_store_unloading_weighings_trips_and_alert(db: Store) -> None:
+    berth = registry.provision(db, device_id="wb-berth", site=SITE, kind="weighbridge",
+                               driver={})
+    _lot(db, declared=60_000)
+    _weigh(db, berth, 1, T0 - 5, 30_000)  # before unloading: not the lot's
+    _status(db, "anchorage_quarantine", T0)
+    _status(db, "unloading", T0 + 10)
+    _weigh(db, berth, 2, T0 + 20, 30_000)
+    _weigh(db, berth, 3, T0 + 30, 30_000)
+    _status(db, "stored", T0 + 40)
+    _weigh(db, berth, 4, T0 + 50, 30_000)  # after: not the lot's
+    with transaction(db.conn) as conn:
+        out = mass_balance.evaluate(conn, "LOT-1", time_ms=T0 + 60, devices=BERTH)
+    assert out["unloaded"] == {"kg": 60_000, "source": "scales", "readings": 2,
+                               "tolerance_kg": 57}  # 2 x 40 kg in quadrature: 56.57
+    assert out["discrepancies"] == [] and _alerts(db) == []
+    _trip(db, "t-1", 30_000)
+    _trip(db, "t-2", 30_100)  # 100 kg more left than came in
+    with transaction(db.conn) as conn:
+        out = mass_balance.evaluate(conn, "LOT-1", time_ms=T0 + 70, devices=BERTH)
+    assert _codes(out) == ["dispatched_exceeds_unloaded"] and out["remaining_kg"] == -100
+    assert _alerts(db) == [("LOT-1", True)]
+    db.conn.execute("UPDATE trips SET net_kg=30000 WHERE trip_id='t-2'")  # corrected
+    with transaction(db.conn) as conn:
+        mass_balance.evaluate(conn, "LOT-1", time_ms=T0 + 80, devices=BERTH)
+    assert _alerts(db) == [("LOT-1", False)]  # cleared
+
+
+def test_mass_balance_draft_survey_ledger_alert_and_refusals(db: Store) -> None:
+    _lot(db, declared=60_000)
+    _status(db, "anchorage_quarantine", T0)
+    _status(db, "unloading", T0 + 10)
+    _status(db, "stored", T0 + 40)
+    out = mass_balance.add_draft_survey(db, "LOT-1", kg=61_000, surveyor="SGS",
+                                        actor="cli:ann", at_ms=T0 + 50)
+    # 61 000 vs 60 000 declared, the draft's 0.5 % is 305 kg: beyond
+    assert _codes(out) == ["unloaded_vs_declared"] and out["draft_survey_kg"] == 61_000
+    assert _alerts(db) == [("LOT-1", True)]
+    with pytest.raises(InvalidInput, match="kg"):
+        mass_balance.add_draft_survey(db, "LOT-1", kg=0, surveyor="SGS", actor="a")
+    with pytest.raises(NotFound, match="not declared"):
+        mass_balance.add_draft_survey(db, "LOT-9", kg=1, surveyor="SGS", actor="a")
+    assert not [m for m in audit_store(db.conn).mismatches if m.table == "draft_surveys"]
+    db.conn.execute("UPDATE draft_surveys SET kg=60000")
+    assert [(m.table, m.problem) for m in audit_store(db.conn).mismatches
+            if m.table == "draft_surveys"] == [("draft_surveys", "edited")]
