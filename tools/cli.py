@@ -25,6 +25,7 @@ from controller.storage import now_ms
 from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.bench_tracker_mode import bench_trackers
+from tools.blend_cli import blend_app, lot_recall
 from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
@@ -59,6 +60,8 @@ app.command("bench-trackers")(bench_trackers)  # tools/bench_tracker_mode.py
 app.add_typer(jtt808_app, name="jtt808")
 app.add_typer(order_app, name="order")  # transfer orders
 app.add_typer(trip_app, name="trip")  # their trips
+app.add_typer(blend_app, name="blend")  # ore blends
+lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot
 
 
 
