@@ -35,6 +35,9 @@ def _registry() -> dict[str, Projection]:
         if p.kind in out:
             raise RuntimeError(f"two projections for event kind {p.kind!r}")
         out[p.kind] = p
+    from controller.projections import passages  # the rail yard's readers
+
+    out[passages.PROJECTION.kind] = passages.PROJECTION
     return out
 
 

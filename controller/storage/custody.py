@@ -28,6 +28,11 @@ PROJECTED_COLUMNS: dict[str, tuple[str, ...]] = {
                 "protein_pm", "impurity_pm", "test_weight_g_per_l", "calibration_id",
                 "outlier", "findings_json", "device_ts", "received_ms"),
 }
+# the rail yard's passages (controller/projections/passages.py)
+PROJECTED_COLUMNS["passage_cars"] = (
+    "device_id", "seq", "idx", "train", "direction", "started_ts", "ended_ts", "speed_dkmh",
+    "axles_counted", "role", "car_seq", "initial", "number", "side", "length_dm", "axles",
+    "weight_kg", "raw_hex", "received_ms")
 _DEVICE_STATUS = ("status", "boot", "state_seq", "last_seen_ms", "fw_version", "committed_seq",
                   "tele_boot", "tele_seq", "health_json", "health_ms", "clock_offset_ms")
 

@@ -69,6 +69,7 @@ def migrate(store: Store) -> None:
         _lots(db)
         _blends(db)
         _samples(db)
+        _rail(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -557,3 +558,49 @@ def _samples(db: sqlite_utils.Database) -> None:
             pk=("device_id", "seq"), not_null={"sample_id", "decided_ms"},
         )
         db.table("sample_lots").create_index(["lot_id"])
+
+
+def _rail(db: sqlite_utils.Database) -> None:
+    """Schema 9: the rail yard. ``passage_cars`` is projected from ``passage`` events (one
+    row per tag read: role car or loco, or one role 'none' row for a passage without tags,
+    each row carrying its passage's figures); ``passages`` is a view of one row per
+    passage. ``trains`` and ``train_cars`` are train manifests, made from the controller's
+    ``train`` decisions (controller/trains.py)."""
+    names = set(db.table_names())
+    if "passage_cars" not in names:
+        db.table("passage_cars").create(
+            {"device_id": str, "seq": int, "idx": int, "train": str, "direction": str,
+             "started_ts": int, "ended_ts": int, "speed_dkmh": int, "axles_counted": int,
+             "role": str, "car_seq": int, "initial": str, "number": int, "side": int,
+             "length_dm": int, "axles": int, "weight_kg": int, "raw_hex": str,
+             "received_ms": int},
+            pk=("device_id", "seq", "idx"), not_null={"direction", "started_ts", "role"},
+        )
+        db.table("passage_cars").create_index(["initial", "number"])
+        db.table("passage_cars").create_index(["started_ts"])
+    if "passages" not in set(db.view_names()):
+        db.create_view("passages", """
+            SELECT device_id, seq, MAX(train) AS train, MAX(direction) AS direction,
+                   MAX(started_ts) AS started_ts, MAX(ended_ts) AS ended_ts,
+                   MAX(speed_dkmh) AS speed_dkmh, MAX(axles_counted) AS axles_counted,
+                   SUM(role = 'car') AS cars, SUM(role = 'loco') AS locos,
+                   SUM(role = 'car' AND initial IS NULL) AS unreadable,
+                   MAX(received_ms) AS received_ms
+            FROM passage_cars GROUP BY device_id, seq""")
+    if "trains" not in names:
+        # status: open (manifest declared, train not seen yet), passed (matched to a
+        # passage), released (dispatched), cancelled
+        db.table("trains").create(
+            {"train_id": str, "reader": str, "direction": str, "status": str, "note": str,
+             "actor": str, "created_ms": int, "updated_ms": int, "passage_device": str,
+             "passage_seq": int, "released_ms": int, "released_by": str},
+            pk="train_id", not_null={"reader", "direction", "status", "created_ms"},
+        )
+        db.table("trains").create_index(["reader", "direction", "status"])
+    if "train_cars" not in names:
+        db.table("train_cars").create(
+            {"train_id": str, "idx": int, "initial": str, "number": int, "lot": str,
+             "destination": str, "declared_kg": int},
+            pk=("train_id", "idx"), not_null={"initial", "number"},
+        )
+        db.table("train_cars").create_index(["lot"])

@@ -67,6 +67,9 @@ class Runner:
         from controller import samples  # lab samples learn their lot before the rules run
 
         facts = samples.attach(conn, facts)
+        from controller import trains  # passages learn their train's manifest
+
+        facts = trains.attach(conn, facts)
         out: list[Finding] = []
         for rule in self.rules:
             mine = [f for f in facts if f.kind in rule.kinds]

@@ -23,6 +23,7 @@ from controller.supervision.rules import (
     lab_limits,
     one_ticket_per_visit,
     quarantine,
+    rail_reconcile,
     refused_events,
     tare_history,
     trip_arrival,
@@ -82,3 +83,5 @@ RULES: tuple[Rule, ...] = tuple(Rule.from_module(m) for m in (
     quarantine,           # a quarantine pest: the lot on hold at once
     lab_limits,           # moisture or impurity over the commodity's limit
 ))
+# the rail yard: a passage against its manifest (train matched by controller/trains.py)
+RULES += (Rule.from_module(rail_reconcile),)
