@@ -33,6 +33,7 @@ from tools.jtt808_cli import jtt808_app
 from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
 from tools.site_cli import site_app
+from tools.trace_cli import trace_app  # also registers lot epcis|report|evidence
 from tools.trips_cli import order_app, trip_app
 
 console = Console()
@@ -55,6 +56,7 @@ app.add_typer(emulator_cli.emulator_app, name="emulator")
 app.add_typer(site_app, name="site")
 app.add_typer(emulate_app, name="emulate")
 app.add_typer(lot_cli.lot_app, name="lot")
+app.add_typer(trace_app, name="trace")
 app.add_typer(office_app, name="office")
 app.command("bench-trackers")(bench_trackers)  # tools/bench_tracker_mode.py
 app.add_typer(jtt808_app, name="jtt808")

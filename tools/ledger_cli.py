@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from controller.errors import ControllerError, StoreError
-from controller.ledger import bundle, checkpoint, logkey, note, proofs
+from controller.ledger import bundle, checkpoint, evidence, logkey, note, proofs
 from controller.ledger.errors import LedgerError
 from controller.ledger.witness import Witness
 from controller.storage import ledger_log as ledger_store
@@ -204,8 +204,14 @@ def ledger_verify(
     custody event of a device with a registered key must carry that device's own signature
     (no secret needed): one made with the HMAC secret alone fails, named by its entry.
 
+    A lot's evidence pack (`portwatch lot evidence`) is checked as one: its entries'
+    inclusion proofs against its signed checkpoint, its EPCIS event ids, device signatures.
+
     Example: portwatch ledger verify audit/ledger.json --log-key "$LOG_KEY" --require-witness "$W1"
     """
+    if evidence.is_pack(path):
+        _verify_pack(path, log_key)
+        return
     try:
         extra = [p.read_text() for p in checkpoint_file or []]
         held = extends.read_text() if extends is not None else None
@@ -237,6 +243,21 @@ def ledger_verify(
                f"{report.cosignatures} witness cosignatures; root "
                f"{report.root.hex()} (size {report.size})"
                + "".join(f"; {x}" for x in extra_lines))
+
+
+def _verify_pack(path: Path, log_key: str | None) -> None:
+    """Check a lot's evidence pack offline (controller/ledger/evidence.py)."""
+    problems, summary = evidence.verify(path, log_key=log_key)
+    if problems:
+        more = len(problems) - 1
+        fail(problems[0] + (f" ({more} more failure{'s' * (more != 1)})" if more else ""))
+    if log_key is None:
+        err.print("note: trusting the pack's own log key: pass --log-key to pin it",
+                  highlight=False)
+    typer.echo(f"OK {path}: lot {summary['lot']}, {summary['events']} EPCIS events, "
+               f"{summary['entries']} ledger entries proved against the checkpoint of size "
+               f"{summary['checkpoint_size']} signed by {summary['log_key']}; "
+               f"{summary['device_signed']} custody events checked against device keys")
 
 
 @ledger_app.command("prove-inclusion")

@@ -165,9 +165,12 @@ def decisions(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> list[tuple[in
         "ORDER BY idx", kinds)]
 
 
-def device_public_keys(conn: sqlite3.Connection, device_ids: list[str]) -> list[Row]:
-    """Registered device public keys of these devices (empty without the table)."""
-    if not device_ids or not has_table(conn, "device_keys"):
-        return []
+def device_public_keys(conn: sqlite3.Connection, device_ids: list[str]) -> dict[str, str]:
+    """device id -> registered public key (SEC1 hex) of these devices; a device without a
+    key (its custody events are HMAC-only) is left out."""
+    if not device_ids or "device_pub" not in _columns(conn, "devices"):
+        return {}
     marks = ",".join("?" * len(device_ids))
-    return _select(conn, "device_keys", f"device_id IN ({marks})", tuple(device_ids))
+    return {str(d): str(p) for d, p in conn.execute(
+        f"SELECT device_id, device_pub FROM devices WHERE device_id IN ({marks}) AND "
+        "device_pub IS NOT NULL", tuple(device_ids))}

@@ -1,0 +1,161 @@
+"""A lot's evidence pack: its EPCIS document with the ledger entries behind every event,
+their RFC 9162 inclusion proofs against one signed checkpoint, and the devices' public keys;
+and the offline check of a pack.
+
+Pack (``"format": "portwatch-evidence-pack/1"``)::
+
+    {"format", "origin", "lot", "created_ms", "log_key": vkey, "checkpoint": signed note,
+     "epcis": the EPCIS 2.0 document (controller/epcis.py),
+     "proofs": [inclusion proof documents (controller/ledger/proofs.py), one per entry],
+     "device_keys": {device id: SEC1 public key hex}}
+
+Like a partial bundle (``ledger export --since-size``), a pack holds a few entries of the
+log, not all of it: each is checked by its inclusion path to the checkpoint's root, and the
+checkpoint by the log key, so the auditor trusts the pack exactly as far as the log key they
+pin (``--log-key``; the pack's own key only says the pack is self-consistent). ``verify``
+checks: the format; the checkpoint's signature; every proof leads from its entry's bytes to
+that checkpoint's root; every EPCIS eventID is the CBV 2.0 hash of its event; every event's
+ledger references have a proof; each referenced decision names the lot or a lot it is
+linked with; each custody event of a device with a key in the pack carries that device's
+valid signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from controller import epcis
+from controller.errors import InvalidInput
+from controller.ledger import checkpoint as cp_mod
+from controller.ledger import device_keys, note, proofs
+from controller.ledger import entries as entries_mod
+from controller.ledger.errors import LedgerError, NoteError
+from controller.storage import ledger_log
+from controller.storage import trace_reads as reads
+
+FORMAT = "portwatch-evidence-pack/1"
+
+
+def build(conn: sqlite3.Connection, lot_id: str, *, log_key: str, now_ms: int) -> dict[str, Any]:
+    """The evidence pack of ``lot_id``. InvalidInput when an entry behind its events is not
+    covered by a signed checkpoint yet (sign one with `portwatch ledger checkpoint`);
+    NotFound for an unknown lot."""
+    doc = epcis.document(conn, lot_id, now_ms=now_ms)
+    indexes = sorted({i for refs in doc["pw:ledgerRefs"].values() for i in refs})
+    latest = cp_mod.latest(conn)
+    if indexes and (latest is None or latest.size <= indexes[-1]):
+        raise InvalidInput(f"ledger entry {indexes[-1]} behind lot {lot_id!r} is not under a "
+                           "signed checkpoint yet: run `portwatch ledger checkpoint`, then "
+                           "build the pack again")
+    size = latest.size if latest else ledger_log.size(conn)
+    pack_proofs = [proofs.inclusion(conn, i, size) for i in indexes]
+    devices = sorted({p["view"]["device_id"] for p in pack_proofs
+                      if p["view"].get("kind") == entries_mod.DEVICE_MESSAGE})
+    return {"format": FORMAT, "origin": ledger_log.get_meta(conn, "origin"), "lot": lot_id,
+            "created_ms": now_ms, "log_key": log_key,
+            "checkpoint": cp_mod.cosigned_note(conn, latest) if latest else None,
+            "epcis": doc, "proofs": pack_proofs,
+            "device_keys": reads.device_public_keys(conn, devices)}
+
+
+def is_pack(path: Path | str) -> bool:
+    """Whether the JSON file at ``path`` is an evidence pack (not a ledger bundle)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def verify(path: Path | str, *, log_key: str | None = None) -> tuple[list[str], dict[str, Any]]:
+    """(problems, summary) of the pack at ``path``; no problem: it verifies. ``log_key``
+    pins the log's key instead of trusting the pack's."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        key = note.Verifier.parse(log_key or str(doc["log_key"]))
+    except (OSError, ValueError, KeyError, LedgerError) as exc:
+        return [f"cannot read {path}: {exc}"], {}
+    try:
+        return _verify(doc, key)
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        return [f"malformed evidence pack: {exc!r}"], {}
+
+
+def _verify(doc: dict[str, Any], key: note.Verifier) -> tuple[list[str], dict[str, Any]]:
+    problems: list[str] = []
+    cp_text = doc.get("checkpoint")
+    cp: cp_mod.Checkpoint | None = None
+    try:
+        signed = note.parse(str(cp_text))
+        cp = cp_mod.Checkpoint.parse(signed.text)
+        if signed.verified_by(key) is not True:
+            problems.append(f"the pack's checkpoint is not signed by {key.name}")
+    except NoteError as exc:
+        problems.append(f"the pack's checkpoint: {exc}")
+    by_index: dict[int, dict[str, Any]] = {}
+    for p in doc["proofs"]:
+        idx = int(p["leaf_index"])
+        by_index[idx] = p
+        for problem in proofs.check(p, key):
+            problems.append(f"entry {idx}: {problem}")
+        if cp is not None and (int(p["tree_size"]), p["root"]) != (
+                cp.size, base64.b64encode(cp.root).decode()):
+            problems.append(f"entry {idx}: proved against another tree than the pack's "
+                            "checkpoint")
+    events = doc["epcis"]["epcisBody"]["eventList"]
+    refs: dict[str, list[int]] = doc["epcis"].get("pw:ledgerRefs") or {}
+    for n, event in enumerate(events):
+        body = {k: v for k, v in event.items() if k not in ("eventID", "errorDeclaration")}
+        if epcis.event_hash(body) != event.get("eventID"):
+            problems.append(f"EPCIS event #{n} ({event.get('type')}): its eventID is not "
+                            "the hash of its content (the event was changed)")
+        for idx in refs.get(str(event.get("eventID")), []):
+            if idx not in by_index:
+                problems.append(f"EPCIS event #{n}: ledger entry {idx} has no proof in "
+                                "the pack")
+    problems += _check_entries(doc, by_index)
+    summary = {"lot": doc.get("lot"), "events": len(events), "entries": len(by_index),
+               "checkpoint_size": cp.size if cp else None, "log_key": key.name,
+               "device_signed": sum(1 for p in by_index.values()
+                                    if p["view"].get("device_id") in doc["device_keys"])}
+    return problems, summary
+
+
+def _check_entries(doc: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> list[str]:
+    """Each decision names the lot (or a lot of a blend the lot is in); each custody event
+    of a device with a key carries that device's signature."""
+    problems = []
+    lots = {str(doc["lot"])}
+    for ev in doc["epcis"]["epcisBody"]["eventList"]:
+        for field in ("inputQuantityList", "outputQuantityList"):
+            lots |= {unquote(q["epcClass"].rsplit(":", 1)[-1]) for q in ev.get(field, [])}
+    for idx, p in sorted(by_index.items()):
+        try:
+            entry = entries_mod.decode(base64.b64decode(p["entry"], validate=True))
+        except (LedgerError, ValueError) as exc:
+            problems.append(f"entry {idx}: not a ledger entry: {exc}")
+            continue
+        if isinstance(entry, entries_mod.Decision):
+            named = {str(entry.body.get(f)) for f in ("lot_id", "lot", "blend_lot")}
+            order = entry.body.get("order")
+            if isinstance(order, dict):
+                named.add(str(order.get("lot")))
+            if entry.decision in ("trip", "order") or named & lots:
+                continue  # a trip's decisions name its trip; the trip row names the lot
+            problems.append(f"entry {idx}: a {entry.decision} decision that names none of "
+                            f"the lots {sorted(lots)}")
+        else:
+            pub = doc["device_keys"].get(entry.device_id)
+            if pub is not None:
+                why = device_keys.check_wire(pub, entry.topic, entry.wire)
+                if why is not None:
+                    problems.append(f"entry {idx} ({entry.device_id} seq {entry.seq}): {why}")
+    return problems

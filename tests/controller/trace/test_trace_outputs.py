@@ -1,0 +1,105 @@
+"""The trace's outputs over a scripted store: the CLI (trace back/forward, lot epcis,
+report, evidence), the evidence pack verified offline by `portwatch ledger verify` (and
+failing on one changed byte), the HTML report, and the API routes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from controller import auth
+from controller.api.app import create_app
+from controller.ledger import evidence
+from controller.storage import Store
+from ctl_helpers import SITE
+from tools.cli import app as cli_app
+
+from .trace_store import scripted
+
+runner = CliRunner()
+
+
+def _cli(db_path: Path, *args: str) -> tuple[int, str, str]:
+    r = runner.invoke(cli_app, [*args, "--db", str(db_path)])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_trace_cli_back_and_forward_name_lot_and_trips(db: Store, db_path: Path) -> None:
+    story = scripted(db, db_path)
+    code, out, _ = _cli(db_path, "trace", "back", "--weighing", "wb-out:1")
+    assert code == 0 and "-> lot LOT-A" in out
+    code, out, _ = _cli(db_path, "trace", "back", "--trip", story["trips"][1], "--json")
+    assert code == 0 and json.loads(out)["lot"]["id"] == "LOT-A"
+    code, out, _ = _cli(db_path, "trace", "forward", "LOT-A")
+    assert code == 0 and all(t in out for t in story["trips"]) and "30120 kg" in out
+    code, _, err = _cli(db_path, "trace", "forward", "LOT-NONE")
+    assert code == 1 and "not recorded" in err
+
+
+def test_trace_evidence_pack_verifies_offline_and_fails_on_changed_byte(
+        db: Store, db_path: Path, tmp_path: Path) -> None:
+    scripted(db, db_path)
+    pack = tmp_path / "pack.json"
+    code, _, err = _cli(db_path, "lot", "evidence", "LOT-A", "--out", str(pack))
+    assert code == 0, err
+    doc = json.loads(pack.read_text())
+    assert doc["format"] == evidence.FORMAT and len(doc["proofs"]) >= 5
+    # offline: a fresh runner with no --db: the pack alone
+    r = runner.invoke(cli_app, ["ledger", "verify", str(pack), "--log-key", doc["log_key"]])
+    assert r.exit_code == 0, r.stderr
+    assert "OK" in r.stdout and "EPCIS events" in r.stdout
+    text = pack.read_text()
+    # one changed byte in a weighing's kg in the EPCIS part: its eventID no longer matches
+    changed = text.replace('"quantity": 30120.0', '"quantity": 30121.0', 1)
+    assert changed != text
+    bad = tmp_path / "bad.json"
+    bad.write_text(changed)
+    r = runner.invoke(cli_app, ["ledger", "verify", str(bad)])
+    assert r.exit_code == 1 and "eventID is not the hash" in r.stderr
+    # one changed byte in a ledger entry's base64: its proof fails
+    entry = doc["proofs"][0]["entry"]
+    flipped = ("A" if entry[8] != "A" else "B")
+    doc["proofs"][0]["entry"] = entry[:8] + flipped + entry[9:]
+    bad.write_text(json.dumps(doc))
+    problems, _ = evidence.verify(bad)
+    assert any("do not hash to leaf_hash" in p for p in problems)
+    # a pinned key that is not the log's
+    problems, _ = evidence.verify(pack, log_key=doc["log_key"].replace("trace-test",
+                                                                        "other"))
+    assert problems
+
+
+def test_trace_report_renders_timeline_and_svg(db: Store, db_path: Path,
+                                               tmp_path: Path) -> None:
+    story = scripted(db, db_path)
+    out = tmp_path / "report.html"
+    code, _, err = _cli(db_path, "lot", "report", "LOT-A", "--out", str(out))
+    assert code == 0, err
+    page = out.read_text()
+    assert "<svg" in page and "</svg>" in page and "<script" not in page
+    assert not re.search(r"(src|href)=\"https?://", page)  # no CDN
+    assert all(f"trip {t}" in page for t in story["trips"])
+    assert "30120 kg" in page and "dest-feed-mill" in page
+    assert page.count("<tr><td>20") >= 6  # the timeline's rows
+
+
+def test_trace_api_routes(db: Store, db_path: Path) -> None:
+    story = scripted(db, db_path)
+    token = auth.create_token(db, name="auditor-1", role="auditor")
+    client = TestClient(create_app(db_path=db_path, site=SITE))
+    h = {"Authorization": f"Bearer {token}"}
+    r = client.get("/api/v1/trace/backward", params={"trip": story["trips"][0]}, headers=h)
+    assert r.status_code == 200 and r.json()["lot"]["id"] == "LOT-A"
+    r = client.get("/api/v1/trace/forward", params={"lot": "LOT-A"}, headers=h)
+    assert r.status_code == 200 and len(r.json()["lot"]["trips"]) == 2
+    r = client.get("/api/v1/lots/LOT-A/epcis", headers=h)
+    assert r.status_code == 200 and r.json()["type"] == "EPCISDocument"
+    assert client.get("/api/v1/lots/LOT-NONE/epcis", headers=h).status_code == 404
+    r = client.get("/api/v1/trace/backward", params={"weighing": "wb-out:99"}, headers=h)
+    assert r.status_code == 404
+    assert client.get("/api/v1/trace/backward", headers=h).status_code == 422
+    assert client.get("/api/v1/trace/forward", params={"lot": "LOT-A"}).status_code == 401
