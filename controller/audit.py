@@ -503,6 +503,9 @@ def audit_new(conn: Any, start_idx: int, replay: Replay, *,
                 elif e.decision in ("order", "trip"):
                     from controller import audit_trips  # builds on this module's types
                     audit_trips.check_decision(conn, idx, e, report)
+                elif e.decision == "lot":
+                    from controller import audit_lots  # builds on this module's types
+                    audit_lots.check_decision(conn, idx, e, report)
                 if idx > replay.last_idx:
                     replay.add_decision(idx, e)
                     if e.decision == "declare_lost":

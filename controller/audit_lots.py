@@ -13,7 +13,7 @@ from controller.audit import AuditReport, Mismatch
 from controller.audit_trips import compare
 from controller.ledger import entries as entry_mod
 from controller.ledger.errors import EntryFormatError
-from controller.projections.lots import Book
+from controller.projections.lots import Book, event_row
 from controller.storage import audit_reads
 from controller.storage import lots as lot_rows
 
@@ -40,3 +40,13 @@ def audit_lots(conn: Any, report: AuditReport) -> None:
     book = rebuild(conn, report)
     compare("lots", "lot_id", book.lots, lot_rows.all_lots(conn), report)
     compare("lot_events", "idx", book.events, lot_rows.all_events(conn), report)
+
+
+def check_decision(conn: Any, idx: int, decision: entry_mod.Decision,
+                   report: AuditReport) -> None:
+    """Check the ``lot_events`` row one new ``lot`` decision made (the audit of new
+    entries); the ``lots`` rows, which later decisions change, are checked by the full
+    audit."""
+    want = event_row(idx, decision.body, decision.actor, decision.time_ms)
+    stored = [r for r in lot_rows.events(conn, want["lot_id"]) if r["idx"] == idx]
+    compare("lot_events", "idx", {idx: want}, stored, report)

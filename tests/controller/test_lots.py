@@ -217,3 +217,15 @@ def test_audit_lots_and_holds_clean_then_edited_deleted_added_named(db: Store) -
     assert ("holds", str(h["id"]), "edited") in found
     assert ("hold_approvals", f"{h['id']}/ro:ann", "deleted") in found
     assert any(t == "lot_events" and k == "deleted" for t, _, k in found)
+
+
+def test_audit_new_checks_the_event_row_of_each_new_lot_decision(db: Store) -> None:
+    _declare(db)
+    start = ledger_log.size(db.conn)
+    _move(db, "LOT-2026-0042", "unloading", T0 + 1000)
+    report, _ = audit.audit_new(db.conn, start, audit.Replay.load(db.conn))
+    assert report.clean and report.count("lot_events").checked == 1
+    with db.transaction() as conn:
+        conn.execute("UPDATE lot_events SET reason='edited' WHERE status='unloading'")
+    report, _ = audit.audit_new(db.conn, start, audit.Replay.load(db.conn))
+    assert [(m.table, m.problem) for m in report.mismatches] == [("lot_events", "edited")]
