@@ -43,12 +43,11 @@ REASON_MAX = 500
 DECLARED_KG_MAX = 10_000_000_000  # 10 Mt: more than any bulk carrier holds
 # who may declare lots and move them along (the same officers who place holds)
 LOT_ROLES = frozenset({"operator", "admin"})
-BLEND_DECLARATION = "blend:"  # the declaration_no controller/blends.py gives a blend's lot
 
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > TEXT_MAX \
-            or any(ord(c) < 32 for c in value):
+            or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidInput(f"{name}: give 1-{TEXT_MAX} printable characters")
     return value
 
@@ -68,10 +67,6 @@ def check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     check_lot(str(fields.get("lot_id", "")))
     _text("declaration_no", fields.get("declaration_no"))
     _text("commodity", fields.get("commodity"))
-    if str(fields["declaration_no"]).startswith(BLEND_DECLARATION):
-        # a blend's lot is made in the port (controller/blends.py): no HS code, origin or
-        # vessel of its own; its inputs carry them
-        return _kg_kind({f: fields.get(f) for f in LOT_FIELDS})
     _text("vessel", fields.get("vessel"))
     hs = fields.get("hs_code")
     if not isinstance(hs, str) or not re.fullmatch(HS_PATTERN, hs):

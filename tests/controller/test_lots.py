@@ -229,3 +229,29 @@ def test_audit_new_checks_the_event_row_of_each_new_lot_decision(db: Store) -> N
         conn.execute("UPDATE lot_events SET reason='edited' WHERE status='unloading'")
     report, _ = audit.audit_new(db.conn, start, audit.Replay.load(db.conn))
     assert [(m.table, m.problem) for m in report.mismatches] == [("lot_events", "edited")]
+
+
+def test_quarantine_hold_on_blend_input_holds_blend_until_four_eyes_release(
+        db: Store) -> None:
+    from controller import blends
+    _declare(db, "ORE-A")
+    _declare(db, "ORE-B")
+    for lot in ("ORE-A", "ORE-B"):
+        _move(db, lot, "unloading", T0 + 100)
+        _move(db, lot, "stored", T0 + 200)
+    blends.create(db, "BL-1", [blends.BlendInput("ORE-A", 600), blends.BlendInput("ORE-B", 400)],
+                  reason="stockpile 3", actor="op", time_ms=T0 + 300)
+    _move(db, "BL-1", "unloading", T0 + 350)
+    h = holds_mod.hold(db, "ORE-A", reason="lab: cadmium", actor="op", at_ms=T0 + 400,
+                       kind="quarantine")
+    blend_hold = holds_mod.list_holds(db, lot="BL-1")
+    assert [x["kind"] for x in blend_hold] == ["blend_input"]
+    assert lots.get_lot(db.conn, "BL-1")["status"] == "held"  # type: ignore[index]
+    holds_mod.approve_release(db, h["id"], reason="retest ok", officer="ro:ann", at_ms=T0 + 500)
+    assert holds_mod.list_holds(db, lot="BL-1")  # one approval: both still held
+    holds_mod.approve_release(db, h["id"], reason="cert", officer="ro:ben", at_ms=T0 + 600)
+    assert holds_mod.list_holds(db, lot="BL-1") == []
+    assert lots.get_lot(db.conn, "BL-1")["status"] == "unloading"  # type: ignore[index]
+    assert lots.get_lot(db.conn, "ORE-A")["status"] == "stored"  # type: ignore[index]
+    report = _audit(db)
+    assert report.clean, report.mismatches
