@@ -32,6 +32,7 @@ from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
 from tools.jtt808_cli import jtt808_app
 from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
+from tools.sample_cli import sample_app
 from tools.site_cli import site_app
 from tools.trace_cli import trace_app  # also registers lot epcis|report|evidence
 from tools.trips_cli import order_app, trip_app
@@ -63,6 +64,7 @@ app.add_typer(jtt808_app, name="jtt808")
 app.add_typer(order_app, name="order")  # transfer orders
 app.add_typer(trip_app, name="trip")  # their trips
 app.add_typer(blend_app, name="blend")  # ore blends
+app.add_typer(sample_app, name="sample")  # lab samples
 lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot
 
 
