@@ -16,6 +16,7 @@ from controller.api.routers import offices as offices_router
 from controller.api.routers import orders as orders_router
 from controller.api.routers import samples as samples_router
 from controller.api.routers import trace as trace_router
+from controller.api.routers import trains as trains_router
 from controller.api.routers import trips as trips_router
 from controller.ingest.stats import IngestStats
 
@@ -44,6 +45,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(offices_router.router)  # destination offices' trip feed
     app.include_router(orders_router.router)  # transfer orders
     app.include_router(trips_router.router)  # trips, their events, alerts and tracks
+    app.include_router(trains_router.router)  # rail manifests, passages, release
     app.include_router(commands_router.router)
     app.include_router(blends_router.router)  # ore blends and lots' recall lists
     app.include_router(samples_router.router)  # lab samples and the lot of each

@@ -80,6 +80,10 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                # a trace starts from exactly one of trip, car, weighing or sample
                ("GET", "/api/v1/trace/backward")}
 
+# a train's id must be new; a release is refused (409) while a lot on it is held or when
+# it was released already
+CROSS_FIELD |= {("POST", "/api/v1/trains"), ("POST", "/api/v1/trains/{train_id}/release")}
+
 APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 # the tests send a real token of each role: no generated Authorization headers
