@@ -32,6 +32,9 @@ AGENT_MODULES = (
 # imports only the driver the config names)
 TRACKER_MODULES = (*AGENT_MODULES[:AGENT_MODULES.index("edge.drivers.weighing")],
                    "protocols.nmea", "edge.drivers.tracker")
+# a lab analyzer's agent: the core, the result-line parser and its driver
+LAB_MODULES = (*AGENT_MODULES[:AGENT_MODULES.index("edge.drivers.weighing")],
+               "protocols.labline", "edge.drivers.lab")
 
 
 QSTR_POOL_FIRST = 20  # MicroPython's first dynamic qstr pool; each next one doubles
@@ -68,12 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m tools.footprint                  # the agent's modules\n"
                "  python -m tools.footprint --tracker        # a GPS tracker agent's\n"
+               "  python -m tools.footprint --lab            # a lab analyzer agent's\n"
                "  python -m tools.footprint edge.outbox edge.uplink",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("modules", nargs="*", metavar="MODULE",
                    help="modules to import, in order (default: every module the agent imports)")
     p.add_argument("--tracker", action="store_true",
                    help="the modules a GPS tracker agent imports (instead of a weighbridge's)")
+    p.add_argument("--lab", action="store_true",
+                   help="the modules a lab analyzer agent imports (instead of a weighbridge's)")
     return p
 
 
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     """Print the heap cost of ``argv``'s modules (or the agent's) as JSON; return an exit code."""
     args = _parser().parse_args(argv)
     try:
-        default = TRACKER_MODULES if args.tracker else AGENT_MODULES
+        default = (TRACKER_MODULES if args.tracker else LAB_MODULES if args.lab
+                   else AGENT_MODULES)
         result = measure(tuple(args.modules) or default)
     except FirmwareError as exc:
         print(f"footprint: {exc}", file=sys.stderr)
