@@ -255,3 +255,18 @@ def test_quarantine_hold_on_blend_input_holds_blend_until_four_eyes_release(
     assert lots.get_lot(db.conn, "ORE-A")["status"] == "stored"  # type: ignore[index]
     report = _audit(db)
     assert report.clean, report.mismatches
+
+
+def test_lots_schema_step_runs_again_safely_and_old_holds_are_manual(db: Store) -> None:
+    from controller.storage import open_store
+    # a hold written the way the code before kinds wrote it (no kind column given)
+    db.conn.execute("INSERT INTO holds (lot, reason, actor, held_ms) VALUES "
+                    "('LOT-OLD','x','op',1)")
+    _declare(db)
+    db.conn.execute("PRAGMA user_version=8")  # makes the next open migrate again
+    db.close()
+    again = open_store(db.path)
+    assert holds_mod.list_holds(again)[0]["kind"] == "manual"
+    assert lots.get_lot(again.conn, "LOT-2026-0042") is not None
+    indexes = {r[1] for r in again.conn.execute("PRAGMA index_list(holds)")}
+    assert "holds_active_kind" in indexes and "holds_active" not in indexes
