@@ -105,15 +105,22 @@ def _write(conn: sqlite3.Connection, current: dict[str, Any] | None, body: dict[
 
 def declare_in(conn: sqlite3.Connection, fields: dict[str, Any], *, actor: str,
                time_ms: int, reason: str = "declared") -> dict[str, Any]:
-    """Declare a lot inside the caller's transaction; Conflict if its id is taken."""
+    """Declare a lot inside the caller's transaction (``held`` at once when a hold on its
+    id is active already); Conflict if its id is taken."""
     checked = check_fields(fields)
     existing = rows.get_lot(conn, checked["lot_id"])
     if existing is not None:
         raise Conflict(f"lot {checked['lot_id']!r} is already declared (declaration "
                        f"{existing['declaration_no']}, status {existing['status']}): pick "
                        "another id or change its status")
-    return _write(conn, None, {"action": "declare", "lot": checked, "reason": reason},
-                  actor, time_ms)
+    row = _write(conn, None, {"action": "declare", "lot": checked, "reason": reason},
+                 actor, time_ms)
+    active = hold_rows.active_holds(conn, checked["lot_id"])
+    if active:  # held before it was declared: it is held from the start
+        row = mark_held(conn, checked["lot_id"], reason=f"hold {active[0]['id']} "
+                        f"({active[0]['kind']}) placed before the declaration", actor=actor,
+                        time_ms=time_ms) or row
+    return row
 
 
 def declare(store: Store, fields: dict[str, Any], *, actor: str,

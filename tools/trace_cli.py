@@ -55,8 +55,9 @@ def trace_back(
         False,
     db: DbOpt = None,
 ) -> None:
-    """Trace one trip, rail car, weighing or lab sample back to its lot, vessel and
-    declaration (through blends to every input lot).
+    """Trace a trip, rail car, weighing or lab sample back to its lot and vessel.
+
+    Names the lot's declaration and, through blends, every input lot with its share.
 
     Example: portwatch trace back --weighing wb-out:17 --json > trace.json
     """
@@ -78,8 +79,9 @@ def trace_forward(
         False,
     db: DbOpt = None,
 ) -> None:
-    """Trace a lot forward to every trip and rail car that carried it (destination, kg,
-    time) and every blend it went into.
+    """Trace a lot forward to every trip, rail car and blend it went into.
+
+    Each trip with its destination, kg and departure time.
 
     Example: portwatch trace forward LOT-2026-0042
     """
@@ -105,8 +107,9 @@ def trace_forward(
 @lot_app.command("epcis")
 def lot_epcis(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-0042")],
               db: DbOpt = None) -> None:
-    """Print a lot's history as an EPCIS 2.0 JSON-LD document (each eventID its CBV 2.0
-    event hash).
+    """Print a lot's history as an EPCIS 2.0 JSON-LD document.
+
+    Each eventID is the event's CBV 2.0 event hash.
 
     Example: portwatch lot epcis LOT-2026-0042 > lot.jsonld
     """
@@ -120,8 +123,9 @@ def lot_epcis(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-004
 @lot_app.command("report")
 def lot_report(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-0042")],
                out: OutOpt, db: DbOpt = None) -> None:
-    """Write a lot's trace report: a static HTML page (no scripts, no CDN) with its timeline
-    and a diagram of where its cargo went.
+    """Write a lot's trace report as a static HTML page.
+
+    Its timeline and a diagram of where its cargo went; no scripts, no CDN.
 
     Example: portwatch lot report LOT-2026-0042 --out report.html
     """
@@ -137,9 +141,10 @@ def lot_report(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-00
 @lot_app.command("evidence")
 def lot_evidence(lot: Annotated[str, typer.Argument(help="lot id, e.g. LOT-2026-0042")],
                  out: OutOpt, db: DbOpt = None) -> None:
-    """Write a lot's evidence pack: its EPCIS document with the ledger entries, inclusion
-    proofs, signed checkpoint and device keys behind each event; check it offline with
-    `portwatch ledger verify`.
+    """Write a lot's evidence pack, to check offline with `portwatch ledger verify`.
+
+    Its EPCIS document with the ledger entries, inclusion proofs, signed checkpoint and
+    device keys behind each event.
 
     Example: portwatch lot evidence LOT-2026-0042 --out pack.json
     """

@@ -270,3 +270,12 @@ def test_lots_schema_step_runs_again_safely_and_old_holds_are_manual(db: Store) 
     assert lots.get_lot(again.conn, "LOT-2026-0042") is not None
     indexes = {r[1] for r in again.conn.execute("PRAGMA index_list(holds)")}
     assert "holds_active_kind" in indexes and "holds_active" not in indexes
+
+
+def test_lot_declared_while_its_id_is_on_hold_starts_held(db: Store) -> None:
+    holds_mod.hold(db, "LOT-2026-0042", reason="tip-off", actor="op", at_ms=T0 - 10)
+    row = _declare(db)
+    assert row["status"] == "held" and row["held_from"] == "declared"
+    holds_mod.release(db, "LOT-2026-0042", reason="cleared", actor="adm", at_ms=T0 + 10)
+    assert lots.get_lot(db.conn, "LOT-2026-0042")["status"] == "declared"  # type: ignore[index]
+    assert _audit(db).clean
