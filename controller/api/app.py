@@ -10,6 +10,7 @@ from controller.api import docs, errors
 from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.api.routers import blends as blends_router
+from controller.api.routers import calibrations as calibrations_router
 from controller.api.routers import commands as commands_router
 from controller.api.routers import lot_records as lot_records_router
 from controller.api.routers import offices as offices_router
@@ -48,6 +49,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(trains_router.router)  # rail manifests, passages, release
     app.include_router(commands_router.router)
     app.include_router(blends_router.router)  # ore blends and lots' recall lists
+    app.include_router(calibrations_router.router)  # certificates, mass balance
     app.include_router(samples_router.router)  # lab samples and the lot of each
     app.include_router(trace_router.router)  # trace back/forward, a lot's EPCIS history
     errors.install(app)

@@ -83,6 +83,10 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/blends"): frozenset({"operator", "admin"}),
     ("GET", "/api/v1/blends/{lot}"): READERS,
     ("GET", "/api/v1/lots/{lot}/recall"): READERS,
+    ("POST", "/api/v1/devices/{device_id}/calibrations"): ADMINS,
+    ("GET", "/api/v1/calibrations"): READERS,
+    ("GET", "/api/v1/lots/{lot}/balance"): READERS,
+    ("POST", "/api/v1/lots/{lot}/draft-survey"): frozenset({"operator", "admin"}),
     ("GET", "/api/v1/trace/backward"): READERS,
     ("GET", "/api/v1/trace/forward"): READERS,
     ("GET", "/api/v1/lots/{lot}/epcis"): READERS,
@@ -121,6 +125,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/orders/{order_id}/cancel"): {"reason": "matrix"},
     ("POST", "/api/v1/blends"): {"blend_lot": "BL-MATRIX", "inputs": [
         {"lot": "LOT-1", "kg": 1}, {"lot": "LOT-2", "kg": 1}], "reason": "matrix"},
+    ("POST", "/api/v1/devices/{device_id}/calibrations"): {
+        "certificate_id": "C-MATRIX", "accuracy_class": "III", "e_kg": 20,
+        "issued_ms": 0, "expires_ms": 1000, "issuer": "matrix"},
+    ("POST", "/api/v1/lots/{lot}/draft-survey"): {"kg": 1000, "surveyor": "matrix"},
 }
 
 
