@@ -35,6 +35,7 @@ from tools.procs import run_forwarding_signals
 from tools.sample_cli import sample_app
 from tools.site_cli import site_app
 from tools.trace_cli import trace_app  # also registers lot epcis|report|evidence
+from tools.train_cli import train_app
 from tools.trips_cli import order_app, trip_app
 
 console = Console()
@@ -63,6 +64,7 @@ app.command("bench-trackers")(bench_trackers)  # tools/bench_tracker_mode.py
 app.add_typer(jtt808_app, name="jtt808")
 app.add_typer(order_app, name="order")  # transfer orders
 app.add_typer(trip_app, name="trip")  # their trips
+app.add_typer(train_app, name="train")  # rail train manifests
 app.add_typer(blend_app, name="blend")  # ore blends
 app.add_typer(sample_app, name="sample")  # lab samples
 lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot

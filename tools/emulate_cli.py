@@ -199,3 +199,9 @@ def gps(
 
 # the lab analyzer's emulator lives in its own module (tools/lab_emulate_cli.py)
 emulate_app.command("lab")(lab_emulate_cli.lab)
+
+
+# the rail yard's AEI reader (tools/rail_emulate_cli.py)
+from tools.rail_emulate_cli import rail as _rail  # noqa: E402
+
+emulate_app.command("rail")(_rail)
