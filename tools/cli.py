@@ -44,7 +44,8 @@ err = Console(stderr=True)
 app = typer.Typer(help="portwatch: edge agents and controller for bulk-cargo supervision.",
                   no_args_is_help=True, add_completion=False)
 device_app = typer.Typer(help="Provision and list devices.", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens with roles (operator, auditor, admin).",
+token_app = typer.Typer(help="API tokens with roles (operator, auditor, admin, "
+                         "release_officer).",
                         no_args_is_help=True)
 broker_app = typer.Typer(help="Broker logins and ACL generated from the device registry.",
                          no_args_is_help=True)
@@ -264,7 +265,8 @@ def _duration_s(text: str) -> int:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="operator, auditor or admin")],
+    role: Annotated[str, typer.Option(help="operator, auditor, admin or release_officer "
+                                      "(approves quarantine releases)")],
     name: Annotated[str, typer.Option(help="who or what holds the token")],
     expires_in: Annotated[str | None, typer.Option(
         help="it stops working after this long: 90d, 12h, 30m or seconds (1 minute to 5 "

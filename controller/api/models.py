@@ -278,8 +278,8 @@ class TokenCreate(Body):
     name: str = Field(pattern=auth.NAME_PATTERN, min_length=1, max_length=auth.NAME_MAX,
                       examples=["control-room"], description="who holds it: no control "
                       "characters, not only spaces")
-    role: str = Field(pattern="^(operator|auditor|admin)$", examples=["operator"],
-                      description="operator, auditor or admin")
+    role: str = Field(pattern="^(" + "|".join(auth.ROLES) + ")$", examples=["operator"],
+                      description=", ".join(auth.ROLES))
     expires_in_s: Annotated[int, Field(ge=EXPIRES_IN_S[0], le=EXPIRES_IN_S[1]),
                             BeforeValidator(_integral)] | None = \
         Field(None, description="the token stops working this many seconds from now "

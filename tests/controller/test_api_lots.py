@@ -123,3 +123,10 @@ def test_api_manual_hold_keeps_admin_release(client: TestClient, db: Store) -> N
     r = client.post("/api/v1/lots/LOT-2026-0042/release", headers=admin, json={"reason": "ok"})
     assert r.status_code == 200 and r.json()["kind"] == "manual" and not r.json()["active"]
     assert client.get("/api/v1/lots/LOT-2026-0042", headers=op).json()["status"] == "declared"
+
+
+def test_api_admin_creates_a_release_officer_token(client: TestClient, db: Store) -> None:
+    r = client.post("/api/v1/tokens", headers=_bearer(db, "admin"),
+                    json={"name": "customs-ann", "role": "release_officer"})
+    assert r.status_code == 201, r.text
+    assert auth.role_of(db, r.json()["token"]) == "release_officer"
