@@ -90,7 +90,17 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/api/v1/trace/backward"): READERS,
     ("GET", "/api/v1/trace/forward"): READERS,
     ("GET", "/api/v1/lots/{lot}/epcis"): READERS,
+    ("GET", "/api/v1/samples"): READERS,
+    ("GET", "/api/v1/lots/{lot}/samples"): READERS,
 }
+
+# the rail yard's train manifests (controller/api/routers/trains.py)
+RULES.update({
+    ("POST", "/api/v1/trains"): frozenset({"operator", "admin"}),
+    ("GET", "/api/v1/trains"): READERS,
+    ("GET", "/api/v1/trains/{train_id}"): READERS,
+    ("POST", "/api/v1/trains/{train_id}/release"): frozenset({"operator", "admin"}),
+})
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
@@ -130,6 +140,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "issued_ms": 0, "expires_ms": 1000, "issuer": "matrix"},
     ("POST", "/api/v1/lots/{lot}/draft-survey"): {"kg": 1000, "surveyor": "matrix"},
 }
+PATH_VALUES["train_id"] = "T-MATRIX"
+BODIES[("POST", "/api/v1/trains")] = {"train_id": "T-MATRIX", "reader": "rail-1",
+                                      "cars": [{"initial": "DLCX", "number": 1}]}
+BODIES[("POST", "/api/v1/trains/{train_id}/release")] = {"reason": "matrix"}
 
 
 def _app_routes(app: FastAPI) -> Iterator[tuple[str, str]]:

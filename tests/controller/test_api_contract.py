@@ -83,6 +83,10 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                # certificate id is recorded once (the examples share one store: 409)
                ("POST", "/api/v1/devices/{device_id}/calibrations")}
 
+# a train's id must be new; a release is refused (409) while a lot on it is held or when
+# it was released already
+CROSS_FIELD |= {("POST", "/api/v1/trains"), ("POST", "/api/v1/trains/{train_id}/release")}
+
 APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 # the tests send a real token of each role: no generated Authorization headers
@@ -126,6 +130,15 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           "hs_code": "100199", "origin_country": "UA", "vessel": "MV S",
                           "declared_kg": 1000, "kind": "grain"}, actor="seed")
         holds.hold(db, "LOT-1", reason="seed", actor="seed", kind="quarantine")
+        # a lab sample (no lot unloading then: its lot is null), for the sample routes
+        lab = registry.provision(db, device_id="lab-1", site=SITE, kind="lab")
+        sample = {"sample_id": "S-1", "sampled_ts": 1_700_000_000_000, "moisture_pm": 131,
+                  "basis": "wet", "protein_pm": 120, "impurity_pm": 9,
+                  "test_weight_g_per_l": 780, "calibration_id": "CAL-1", "outlier": False,
+                  "findings": [["Avena sterilis", 1, 1000]]}
+        commit_batch(db.conn, [check_message(signed(lab, seq=1, kind="sample", body=sample),
+                                             site=SITE, keys=registry.secrets_by_device(db))],
+                     supervise=Runner())
         for role in auth.ROLES:
             TOKENS[role] = auth.create_token(db, name=f"fuzz-{role}", role=role)
     return path
