@@ -51,7 +51,7 @@ def list_samples(conn: sqlite3.Connection, *, lot: str | None = None,
     if device_id is not None:
         sql += " AND s.device_id=?"
         args.append(device_id)
-    sql += " ORDER BY s.sampled_ts DESC, s.device_id, s.seq LIMIT ?"
+    sql += " ORDER BY s.sampled_ts DESC, s.device_id, s.seq DESC LIMIT ?"
     args.append(limit)
     return [dict(zip(_NAMES, r, strict=True)) for r in conn.execute(sql, args).fetchall()]
 
