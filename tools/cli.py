@@ -26,6 +26,7 @@ from controller.storage import rejections as rejection_rows
 from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
 from tools.bench_tracker_mode import bench_trackers
 from tools.blend_cli import blend_app, lot_recall
+from tools.calibration_cli import calibration_app, lot_balance, lot_draft_survey
 from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
@@ -69,6 +70,9 @@ app.add_typer(train_app, name="train")  # rail train manifests
 app.add_typer(blend_app, name="blend")  # ore blends
 app.add_typer(sample_app, name="sample")  # lab samples
 lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot
+app.add_typer(calibration_app, name="calibration")  # instruments' certificates
+lot_cli.lot_app.command("balance")(lot_balance)  # a lot's mass balance
+lot_cli.lot_app.command("draft-survey")(lot_draft_survey)
 
 
 
