@@ -135,7 +135,11 @@ def tick_once(db_path: Path, within_days: float) -> int:
 async def run_due_ticks(db_path: Path, every_s: float = EVERY_S) -> None:
     """``tick_once`` every ``every_s`` seconds (hourly: certificates run for months) until
     cancelled; a failed pass is logged and the next one runs."""
-    days = due_days_from_env()
+    try:
+        days = due_days_from_env()
+    except ValueError as exc:  # a typo in the environment must not stop the controller
+        log.error("%s; using %d days", exc, DEFAULT_DUE_DAYS)
+        days = DEFAULT_DUE_DAYS
     while True:
         try:
             await asyncio.to_thread(tick_once, db_path, days)

@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from controller.api.app import create_app
+from controller.calibration_watch import run_due_ticks
 from controller.errors import Conflict
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits
 from controller.ingest.service import BrokerSettings, IngestService
@@ -108,12 +109,13 @@ async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: s
                                settings=feed_settings_from_env())
         feeder = asyncio.create_task(feed.run(), name="office-feed")
         ticker = asyncio.create_task(run_ticks(db_path), name="trip-ticks")
+        due = asyncio.create_task(run_due_ticks(db_path), name="calibration-due")
         log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
                  site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
         try:
             await server.serve()
         finally:
-            for t in (task, timer, pusher, feeder, ticker):
+            for t in (task, timer, pusher, feeder, ticker, due):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t

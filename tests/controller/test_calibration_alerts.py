@@ -73,3 +73,13 @@ def test_calibration_due_days_env_bad_value_refused(monkeypatch: pytest.MonkeyPa
         calibration_watch.due_days_from_env()
     monkeypatch.setenv(calibration_watch.ENV_DUE_DAYS, "7")
     assert calibration_watch.due_days_from_env() == 7
+
+
+def test_calibration_due_tick_once_on_the_store_file(db_path: Any, db: Store,
+                                                     device: dict[str, Any]) -> None:
+    from controller.storage import now_ms
+
+    _certify(db, "C-1", now_ms() - DAY, now_ms() + 5 * DAY)
+    assert calibration_watch.tick_once(db_path, 30) == 1  # raised
+    assert calibration_watch.tick_once(db_path, 30) == 0  # already raised: nothing new
+    assert _alerts(db, "calibration_due") == [("wb-1", "C-1", True)]
