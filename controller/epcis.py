@@ -202,13 +202,19 @@ def lot_events(conn: sqlite3.Connection, lot_id: str) -> list[tuple[Event, list[
         events += _trip_events(conn, lot_id, t)
     for c in reads.cars_of_lot(conn, lot_id):
         car_id = reads.car_id_of(conn, c)
-        ms = c.get("device_ts") or c.get("passed_ts") or c.get("time_ms")
+        ms = c.get("passed_ts") or c.get("released_ms") or c.get("created_ms")
         if car_id is None or ms is None:
             continue
         msg = _message_index(conn, c.get("device_id"), c.get("seq"))
-        events.append((_event("AggregationEvent", int(ms), parentID=uri("car", car_id),
-                              childQuantityList=_qty(lot_id, c.get("net_kg")), action="ADD",
-                              bizStep="loading", disposition="in_transit"), msg))
+        msg += [i for i, body in _decisions(conn, "train")
+                if body.get("train_id") == c.get("train_id")][:1]
+        car_event = _event("AggregationEvent", int(ms), parentID=uri("car", car_id),
+                           childQuantityList=_qty(lot_id, c.get("net_kg")), action="ADD",
+                           bizStep="loading", disposition="in_transit")
+        if c.get("destination"):
+            car_event["destinationList"] = [{"type": "location",
+                                             "destination": uri("zone", c["destination"])}]
+        events.append((car_event, msg))
     for s in reads.samples_of_lot(conn, lot_id):
         events.append(_sample_event(conn, lot_id, s))
     events += _blend_events(conn, lot_id)

@@ -33,7 +33,7 @@ Node = dict[str, Any]
 
 # decisions whose bodies name a lot, order, trip or weighing
 _KINDS = ("lot", "order", "trip", "gate", "hold", "release", "blend", "sample", "sample_lot",
-          "passage")
+          "passage", "train")
 _MAX_DEPTH = 16  # blends of blends: deeper than any real port, and a cycle cannot loop
 
 
@@ -96,6 +96,8 @@ def _keys(kind: str, body: dict[str, Any]) -> list[tuple[str, str]]:
             keys.append(("order", oid))
         if isinstance(order, dict) and isinstance(order.get("lot"), str):
             keys.append(("lot", order["lot"]))
+    if kind == "train" and isinstance(body.get("train_id"), str):
+        keys.append(("train", body["train_id"]))
     if kind == "trip" and isinstance(body.get("trip_id"), str):
         keys.append(("trip", body["trip_id"]))
     if kind == "gate" and body.get("device_id") is not None:
@@ -181,7 +183,7 @@ def _car_node(conn: sqlite3.Connection, ix: LedgerIndex, row: dict[str, Any]) ->
     node: Node = {"type": "car", "id": reads.car_id_of(conn, row), **row}
     device, seq = row.get("device_id"), row.get("seq")
     msgs = ix.message(str(device), int(seq)) if device is not None and seq is not None else []
-    node["proofs"] = ix.prove(msgs)
+    node["proofs"] = ix.prove(msgs + ix.of("train", str(row.get("train_id"))))
     return node
 
 

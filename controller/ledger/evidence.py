@@ -148,7 +148,10 @@ def _check_entries(doc: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> 
             order = entry.body.get("order")
             if isinstance(order, dict):
                 named.add(str(order.get("lot")))
-            if entry.decision in ("trip", "order") or named & lots:
+            for item in entry.body.get("cars") or entry.body.get("inputs") or []:
+                if isinstance(item, dict):  # a train's cars, a blend's inputs
+                    named.add(str(item.get("lot")))
+            if entry.decision == "trip" or named & lots:
                 continue  # a trip's decisions name its trip; the trip row names the lot
             problems.append(f"entry {idx}: a {entry.decision} decision that names none of "
                             f"the lots {sorted(lots)}")

@@ -116,28 +116,48 @@ def samples_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
     return _rows(conn.execute(sql + " AND lot_id=? ORDER BY s.seq, s.device_id", (lot_id,)))
 
 
-def _car_column(conn: sqlite3.Connection) -> str | None:
-    cols = _columns(conn, "passage_cars")
-    return next((c for c in ("car_id", "car", "wagon_id", "wagon") if c in cols), None)
+_CARS = """
+    SELECT tc.train_id, tc.idx AS car_idx, tc.initial, tc.number, tc.lot AS lot_id,
+           tc.destination, tc.declared_kg, t.status AS train_status,
+           t.passage_device AS device_id, t.passage_seq AS seq, t.created_ms, t.released_ms,
+           pc.weight_kg, pc.started_ts AS passed_ts
+    FROM train_cars tc JOIN trains t ON t.train_id = tc.train_id
+    LEFT JOIN passage_cars pc ON pc.device_id = t.passage_device AND pc.seq = t.passage_seq
+         AND pc.initial = tc.initial AND pc.number = tc.number AND pc.role = 'car'
+    WHERE """
+
+
+def _cars(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Row]:
+    if not (has_table(conn, "train_cars") and has_table(conn, "trains")
+            and has_table(conn, "passage_cars")):
+        return []
+    rows = _rows(conn.execute(_CARS + where + " ORDER BY t.created_ms, tc.train_id, tc.idx",
+                              args))
+    for r in rows:  # the in-motion weight of the matched passage, else the manifest's
+        r["car_id"] = f"{r['initial']}{r['number']}"
+        r["net_kg"] = r["weight_kg"] if r["weight_kg"] is not None else r["declared_kg"]
+    return rows
 
 
 def car(conn: sqlite3.Connection, car_id: str) -> list[Row]:
-    """The passage rows of a rail car (a car passes again on later trains), oldest first."""
-    column = _car_column(conn) if has_table(conn, "passage_cars") else None
-    return [] if column is None else _select(conn, "passage_cars", f"{column}=?", (car_id,))
+    """The manifest rows of a rail car (AEI initial and number, e.g. DLCX1234) on every
+    train it was on, oldest first, with the matched passage's weight."""
+    initial = car_id.rstrip("0123456789")
+    number = car_id[len(initial):]
+    if not initial or not number:
+        return []
+    return _cars(conn, "tc.initial=? AND tc.number=?", (initial, int(number)))
 
 
 def cars_of_lot(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
-    """The rail cars loaded with ``lot_id`` (empty without a ``passage_cars`` table)."""
-    if not has_table(conn, "passage_cars") or "lot_id" not in _columns(conn, "passage_cars"):
-        return []
-    return _select(conn, "passage_cars", "lot_id=?", (lot_id,))
+    """The rail cars loaded with ``lot_id`` (trains' manifests), with the weight and time
+    of the passage matched to their train (empty without the rail tables)."""
+    return _cars(conn, "tc.lot=?", (lot_id,))
 
 
 def car_id_of(conn: sqlite3.Connection, row: Row) -> str | None:
-    """The car id of a ``passage_cars`` row, whatever its column is named."""
-    column = _car_column(conn)
-    return None if column is None else row.get(column)
+    """The car id of a row from ``car`` or ``cars_of_lot``."""
+    return row.get("car_id")
 
 
 def blend_inputs(conn: sqlite3.Connection, blend_lot: str) -> list[Row]:

@@ -39,7 +39,11 @@ def test_epcis_lot_document_validates_and_hashes_match(db: Store, db_path: Path)
     assert _schema_errors(doc) == []
     events = doc["epcisBody"]["eventList"]
     kinds = [(e["type"], e.get("bizStep"), e.get("action")) for e in events]
-    assert kinds.count(("AggregationEvent", "loading", "ADD")) == 2  # the two trucks
+    trucks = [e for e in events if e.get("parentID", "").startswith("urn:portwatch:trip:")]
+    assert [(e["action"], e["bizStep"]) for e in trucks] == [("ADD", "loading")] * 2
+    if story["rail_built"]:
+        (car,) = [e for e in events if e.get("parentID") == "urn:portwatch:car:DLCX1234"]
+        assert car["childQuantityList"][0]["quantity"] == 61000
     assert kinds.count(("ObjectEvent", "inspecting", "OBSERVE")) == 2  # their weighings
     assert [e["persistentDisposition"] for e in events if "persistentDisposition" in e] == [
         {"set": ["non_conformant"]}, {"unset": ["non_conformant"]}]

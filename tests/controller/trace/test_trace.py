@@ -85,6 +85,19 @@ def test_trace_forward_from_lot_lists_trips_and_blends(db: Store, db_path: Path)
         assert [t["net_kg"] for t in blended[0]["lot"]["trips"]] == [25000]
 
 
+def test_trace_rail_car_back_and_forward(db: Store, db_path: Path) -> None:
+    story = scripted(db, db_path)
+    if not story["rail_built"]:
+        pytest.skip("the rail yard is not in this tree's schema yet")
+    (car,) = trace.forward(db.conn, "LOT-A")["lot"]["cars"]
+    assert car["id"] == "DLCX1234" and car["net_kg"] == 61000 and car["train_id"] == "T-1"
+    assert {p["kind"] for p in car["proofs"]} == {"train"}
+    got = trace.backward(db.conn, car="DLCX1234")
+    assert got["lot"]["id"] == "LOT-A" and got["start"]["proofs"]
+    with pytest.raises(NotFound):
+        trace.backward(db.conn, car="DLCX9")
+
+
 def test_trace_forward_unknown_lot_and_bad_refs_are_clear(db: Store, db_path: Path) -> None:
     scripted(db, db_path)
     with pytest.raises(NotFound, match="not recorded"):

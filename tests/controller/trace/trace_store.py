@@ -97,6 +97,15 @@ def scripted(db: Store, db_path: Path) -> dict[str, Any]:
     t1 = truck_out(db, dev, "LOT-A", seq=1, plate="辽B12345", net_kg=30120)
     t2 = truck_out(db, dev, "LOT-A", seq=2, plate="辽B67890", net_kg=29880)
     t3 = truck_out(db, dev, "LOT-AB", seq=3, plate="辽B11111", net_kg=25000) if has_blends else None
+    rail = trace_reads.has_table(db.conn, "train_cars")
+    if rail:  # a train manifest with one car of LOT-A (no passage matched: manifest kg)
+        from controller import trains
+        registry.provision(db, device_id="rail-1", site=SITE, kind="rail_reader", driver={})
+        trains.declare(db, {"train_id": "T-1", "reader": "rail-1", "direction": "out",
+                            "cars": [{"initial": "DLCX", "number": 1234, "lot": "LOT-A",
+                                      "destination": "dest-feed-mill",
+                                      "declared_kg": 61000}]},
+                       actor="cli:yard", at_ms=T0 + 5 * MIN)
     checkpoint.create(db.conn, checkpoint.log_signer(db_path, ORIGIN), T0 + 10 * MIN)
     return {"trips": [t1, t2], "blend_trip": t3, "lots_built": built,
-            "blends_built": has_blends}
+            "blends_built": has_blends, "rail_built": rail}
