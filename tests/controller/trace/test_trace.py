@@ -115,3 +115,34 @@ def test_trace_proof_fails_on_changed_entry(db: Store, db_path: Path) -> None:
     p = trace.backward(db.conn, trip=story["trips"][0])["start"]["proofs"][0]["inclusion"]
     p = dict(p, leaf_index=p["leaf_index"] + 1)
     assert proofs.check(p, None)
+
+
+def test_trace_backward_from_lab_sample_to_unloading_lot(db: Store, db_path: Path) -> None:
+    """A signed sample event through the real ingest: the lab's sample_lot decision ties
+    it to the lot unloading at its sampling time; the trace and the EPCIS export follow."""
+    from controller import epcis, registry
+    from controller.ingest.verify import check_message
+    from controller.ingest.writer import commit_batch
+    from controller.storage import trace_reads
+    from controller.supervision.runner import Runner
+    from ctl_helpers import SITE, signed
+
+    from .trace_store import MIN, T0
+    story = scripted(db, db_path)
+    if not (story["lots_built"] and trace_reads.has_table(db.conn, "sample_lots")):
+        pytest.skip("lots or lab samples are not in this tree's schema yet")
+    lab = registry.provision(db, device_id="lab-1", site=SITE, kind="lab")
+    at = T0 - 75 * MIN  # LOT-A is unloading from T0-80 to T0-70 min
+    body = {"sample_id": "S-1", "sampled_ts": at, "moisture_pm": 131, "basis": "wet",
+            "protein_pm": 120, "impurity_pm": 9, "test_weight_g_per_l": 780,
+            "calibration_id": "CAL-1", "outlier": False, "findings": []}
+    commit_batch(db.conn, [check_message(signed(lab, seq=1, kind="sample", body=body, ts=at),
+                                         site=SITE, keys=registry.secrets_by_device(db))],
+                 supervise=Runner())
+    got = trace.backward(db.conn, sample="lab-1:1")
+    assert got["lot"]["id"] == "LOT-A"
+    assert {p["kind"] for p in got["start"]["proofs"]} == {"device_message"}
+    doc = epcis.document(db.conn, "LOT-A", now_ms=T0)
+    (s,) = [e for e in doc["epcisBody"]["eventList"] if e.get("bizStep") == "sampling"]
+    values = {r["value"] for r in s["sensorElementList"][0]["sensorReport"]}
+    assert values == {131.0, 120.0, 9.0, 780.0}

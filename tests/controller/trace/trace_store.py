@@ -25,7 +25,8 @@ def lots_built(db: Store) -> bool:
     return trace_reads.has_table(db.conn, "lots")
 
 
-def declare(db: Store, lot: str, *, vessel: str, kg: int, status: str = "stored") -> None:
+def declare(db: Store, lot: str, *, vessel: str, kg: int, status: str = "stored",
+            start_min: int = 90) -> None:
     """A lot row and its status history as the lots projection writes them, each status
     a ``lot`` decision (the ledger entry the trace proves it with)."""
     from controller.storage import ledger_log
@@ -34,10 +35,10 @@ def declare(db: Store, lot: str, *, vessel: str, kg: int, status: str = "stored"
             "INSERT INTO lots (lot_id, declaration_no, commodity, hs_code, origin_country, "
             "vessel, declared_kg, kind, status, created_ms, updated_ms, "
             "released_before_test) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
-            (lot, f"DEC-{lot}", "soybeans", "1201.90", "BR", vessel, kg, "grain", status,
-             T0 - 90 * MIN, T0 - 60 * MIN))
+            (lot, f"DEC-{lot}", "soybeans", "120190", "BR", vessel, kg, "grain", status,
+             T0 - start_min * MIN, T0 - (start_min - 20) * MIN))
         for i, st in enumerate(("declared", "unloading", status)):
-            at = T0 - (90 - 10 * i) * MIN
+            at = T0 - (start_min - 10 * i) * MIN
             idx = ledger_log.append_decision(conn, "lot", "cli:officer", {
                 "lot_id": lot, "status": st, "reason": "scripted"}, at)
             conn.execute("INSERT INTO lot_events (lot_id, idx, status, reason, actor, time_ms)"
@@ -88,7 +89,7 @@ def scripted(db: Store, db_path: Path) -> dict[str, Any]:
     built = lots_built(db)
     if built:
         declare(db, "LOT-A", vessel="MV Ocean Star", kg=60000)
-        declare(db, "LOT-B", vessel="MV Cape Hope", kg=20000)
+        declare(db, "LOT-B", vessel="MV Cape Hope", kg=20000, start_min=60)
     has_blends = trace_reads.has_table(db.conn, "blend_inputs")
     if has_blends:
         blend(db, "LOT-AB", [("LOT-A", 30000), ("LOT-B", 10000)])
