@@ -10,7 +10,8 @@ Where the figures come from (controller/storage/mass_balance.py):
   without either, nothing is known unloaded and the declared figure stands in;
 - dispatched by truck: the net of each trip's out-gate departure weighing (trips carry
   their order's lot);
-- dispatched by rail: each ``passage_cars`` row of the lot (its in-motion weight).
+- dispatched by rail: each car of a train manifest loaded with the lot (``train_cars``)
+  that the rail reader weighed in motion on the train's matched passage (``passage_cars``).
 
 Tolerance: each instrument reading has its maximum permissible error (R76 class III at the
 weighing's e for a truck scale, controller/weighing_tolerance.mpe_kg; R106 at the class of
@@ -254,15 +255,17 @@ def add_draft_survey(store: Store, lot_id: str, *, kg: int, surveyor: str, actor
 
 def supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[str]:
     """Re-evaluate the lots a batch changed (inside its transaction): a weighing by an
-    unloading scale (the lot unloading then) or by an out-gate that made a trip (its lot).
-    The lots evaluated."""
-    weighings = [f for f in facts if getattr(f, "kind", None) == "weighing"]
+    unloading scale (the lot unloading then), by an out-gate that made a trip (its lot), or
+    a rail passage matched to a train (the lots on it). The lots evaluated."""
+    weighings = [f for f in facts if getattr(f, "kind", None) in ("weighing", "passage")]
     if not weighings:
         return []
     devices = unload_devices()
     lots: set[str] = set()
     for f in weighings:
-        if f.device_id in devices:
+        if f.kind == "passage":  # matched to its train by the rail rules before this runs
+            lots.update(reads.lots_of_passage(conn, f.device_id, f.seq))
+        elif f.device_id in devices:
             lot = reads.lot_of_unloading_weighing(conn, f.device_ts)
             if lot is not None:
                 lots.add(lot)

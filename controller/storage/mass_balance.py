@@ -64,17 +64,30 @@ def truck_departures(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
 
 
 def rail_cars(conn: sqlite3.Connection, lot_id: str) -> list[Row]:
-    """The lot's rail cars with their in-motion weight (``passage_cars``: lot_id, weight_kg;
-    the reader's device and time when the table has them). Empty without the table."""
-    if not _has(conn, "passage_cars"):
+    """The lot's rail cars that passed the rail reader: each car of a train manifest
+    (``train_cars.lot``, train not cancelled) matched on the train's passage and weighed in
+    motion (``passage_cars.weight_kg``), with the reader's device and the passage's start.
+    Empty while the rail tables do not exist."""
+    if not all(_has(conn, t) for t in ("trains", "train_cars", "passage_cars")):
         return []
-    cols = _columns(conn, "passage_cars")
-    if not {"lot_id", "weight_kg"} <= cols:
-        return []
-    extra = [c for c in ("device_id", "device_ts", "time_ms", "car_id") if c in cols]
     return _rows(conn.execute(
-        f"SELECT {', '.join(['lot_id', 'weight_kg', *extra])} FROM passage_cars "
-        "WHERE lot_id=? AND weight_kg IS NOT NULL", [lot_id]))
+        "SELECT tc.lot AS lot_id, pc.weight_kg, t.passage_device AS device_id, "
+        "pc.started_ts AS device_ts, tc.initial || tc.number AS car_id, tc.train_id "
+        "FROM train_cars tc JOIN trains t ON t.train_id = tc.train_id "
+        "JOIN passage_cars pc ON pc.device_id = t.passage_device AND pc.seq = t.passage_seq "
+        "AND pc.role = 'car' AND pc.initial = tc.initial AND pc.number = tc.number "
+        "WHERE tc.lot = ? AND t.status != 'cancelled' AND pc.weight_kg IS NOT NULL "
+        "ORDER BY pc.started_ts, tc.train_id, tc.idx", [lot_id]))
+
+
+def lots_of_passage(conn: sqlite3.Connection, device_id: str, seq: int) -> list[str]:
+    """The lots on the train a rail reader's passage was matched to (empty when none)."""
+    if not all(_has(conn, t) for t in ("trains", "train_cars")):
+        return []
+    return [str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT tc.lot FROM train_cars tc JOIN trains t ON t.train_id = tc.train_id "
+        "WHERE t.passage_device=? AND t.passage_seq=? AND tc.lot IS NOT NULL",
+        [device_id, seq])]
 
 
 def insert_draft_survey(conn: sqlite3.Connection, lot_id: str, kg: int, surveyor: str,

@@ -155,3 +155,50 @@ def test_mass_balance_draft_survey_ledger_alert_and_refusals(db: Store) -> None:
     db.conn.execute("UPDATE draft_surveys SET kg=60000")
     assert [(m.table, m.problem) for m in audit_store(db.conn).mismatches
             if m.table == "draft_surveys"] == [("draft_surveys", "edited")]
+
+
+def _train(db: Store, weights: list[int]) -> None:
+    """A train manifest of LOT-1 cars matched to rail-1's passage seq 1 (rows as the rail
+    work's projection and train decisions make them)."""
+    with transaction(db.conn) as conn:
+        conn.execute("INSERT INTO trains (train_id, reader, direction, status, created_ms, "
+                     "passage_device, passage_seq) VALUES ('T-1', 'rail-1', 'out', 'passed', "
+                     "?, 'rail-1', 1)", [T0])
+        for i, kg in enumerate(weights):
+            conn.execute("INSERT INTO train_cars (train_id, idx, initial, number, lot, "
+                         "declared_kg) VALUES ('T-1', ?, 'DLCX', ?, 'LOT-1', ?)",
+                         [i, 100 + i, kg])
+            conn.execute("INSERT INTO passage_cars (device_id, seq, idx, direction, "
+                         "started_ts, role, initial, number, weight_kg) VALUES ('rail-1', 1, "
+                         "?, 'out', ?, 'car', 'DLCX', ?, ?)", [i, T0 + 100, 100 + i, kg])
+
+
+@pytest.mark.parametrize(("second_car", "codes"), [
+    # the draft's 600 kg, the first car's 300 kg, the second's 0.5 % of 60 736 or 60 737 kg
+    # rounded up: 304 kg -> 600^2 + 300^2 + 304^2 = 542416
+    (60_736, []),  # 736^2 = 541696 <= 542416
+    (60_737, ["dispatched_exceeds_unloaded"]),  # 737^2 = 543169 > 542416
+])
+def test_mass_balance_rail_cars_at_their_certificate_class_edge(
+        db: Store, second_car: int, codes: list[str]) -> None:
+    registry.provision(db, device_id="rail-1", site=SITE, kind="rail_reader", driver={})
+    from controller import calibration
+
+    calibration.add(db, "rail-1", certificate_id="R-1", accuracy_class="0.5", e_kg=None,
+                    issued_ms=T0 - 1000, expires_ms=T0 + 365 * 86_400_000, issuer="x",
+                    actor="t")
+    _lot(db, declared=120_000)
+    mass_balance.add_draft_survey(db, "LOT-1", kg=120_000, surveyor="S", actor="t",
+                                  at_ms=T0)  # 0.5 %: 600 kg
+    _train(db, [60_000, second_car])  # class 0.5 in service: 300 kg per 60 t wagon
+    with transaction(db.conn) as conn:
+        out = mass_balance.evaluate(conn, "LOT-1", time_ms=T0 + 200, devices=BERTH)
+    assert out["dispatched"]["rail"]["cars"] == 2
+    assert _codes(out) == codes
+
+
+def test_mass_balance_rail_car_without_certificate_uses_widest_class(db: Store) -> None:
+    _lot(db, declared=60_000)
+    _train(db, [60_000])
+    out = mass_balance.balance(db.conn, "LOT-1", BERTH)
+    assert out["dispatched"]["rail"]["tolerance_kg"] == 1_200  # class 2: 2 % of 60 t
