@@ -78,30 +78,35 @@ def _hex(b64: str) -> str:
     return base64.b64decode(b64).hex()
 
 
+# decisions that are part of the lot's own story; an order, trip, gate or sample decision
+# also names its lot, but proves that trip, weighing or sample, not the lot
+_LOT_KINDS = frozenset({"lot", "hold", "release", "release_approval", "blend"})
+
+
 def _keys(kind: str, body: dict[str, Any]) -> list[tuple[str, str]]:
     keys: list[tuple[str, str]] = []
-    for field in ("lot_id", "lot", "blend_lot", "input_lot"):
-        if isinstance(body.get(field), str):
-            keys.append(("lot", body[field]))
-    for item in body.get("inputs") or []:
-        if isinstance(item, dict):
-            name = item.get("lot") or item.get("lot_id") or item.get("input_lot")
-            if isinstance(name, str):
-                keys.append(("lot", name))
+    if kind in _LOT_KINDS:
+        for field in ("lot_id", "lot", "blend_lot"):
+            if isinstance(body.get(field), str):
+                keys.append(("lot", body[field]))
+        for item in body.get("inputs") or []:
+            if isinstance(item, dict):
+                name = item.get("lot") or item.get("lot_id") or item.get("input_lot")
+                if isinstance(name, str):
+                    keys.append(("lot", name))
     order = body.get("order")
     if kind == "order":
         oid = body.get("order_id") or (order.get("order_id") if isinstance(order, dict)
                                        else None)
         if isinstance(oid, str):
             keys.append(("order", oid))
-        if isinstance(order, dict) and isinstance(order.get("lot"), str):
-            keys.append(("lot", order["lot"]))
     if kind == "train" and isinstance(body.get("train_id"), str):
         keys.append(("train", body["train_id"]))
     if kind == "trip" and isinstance(body.get("trip_id"), str):
         keys.append(("trip", body["trip_id"]))
-    if kind == "gate" and body.get("device_id") is not None:
-        keys.append(("weighing", f"{body['device_id']}:{body.get('weighing_seq')}"))
+    seq = body.get("weighing_seq", body.get("seq"))
+    if kind in ("gate", "sample_lot") and body.get("device_id") is not None and seq is not None:
+        keys.append(("message", f"{body['device_id']}:{seq}"))  # the decision on a message
     return keys
 
 
@@ -155,7 +160,7 @@ def _weighing_node(conn: sqlite3.Connection, ix: LedgerIndex, device_id: str,
     row = reads.weighing(conn, device_id, seq)
     node: Node = {"type": "weighing", "id": f"{device_id}:{seq}",
                   "proofs": ix.prove(ix.message(device_id, seq)
-                                     + ix.of("weighing", f"{device_id}:{seq}"))}
+                                     + ix.of("message", f"{device_id}:{seq}"))}
     if row is None:
         node["missing"] = "no weighing stored for this device and seq"
     else:
@@ -226,7 +231,8 @@ def backward(conn: sqlite3.Connection, *, trip: str | None = None, car: str | No
             raise NotFound(f"no lab sample {ref!r} stored (samples are recorded from the "
                            "lab analyzer's sample events)")
         start = {"type": "sample", "id": ref, **srow,
-                 "proofs": ix.prove(ix.message(device, seq))}
+                 "proofs": ix.prove(ix.message(device, seq)
+                                    + ix.of("message", f"{device}:{seq}"))}
         lot_id = srow.get("lot_id")
     else:
         rows = reads.car(conn, ref)

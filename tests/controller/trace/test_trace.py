@@ -43,6 +43,8 @@ def test_trace_backward_from_trip_reaches_lot_with_proofs(db: Store, db_path: Pa
     lot = got["lot"]
     assert lot["id"] == "LOT-A"
     assert {p["kind"] for p in lot["proofs"]} >= {"hold", "release"}
+    # only the lot's own decisions: its trips' orders and departures prove the trips
+    assert not {p["kind"] for p in lot["proofs"]} & {"order", "trip", "gate"}
     assert [h["released_by"] for h in lot["holds"]] == ["cli:bob"]
     if story["lots_built"]:
         assert lot["vessel"] == "MV Ocean Star" and lot["declaration_no"] == "DEC-LOT-A"
@@ -141,7 +143,8 @@ def test_trace_backward_from_lab_sample_to_unloading_lot(db: Store, db_path: Pat
                  supervise=Runner())
     got = trace.backward(db.conn, sample="lab-1:1")
     assert got["lot"]["id"] == "LOT-A"
-    assert {p["kind"] for p in got["start"]["proofs"]} == {"device_message"}
+    # the sample event and the controller's decision tying it to the lot
+    assert {p["kind"] for p in got["start"]["proofs"]} == {"device_message", "sample_lot"}
     doc = epcis.document(db.conn, "LOT-A", now_ms=T0)
     (s,) = [e for e in doc["epcisBody"]["eventList"] if e.get("bizStep") == "sampling"]
     values = {r["value"] for r in s["sensorElementList"][0]["sensorReport"]}
