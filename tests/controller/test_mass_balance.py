@@ -202,3 +202,54 @@ def test_mass_balance_rail_car_without_certificate_uses_widest_class(db: Store) 
     _train(db, [60_000])
     out = mass_balance.balance(db.conn, "LOT-1", BERTH)
     assert out["dispatched"]["rail"]["tolerance_kg"] == 1_200  # class 2: 2 % of 60 t
+
+
+def test_mass_balance_supervise_after_berth_and_departure_weighings(db: Store) -> None:
+    """The ingest's hook: the demo site with a weighbridge added in its berth zone (a real
+    Site object); a berth weighing while the lot unloads and an out-gate weighing that made
+    a trip each re-evaluate the lot; the alert's decisions replay in the audit."""
+    import dataclasses
+    from pathlib import Path
+
+    from controller import site as site_mod
+    from controller.site.model import DeviceSpec
+
+    demo = site_mod.set_site(Path(mass_balance.__file__).parent / "site" / "sites"
+                             / "demo-grain-port.yaml")
+    assert demo is not None
+    berth_zone = demo.zones_of_kind("berth")[0].id
+    site_mod.set_site(dataclasses.replace(demo, devices={
+        **demo.devices, "wb-berth": DeviceSpec("wb-berth", "weighbridge", berth_zone, "in")}))
+    try:
+        assert mass_balance.unload_devices() == frozenset({"wb-berth"})
+        berth = registry.provision(db, device_id="wb-berth", site=SITE, kind="weighbridge",
+                                   driver={})
+        out_gate = registry.provision(db, device_id="wb-out", site=SITE, kind="weighbridge",
+                                      driver={})
+        _lot(db, declared=30_000)
+        _status(db, "anchorage_quarantine", T0)
+        _status(db, "unloading", T0 + 10)
+
+        def weigh(device: dict[str, Any], seq: int, ts: int, net: int) -> list[str]:
+            body = {"plate": "辽B12345", "gross_kg": net + 15000, "tare_kg": 15000,
+                    "net_kg": net, "division_kg": 20, "stable_ms": 3000, "arrived_ts": ts,
+                    "model": "sim"}
+            seen: list[str] = []
+            commit_batch(db.conn, [check_message(
+                signed(device, seq=seq, ts=ts, body=body, received_ms=ts + 500), site=SITE,
+                keys=registry.secrets_by_device(db))],
+                supervise=lambda conn, facts: seen.extend(mass_balance.supervise(conn, facts))
+                or [])
+            return seen
+
+        assert weigh(berth, 1, T0 + 20, 30_000) == ["LOT-1"]
+        _status(db, "stored", T0 + 40)
+        with transaction(db.conn) as conn:  # the gate made trip t-1 on wb-out seq 1
+            conn.execute("INSERT INTO trips (trip_id, tracker_id, plate, lot, gate_device, "
+                         "weighing_seq, net_kg, departed_ms, status) VALUES ('t-1', 'trk', "
+                         "'p', 'LOT-1', 'wb-out', 1, 30500, ?, 'in_transit')", [T0 + 50])
+        assert weigh(out_gate, 1, T0 + 50, 30_500) == ["LOT-1"]
+        assert _alerts(db) == [("LOT-1", True)]  # 500 kg out more than came in
+        assert not [m for m in audit_store(db.conn).mismatches if m.table == "alerts"]
+    finally:
+        site_mod.set_site(None)
