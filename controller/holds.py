@@ -160,8 +160,8 @@ def release(store: Store, lot: str, *, reason: str, actor: str, at_ms: int | Non
         if current["kind"] in FOUR_EYES_KINDS:
             raise Conflict(f"hold {current['id']} on lot {lot!r} is a {current['kind']} hold: "
                            f"{APPROVALS_NEEDED} different release officers approve its "
-                           "release (POST /api/v1/holds/{id}/approve or `portwatch lot "
-                           "approve-release`)")
+                           f"release (POST /api/v1/holds/{current['id']}/approve or "
+                           f"`portwatch lot approve-release {current['id']}`)")
         _close(conn, current, reason=reason, actor=actor, now=now)
         found = rows.get_hold(conn, current["id"])
     assert found is not None
@@ -189,7 +189,7 @@ def approve_release(store: Store, hold_id: int, *, reason: str, officer: str,
                            f"{h['released_by']}: nothing to approve")
         if h["kind"] not in FOUR_EYES_KINDS:
             raise Conflict(f"hold {hold_id} is a {h['kind']} hold: an admin releases it "
-                           "(POST /api/v1/lots/{lot}/release), no approvals needed")
+                           f"(POST /api/v1/lots/{h['lot']}/release), no approvals needed")
         before = [a["officer"] for a in rows.approvals(conn, hold_id)]
         if officer in before:
             raise Conflict(f"{officer} already approved the release of hold {hold_id}: a "
