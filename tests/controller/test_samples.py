@@ -135,3 +135,18 @@ def test_samples_resent_result_under_a_new_seq_is_judged_once(db: Store,
 def test_samples_hold_finding_refuses_an_unknown_kind() -> None:
     with pytest.raises(ValueError, match="hold kind"):
         Hold("LOT-1", "weeds", "reason")
+
+
+def test_samples_audit_clean_then_names_edited_rows(db: Store, lab: dict[str, Any]) -> None:
+    from controller.audit import audit_store
+
+    _declare(db)
+    _commit(db, _sample(lab, 1, "S-1", 5), _sample(lab, 2, "S-2", 6, findings=WEED))
+    assert audit_store(db.conn).clean
+    # the lot a sample was tied to, and a figure the analyzer sent, edited behind the log
+    db.conn.execute("UPDATE sample_lots SET lot_id='LOT-OTHER' WHERE seq=1")
+    db.conn.execute("UPDATE samples SET moisture_pm=99 WHERE seq=2")
+    report = audit_store(db.conn)
+    named = {(m.table, m.key, m.problem) for m in report.mismatches}
+    assert ("sample_lots", "lab-1/1", "edited") in named
+    assert any(t == "samples" and k == "edited" for t, _, k in named), named
