@@ -2,7 +2,8 @@
 carried given lots (cars through the trains' manifests), and the lot's row.
 
 Tolerant of a store without the rail or lots tables (a missing table reads as no row), so
-the recall list works before the rail and lots code fill them.
+the recall list works where they are not made; any other SQL error is raised, never read
+as "no car".
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ Row = dict[str, Any]
 def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
     try:
         cur = conn.execute(sql, list(args))
-    except sqlite3.OperationalError:  # no such table/column: that code has not landed here
-        return []
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # the rail or lots code has not made it here yet
+            return []
+        raise  # a column renamed under us must not shorten a recall list silently
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 

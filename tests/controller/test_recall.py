@@ -319,3 +319,18 @@ def test_recall_sample_body_fe_pm_optional_and_bounded() -> None:
     assert bodies.check("evt", "sample", {**body, "fe_pm": 625}) is None
     for bad in (1001, -1, 62.5, "625", True):
         assert "fe_pm" in str(bodies.check("evt", "sample", {**body, "fe_pm": bad})), bad
+
+
+def test_recall_list_without_rail_tables_lists_trips_but_a_broken_table_is_an_error(
+        db: Store) -> None:
+    declare(db, "ORE-Z")
+    trip(db, "o-z1", "ORE-Z", "AB9001", T0 + 1, 30_000)
+    listed = recall.recall_list(db.conn, "ORE-Z")  # whether or not the rail tables exist
+    assert [t["plate"] for t in listed["trips"]] == ["AB9001"]
+    cars(db, "T-Z", "open", None, [])  # the rail tables, made here if the schema has none
+    with db.transaction() as conn:
+        conn.execute("DROP TABLE IF EXISTS train_cars")
+        conn.execute("CREATE TABLE train_cars (train_id TEXT, wagon TEXT)")  # not the schema
+    import sqlite3
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        recall.recall_list(db.conn, "ORE-Z")
