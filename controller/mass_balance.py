@@ -271,6 +271,11 @@ def supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[str]:
                 lots.add(lot)
         else:
             lots.update(reads.lots_of_departure(conn, f.device_id, f.seq))
-    for lot in sorted(lots):
+    from controller.lots import get_lot  # imported when used, as in balance
+
+    # an order may name a lot nobody declared (orders came before lots): it has no balance,
+    # and balance's NotFound here would fail the whole batch and stop the ingest
+    evaluated = sorted(lot for lot in lots if get_lot(conn, lot) is not None)
+    for lot in evaluated:
         evaluate(conn, lot, time_ms=now_ms(), devices=devices)
-    return sorted(lots)
+    return evaluated
