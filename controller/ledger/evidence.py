@@ -6,8 +6,7 @@ Pack (``"format": "portwatch-evidence-pack/1"``)::
 
     {"format", "origin", "lot", "created_ms", "log_key": vkey, "checkpoint": signed note,
      "epcis": the EPCIS 2.0 document (controller/epcis.py),
-     "proofs": [inclusion proof documents (controller/ledger/proofs.py), one per entry],
-     "device_keys": {device id: SEC1 public key hex}}
+     "proofs": [inclusion proof documents (controller/ledger/proofs.py), one per entry]}
 
 Like a partial bundle (``ledger export --since-size``), a pack holds a few entries of the
 log, not all of it: each is checked by its inclusion path to the checkpoint's root, and the
@@ -16,8 +15,9 @@ pin (``--log-key``; the pack's own key only says the pack is self-consistent). `
 checks: the format; the checkpoint's signature; every proof leads from its entry's bytes to
 that checkpoint's root; every EPCIS eventID is the CBV 2.0 hash of its event; every event's
 ledger references have a proof; each referenced decision names the lot or a lot it is
-linked with; each custody event of a device with a key in the pack carries that device's
-valid signature.
+linked with; each custody event carries a valid signature of its device's public key in
+force at that point of the log. The keys are not asserted by the pack: they are the
+``device_key`` decisions registering them, proved like the other entries.
 """
 
 from __future__ import annotations
@@ -55,13 +55,29 @@ def build(conn: sqlite3.Connection, lot_id: str, *, log_key: str, now_ms: int) -
                            "build the pack again")
     size = latest.size if latest else ledger_log.size(conn)
     pack_proofs = [proofs.inclusion(conn, i, size) for i in indexes]
-    devices = sorted({p["view"]["device_id"] for p in pack_proofs
-                      if p["view"].get("kind") == entries_mod.DEVICE_MESSAGE})
+    messages = [(int(p["leaf_index"]), str(p["view"]["device_id"])) for p in pack_proofs
+                if p["view"].get("kind") == entries_mod.DEVICE_MESSAGE]
+    keys = _key_entries(conn, messages)
+    pack_proofs += [proofs.inclusion(conn, i, size) for i in keys if i not in set(indexes)]
     return {"format": FORMAT, "origin": ledger_log.get_meta(conn, "origin"), "lot": lot_id,
             "created_ms": now_ms, "log_key": log_key,
             "checkpoint": cp_mod.cosigned_note(conn, latest) if latest else None,
-            "epcis": doc, "proofs": pack_proofs,
-            "device_keys": reads.device_public_keys(conn, devices)}
+            "epcis": doc, "proofs": sorted(pack_proofs, key=lambda p: int(p["leaf_index"]))}
+
+
+def _key_entries(conn: sqlite3.Connection, messages: list[tuple[int, str]]) -> list[int]:
+    """Indexes of the ``device_key`` decisions in force at each custody message."""
+    registered: dict[str, list[int]] = {}
+    for idx, data in reads.decisions(conn, (device_keys.DECISION,)):
+        e = entries_mod.decode(data)
+        if isinstance(e, entries_mod.Decision):
+            registered.setdefault(str(e.body.get("device_id")), []).append(idx)
+    out = set()
+    for at, device in messages:
+        before = [i for i in registered.get(device, []) if i < at]
+        if before:
+            out.add(before[-1])
+    return sorted(out)
 
 
 def is_pack(path: Path | str) -> bool:
@@ -121,18 +137,22 @@ def _verify(doc: dict[str, Any], key: note.Verifier) -> tuple[list[str], dict[st
             if idx not in by_index:
                 problems.append(f"EPCIS event #{n}: ledger entry {idx} has no proof in "
                                 "the pack")
-    problems += _check_entries(doc, by_index)
+    checked, entry_problems = _check_entries(doc, by_index)
+    problems += entry_problems
     summary = {"lot": doc.get("lot"), "events": len(events), "entries": len(by_index),
                "checkpoint_size": cp.size if cp else None, "log_key": key.name,
-               "device_signed": sum(1 for p in by_index.values()
-                                    if p["view"].get("device_id") in doc["device_keys"])}
+               "device_signed": checked}
     return problems, summary
 
 
-def _check_entries(doc: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> list[str]:
-    """Each decision names the lot (or a lot of a blend the lot is in); each custody event
-    of a device with a key carries that device's signature."""
-    problems = []
+def _check_entries(doc: dict[str, Any],
+                   by_index: dict[int, dict[str, Any]]) -> tuple[int, list[str]]:
+    """(custody events checked against their device's key, problems). Each decision names
+    the lot (or a lot of a blend or train the lot is in); each custody event of a device
+    whose key registration is in the pack carries that device's signature."""
+    problems: list[str] = []
+    keys: dict[str, list[tuple[int, str]]] = {}  # device -> [(idx, pub)] in log order
+    checked = 0
     lots = {str(doc["lot"])}
     for ev in doc["epcis"]["epcisBody"]["eventList"]:
         for field in ("inputQuantityList", "outputQuantityList"):
@@ -143,7 +163,10 @@ def _check_entries(doc: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> 
         except (LedgerError, ValueError) as exc:
             problems.append(f"entry {idx}: not a ledger entry: {exc}")
             continue
-        if isinstance(entry, entries_mod.Decision):
+        if isinstance(entry, entries_mod.Decision) and entry.decision == device_keys.DECISION:
+            keys.setdefault(str(entry.body.get("device_id")), []).append(
+                (idx, str(entry.body.get("pub"))))
+        elif isinstance(entry, entries_mod.Decision):
             named = {str(entry.body.get(f)) for f in ("lot_id", "lot", "blend_lot")}
             order = entry.body.get("order")
             if isinstance(order, dict):
@@ -156,9 +179,10 @@ def _check_entries(doc: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> 
             problems.append(f"entry {idx}: a {entry.decision} decision that names none of "
                             f"the lots {sorted(lots)}")
         else:
-            pub = doc["device_keys"].get(entry.device_id)
-            if pub is not None:
-                why = device_keys.check_wire(pub, entry.topic, entry.wire)
+            in_force = [pub for at, pub in keys.get(entry.device_id, []) if at < idx]
+            if in_force:
+                checked += 1
+                why = device_keys.check_wire(in_force[-1], entry.topic, entry.wire)
                 if why is not None:
                     problems.append(f"entry {idx} ({entry.device_id} seq {entry.seq}): {why}")
-    return problems
+    return checked, problems

@@ -52,6 +52,10 @@ def test_trace_evidence_pack_verifies_offline_and_fails_on_changed_byte(
     r = runner.invoke(cli_app, ["ledger", "verify", str(pack), "--log-key", doc["log_key"]])
     assert r.exit_code == 0, r.stderr
     assert "OK" in r.stdout and "EPCIS events" in r.stdout
+    # both weighings checked against wb-out's key, proved by its device_key decision
+    assert "2 custody events checked against device keys" in r.stdout
+    kinds = [p["view"].get("decision") for p in doc["proofs"]]
+    assert "device_key" in kinds
     text = pack.read_text()
     # one changed byte in a weighing's kg in the EPCIS part: its eventID no longer matches
     changed = text.replace('"quantity": 30120.0', '"quantity": 30121.0', 1)

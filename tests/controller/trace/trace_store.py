@@ -13,7 +13,8 @@ from controller.ingest.writer import commit_batch
 from controller.ledger import checkpoint
 from controller.site import set_site
 from controller.storage import Store, trace_reads
-from ctl_helpers import SITE, signed, weighing_body
+from ctl_helpers import SITE, weighing_body
+from devsig_helpers import DevKey, evt
 
 T0 = 1_764_072_000_000
 MIN = 60_000
@@ -63,13 +64,14 @@ def blend(db: Store, out: str, inputs: list[tuple[str, int]]) -> None:
 
 
 def truck_out(db: Store, dev: dict[str, Any], lot: str, *, seq: int, plate: str,
-              net_kg: int, destination: str = "dest-feed-mill") -> str:
+              net_kg: int, destination: str = "dest-feed-mill",
+              dkey: DevKey | None = None) -> str:
     """A weighing at wb-out (a real signed custody event through the ingest's writer), an
     order for ``lot`` and its trip departing on that weighing; returns the trip id."""
     body = weighing_body(gross=net_kg + 15000, plate=plate)
     keys = registry.secrets_by_device(db)
-    commit_batch(db.conn, [check_message(signed(dev, seq=seq, body=body, ts=T0 + seq),
-                                         site=SITE, keys=keys)])
+    msg = evt(dev, seq=seq, dkey=dkey, body=body, ts=T0 + seq, received_ms=T0 + seq)
+    commit_batch(db.conn, [check_message(msg, site=SITE, keys=keys)])
     order = orders.create(db, orders.NewOrder(
         lot=lot, plate=plate, tracker_id="gps-1", destination=destination,
         corridor="c-feed-mill", window_start_ms=T0 - 60 * MIN, window_end_ms=T0 + 180 * MIN,
@@ -85,6 +87,8 @@ def scripted(db: Store, db_path: Path) -> dict[str, Any]:
     vessel, two trucks out with LOT-A, a released hold on it, a checkpoint signed."""
     set_site(None)  # the bundled demo site
     dev = registry.provision(db, device_id="wb-out", site=SITE, kind="weighbridge", driver={})
+    dkey = DevKey(d=0x5EED)  # wb-out signs its custody events with its own key
+    registry.set_device_key(db, "wb-out", dkey.pub, actor="cli:admin", now=T0 - 100 * MIN)
     registry.provision(db, device_id="gps-1", site=SITE, kind="gps", driver={})
     built = lots_built(db)
     if built:
@@ -95,9 +99,12 @@ def scripted(db: Store, db_path: Path) -> dict[str, Any]:
         blend(db, "LOT-AB", [("LOT-A", 30000), ("LOT-B", 10000)])
     holds.hold(db, "LOT-A", reason="fumigation check", actor="cli:alice", at_ms=T0 - 50 * MIN)
     holds.release(db, "LOT-A", reason="passed", actor="cli:bob", at_ms=T0 - 45 * MIN)
-    t1 = truck_out(db, dev, "LOT-A", seq=1, plate="辽B12345", net_kg=30120)
-    t2 = truck_out(db, dev, "LOT-A", seq=2, plate="辽B67890", net_kg=29880)
-    t3 = truck_out(db, dev, "LOT-AB", seq=3, plate="辽B11111", net_kg=25000) if has_blends else None
+    t1 = truck_out(db, dev, "LOT-A", seq=1, plate="辽B12345", net_kg=30120,
+                   dkey=dkey)
+    t2 = truck_out(db, dev, "LOT-A", seq=2, plate="辽B67890", net_kg=29880,
+                   dkey=dkey)
+    t3 = truck_out(db, dev, "LOT-AB", seq=3, plate="辽B11111", net_kg=25000,
+                   dkey=dkey) if has_blends else None
     rail = trace_reads.has_table(db.conn, "train_cars")
     if rail:  # a train manifest with one car of LOT-A (no passage matched: manifest kg)
         from controller import trains
