@@ -36,10 +36,19 @@ def unloading_weighings(conn: sqlite3.Connection, lot_id: str,
     if not devices or not _has(conn, "lot_events"):
         return []
     marks = ",".join("?" * len(devices))
-    return _rows(conn.execute(
-        "SELECT w.device_id, w.seq, w.net_kg, w.division_kg, w.device_ts, w.flags_json "
-        f"FROM weighings w WHERE w.device_id IN ({marks}) AND {_UNLOADING_LOT}=? "
-        "ORDER BY w.device_ts, w.device_id, w.seq", [*sorted(devices), lot_id]))
+    out: list[Row] = []
+    # only the weighings inside the lot's own unloading spells (by the device_ts index),
+    # then the full rule: another lot that started unloading later takes the weighing
+    for start, end in conn.execute(
+            "SELECT e.time_ms, (SELECT MIN(n.time_ms) FROM lot_events n WHERE "
+            "n.lot_id=e.lot_id AND n.idx>e.idx) FROM lot_events e WHERE e.lot_id=? AND "
+            "e.status='unloading' ORDER BY e.idx", [lot_id]).fetchall():
+        out += _rows(conn.execute(
+            "SELECT w.device_id, w.seq, w.net_kg, w.division_kg, w.device_ts, w.flags_json "
+            f"FROM weighings w WHERE w.device_ts>=? AND w.device_ts<? AND w.device_id IN "
+            f"({marks}) AND {_UNLOADING_LOT}=? ORDER BY w.device_ts, w.device_id, w.seq",
+            [start, 2**62 if end is None else end, *sorted(devices), lot_id]))
+    return out
 
 
 def lot_of_unloading_weighing(conn: sqlite3.Connection, device_ts: int) -> str | None:

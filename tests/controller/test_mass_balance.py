@@ -253,3 +253,22 @@ def test_mass_balance_supervise_after_berth_and_departure_weighings(db: Store) -
         assert not [m for m in audit_store(db.conn).mismatches if m.table == "alerts"]
     finally:
         site_mod.set_site(None)
+
+
+def test_mass_balance_overlapping_unloading_latest_started_lot_takes_weighing(
+        db: Store) -> None:
+    berth = registry.provision(db, device_id="wb-berth", site=SITE, kind="weighbridge",
+                               driver={})
+    for lot in ("LOT-1", "LOT-2"):
+        lots.declare(db, {"lot_id": lot, "declaration_no": f"D-{lot}", "commodity": "wheat",
+                          "hs_code": "100199", "origin_country": "UA", "vessel": "MV",
+                          "declared_kg": 30_000, "kind": "grain"}, actor="t", at_ms=T0)
+    for lot, at in (("LOT-1", T0 + 10), ("LOT-2", T0 + 15)):
+        lots.change_status(db, lot, "anchorage_quarantine", reason="t", actor="t", at_ms=at)
+        lots.change_status(db, lot, "unloading", reason="t", actor="t", at_ms=at)
+    _weigh(db, berth, 1, T0 + 12, 10_000)  # only LOT-1 unloading
+    _weigh(db, berth, 2, T0 + 20, 20_000)  # both: LOT-2 started later
+    one = mass_balance.balance(db.conn, "LOT-1", BERTH)["unloaded"]
+    two = mass_balance.balance(db.conn, "LOT-2", BERTH)["unloaded"]
+    assert (one["kg"], one["readings"]) == (10_000, 1)
+    assert (two["kg"], two["readings"]) == (20_000, 1)
