@@ -3,7 +3,8 @@
 The analyzer does not know which lot it samples: the controller decides it as the lot
 whose status was ``unloading`` at the sampling time (``controller.lots.lot_unloading_at``)
 and whether the analyzer's calibration covered that time
-(``controller.calibration.valid_at``). Each decision is a ``sample_lot`` ledger entry
+(``controller.calibration.valid_at``; null for an analyzer with no certificate on file,
+which is not judged). Each decision is a ``sample_lot`` ledger entry
 and a ``sample_lots`` row; a sample with no lot raises ``sample_without_lot``. A result
 the device sent again under a new seq (a power cut between storing it and remembering
 it) is marked ``duplicate_of_seq`` and judged by no rule.
@@ -42,10 +43,14 @@ def _attach(conn: sqlite3.Connection, fact: Fact) -> Fact:
     dup = rows.first_seq(conn, fact.device_id, sid, fact.seq)
     lot_id = lots.lot_unloading_at(conn, sampled)
     lot = lots.get_lot(conn, lot_id) if lot_id is not None else None
+    # an analyzer with no certificate on file is not judged (None), as a weighbridge
+    # without one is not (controller/calibration.py status_at)
     valid = calibration.valid_at(conn, fact.device_id, sampled)
+    judged = valid or calibration.status_at(conn, fact.device_id, sampled) != "untracked"
     decided: dict[str, Any] = {"device_id": fact.device_id, "seq": fact.seq,
                                "sample_id": sid, "lot_id": lot_id,
-                               "calibration_valid": int(valid), "duplicate_of_seq": dup,
+                               "calibration_valid": int(valid) if judged else None,
+                               "duplicate_of_seq": dup,
                                "decided_ms": fact.received_ms}
     rows.insert_lot(conn, decided)
     ledger_log.append_decision(conn, DECISION, "controller",
@@ -64,7 +69,7 @@ def _attach(conn: sqlite3.Connection, fact: Fact) -> Fact:
         recall.on_sample(conn, lot_id, b, device_id=fact.device_id, device_ts=fact.device_ts,
                          received_ms=fact.received_ms, seq=fact.seq)
     body = {**b, "lot_id": lot_id, "commodity": lot["commodity"] if lot else None,
-            "calibration_valid": valid, "duplicate": dup is not None}
+            "calibration_valid": valid if judged else None, "duplicate": dup is not None}
     return dataclasses.replace(fact, body=body)
 
 

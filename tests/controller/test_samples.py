@@ -24,6 +24,7 @@ from protocols import labline
 T0 = 1796083200000  # 2026-12-01T00:00:00Z
 LOT = "LOT-S-0001"
 WEED = [["Ambrosia artemisiifolia", 3, 1000]]
+CAL_CLASS = "analyzer"  # controller/calibration.py CLASSES
 
 
 @pytest.fixture
@@ -78,7 +79,9 @@ def test_samples_tied_to_the_lot_unloading_at_sampling_time(db: Store,
         ("S-2", LOT), ("S-1", LOT), ("S-0", None)]
     assert [s["sample_id"] for s in samples.list_samples(db.conn, lot=LOT)] == ["S-2", "S-1"]
     assert got[0]["moisture_pm"] == 125 and got[0]["findings"] == []
-    assert _alerts(db) == [("lab_uncalibrated", ""), ("sample_without_lot", "S-0")]
+    # the analyzer has no certificate on file: not judged (null), no lab_uncalibrated
+    assert _alerts(db) == [("sample_without_lot", "S-0")]
+    assert {s["calibration_valid"] for s in got} == {None}
     assert [d["lot_id"] for d in _decisions(db, "sample_lot")] == [None, LOT, LOT]
 
 
@@ -115,7 +118,23 @@ def test_samples_over_the_commodity_limit_alert(db: Store, lab: dict[str, Any]) 
             _sample(lab, 3, "S-dirty", 7, impurity_pm=25),
             _sample(lab, 4, "S-odd", 8, moisture_pm=300, outlier=True))
     assert _alerts(db) == [("impurity_over_limit", "S-dirty"), ("lab_outlier", "S-odd"),
-                           ("lab_uncalibrated", ""), ("moisture_over_limit", "S-wet")]
+                           ("moisture_over_limit", "S-wet")]
+
+
+def test_samples_outside_the_analyzers_certificate_are_flagged(db: Store,
+                                                               lab: dict[str, Any]) -> None:
+    from controller import calibration
+
+    _declare(db)
+    # a certificate that ran out at minute 6 of the day
+    calibration.add(db, "lab-1", certificate_id="LAB-CAL-1", accuracy_class=CAL_CLASS,
+                    e_kg=None, issued_ms=T0 - 86_400_000, expires_ms=T0 + 6 * 60_000,
+                    issuer="test lab", actor="test", at_ms=T0)
+    _commit(db, _sample(lab, 1, "S-in", 5), _sample(lab, 2, "S-out", 7))
+    got = {s["sample_id"]: s["calibration_valid"] for s in samples.list_samples(db.conn)}
+    assert got == {"S-in": True, "S-out": False}
+    [alert] = [a for a in db.db["alerts"].rows if a["code"] == "lab_uncalibrated"]
+    assert json.loads(alert["detail_json"])["sample_id"] == "S-out"
 
 
 def test_samples_resent_result_under_a_new_seq_is_judged_once(db: Store,

@@ -44,7 +44,8 @@ class Sample(BaseModel):
                                            "none (alert sample_without_lot)")
     calibration_valid: bool | None = Field(
         description="whether a calibration certificate of the analyzer covered the "
-                    "sampling time (null: not decided)")
+                    "sampling time (null: the analyzer has no certificate on file, not "
+                    "judged)")
     device_ts: int
     received_ms: int
 
