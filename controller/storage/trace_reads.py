@@ -183,14 +183,3 @@ def decisions(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> list[tuple[in
     return [(int(i), bytes(d)) for i, d in conn.execute(
         f"SELECT idx, entry FROM ledger_entries WHERE kind='decision' AND subkind IN ({marks}) "
         "ORDER BY idx", kinds)]
-
-
-def device_public_keys(conn: sqlite3.Connection, device_ids: list[str]) -> dict[str, str]:
-    """device id -> registered public key (SEC1 hex) of these devices; a device without a
-    key (its custody events are HMAC-only) is left out."""
-    if not device_ids or "device_pub" not in _columns(conn, "devices"):
-        return {}
-    marks = ",".join("?" * len(device_ids))
-    return {str(d): str(p) for d, p in conn.execute(
-        f"SELECT device_id, device_pub FROM devices WHERE device_id IN ({marks}) AND "
-        "device_pub IS NOT NULL", tuple(device_ids))}

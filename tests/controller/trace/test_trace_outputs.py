@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -89,6 +90,10 @@ def test_trace_report_renders_timeline_and_svg(db: Store, db_path: Path,
     assert all(f"trip {t}" in page for t in story["trips"])
     assert "30120 kg" in page and "dest-feed-mill" in page
     assert page.count("<tr><td>20") >= 6  # the timeline's rows
+    svg = ElementTree.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])
+    labels = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "vessel MV Ocean Star" in labels or not story["lots_built"]
+    assert "dest-feed-mill" in labels and "lot LOT-A" in labels
 
 
 def test_trace_api_routes(db: Store, db_path: Path) -> None:
