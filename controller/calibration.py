@@ -67,8 +67,7 @@ def add(store: Store, device_id: str, *, certificate_id: str, accuracy_class: st
            "accuracy_class": accuracy_class, "e_kg": e_kg, "issued_ms": issued_ms,
            "expires_ms": expires_ms, "issuer": issuer, "actor": actor, "recorded_ms": now}
     with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM devices WHERE device_id=?", [device_id]).fetchone() \
-                is None:
+        if not rows.device_exists(conn, device_id):
             raise UnknownDevice(f"device {device_id!r} is not registered: list devices "
                                 "with `portwatch device list`")
         if rows.get(conn, device_id, certificate_id) is not None:

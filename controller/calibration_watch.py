@@ -34,14 +34,9 @@ DAY_MS = 86_400_000
 log = logging.getLogger("portwatch.calibration")
 
 
-def _active_subjects(conn: sqlite3.Connection, device_id: str | None, code: str) -> list[
-        tuple[str, str]]:
-    sql = "SELECT device_id, subject FROM alerts WHERE rule=? AND code=? AND cleared_ms IS NULL"
-    args: list[Any] = [RULE, code]
-    if device_id is not None:
-        sql += " AND device_id=?"
-        args.append(device_id)
-    return [(str(d), str(s)) for d, s in conn.execute(sql, args)]
+def _active_subjects(conn: sqlite3.Connection, device_id: str | None,
+                     code: str) -> list[tuple[str, str]]:
+    return rows.active_alert_subjects(conn, RULE, code, device_id)
 
 
 def _lapsed(conn: sqlite3.Connection, device_id: str, time_ms: int) -> dict[str, Any] | None:

@@ -94,3 +94,20 @@ def ever_alerted(conn: sqlite3.Connection, rule: str, device_id: str, code: str,
     return conn.execute("SELECT 1 FROM alerts WHERE rule=? AND device_id=? AND code=? AND "
                         "subject=? LIMIT 1", [rule, device_id, code, subject]).fetchone() \
         is not None
+
+
+def device_exists(conn: sqlite3.Connection, device_id: str) -> bool:
+    """Whether ``device_id`` is registered (decommissioned ones too: their history stays)."""
+    return conn.execute("SELECT 1 FROM devices WHERE device_id=?", [device_id]).fetchone() \
+        is not None
+
+
+def active_alert_subjects(conn: sqlite3.Connection, rule: str, code: str,
+                          device_id: str | None = None) -> list[tuple[str, str]]:
+    """(device, subject) of the active alerts of ``rule`` and ``code`` (of one device)."""
+    sql = "SELECT device_id, subject FROM alerts WHERE rule=? AND code=? AND cleared_ms IS NULL"
+    args: list[Any] = [rule, code]
+    if device_id is not None:
+        sql += " AND device_id=?"
+        args.append(device_id)
+    return [(str(d), str(s)) for d, s in conn.execute(sql, args)]
