@@ -22,6 +22,7 @@ from controller import calibration
 from controller.errors import ControllerError
 from controller.storage import calibrations as rows
 from controller.storage import now_ms, open_store, transaction
+from controller.storage.commands import savepoint
 from controller.supervision.apply import apply_alert
 from controller.supervision.findings import Alert
 
@@ -47,7 +48,17 @@ def _lapsed(conn: sqlite3.Connection, device_id: str, time_ms: int) -> dict[str,
 
 def supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[Alert]:
     """Judge each device's latest custody event of the batch against its certificates
-    (inside the batch's transaction); the alerts raised or cleared."""
+    (inside the batch's transaction); the alerts raised or cleared. A failure is logged and
+    leaves the batch alone (in a savepoint)."""
+    try:
+        with savepoint(conn, "calibration_watch"):
+            return _supervise(conn, facts)
+    except Exception:  # a bug here must not lose the batch's custody events
+        log.exception("calibration alerts not checked for a batch of %d facts", len(facts))
+        return []
+
+
+def _supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[Alert]:
     latest: dict[str, Any] = {}
     for f in facts:
         if getattr(f, "device_ts", None) is None:

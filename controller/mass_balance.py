@@ -34,6 +34,7 @@ against what came in.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -44,11 +45,13 @@ from controller import calibration
 from controller.errors import InvalidInput, NotFound
 from controller.storage import Store, ledger_log, now_ms
 from controller.storage import mass_balance as reads
+from controller.storage.commands import savepoint
 from controller.supervision.apply import apply_alert
 from controller.supervision.findings import Alert
 from controller.weighing_tolerance import ToleranceError, mpe_kg, r106_wagon_mpe_kg
 
 RULE = "mass_balance"
+log = logging.getLogger("portwatch.mass_balance")
 CODE = "mass_balance_discrepancy"
 ALERT_DEVICE = "controller"  # a lot's balance is the controller's finding, no device's
 DRAFT_SURVEY_PER_MILLE = 5  # 0.5 % of the figure
@@ -256,7 +259,18 @@ def add_draft_survey(store: Store, lot_id: str, *, kg: int, surveyor: str, actor
 def supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[str]:
     """Re-evaluate the lots a batch changed (inside its transaction): a weighing by an
     unloading scale (the lot unloading then), by an out-gate that made a trip (its lot), or
-    a rail passage matched to a train (the lots on it). The lots evaluated."""
+    a rail passage matched to a train (the lots on it). The lots evaluated. A failure is
+    logged and leaves the batch alone (in a savepoint): the balance never stalls ingest."""
+    try:
+        with savepoint(conn, "mass_balance"):
+            return _supervise(conn, facts)
+    except Exception:  # a bug here must not lose the batch's custody events
+        log.exception("mass balance not evaluated for a batch of %d facts (on demand: "
+                      "portwatch lot balance LOT)", len(facts))
+        return []
+
+
+def _supervise(conn: sqlite3.Connection, facts: Sequence[Any]) -> list[str]:
     weighings = [f for f in facts if getattr(f, "kind", None) in ("weighing", "passage")]
     if not weighings:
         return []

@@ -272,3 +272,24 @@ def test_mass_balance_overlapping_unloading_latest_started_lot_takes_weighing(
     two = mass_balance.balance(db.conn, "LOT-2", BERTH)["unloaded"]
     assert (one["kg"], one["readings"]) == (10_000, 1)
     assert (two["kg"], two["readings"]) == (20_000, 1)
+
+
+def test_mass_balance_supervise_failure_leaves_batch_committed(
+        db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault injected into the balance's store read (monkeypatched to raise): the batch's
+    weighing is stored all the same and nothing of the balance is half-written."""
+    berth = registry.provision(db, device_id="wb-berth", site=SITE, kind="weighbridge",
+                               driver={})
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(mass_balance, "unload_devices", lambda: BERTH)
+    monkeypatch.setattr(mass_balance.reads, "lot_of_unloading_weighing", broken)
+    body = {"plate": "辽B12345", "gross_kg": 45000, "tare_kg": 15000, "net_kg": 30000,
+            "division_kg": 20, "stable_ms": 3000, "arrived_ts": T0, "model": "sim"}
+    result = commit_batch(db.conn, [check_message(
+        signed(berth, seq=1, ts=T0, body=body, received_ms=T0 + 500), site=SITE,
+        keys=registry.secrets_by_device(db))], supervise=mass_balance.supervise)
+    assert result.stored == 1
+    assert db.conn.execute("SELECT count(*) FROM weighings").fetchone()[0] == 1
