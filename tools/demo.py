@@ -6,8 +6,11 @@ trucks arriving and its barrier local, ``wb-out`` the out-gate whose barrier the
 controller opens; their agents under the real MicroPython interpreter with a 96 KiB heap;
 the controller with its API; the JT/T 808 gateway; and trucks on trips
 (tools/demo_trucks.py): transfer orders, trackers (agents fed by the GPS emulator, and a
-JT/T 808 terminal), the out-gate, the drive on an accelerated clock, one detour. It prints
-where to look, then every weighing, trip departure and arrival and alert as stored.
+JT/T 808 terminal), the out-gate, the drive on an accelerated clock, one detour; and a
+vessel and a train (tools/demo_vessel.py): a declared grain lot unloading while the lab
+agent reports the lab emulator's clean samples, and a 40-car train of it past the rail
+reader agent against its manifest. It prints where to look, then every weighing, trip
+departure and arrival, sample, the train's passage and alert as stored.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from controller.site import current_site
 from controller.storage import open_store
 from tools.demo_panel import Gate, SiteInfo, Trips, print_banner, write_env_file
 from tools.demo_trucks import OFFICE_DESTINATION, OFFICE_ID, Fleet, FleetError
+from tools.demo_vessel import Vessel, VesselError
 from tools.emulators.weighbridge import Timing
 from tools.jtt808_rig import GatewayProcess, start_gateway
 from tools.procs import port_open, wait_until
@@ -213,6 +217,7 @@ def run_demo(*, workdir: Path, api_port: int, trucks_every_s: float, keep: bool,
     site = current_site()
     rig = Rig(workdir, site=site.id, api_port=api_port)
     fleet: Fleet | None = None
+    vessel: Vessel | None = None
     gateway: GatewayProcess | None = None
     try:
         with console.status("starting mosquitto and the controller"):
@@ -228,10 +233,14 @@ def run_demo(*, workdir: Path, api_port: int, trucks_every_s: float, keep: bool,
             fleet = Fleet(rig, site, tokens["operator"], out_emulator.client, gateway.port)
             fleet.start()
             fleet.prepare()
+        with console.status("declaring the vessel's lot, starting the lab and the rail reader"):
+            vessel = Vessel(rig, tokens["operator"])
+            vessel.prepare()
         info = _site_info(rig, tokens, trucks_every_s, fleet, gateway)
         write_env_file(info)
         print_banner(console, info)
         fleet.run()
+        vessel.run()
         seen: set[tuple[str, int]] = set()
         trips: dict[str, str] = {}
         alerts: dict[int, bool] = {}
@@ -242,21 +251,25 @@ def run_demo(*, workdir: Path, api_port: int, trucks_every_s: float, keep: bool,
             _print_new(rig, console, seen)
             _print_trips(rig, console, trips)
             _print_alerts(rig, console, alerts)
+            for line in vessel.news():
+                console.print(line, highlight=False, soft_wrap=True)
             for device_id, _, _ in GATES:
                 agent = rig.agents[device_id]
                 if not agent.running:
                     raise DemoError(f"agent {device_id} stopped; see {agent.log_path}")
-            if fleet.errors:
-                raise DemoError(fleet.errors[0])
+            if fleet.errors or vessel.errors:
+                raise DemoError((fleet.errors + vessel.errors)[0])
             time.sleep(1)  # a display refresh, not synchronisation
     except KeyboardInterrupt:
         console.print("stopping")
     except DeviceExists as exc:  # --keep: the store has the last run's devices
         raise DemoError(f"{exc}: the demo provisions its devices afresh, so it cannot run "
                         "on a kept store; run it without --keep (the store is then new)") from exc
-    except (RigError, FleetError, AssertionError) as exc:
+    except (RigError, FleetError, VesselError, AssertionError) as exc:
         raise DemoError(f"{exc} (logs in {workdir})") from exc
     finally:
+        if vessel is not None:
+            vessel.stop()
         if fleet is not None:
             fleet.stop()
         if gateway is not None:
