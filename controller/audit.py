@@ -508,6 +508,9 @@ def audit_new(conn: Any, start_idx: int, replay: Replay, *,
                 elif e.decision == "lot":
                     from controller import audit_lots  # builds on this module's types
                     audit_lots.check_decision(conn, idx, e, report)
+                elif e.decision == "sample_lot":
+                    from controller import audit_samples  # builds on this module's types
+                    audit_samples.check_decision(conn, idx, e, report)
                 if idx > replay.last_idx:
                     replay.add_decision(idx, e)
                     if e.decision == "declare_lost":

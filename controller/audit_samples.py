@@ -40,3 +40,14 @@ def audit_samples(conn: Any, report: AuditReport) -> None:
     """Check sample_lots against the log (adds to ``report``)."""
     stored = [{**r, "key": _key(r)} for r in sample_rows.all_sample_lots(conn)]
     compare("sample_lots", "key", rebuild(conn, report), stored, report)
+
+
+def check_decision(conn: Any, idx: int, decision: entry_mod.Decision,
+                   report: AuditReport) -> None:
+    """Check the ``sample_lots`` row one new ``sample_lot`` decision made (the audit of new
+    entries, every few seconds in the running controller)."""
+    want = {c: decision.body.get(c) for c in sample_rows.LOT_COLUMNS}
+    key = _key(want)
+    stored = [{**r, "key": _key(r)} for r in sample_rows.lots_at(
+        conn, str(decision.body["device_id"]), int(decision.body["seq"]))]
+    compare("sample_lots", "key", {key: {**want, "key": key}}, stored, report)

@@ -60,3 +60,10 @@ def all_sample_lots(conn: sqlite3.Connection) -> list[Row]:
     """Every ``sample_lots`` row, for the audit."""
     cur = conn.execute(f"SELECT {', '.join(LOT_COLUMNS)} FROM sample_lots ORDER BY device_id, seq")
     return [dict(zip(LOT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+
+def lots_at(conn: sqlite3.Connection, device_id: str, seq: int) -> list[Row]:
+    """The ``sample_lots`` row of one event (none or one), for the audit of new entries."""
+    cur = conn.execute(f"SELECT {', '.join(LOT_COLUMNS)} FROM sample_lots WHERE device_id=? "
+                       "AND seq=?", [device_id, seq])
+    return [dict(zip(LOT_COLUMNS, r, strict=True)) for r in cur.fetchall()]

@@ -169,3 +169,18 @@ def test_samples_audit_clean_then_names_edited_rows(db: Store, lab: dict[str, An
     named = {(m.table, m.key, m.problem) for m in report.mismatches}
     assert ("sample_lots", "lab-1/1", "edited") in named
     assert any(t == "samples" and k == "edited" for t, _, k in named), named
+
+
+def test_samples_audit_of_new_entries_names_an_edited_sample_lot(
+        db: Store, lab: dict[str, Any]) -> None:
+    from controller.audit import Replay, audit_new
+
+    _declare(db)
+    start = ledger_log.size(db.conn)
+    _commit(db, _sample(lab, 1, "S-1", 5))
+    report, _ = audit_new(db.conn, start, Replay.load(db.conn))
+    assert report.clean
+    db.conn.execute("UPDATE sample_lots SET lot_id=NULL WHERE seq=1")
+    report, _ = audit_new(db.conn, start, Replay.load(db.conn))
+    assert [(m.table, m.key, m.problem) for m in report.mismatches] == [
+        ("sample_lots", "lab-1/1", "edited")]
