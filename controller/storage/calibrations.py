@@ -46,14 +46,24 @@ def for_device(conn: sqlite3.Connection, device_id: str) -> list[Row]:
 
 
 def windows(conn: sqlite3.Connection, device_ids: set[str]) -> dict[str, list[tuple[int, int]]]:
-    """Device -> its certificates' [issued, expires) windows, for devices that have any."""
+    """Device -> its certificates' [issued, expires) windows, for devices that have any.
+
+    A store made at schema 9 before the ``calibrations`` step (the version did not move)
+    has no such table: no device is under calibration control there, and ingest goes on."""
     out: dict[str, list[tuple[int, int]]] = {}
     if not device_ids:
         return out
     marks = ",".join("?" * len(device_ids))
-    for dev, issued, expires in conn.execute(
+    try:
+        found = conn.execute(
             f"SELECT device_id, issued_ms, expires_ms FROM calibrations WHERE device_id IN "
-            f"({marks}) ORDER BY device_id, issued_ms, expires_ms", sorted(device_ids)):
+            f"({marks}) ORDER BY device_id, issued_ms, expires_ms", sorted(device_ids)
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return out
+    for dev, issued, expires in found:
         out.setdefault(dev, []).append((int(issued), int(expires)))
     return out
 

@@ -97,3 +97,11 @@ def test_calibration_gate_denies_lapsed_scale_and_opens_certified_one(
     _certify(db, TS, TS + 365 * DAY, cert="C-2")  # renewed
     _weigh(db, device, 2, gate=gate)
     assert _decisions(db, "gate")[-1]["action"] == "open" and departed == ["o-1"]
+
+
+def test_calibration_store_without_table_ingests_unjudged(
+        db: Store, device: dict[str, Any]) -> None:
+    """A schema-9 store made before the calibrations step (the table dropped here)."""
+    db.conn.execute("DROP TABLE calibrations")
+    _weigh(db, device, 1)
+    assert _flags(db, 1) == []
