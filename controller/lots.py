@@ -183,11 +183,20 @@ def set_status(conn: sqlite3.Connection, lot_id: str, status: str, *, reason: st
 
 
 def change_status(store: Store, lot_id: str, status: str, *, reason: str, actor: str,
-                  at_ms: int | None = None) -> dict[str, Any]:
-    """``set_status`` in its own transaction (the API and the CLI)."""
+                  at_ms: int | None = None,
+                  released_before_test: bool = False) -> dict[str, Any]:
+    """``set_status`` in its own transaction (the API and the CLI).
+    ``released_before_test``: an ore lot released before its lab result (a failing result
+    later recalls it: controller/recall.py); InvalidInput for another status or kind."""
     with store.transaction() as conn:
+        if released_before_test:
+            current = rows.get_lot(conn, lot_id)
+            if status != "released" or (current is not None and current["kind"] != "ore"):
+                raise InvalidInput("released_before_test is for an ore lot going to "
+                                   "released: release other lots after their lab result")
         return set_status(conn, lot_id, status, reason=reason, actor=actor,
-                          time_ms=now_ms() if at_ms is None else at_ms)
+                          time_ms=now_ms() if at_ms is None else at_ms,
+                          released_before_test=True if released_before_test else None)
 
 
 def mark_held(conn: sqlite3.Connection, lot_id: str, *, reason: str, actor: str,

@@ -4,11 +4,10 @@ leave through the out-gate, then the lab's result fails it and the controller re
 Every process real: Mosquitto over TLS, the controller on its SQLite store, the out-gate
 weighbridge agent ``wb-out`` (``micropython``, ``barrier: controller``) with the pymodbus
 indicator emulator, the lab analyzer agent ``lab-1`` (``micropython``, driver ``lab``)
-reading the lab analyzer emulator's result lines over TCP. Lots, orders and the blend are
-made through the API; the release before test by controller.lots.set_status on the
-controller's store file (the API's status route does not take it). Nothing is mocked
-below a process but the indicator's serial line (pymodbus) and the analyzer's serial port
-(its TCP text port).
+reading the lab analyzer emulator's result lines over TCP. Lots (their release before
+test too), orders and the blend are made through the API. Nothing is mocked below a
+process but the indicator's serial line (pymodbus) and the analyzer's serial port (its
+TCP text port).
 
 Two trucks of the ore lot and one of a blend containing it (75 %) leave; a truck of an
 unrelated lot leaves too. The lab's one sample of the lot, taken while it unloaded, is too
@@ -28,9 +27,7 @@ from typing import Any
 
 import pytest
 
-from controller import lots
 from controller.site import current_site
-from controller.storage import now_ms, open_store
 from tools.emulators.lab_analyzer import LabAnalyzerServer, LabScript
 from tools.procs import wait_until
 from tools.rig import Agent, Rig
@@ -115,12 +112,9 @@ def test_release_before_test_failing_sample_recalls_exactly_the_trucks_that_left
         wait_until(lambda: time.time() * 1000 > sampled_ms + 50, 5,
                    what="the sampling second to pass before the lot is stored")
         _status(rig, ORE, "stored")
-        # the API's status route has no released_before_test yet: the controller's own
-        # call on the same store file, as an officer's tool would make it
-        with open_store(rig.db_path) as db, db.transaction() as conn:
-            lots.set_status(conn, ORE, "released", reason="buyer's guarantee",
-                            actor="hil", time_ms=now_ms(), released_before_test=True)
-        assert rig.get(f"/api/v1/lots/{ORE}")["released_before_test"] is True
+        r = api_post(rig, f"/api/v1/lots/{ORE}/status", {
+            "status": "released", "reason": "buyer's guarantee", "released_before_test": True})
+        assert r["status"] == "released" and r["released_before_test"] is True, r
         _status(rig, OTHER, "unloading", "stored", "released")
         blend = api_post(rig, "/api/v1/blends", {
             "blend_lot": BLEND, "reason": "grade 62",

@@ -168,7 +168,10 @@ def lot_declare(
 @lot_app.command("status")
 def lot_status(lot: LotArg,
                status: Annotated[str, typer.Argument(help=", ".join(lots.STATUSES))],
-               reason: ReasonOpt, db: DbOpt = None) -> None:
+               reason: ReasonOpt, db: DbOpt = None,
+               before_test: Annotated[bool, typer.Option(
+                   "--before-test", help="release an ore lot before its lab result (a "
+                   "failing result recalls it)")] = False) -> None:
     """Move a lot on (declared, anchorage_quarantine, unloading, stored, released,
     departed; held comes and goes with holds).
 
@@ -176,7 +179,8 @@ def lot_status(lot: LotArg,
     """
     try:
         store = open_db(db)
-        row = lots.change_status(store, lot, status, reason=reason, actor=_actor())
+        row = lots.change_status(store, lot, status, reason=reason, actor=_actor(),
+                                 released_before_test=before_test)
     except ControllerError as exc:
         fail(str(exc))
     console.print(f"lot {row['lot_id']} is {row['status']} ({_when(row['updated_ms'])})")

@@ -62,11 +62,19 @@ def test_api_recall_list_and_store_audits_clean_after_a_recall(client: TestClien
                                                                db: Store) -> None:
     op = _bearer(db, "operator")
     assert client.post("/api/v1/blends", json=BLEND, headers=op).status_code == 201
+    for status in ("unloading", "stored"):
+        r = client.post("/api/v1/lots/ORE-A/status", json={
+            "status": status, "reason": "x", "released_before_test": status == "stored"},
+            headers=op)
+        assert r.status_code == (422 if status == "stored" else 200), r.text
+        if status == "stored":
+            assert "released_before_test is for an ore lot going to released" in r.text
+            assert client.post("/api/v1/lots/ORE-A/status", json={
+                "status": status, "reason": "x"}, headers=op).status_code == 200
+    r = client.post("/api/v1/lots/ORE-A/status", json={
+        "status": "released", "reason": "guarantee", "released_before_test": True}, headers=op)
+    assert r.status_code == 200 and r.json()["released_before_test"] is True, r.text
     with db.transaction() as conn:
-        for status in ("unloading", "stored"):
-            lots.set_status(conn, "ORE-A", status, reason="x", actor="t", time_ms=T0 + 1)
-        lots.set_status(conn, "ORE-A", "released", reason="guarantee", actor="t",
-                        time_ms=T0 + 2, released_before_test=True)
         for trip_id, lot, plate in (("o-1", "ORE-A", "AB1001"), ("o-2", "BL-1", "AB2002"),
                                     ("o-3", "ORE-B", "AB3003")):
             trip_rows.put_trip(conn, {

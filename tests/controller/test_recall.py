@@ -334,3 +334,14 @@ def test_recall_list_without_rail_tables_lists_trips_but_a_broken_table_is_an_er
     import sqlite3
     with pytest.raises(sqlite3.OperationalError, match="no such column"):
         recall.recall_list(db.conn, "ORE-Z")
+
+
+def test_recall_release_before_test_only_for_an_ore_lot_going_to_released(db: Store) -> None:
+    declare(db, "WHEAT-9", commodity="wheat", kind="grain")
+    for status in ("unloading", "stored"):
+        lots.change_status(db, "WHEAT-9", status, reason="x", actor="op")
+    with pytest.raises(InvalidInput, match="for an ore lot going to released"):
+        lots.change_status(db, "WHEAT-9", "released", reason="x", actor="op",
+                           released_before_test=True)
+    row = lots.change_status(db, "WHEAT-9", "released", reason="lab ok", actor="op")
+    assert row["status"] == "released" and row["released_before_test"] == 0

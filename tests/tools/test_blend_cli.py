@@ -1,6 +1,7 @@
-"""`portwatch blend create|show` and `portwatch lot recall` on a real store: two declared
-ore lots blended, a bad input refused with the form to use, the recall list as a table and
-as JSON naming the trucks of the lot and of its blend."""
+"""`portwatch blend create|show`, `portwatch lot recall` and `lot status --before-test` on
+a real store: two declared ore lots blended, a bad input refused with the form to use, the
+recall list as a table and as JSON naming the trucks of the lot and of its blend, an ore
+lot released before its test."""
 
 from __future__ import annotations
 
@@ -65,3 +66,14 @@ def test_blend_cli_create_show_and_lot_recall(tmp_path: Path) -> None:
         ("AB1001", "ORE-A", 1.0), ("AB2002", "BL-1", 0.75)]
     code, out = run("lot", "recall", "NO-SUCH")
     assert code == 1 and "no lot 'NO-SUCH'" in out
+
+    # release before test: only to released (and only an ore lot)
+    for status in ("unloading", "stored"):
+        assert run("lot", "status", "ORE-B", status, "--reason", "x")[0] == 0
+    code, out = run("lot", "status", "ORE-B", "departed", "--reason", "x", "--before-test")
+    assert code == 1 and "released_before_test is for an ore lot going to released" in out
+    code, out = run("lot", "status", "ORE-B", "released", "--reason", "guarantee",
+                    "--before-test")
+    assert code == 0 and "is released" in out, out
+    row = lots.get_lot(store.conn, "ORE-B")
+    assert row is not None and row["released_before_test"] == 1

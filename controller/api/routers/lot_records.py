@@ -75,6 +75,9 @@ class StatusRequest(Body):
     status: str = Field(pattern=STATUS_PATTERN, examples=["unloading"])
     reason: str = Field(min_length=1, max_length=lots_mod.REASON_MAX, pattern=r"\S",
                         examples=["berth-1 discharge started"])
+    released_before_test: bool = Field(
+        default=False, description="release an ore lot before its lab result (status "
+        "released only): a failing result later recalls it")
 
 
 def to_lot(row: dict[str, Any]) -> Lot:
@@ -114,4 +117,5 @@ def show_lot(lot: LotPath, db: Db) -> LotDetail:
              dependencies=[Depends(require(lots_mod.LOT_ROLES))],
              responses=responses(404, 409, 413))
 def change_status(lot: LotPath, body: StatusRequest, db: Db, who: Actor) -> Lot:
-    return to_lot(lots_mod.change_status(db, lot, body.status, reason=body.reason, actor=who))
+    return to_lot(lots_mod.change_status(db, lot, body.status, reason=body.reason, actor=who,
+                                         released_before_test=body.released_before_test))
