@@ -96,9 +96,10 @@ def valid_at(conn: sqlite3.Connection, device_id: str, time_ms: int) -> bool:
 def status_at(conn: sqlite3.Connection, device_id: str, time_ms: int) -> str:
     """``valid``, ``expired`` (it has certificates, none covers the time) or ``untracked``
     (no certificate on file: not judged)."""
-    if valid_at(conn, device_id, time_ms):
-        return VALID
-    return EXPIRED if rows.for_device(conn, device_id) else UNTRACKED
+    spans = rows.windows(conn, {device_id}).get(device_id)
+    if not spans:
+        return UNTRACKED
+    return VALID if any(start <= time_ms < end for start, end in spans) else EXPIRED
 
 
 def due(conn: sqlite3.Connection, *, within_days: float | None, now: int,
