@@ -89,6 +89,9 @@ def _keys(kind: str, body: dict[str, Any]) -> list[tuple[str, str]]:
         for field in ("lot_id", "lot", "blend_lot"):
             if isinstance(body.get(field), str):
                 keys.append(("lot", body[field]))
+        declared = body.get("lot")
+        if isinstance(declared, dict) and isinstance(declared.get("lot_id"), str):
+            keys.append(("lot", declared["lot_id"]))  # a declaration carries the lot
         for item in body.get("inputs") or []:
             if isinstance(item, dict):
                 name = item.get("lot") or item.get("lot_id") or item.get("input_lot")

@@ -38,6 +38,7 @@ from controller.ledger import entries as entries_mod
 from controller.ledger.errors import LedgerError, NoteError
 from controller.storage import ledger_log
 from controller.storage import trace_reads as reads
+from protocols import envelope
 
 FORMAT = "portwatch-evidence-pack/1"
 
@@ -139,6 +140,7 @@ def _verify(doc: dict[str, Any], key: note.Verifier) -> tuple[list[str], dict[st
                                 "the pack")
     checked, entry_problems = _check_entries(doc, by_index)
     problems += entry_problems
+    problems += _check_content(events, refs, by_index)
     summary = {"lot": doc.get("lot"), "events": len(events), "entries": len(by_index),
                "checkpoint_size": cp.size if cp else None, "log_key": key.name,
                "device_signed": checked}
@@ -168,9 +170,9 @@ def _check_entries(doc: dict[str, Any],
                 (idx, str(entry.body.get("pub"))))
         elif isinstance(entry, entries_mod.Decision):
             named = {str(entry.body.get(f)) for f in ("lot_id", "lot", "blend_lot")}
-            order = entry.body.get("order")
-            if isinstance(order, dict):
-                named.add(str(order.get("lot")))
+            for nested in (entry.body.get("order"), entry.body.get("lot")):
+                if isinstance(nested, dict):  # an order's fields, a lot's declaration
+                    named |= {str(nested.get("lot")), str(nested.get("lot_id"))}
             for item in entry.body.get("cars") or entry.body.get("inputs") or []:
                 if isinstance(item, dict):  # a train's cars, a blend's inputs
                     named.add(str(item.get("lot")))
@@ -186,3 +188,69 @@ def _check_entries(doc: dict[str, Any],
                 if why is not None:
                     problems.append(f"entry {idx} ({entry.device_id} seq {entry.seq}): {why}")
     return checked, problems
+
+
+# -- each event's time and kg must be in the entries that prove it ---------------------------
+
+def _facts(p: dict[str, Any]) -> tuple[set[int], set[float]]:
+    """(times in ms, numbers) an entry states: a decision's time and body, a device
+    message's envelope time and body (its exact signed JSON)."""
+    entry = entries_mod.decode(base64.b64decode(p["entry"], validate=True))
+    if isinstance(entry, entries_mod.Decision):
+        times, body = {entry.time_ms}, entry.body
+    else:
+        fields = json.loads(envelope.device_line(envelope.split_signed(entry.wire)[0])[0])
+        times, body = {int(fields.get("ts") or 0)}, fields.get("body") or {}
+    numbers: set[float] = set()
+    _walk(body, times, numbers)
+    return times, numbers
+
+
+def _walk(value: Any, times: set[int], numbers: set[float], key: str = "") -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _walk(v, times, numbers, k)
+    elif isinstance(value, list):
+        for v in value:
+            _walk(v, times, numbers, key)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        numbers.add(float(value))
+        if key.endswith(("_ts", "_ms")) or key == "ts":
+            times.add(int(value))
+
+
+def _check_content(events: list[dict[str, Any]], refs: dict[str, list[int]],
+                   by_index: dict[int, dict[str, Any]]) -> list[str]:
+    """An event whose id was recomputed after a change still has to agree with the signed
+    entries behind it: its time is one they state, and each of its input and carried
+    quantities is a number they state (a blend's output is the sum of its inputs)."""
+    problems = []
+    for n, event in enumerate(events):
+        proved = [by_index[i] for i in refs.get(str(event.get("eventID")), []) if i in by_index]
+        if not proved:
+            continue
+        times: set[int] = set()
+        numbers: set[float] = set()
+        for p in proved:
+            try:
+                t, v = _facts(p)
+            except (LedgerError, ValueError, envelope.EnvelopeError):
+                continue  # a malformed entry: its proof check names it
+            times |= t
+            numbers |= v
+        if event.get("eventTime") not in {epcis.iso(t) for t in times}:
+            problems.append(f"EPCIS event #{n} ({event.get('type')}): its time "
+                            f"{event.get('eventTime')} is in none of its ledger entries")
+        inputs = [float(q["quantity"]) for q in event.get("inputQuantityList", [])
+                  if "quantity" in q]
+        for field in ("quantityList", "childQuantityList", "inputQuantityList",
+                      "outputQuantityList"):
+            for q in event.get(field, []):
+                if "quantity" not in q:
+                    continue
+                kg = float(q["quantity"])
+                if kg in numbers or (field == "outputQuantityList" and kg == sum(inputs)):
+                    continue
+                problems.append(f"EPCIS event #{n} ({event.get('type')}): {kg:g} {q.get('uom')}"
+                                " is in none of its ledger entries")
+    return problems

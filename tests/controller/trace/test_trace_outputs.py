@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from controller import auth
+from controller import auth, epcis
 from controller.api.app import create_app
 from controller.ledger import evidence
 from controller.storage import Store
@@ -65,6 +65,19 @@ def test_trace_evidence_pack_verifies_offline_and_fails_on_changed_byte(
     bad.write_text(changed)
     r = runner.invoke(cli_app, ["ledger", "verify", str(bad)])
     assert r.exit_code == 1 and "eventID is not the hash" in r.stderr
+    # a forger who also recomputes the eventID: the kg is in none of the signed entries
+    forged = json.loads(text)
+    weighing = next(e for e in forged["epcis"]["epcisBody"]["eventList"]
+                    if e.get("bizStep") == "inspecting")
+    old_id = weighing["eventID"]
+    weighing["quantityList"][0]["quantity"] = 31120.0
+    weighing["eventID"] = epcis.event_hash(weighing)
+    forged["epcis"]["pw:ledgerRefs"][weighing["eventID"]] = forged["epcis"][
+        "pw:ledgerRefs"].pop(old_id)
+    bad.write_text(json.dumps(forged))
+    problems, _ = evidence.verify(bad)
+    assert problems == [f"EPCIS event #{forged['epcis']['epcisBody']['eventList'].index(weighing)}"
+                        " (ObjectEvent): 31120 KGM is in none of its ledger entries"]
     # one changed byte in a ledger entry's base64: its proof fails
     entry = doc["proofs"][0]["entry"]
     flipped = ("A" if entry[8] != "A" else "B")

@@ -26,24 +26,18 @@ def lots_built(db: Store) -> bool:
     return trace_reads.has_table(db.conn, "lots")
 
 
-def declare(db: Store, lot: str, *, vessel: str, kg: int, status: str = "stored",
-            start_min: int = 90) -> None:
-    """A lot row and its status history as the lots projection writes them, each status
-    a ``lot`` decision (the ledger entry the trace proves it with)."""
-    from controller.storage import ledger_log
-    with db.transaction() as conn:
-        conn.execute(
-            "INSERT INTO lots (lot_id, declaration_no, commodity, hs_code, origin_country, "
-            "vessel, declared_kg, kind, status, created_ms, updated_ms, "
-            "released_before_test) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
-            (lot, f"DEC-{lot}", "soybeans", "120190", "BR", vessel, kg, "grain", status,
-             T0 - start_min * MIN, T0 - (start_min - 20) * MIN))
-        for i, st in enumerate(("declared", "unloading", status)):
-            at = T0 - (start_min - 10 * i) * MIN
-            idx = ledger_log.append_decision(conn, "lot", "cli:officer", {
-                "lot_id": lot, "status": st, "reason": "scripted"}, at)
-            conn.execute("INSERT INTO lot_events (lot_id, idx, status, reason, actor, time_ms)"
-                         " VALUES (?,?,?,?,?,?)", (lot, idx, st, "scripted", "cli:officer", at))
+def declare(db: Store, lot: str, *, vessel: str, kg: int, start_min: int = 90) -> None:
+    """A lot declared, unloaded and stored through controller/lots.py (each status a
+    ``lot`` decision: the ledger entries the trace proves it with)."""
+    from controller import lots
+    lots.declare(db, {"lot_id": lot, "declaration_no": f"DEC-{lot}", "commodity": "soybeans",
+                      "hs_code": "120190", "origin_country": "BR", "vessel": vessel,
+                      "declared_kg": kg, "kind": "grain"},
+                 actor="cli:officer", at_ms=T0 - start_min * MIN)
+    for i, status in enumerate(("unloading", "stored"), start=1):
+        with db.transaction() as conn:
+            lots.set_status(conn, lot, status, reason="scripted", actor="cli:officer",
+                            time_ms=T0 - (start_min - 10 * i) * MIN)
 
 
 def blend(db: Store, out: str, inputs: list[tuple[str, int]]) -> None:
