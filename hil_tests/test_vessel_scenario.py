@@ -37,6 +37,8 @@ from typing import Any
 import pytest
 
 from controller.site import current_site
+from tools.demo_vessel import add_line_agent
+from tools.emulators.lab_analyzer import LabAnalyzerServer, LabScript
 from tools.procs import wait_until
 from tools.rig import Rig
 from tools.trucks_rig import Sent, TruckLoop, api_post, standing, start_nmea_server, stream_nmea
@@ -64,6 +66,12 @@ def _holds(rig: Rig, lot: str) -> list[dict[str, Any]]:
     return found
 
 
+def _samples(rig: Rig, n: int) -> list[dict[str, Any]] | None:
+    """lab-1's samples, oldest first, once there are ``n``."""
+    found: list[dict[str, Any]] = rig.get("/api/v1/samples", device_id="lab-1")
+    return list(reversed(found)) if len(found) >= n else None
+
+
 def _weighing(rig: Rig, plate: str) -> dict[str, Any] | None:
     found = rig.get("/api/v1/weighings", device_id="wb-out", plate=plate)
     return dict(found[0]) if found else None
@@ -81,34 +89,29 @@ def _declare_grain_lot(rig: Rig) -> dict[str, Any]:
 def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> None:
     t_start = time.monotonic()
     site = current_site()
-    assert site.devices["wb-out"].role == "out"
-    _need("lots (LOTS engineer)", "controller.lots", "set_status")
-    _need("holds of a kind (LOTS engineer)", "controller.holds", "place_hold")
-    _need("a finding that holds a lot (LAB engineer)", "controller.supervision.findings",
-          "Hold")
-    lab = _lab_parts()
-
+    assert site.devices["wb-out"].role == "out" and site.devices["lab-1"].zone == "berth-1"
     loop = TruckLoop()
-    server = loop.call(start_nmea_server())
+    nmea = loop.call(start_nmea_server())
+    lab = LabAnalyzerServer()
     plate, tracker = "辽B50001", "trk-v1"
     try:
-        # -- the site: the out-gate, a truck's tracker, the lab analyzer and its agent
+        # -- the site: the out-gate, the truck's tracker, the lab analyzer and its agent
         out_gate = rig.add_weighbridge("wb-out", emulator_args=STAY, stable_s=0.4, poll_ms=50)
         out_gate.config["driver"]["barrier"] = "controller"
         rig.write_config(out_gate)
-        rig.add_tracker(tracker, source=f"tcp:127.0.0.1:{server.port}")
-        lab.add(rig)
+        rig.add_tracker(tracker, source=f"tcp:127.0.0.1:{nmea.port}")
+        add_line_agent(rig, "lab-1", kind="lab", driver="lab", port=loop.call(lab.start()))
         for device_id in rig.agents:
             rig.start_agent(device_id)
-        wait_until(lambda: all(rig.device(d)["status"] == "online" for d in rig.agents), 60,
-                   what="every agent online")
+        wait_until(lambda: all(rig.device(d)["status"] == "online" for d in rig.agents)
+                   and lab.clients == 1, 60, what="every agent online, lab-1 on its line")
 
         # -- the lot: declared by the API, out of anchorage quarantine, unloading
         lot = _declare_grain_lot(rig)
         assert lot["lot_id"] == GRAIN_LOT and lot["status"] == "declared"
         for status in ("anchorage_quarantine", "unloading"):
             api_post(rig, f"/api/v1/lots/{GRAIN_LOT}/status",
-                     {"status": status, "reason": "vessel MV Ocean Harvest at berth-1"})
+                     {"status": status, "reason": "MV Ocean Harvest at berth-1"})
         assert rig.get(f"/api/v1/lots/{GRAIN_LOT}")["status"] == "unloading"
         now = int(time.time() * 1000)
         order = api_post(rig, "/api/v1/orders", {
@@ -117,25 +120,37 @@ def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> 
             "window_start": now - 600_000, "window_end": now + 3_600_000,
             "expected_net_kg": NET})
 
-        # -- the lab: clean samples, then the weed; the lot is held within seconds
-        lab.report_clean(rig, 3)
-        wait_until(lambda: lab.stored(rig) >= 3, 60, what="three clean samples stored")
+        # -- the lab: three clean samples, then the weed; the lot is held within seconds
+        # (sampling times: whole seconds from the next one, a minute apart on the
+        # analyzer's clock, sent a second apart)
+        script = LabScript(prefix="S-V", start_ms=(now // 1000 + 1) * 1000, interval_s=60.0,
+                           weed={4: ("Ambrosia artemisiifolia", 3)})
+        loop.call(lab.run(script, 3, speed=60.0), timeout=30)
+        stored = wait_until(lambda: _samples(rig, 3), 60, what="three clean samples stored")
+        assert [x["lot_id"] for x in stored] == [GRAIN_LOT] * 3
+        assert all(x["findings"] == [] for x in stored)
         assert _holds(rig, GRAIN_LOT) == []  # clean samples hold nothing
         weed_wall = time.time()
-        lab.report_weed(rig)
+        loop.call(lab.run(script, 1, first=4), timeout=30)
         [held] = wait_until(lambda: _holds(rig, GRAIN_LOT) or None, 30,
                             what=f"{GRAIN_LOT} on hold after the weed's sample")
-        hold_after_s = held["held_ms"] / 1000 - weed_wall
+        hold_after_s = time.time() - weed_wall
         assert held["kind"] == "quarantine" and held["active"] is True, held
         assert hold_after_s <= HOLD_WITHIN_S, hold_after_s
+        assert rig.get(f"/api/v1/lots/{GRAIN_LOT}")["status"] == "held"
+        [finding] = [a for a in rig.get("/api/v1/alerts", all="true", limit=100)
+                     if a["code"] == "quarantine_finding"]
+        assert finding["severity"] == "critical" and finding["subject"] == GRAIN_LOT
+        assert finding["detail"]["species"] == ["Ambrosia artemisiifolia"]
+        assert finding["detail"]["sample_id"] == "S-V-00004"
 
         # -- the lot's truck at the out-gate: denied, the barrier stays shut
         assert out_gate.emulator is not None
         scale = out_gate.emulator.client
-        t0 = now - 60_000
-        fixes = standing(site.zones["wb-out"], t0, t0 + 240_000, 5, seed=7, ign=True)
-        streaming = loop.submit(stream_nmea(server, [f for f in fixes if f.ts_ms >= now - 5_000],
-                                            SPEED, Sent()))
+        at_gate = int(time.time() * 1000)
+        fixes = standing(site.zones["wb-out"], at_gate - 5_000, at_gate + 180_000, 5, seed=7,
+                         ign=True)
+        streaming = loop.submit(stream_nmea(nmea, fixes, SPEED, Sent()))
         scale.truck(plate, TARE, NET)
         w: dict[str, Any] = wait_until(partial(_weighing, rig, plate), 60,
                                        what=f"{plate} weighed at wb-out")
@@ -153,11 +168,14 @@ def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> 
         assert [a["detail"]["plate"] for a in denied] == [plate]
         assert "lot_on_hold" in [r["code"] for r in denied[0]["detail"]["reasons"]]
         assert rig.get(f"/api/v1/orders/{order['order_id']}")["status"] == "open"
+        assert rig.get("/api/v1/trips", limit=10) == []  # nothing of the lot left
         streaming.cancel()
         print({"wall_s": round(time.monotonic() - t_start, 1),
-               "weed_to_hold_s": round(hold_after_s, 2)})
+               "weed_to_hold_s": round(hold_after_s, 2),
+               "weighing_to_deny_ack_ms": cmd["acked_ms"] - int(w["device_ts"])})
     finally:
-        loop.call(server.close())
+        loop.call(lab.close())
+        loop.call(nmea.close())
         loop.close()
 
 
@@ -175,25 +193,3 @@ def test_vessel_ore_released_before_test_recall_names_its_trucks_and_cars(rig: R
     _need("recalls (RECALL engineer)", "controller.recall")
     pytest.xfail("the recall list API is not landed: see the report for what this test "
                  "will assert")
-
-
-class _LabParts:
-    """The lab analyzer's emulator and agent, as the LAB engineer lands them."""
-
-    def add(self, rig: Rig) -> None:
-        raise NotImplementedError
-
-    def report_clean(self, rig: Rig, n: int) -> None:
-        raise NotImplementedError
-
-    def report_weed(self, rig: Rig) -> None:
-        raise NotImplementedError
-
-    def stored(self, rig: Rig) -> int:
-        raise NotImplementedError
-
-
-def _lab_parts() -> _LabParts:
-    _need("the lab agent (LAB engineer)", "edge.drivers.lab")
-    _need("the lab emulator (LAB engineer)", "tools.lab_emulator")
-    pytest.xfail("the lab emulator's interface is not landed")
