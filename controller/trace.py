@@ -41,8 +41,9 @@ class LedgerIndex:
     """Where each lot, order, trip and weighing is named in the ledger's decisions (one
     scan per trace), and the inclusion proofs of those entries."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, paths: bool = True) -> None:
         self.conn = conn
+        self.paths = paths  # False: leaf index, hash and kind only (a lighter answer)
         self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         for idx, data in reads.decisions(conn, _KINDS):
             e = entries_mod.decode(data)
@@ -64,6 +65,12 @@ class LedgerIndex:
         """Leaf index, leaf hash and inclusion proof of each entry."""
         out = []
         for idx in sorted(set(indexes)):
+            if idx not in self._proved and not self.paths:
+                e = entries_mod.decode(ledger_log.entry(self.conn, idx))
+                leaf = ledger_log.leaf_hash_at(self.conn, idx) or b""
+                self._proved[idx] = {"leaf_index": idx, "entry_hash": leaf.hex(),
+                                     "kind": e.decision if isinstance(e, entries_mod.Decision)
+                                     else e.kind}
             if idx not in self._proved:
                 doc = proofs.inclusion(self.conn, idx)
                 self._proved[idx] = {
@@ -198,17 +205,19 @@ def _car_node(conn: sqlite3.Connection, ix: LedgerIndex, row: dict[str, Any]) ->
 # -- backward -----------------------------------------------------------------------------
 
 def backward(conn: sqlite3.Connection, *, trip: str | None = None, car: str | None = None,
-             weighing: str | None = None, sample: str | None = None) -> Node:
+             weighing: str | None = None, sample: str | None = None,
+             paths: bool = True) -> Node:
     """From one trip, car, weighing or sample back to its lot, vessel, declaration and
     (through blends) every input lot. Exactly one start is given. NotFound when the start
-    is not recorded; InvalidInput for a malformed or missing start."""
+    is not recorded; InvalidInput for a malformed or missing start. ``paths`` False leaves
+    out the inclusion proofs (each entry's index, hash and kind stay)."""
     given = [(k, v) for k, v in (("trip", trip), ("car", car), ("weighing", weighing),
                                  ("sample", sample)) if v is not None]
     if len(given) != 1:
         raise InvalidInput("give exactly one of trip=, car=, weighing=DEVICE:SEQ or "
                            "sample=DEVICE:SEQ")
     what, ref = given[0]
-    ix = LedgerIndex(conn)
+    ix = LedgerIndex(conn, paths=paths)
     start: Node
     lot_id: str | None
     if what == "trip":
@@ -253,10 +262,11 @@ def backward(conn: sqlite3.Connection, *, trip: str | None = None, car: str | No
 
 # -- forward ------------------------------------------------------------------------------
 
-def forward(conn: sqlite3.Connection, lot_id: str) -> Node:
+def forward(conn: sqlite3.Connection, lot_id: str, *, paths: bool = True) -> Node:
     """From a lot to every trip and car that carried it and on through every blend it went
-    into (each blend with the lot's fraction of it). NotFound when nothing names the lot."""
-    ix = LedgerIndex(conn)
+    into (each blend with the lot's fraction of it). NotFound when nothing names the lot.
+    ``paths`` False leaves out the inclusion proofs."""
+    ix = LedgerIndex(conn, paths=paths)
     node = _forward_lot(conn, ix, lot_id, 0, set())
     if (reads.lot(conn, lot_id) is None and not node["trips"] and not node["cars"]
             and not node["blended_into"] and not ix.of("lot", lot_id)):

@@ -100,6 +100,15 @@ def test_trace_rail_car_back_and_forward(db: Store, db_path: Path) -> None:
         trace.backward(db.conn, car="DLCX9")
 
 
+def test_trace_without_paths_keeps_indexes_and_hashes(db: Store, db_path: Path) -> None:
+    story = scripted(db, db_path)
+    full = trace.backward(db.conn, trip=story["trips"][0])
+    light = trace.backward(db.conn, trip=story["trips"][0], paths=False)
+    assert [(p["leaf_index"], p["entry_hash"], p["kind"]) for p in _all_proofs(light)] == [
+        (p["leaf_index"], p["entry_hash"], p["kind"]) for p in _all_proofs(full)]
+    assert all("inclusion" not in p for p in _all_proofs(light))
+
+
 def test_trace_forward_unknown_lot_and_bad_refs_are_clear(db: Store, db_path: Path) -> None:
     scripted(db, db_path)
     with pytest.raises(NotFound, match="not recorded"):
