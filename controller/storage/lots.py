@@ -58,11 +58,13 @@ def list_lots(conn: sqlite3.Connection, *, status: str | None = None,
 def unloading_at(conn: sqlite3.Connection, time_ms: int) -> str | None:
     """The lot whose status was ``unloading`` at ``time_ms`` (the latest to start, if
     several): an ``unloading`` event at or before then with no later event of that lot
-    at or before then."""
+    at or before then but a hold (a lot held while it unloads, by a quarantine finding
+    say, is still on the unloading line: its later samples are still its own)."""
     row = conn.execute(
         "SELECT e.lot_id FROM lot_events e WHERE e.status='unloading' AND e.time_ms<=? "
         "AND NOT EXISTS (SELECT 1 FROM lot_events n WHERE n.lot_id=e.lot_id AND n.idx>e.idx "
-        "AND n.time_ms<=?) ORDER BY e.time_ms DESC, e.idx DESC LIMIT 1",
+        "AND n.time_ms<=? AND n.status NOT IN ('held', 'unloading')) "
+        "ORDER BY e.time_ms DESC, e.idx DESC LIMIT 1",
         [time_ms, time_ms]).fetchone()
     return None if row is None else str(row[0])
 

@@ -115,7 +115,8 @@ def test_hold_makes_lot_held_and_full_release_restores_its_status(db: Store) -> 
                    kind="recall")
     lot = lots.get_lot(db.conn, "LOT-2026-0042")
     assert lot is not None and lot["status"] == "held" and lot["held_from"] == "unloading"
-    assert lots.lot_unloading_at(db.conn, T0 + 2500) is None  # held is not unloading
+    # held while it unloads: still on the unloading line, its later samples are its own
+    assert lots.lot_unloading_at(db.conn, T0 + 2500) == "LOT-2026-0042"
     with pytest.raises(Conflict, match="release its holds first"):
         _move(db, "LOT-2026-0042", "stored", T0 + 3500)
     with pytest.raises(Conflict, match="2 active holds"):

@@ -101,14 +101,14 @@ def test_samples_quarantine_weed_holds_the_lot_in_the_same_batch(db: Store,
     assert (alert["severity"], alert["subject"]) == ("critical", LOT)
     assert json.loads(alert["detail_json"])["species"] == ["Ambrosia artemisiifolia"]
     assert lots.get_lot(db.conn, LOT)["status"] == "held"  # type: ignore[index]
-    # the same weed in the next sample: the lot is held, no longer unloading (what
-    # controller.lots.lot_unloading_at answers), so the sample has no lot: the alert
-    # names the sample, sample_without_lot says why, and the lot keeps its one hold
+    # the same weed in the next sample: the lot is held but still on the unloading line
+    # (controller.lots.lot_unloading_at), so the sample is its own; the lot keeps its one
+    # hold and its one active quarantine alert
     _commit(db, _sample(lab, 3, "S-3", 7, findings=WEED))
     assert len(holds.list_holds(db, lot=LOT)) == 1
     assert [a["subject"] for a in db.db["alerts"].rows
-            if a["code"] == "quarantine_finding"] == [LOT, "S-3"]
-    assert ("sample_without_lot", "S-3") in _alerts(db)
+            if a["code"] == "quarantine_finding"] == [LOT]
+    assert ("sample_without_lot", "S-3") not in _alerts(db)
 
 
 def test_samples_over_the_commodity_limit_alert(db: Store, lab: dict[str, Any]) -> None:
