@@ -345,3 +345,41 @@ def test_recall_release_before_test_only_for_an_ore_lot_going_to_released(db: St
                            released_before_test=True)
     row = lots.change_status(db, "WHEAT-9", "released", reason="lab ok", actor="op")
     assert row["status"] == "released" and row["released_before_test"] == 0
+
+
+def test_recall_list_cars_through_the_real_rail_path(db: Store) -> None:
+    """A train manifest (controller.trains), its passage through the real ingest (a signed
+    ``passage`` envelope, commit_batch, the runner) and its release: the recall list's cars
+    are the manifest's cars of the lot, with the weights the reader measured."""
+    from controller import registry, trains
+    from controller.ingest.verify import check_message
+    from controller.ingest.writer import commit_batch
+    from controller.supervision.runner import Runner
+    from ctl_helpers import SITE, signed
+
+    reader = registry.provision(db, device_id="rail-1", site=SITE, kind="rail_reader",
+                                driver={"type": "rail", "source": "tcp:127.0.0.1:7200"})
+    declare(db, "ORE-A")
+    declare(db, "ORE-B", country="BR")
+    blends.create(db, "BL-1", [blends.BlendInput("ORE-A", 3), blends.BlendInput(
+        "ORE-B", 1)], reason="grade", actor="op", time_ms=T0)
+    lots_on = ["ORE-A", "BL-1", "ORE-B"]
+    trains.declare(db, {"train_id": "T-1", "reader": "rail-1", "direction": "out", "cars": [
+        {"initial": "DLCX", "number": 100001 + i, "lot": lot, "destination": "dest-feed-mill",
+         "declared_kg": 80_000} for i, lot in enumerate(lots_on)]}, actor="op", at_ms=T0)
+    body = {"direction": "out", "started_ts": T0 + 60_000, "ended_ts": T0 + 120_000,
+            "speed_dkmh": 150, "axles": 18, "train": "R7", "locos": [[1, "CR", 3001]],
+            "cars": [[i + 2, "DLCX", 100001 + i, 0, 150, 4, 80_100 + i * 100]
+                     for i in range(3)]}
+    msg = signed(dict(reader), seq=1, kind="passage", body=body, ts=T0 + 120_000,
+                 received_ms=T0 + 121_000)
+    commit_batch(db.conn, [check_message(msg, site=SITE,
+                                         keys=registry.secrets_by_device(db))],
+                 supervise=Runner())
+    trains.release(db, "T-1", actor="op", at_ms=T0 + 200_000)
+    found = recall.recall_list(db.conn, "ORE-A")
+    assert [(c["train"], c["initial"], c["number"], c["via"], c["fraction"], c["weight_kg"],
+             c["weighed"], c["time_ms"], c["train_status"]) for c in found["cars"]] == [
+        ("T-1", "DLCX", 100001, "ORE-A", 1.0, 80_100, True, T0 + 200_000, "released"),
+        ("T-1", "DLCX", 100002, "BL-1", 0.75, 80_200, True, T0 + 200_000, "released")]
+    assert found["kg"]["rail"] == 160_300
