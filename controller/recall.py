@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from controller.supervision.apply import apply_alert
 from controller.supervision.findings import Alert
 from controller.supervision.rules import lab_limits
 
+log = logging.getLogger("portwatch.recall")
 RULE = "recall"
 ALERT_CODE = "recall_required"
 LAB_FAILURE_CODES = ("lab_limits", "quarantine")  # the lab rules' alerts that fail a lot
@@ -89,7 +92,8 @@ def failures(commodity: str, sample: Mapping[str, Any],
     if sample.get("outlier") is True:
         out.append("outlier result")
     pests = sorted({str(f[0]) for f in sample.get("findings") or []
-                    if isinstance(f, list | tuple) and len(f) == 3 and f[1] > 0})
+                    if isinstance(f, list | tuple) and len(f) == 3
+                    and isinstance(f[1], int) and f[1] > 0})
     if pests:
         out.append(f"quarantine pest {', '.join(pests)}")
     for name, bound in sorted(limits.for_commodity(commodity).items()):
@@ -162,10 +166,19 @@ def on_failed_result(conn: Any, lot: str, reasons: list[str], *, device_id: str,
     row = reads.lot(conn, lot)
     if not reasons or row is None or not row.get("released_before_test"):
         return None
-    found = recall_list(conn, lot)
+    try:
+        found = recall_list(conn, lot)
+    except sqlite3.Error as exc:
+        # the holds and the alert matter more than the list: make them, say the list failed
+        log.error("recall of %s: the recall list could not be read: %s", lot, exc)
+        found = {"lot": lot, "blends": blends.blends_of(conn, lot), "trips": [], "cars": [],
+                 "hash": None, "list_error": f"{exc}: fix the store, then run "
+                                             f"`portwatch lot recall {lot}`"}
     detail = {"lot": lot, "reasons": reasons, "hash": found["hash"],
               "trips": len(found["trips"]), "cars": len(found["cars"]),
               "blends": [b["lot"] for b in found["blends"]]}
+    if "list_error" in found:
+        detail["list_error"] = found["list_error"]
     alert = Alert(code=ALERT_CODE, device_id=device_id, active=True, severity="critical",
                   subject=lot, detail=detail)
     if not apply_alert(conn, RULE, alert, device_ts=device_ts, received_ms=received_ms,

@@ -383,3 +383,18 @@ def test_recall_list_cars_through_the_real_rail_path(db: Store) -> None:
         ("T-1", "DLCX", 100001, "ORE-A", 1.0, 80_100, True, T0 + 200_000, "released"),
         ("T-1", "DLCX", 100002, "BL-1", 0.75, 80_200, True, T0 + 200_000, "released")]
     assert found["kg"]["rail"] == 160_300
+
+
+def test_recall_unreadable_list_still_holds_and_alerts_saying_so(ore: Store) -> None:
+    with ore.transaction() as conn:
+        conn.execute("DROP TABLE train_cars")
+        conn.execute("CREATE TABLE train_cars (train_id TEXT, wagon TEXT)")  # not the schema
+        made = recall.on_sample(conn, "ORE-A", {"fe_pm": 600}, device_id="lab-1",
+                                device_ts=T0, received_ms=T0 + 1)
+    assert made is not None and made["hash"] is None and "no such column" in made["list_error"]
+    kinds = {(h["lot"], h["kind"]) for h in hold_rows.list_holds(ore.conn, active=True)}
+    assert {("ORE-A", "recall"), ("BL-1", "recall")} <= kinds
+    detail = ore.conn.execute("SELECT detail_json FROM alerts WHERE code='recall_required'"
+                              ).fetchone()[0]
+    assert "portwatch lot recall ORE-A" in detail
+    assert recall.failures("iron ore", {"findings": [["x", "2", 1]]}) == []  # not a count
