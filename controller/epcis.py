@@ -231,7 +231,8 @@ def _trip_events(conn: sqlite3.Connection, lot_id: str,
     if t.get("gate_device") is not None and t.get("weighing_seq") is not None:
         w = reads.weighing(conn, str(t["gate_device"]), int(t["weighing_seq"]))
         ms = int(w["device_ts"]) if w and w.get("device_ts") else int(t["departed_ms"])
-        out.append((_event("ObjectEvent", ms, quantityList=_qty(lot_id, t.get("net_kg")),
+        kg = w["net_kg"] if w else t.get("net_kg")  # what the weighbridge said, signed
+        out.append((_event("ObjectEvent", ms, quantityList=_qty(lot_id, kg),
                            action="OBSERVE", bizStep="inspecting",
                            readPoint={"id": uri("device", str(t["gate_device"]))}),
                     _message_index(conn, t["gate_device"], t["weighing_seq"])))

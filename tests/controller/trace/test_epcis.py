@@ -18,7 +18,7 @@ from controller import epcis
 from controller.errors import NotFound
 from controller.storage import Store, ledger_log
 
-from .trace_store import T0, scripted
+from .trace_store import T0, scripted, truck_out
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "fixtures" / "epcis" /
                      "EPCIS-JSON-Schema.json").read_text())
@@ -106,6 +106,19 @@ def test_epcis_correction_is_error_declaration_not_edit(db: Store, db_path: Path
     (fix,) = declared["errorDeclaration"]["correctiveEventIDs"]
     assert fix in {e["eventID"] for e in new} and fix != declared["eventID"]
     assert [e["eventID"] for e in new] == _reference_hashes(after)
+
+
+def test_epcis_weighing_kg_is_the_weighbridge_s_not_the_trip_s(db: Store, db_path: Path) -> None:
+    """A trip recorded with another kg than its weighing (a departure made by hand): the
+    weighing's ObjectEvent states what the weighbridge signed, the trip's load the trip's."""
+    story = scripted(db, db_path)
+    trip = truck_out(db, story["wb_out"], "LOT-C", seq=9, plate="P-9", net_kg=20000,
+                     trip_kg=19000, dkey=story["dkey"])
+    events = epcis.document(db.conn, "LOT-C", now_ms=T0)["epcisBody"]["eventList"]
+    (weighing,) = [e for e in events if e.get("bizStep") == "inspecting"]
+    (load,) = [e for e in events if e.get("parentID") == f"urn:portwatch:trip:{trip}"]
+    assert weighing["quantityList"][0]["quantity"] == 20000
+    assert load["childQuantityList"][0]["quantity"] == 19000
 
 
 def test_epcis_unknown_lot_is_not_found(db: Store) -> None:

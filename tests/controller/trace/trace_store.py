@@ -59,7 +59,7 @@ def blend(db: Store, out: str, inputs: list[tuple[str, int]]) -> None:
 
 def truck_out(db: Store, dev: dict[str, Any], lot: str, *, seq: int, plate: str,
               net_kg: int, destination: str = "dest-feed-mill",
-              dkey: DevKey | None = None) -> str:
+              dkey: DevKey | None = None, trip_kg: int | None = None) -> str:
     """A weighing at wb-out (a real signed custody event through the ingest's writer), an
     order for ``lot`` and its trip departing on that weighing; returns the trip id."""
     body = weighing_body(gross=net_kg + 15000, plate=plate)
@@ -72,7 +72,7 @@ def truck_out(db: Store, dev: dict[str, Any], lot: str, *, seq: int, plate: str,
         expected_net_kg=net_kg), actor="op-1", time_ms=T0 - 30 * MIN)
     with db.transaction() as conn:
         trips.depart(conn, order["order_id"], gate_device="wb-out", weighing_seq=seq,
-                     net_kg=net_kg, time_ms=T0 + seq)
+                     net_kg=net_kg if trip_kg is None else trip_kg, time_ms=T0 + seq)
     return str(order["order_id"])
 
 
@@ -110,4 +110,4 @@ def scripted(db: Store, db_path: Path) -> dict[str, Any]:
                        actor="cli:yard", at_ms=T0 + 5 * MIN)
     checkpoint.create(db.conn, checkpoint.log_signer(db_path, ORIGIN), T0 + 10 * MIN)
     return {"trips": [t1, t2], "blend_trip": t3, "lots_built": built,
-            "blends_built": has_blends, "rail_built": rail}
+            "blends_built": has_blends, "rail_built": rail, "wb_out": dev, "dkey": dkey}
