@@ -125,3 +125,19 @@ def test_trace_api_routes(db: Store, db_path: Path) -> None:
     assert r.status_code == 404
     assert client.get("/api/v1/trace/backward", headers=h).status_code == 422
     assert client.get("/api/v1/trace/forward", params={"lot": "LOT-A"}).status_code == 401
+
+
+def test_trace_evidence_entry_newer_than_checkpoint_says_what_to_do(
+        db: Store, db_path: Path, tmp_path: Path) -> None:
+    from controller import holds
+    scripted(db, db_path)
+    holds.hold(db, "LOT-A", reason="after the checkpoint", actor="cli:alice")
+    code, _, err = _cli(db_path, "lot", "evidence", "LOT-A", "--out", str(tmp_path / "p.json"))
+    assert code == 1 and "portwatch ledger checkpoint" in err
+    assert not (tmp_path / "p.json").exists()
+    code, _, err = _cli(db_path, "ledger", "checkpoint")
+    assert code == 0, err
+    code, _, err = _cli(db_path, "lot", "evidence", "LOT-A", "--out", str(tmp_path / "p.json"))
+    assert code == 0, err
+    r = runner.invoke(cli_app, ["ledger", "verify", str(tmp_path / "p.json")])
+    assert r.exit_code == 0 and "trusting the pack's own log key" in r.stderr
