@@ -8,7 +8,8 @@ containing it (``recall_list``), a ``recall`` hold on the lot and its blends, a 
 ``recall_required`` alert and a ``recall`` ledger decision with the list's hash, all in the
 caller's transaction.
 
-Limits are per commodity and configurable (``Limits.from_yaml``); values are the sample
+Limits are per commodity and configurable (a YAML file named by $PORTWATCH_RECALL_LIMITS,
+``Limits.from_yaml``); values are the sample
 body's per-mille fields (protocols/bodies.py ``sample``: ``moisture_pm``, and for ore
 ``fe_pm``).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +83,31 @@ DEFAULT_LIMITS = Limits(commodities={
     **_lab_limits(),
     "iron ore": {"fe_pm": Bound(min=620), "moisture_pm": Bound(max=90)},
 })
+
+
+LIMITS_ENV = "PORTWATCH_RECALL_LIMITS"
+_loaded: dict[tuple[str, int, int], Limits] = {}
+
+
+def current_limits() -> Limits:
+    """The limits of the YAML file named by $PORTWATCH_RECALL_LIMITS (read again when it
+    changes), else DEFAULT_LIMITS. A file that cannot be read or does not fit is logged
+    as an error naming it and the defaults judge meanwhile: a sample is never refused for
+    the controller's own configuration."""
+    path = os.environ.get(LIMITS_ENV)
+    if not path:
+        return DEFAULT_LIMITS
+    try:
+        st = Path(path).stat()
+        key = (path, st.st_mtime_ns, st.st_size)  # mtime ticks coarsely: size as well
+        if key not in _loaded:
+            _loaded.clear()
+            _loaded[key] = Limits.from_yaml(Path(path))
+        return _loaded[key]
+    except (OSError, InvalidInput) as exc:
+        log.error("%s=%s: %s; judging samples by the default recall limits", LIMITS_ENV,
+                  path, exc)
+        return DEFAULT_LIMITS
 
 
 def failures(commodity: str, sample: Mapping[str, Any],
@@ -194,13 +221,14 @@ def on_failed_result(conn: Any, lot: str, reasons: list[str], *, device_id: str,
 
 def on_sample(conn: Any, lot: str, sample: Mapping[str, Any], *, device_id: str,
               device_ts: int | None, received_ms: int, seq: int | None = None,
-              limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] | None:
-    """Judge a ``sample`` body of ``lot`` against its commodity's limits and make the
-    recall if it fails after a release before test (see ``on_failed_result``)."""
+              limits: Limits | None = None) -> dict[str, Any] | None:
+    """Judge a ``sample`` body of ``lot`` against its commodity's limits (``limits``, else
+    ``current_limits()``) and make the recall if it fails after a release before test
+    (see ``on_failed_result``)."""
     row = reads.lot(conn, lot)
     if row is None:
         return None
-    why = failures(str(row.get("commodity") or ""), sample, limits)
+    why = failures(str(row.get("commodity") or ""), sample, limits or current_limits())
     return on_failed_result(conn, lot, why, device_id=device_id, device_ts=device_ts,
                             received_ms=received_ms, seq=seq)
 

@@ -398,3 +398,20 @@ def test_recall_unreadable_list_still_holds_and_alerts_saying_so(ore: Store) -> 
                               ).fetchone()[0]
     assert "portwatch lot recall ORE-A" in detail
     assert recall.failures("iron ore", {"findings": [["x", "2", 1]]}) == []  # not a count
+
+
+def test_recall_limits_from_the_environment_file_and_a_bad_one_falls_back(
+        ore: Store, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "recall.yaml"
+    path.write_text("commodities:\n  iron ore:\n    fe_pm: {min: 650}\n")
+    monkeypatch.setenv(recall.LIMITS_ENV, str(path))
+    assert recall.failures("iron ore", {"fe_pm": 640}, recall.current_limits()) == [
+        "fe_pm 640 below 650"]
+    with ore.transaction() as conn:  # 640 passes the default 620, fails the file's 650
+        made = recall.on_sample(conn, "ORE-A", {"fe_pm": 640}, device_id="lab-1",
+                                device_ts=T0, received_ms=T0 + 1)
+    assert made is not None
+    path.write_text("commodities: [not, a, mapping]\n")
+    assert recall.current_limits() is recall.DEFAULT_LIMITS
+    assert "recall.yaml" in caplog.text and "default recall limits" in caplog.text
