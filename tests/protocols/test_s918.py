@@ -88,3 +88,19 @@ def test_encode_out_of_range_is_error():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_decode_into_matches_decode():
+    from binascii import unhexlify
+
+    out = [None] * 6
+    for tag in (QNSL_502, IOCC_3088, IOCC_85123, s918.encode("DLCX", 123456, side=1,
+                                                             length_dm=2150, axles=6)):
+        t = s918.decode(tag)
+        assert s918.decode_into(unhexlify(tag), out)
+        assert out == [t["group"], s918.initial_code(t["initial"]), t["number"], t["side"],
+                       t["length_dm"], t["axles"]]
+        assert s918.initial_text(out[1]) == t["initial"]
+    out = [None] * 6
+    assert not s918.decode_into(unhexlify(s918.corrupt(IOCC_3088)), out)
+    assert not s918.decode_into(b"\x00" * 16, out) and out == [None] * 6
