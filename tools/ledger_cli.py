@@ -210,7 +210,7 @@ def ledger_verify(
     Example: portwatch ledger verify audit/ledger.json --log-key "$LOG_KEY" --require-witness "$W1"
     """
     if evidence.is_pack(path):
-        _verify_pack(path, log_key)
+        _verify_pack(path, log_key, require_witness or [])
         return
     try:
         extra = [p.read_text() for p in checkpoint_file or []]
@@ -245,9 +245,9 @@ def ledger_verify(
                + "".join(f"; {x}" for x in extra_lines))
 
 
-def _verify_pack(path: Path, log_key: str | None) -> None:
+def _verify_pack(path: Path, log_key: str | None, witnesses: list[str]) -> None:
     """Check a lot's evidence pack offline (controller/ledger/evidence.py)."""
-    problems, summary = evidence.verify(path, log_key=log_key)
+    problems, summary = evidence.verify(path, log_key=log_key, require_witnesses=witnesses)
     if problems:
         more = len(problems) - 1
         fail(problems[0] + (f" ({more} more failure{'s' * (more != 1)})" if more else ""))
@@ -257,7 +257,9 @@ def _verify_pack(path: Path, log_key: str | None) -> None:
     typer.echo(f"OK {path}: lot {summary['lot']}, {summary['events']} EPCIS events, "
                f"{summary['entries']} ledger entries proved against the checkpoint of size "
                f"{summary['checkpoint_size']} signed by {summary['log_key']}; "
-               f"{summary['device_signed']} custody events checked against device keys")
+               f"{summary['device_signed']} custody events checked against device keys"
+               + (f"; cosigned by {', '.join(summary['witnessed'])}"
+                  if summary["witnessed"] else ""))
 
 
 @ledger_app.command("prove-inclusion")

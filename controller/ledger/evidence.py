@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -90,20 +91,33 @@ def is_pack(path: Path | str) -> bool:
     return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
-def verify(path: Path | str, *, log_key: str | None = None) -> tuple[list[str], dict[str, Any]]:
+def verify(path: Path | str, *, log_key: str | None = None,
+           require_witnesses: Sequence[str] = ()) -> tuple[list[str], dict[str, Any]]:
     """(problems, summary) of the pack at ``path``; no problem: it verifies. ``log_key``
-    pins the log's key instead of trusting the pack's."""
+    pins the log's key instead of trusting the pack's; ``require_witnesses`` (vkeys): the
+    pack's checkpoint must carry a valid cosignature of each."""
     try:
         doc = json.loads(Path(path).read_text())
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
         key = note.Verifier.parse(log_key or str(doc["log_key"]))
+        witnesses = [note.Verifier.parse(w) for w in require_witnesses]
     except (OSError, ValueError, KeyError, LedgerError) as exc:
         return [f"cannot read {path}: {exc}"], {}
     try:
-        return _verify(doc, key)
+        problems, summary = _verify(doc, key)
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         return [f"malformed evidence pack: {exc!r}"], {}
+    try:
+        signed = note.parse(str(doc.get("checkpoint")))
+    except NoteError:
+        return problems, summary  # already named by _verify
+    for w in witnesses:
+        if signed.verified_by(w) is not True:
+            problems.append(f"the pack's checkpoint is not cosigned by witness {w.name}: no "
+                            "one outside the log vouches for it")
+    summary["witnessed"] = [w.name for w in witnesses]
+    return problems, summary
 
 
 def _verify(doc: dict[str, Any], key: note.Verifier) -> tuple[list[str], dict[str, Any]]:

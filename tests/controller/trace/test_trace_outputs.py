@@ -141,3 +141,29 @@ def test_trace_evidence_entry_newer_than_checkpoint_says_what_to_do(
     assert code == 0, err
     r = runner.invoke(cli_app, ["ledger", "verify", str(tmp_path / "p.json")])
     assert r.exit_code == 0 and "trusting the pack's own log key" in r.stderr
+
+
+def test_trace_evidence_pack_requires_a_witness_cosignature(db: Store, db_path: Path,
+                                                            tmp_path: Path) -> None:
+    from controller.ledger import checkpoint
+    from controller.ledger.witness import Witness
+    from controller.storage import ledger_log
+
+    from .trace_store import ORIGIN
+    scripted(db, db_path)
+    signer = checkpoint.log_signer(db_path, ORIGIN)
+    w = Witness.init(tmp_path / "w1", "customs.example/w1", signer.verifier)
+    other = Witness.init(tmp_path / "w2", "customs.example/w2", signer.verifier)
+    cp = checkpoint.latest(db.conn)
+    assert cp is not None
+    checkpoint.add_cosignature(db.conn, cp.id, w.cosign(cp.note, [], 1_700_000_000),
+                               w.verifier, 1)
+    assert ledger_log.size(db.conn) >= cp.size
+    pack = tmp_path / "pack.json"
+    assert _cli(db_path, "lot", "evidence", "LOT-A", "--out", str(pack))[0] == 0
+    r = runner.invoke(cli_app, ["ledger", "verify", str(pack), "--require-witness",
+                                w.verifier.vkey])
+    assert r.exit_code == 0 and "cosigned by customs.example/w1" in r.stdout
+    r = runner.invoke(cli_app, ["ledger", "verify", str(pack), "--require-witness",
+                                other.verifier.vkey])
+    assert r.exit_code == 1 and "not cosigned by witness customs.example/w2" in r.stderr
