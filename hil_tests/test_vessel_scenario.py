@@ -39,6 +39,7 @@ import pytest
 from controller.site import current_site
 from tools.demo_vessel import add_line_agent
 from tools.emulators.lab_analyzer import LabAnalyzerServer, LabScript
+from tools.emulators.rail_reader import Car, RailReaderServer, TrainScript, manifest_cars
 from tools.procs import wait_until
 from tools.rig import Rig
 from tools.trucks_rig import Sent, TruckLoop, api_post, standing, start_nmea_server, stream_nmea
@@ -50,6 +51,7 @@ STAY = ("--ramp-s", "0.3", "--settle-s", "0.3", "--stable-s", "6", "--leave-s", 
 GRAIN_LOT = "LOT-V-2026-0101"
 ORE_LOT = "LOT-V-2026-0102"
 HOLD_WITHIN_S = 10.0  # a quarantine weed's sample to the lot's hold, wall seconds
+TRAIN, TRAIN_CARS, MISSING = "T-2026-1201-07", 40, 12  # car 13 of the manifest left behind
 
 
 def _need(what: str, module: str, attr: str | None = None) -> None:
@@ -181,10 +183,59 @@ def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> 
 
 @pytest.mark.timeout(180)
 def test_vessel_train_missing_and_extra_car_both_alerted(rig: Rig) -> None:
-    _need("the rail reader agent and its emulator (RAIL engineer)", "edge.drivers.rail")
-    _need("the rail emulator (RAIL engineer)", "tools.rail_emulator")
-    pytest.xfail("the rail reader's manifest API and emulator interface are not landed: "
-                 "see the report for what this test will assert")
+    t_start = time.monotonic()
+    site = current_site()
+    assert site.devices["rail-1"].zone == "rail-yard"
+    loop = TruckLoop()
+    reader = RailReaderServer()
+    cars = manifest_cars(TRAIN_CARS)
+    left_behind, extra = cars[MISSING], Car("TTGX", 555555, weight_kg=79_400)
+    try:
+        add_line_agent(rig, "rail-1", kind="rail_reader", driver="rail",
+                       port=loop.call(reader.start()))
+        rig.start_agent("rail-1")
+        wait_until(lambda: rig.device("rail-1")["status"] == "online" and reader.clients == 1,
+                   60, what="rail-1 online and on the reader's line")
+        _declare_grain_lot(rig)
+        train = api_post(rig, "/api/v1/trains", {
+            "train_id": TRAIN, "reader": "rail-1", "direction": "out",
+            "cars": [{"initial": c.initial, "number": c.number, "lot": GRAIN_LOT,
+                      "destination": "dest-feed-mill", "declared_kg": c.weight_kg}
+                     for c in cars]})
+        assert train["status"] == "open" and len(train["cars"]) == TRAIN_CARS
+
+        sent_wall = time.time()
+        loop.call(reader.send_train(TrainScript(TRAIN, cars, missing=(MISSING,),
+                                                extra=(extra,)), int(sent_wall * 1000)))
+        shown = wait_until(lambda: (t := rig.get(f"/api/v1/trains/{TRAIN}"))["passage"]
+                           and t, 60, what=f"{TRAIN}'s passage matched to its manifest")
+        passage_after_s = time.time() - sent_wall
+        assert shown["status"] == "passed" and shown["passage_device"] == "rail-1", shown
+        assert shown["passage"]["cars"] == TRAIN_CARS  # 39 of the manifest and the extra
+        assert shown["passage"]["unreadable"] == 0
+
+        alerts = wait_until(lambda: [a for a in rig.get("/api/v1/alerts", all="true",
+                                                        limit=100)
+                                     if a["device_id"] == "rail-1"] or None, 30,
+                            what="rail-1's alerts")
+        # exactly these two: nothing about the 39 cars that match, no order or weight alert
+        assert sorted((a["code"], a["subject"]) for a in alerts) == [
+            ("rail_car_missing", f"{TRAIN}/{left_behind.initial}{left_behind.number}"),
+            ("rail_car_unexpected", f"{TRAIN}/{extra.initial}{extra.number}")], alerts
+        [missing] = [a for a in alerts if a["code"] == "rail_car_missing"]
+        assert missing["detail"]["lot"] == GRAIN_LOT
+        assert missing["detail"]["position"] == MISSING + 1
+        # the agent's own account (its health every 5 s): one train, every tag line read
+        health = wait_until(lambda: (h := rig.device("rail-1")["health"] or {})
+                            .get("trains") and h, 30, what="rail-1's health after the train")
+        assert (health["trains"], health["cars"], health["unreadable"]) == (1, TRAIN_CARS, 0)
+        print({"wall_s": round(time.monotonic() - t_start, 1),
+               "train_to_passage_s": round(passage_after_s, 2),
+               "rail_health": {k: health.get(k) for k in ("aei_ok", "trains", "cars",
+                                                          "unreadable", "free_heap")}})
+    finally:
+        loop.call(reader.close())
+        loop.close()
 
 
 @pytest.mark.timeout(180)
