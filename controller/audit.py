@@ -471,6 +471,8 @@ def audit_store(conn: Any, *, chunk: int = CHUNK, progress: Progress | None = No
     audit_calibration.audit_calibration(conn, report)
     from controller import audit_samples  # each sample's lot, from sample_lot decisions
     audit_samples.audit_samples(conn, report)
+    from controller import audit_trains  # train manifests, from their train decisions
+    audit_trains.audit_trains(conn, report)
     for name, table in audit_reads.triggers(conn):
         report.add(Mismatch(table, name, "trigger",
                             detail="a trigger in the store (portwatch makes none): it can "

@@ -83,3 +83,13 @@ def list_passages(conn: sqlite3.Connection, *, limit: int = 100) -> list[dict[st
     """Passages newest first."""
     return _dicts(conn.execute("SELECT * FROM passages ORDER BY started_ts DESC LIMIT ?",
                                (limit,)))
+
+
+def all_trains(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every ``trains`` row (the audit)."""
+    return _dicts(conn.execute("SELECT * FROM trains ORDER BY train_id"))
+
+
+def all_train_cars(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every ``train_cars`` row (the audit)."""
+    return _dicts(conn.execute("SELECT * FROM train_cars ORDER BY train_id, idx"))

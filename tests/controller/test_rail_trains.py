@@ -146,3 +146,21 @@ def test_rail_manifest_bad_input_refused(db: Store) -> None:
     trains.declare(db, good, actor="op")
     with pytest.raises(Conflict):
         trains.declare(db, good, actor="op")
+
+
+def test_rail_store_audits_clean_and_tampering_named(db: Store,
+                                                     reader: dict[str, Any]) -> None:
+    from controller import audit
+
+    _manifest(db, n=4)
+    _commit(db, _passage(reader, 1, [100001, 100002, 100004], unreadable=1))
+    trains.release(db, "T-1", actor="op", at_ms=T0 + 300_000)
+    report = audit.audit_store(db.conn)
+    assert report.mismatches == [], report.mismatches
+    assert report.count("passage_cars").checked == 5  # loco, 3 cars, 1 unreadable
+    db.conn.execute("UPDATE passage_cars SET number=100003 WHERE seq=1 AND number=100004")
+    db.conn.execute("UPDATE train_cars SET lot='LOT-X' WHERE idx=0")
+    db.conn.execute("UPDATE trains SET status='open'")
+    names = {(m.table, m.problem) for m in audit.audit_store(db.conn).mismatches}
+    assert {("passage_cars", "edited"), ("train_cars", "edited"),
+            ("trains", "edited")} <= names, names
