@@ -16,10 +16,6 @@ On the demo grain port (controller/site/sites/demo-grain-port.yaml), every proce
    released before its lab test fails it: the recall list (API) names exactly the trucks
    and cars that carried it.
 
-The lab agent, the rail agent, lots, quarantine holds and recalls are built in parallel
-by other engineers; a part whose piece has not landed is an ``xfail`` naming the piece
-(``_need``), so the test says what is missing instead of failing on an import.
-
 The only parts emulated below a real process: each tracker's GNSS receiver UART (the GPS
 emulator's NMEA over TCP) and the indicator's serial line (pymodbus).
 
@@ -28,8 +24,6 @@ Run one alone: ``pytest hil_tests/test_vessel_scenario.py -k weed``.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from functools import partial
 from typing import Any
@@ -52,15 +46,10 @@ GRAIN_LOT = "LOT-V-2026-0101"
 ORE_LOT = "LOT-V-2026-0102"
 HOLD_WITHIN_S = 10.0  # a quarantine weed's sample to the lot's hold, wall seconds
 TRAIN, TRAIN_CARS, MISSING = "T-2026-1201-07", 40, 12  # car 13 of the manifest left behind
-
-
-def _need(what: str, module: str, attr: str | None = None) -> None:
-    """xfail the test (not fail) when a piece another engineer builds has not landed:
-    ``module`` (and ``attr`` in it) importable."""
-    if importlib.util.find_spec(module) is None:
-        pytest.xfail(f"{what}: {module} has not landed yet")
-    if attr is not None and not hasattr(importlib.import_module(module), attr):
-        pytest.xfail(f"{what}: {module}.{attr} has not landed yet")
+ORE_LOT, OTHER_LOT, ORE_TRAIN = "ORE-V-0001", "ORE-V-0002", "T-2026-1201-08"
+# two trucks of the ore lot and one of another; a train of 6 cars, 4 of them the ore lot's
+ORE_TRUCKS = (("辽B60001", ORE_LOT), ("辽B60002", OTHER_LOT), ("辽B60003", ORE_LOT))
+ORE_CARS = (ORE_LOT, ORE_LOT, OTHER_LOT, ORE_LOT, OTHER_LOT, ORE_LOT)
 
 
 def _holds(rig: Rig, lot: str) -> list[dict[str, Any]]:
@@ -240,7 +229,101 @@ def test_vessel_train_missing_and_extra_car_both_alerted(rig: Rig) -> None:
 
 @pytest.mark.timeout(180)
 def test_vessel_ore_released_before_test_recall_names_its_trucks_and_cars(rig: Rig) -> None:
-    _need("lots (LOTS engineer)", "controller.lots", "set_status")
-    _need("recalls (RECALL engineer)", "controller.recall")
-    pytest.xfail("the recall list API is not landed: see the report for what this test "
-                 "will assert")
+    t_start = time.monotonic()
+    loop = TruckLoop()
+    lab, reader = LabAnalyzerServer(), RailReaderServer()
+    try:
+        gate = rig.add_weighbridge("wb-out", emulator_args=STAY, stable_s=0.4, poll_ms=50)
+        gate.config["driver"]["barrier"] = "controller"
+        rig.write_config(gate)
+        add_line_agent(rig, "lab-1", kind="lab", driver="lab", port=loop.call(lab.start()))
+        add_line_agent(rig, "rail-1", kind="rail_reader", driver="rail",
+                       port=loop.call(reader.start()))
+        for plate, _ in ORE_TRUCKS:  # each truck's tracker, named on its order; no agent
+            rig.provision(_tracker(plate), kind="gps", driver={})
+        for device_id in rig.agents:
+            rig.start_agent(device_id)
+        wait_until(lambda: all(rig.device(d)["status"] == "online" for d in rig.agents)
+                   and lab.clients == 1 and reader.clients == 1, 60,
+                   what="wb-out, lab-1 and rail-1 online and on their lines")
+
+        # -- the ore lot unloads (its sample is taken then), is released before its test
+        sampled_ms = 0
+        for lot in (ORE_LOT, OTHER_LOT):
+            api_post(rig, "/api/v1/lots", {
+                "lot_id": lot, "declaration_no": f"DL-{lot}", "commodity": "iron ore",
+                "hs_code": "260111", "origin_country": "AU", "vessel": "MV Iron Duke",
+                "declared_kg": 60_000_000, "kind": "ore"})
+            api_post(rig, f"/api/v1/lots/{lot}/status",
+                     {"status": "unloading", "reason": "MV Iron Duke at berth-1"})
+            if lot == ORE_LOT:  # the analyzer writes whole seconds: the next is unloading
+                sampled_ms = (int(time.time() * 1000) // 1000 + 1) * 1000
+                wait_until(partial(_past, sampled_ms + 50), 5,
+                           what="the sampling second to pass before the lot is stored")
+            api_post(rig, f"/api/v1/lots/{lot}/status",
+                     {"status": "stored", "reason": "in the ore yard"})
+            api_post(rig, f"/api/v1/lots/{lot}/status", {
+                "status": "released", "reason": "buyer's guarantee",
+                "released_before_test": lot == ORE_LOT})
+        assert rig.get(f"/api/v1/lots/{ORE_LOT}")["released_before_test"] in (True, 1)
+
+        # -- it leaves: trucks through the out-gate, cars on a train past rail-1
+        assert gate.emulator is not None
+        scale = gate.emulator.client
+        now = int(time.time() * 1000)
+        for n, (plate, lot) in enumerate(ORE_TRUCKS, 1):
+            api_post(rig, "/api/v1/orders", {
+                "lot": lot, "plate": plate, "tracker_id": _tracker(plate),
+                "destination": "dest-grain-depot", "corridor": "c-grain-depot",
+                "window_start": now - 600_000, "window_end": now + 3_600_000,
+                "expected_net_kg": NET + 20 * n})
+            scale.truck(plate, TARE, NET + 20 * n)
+            scale.wait_visits(n, timeout=60)
+        wait_until(lambda: len(rig.get("/api/v1/trips")) == len(ORE_TRUCKS), 30,
+                   what="every truck departed")
+        trips = {x["plate"]: x for x in rig.get("/api/v1/trips")}
+        cars = manifest_cars(len(ORE_CARS), initial="DLOX", first=200001)
+        api_post(rig, "/api/v1/trains", {
+            "train_id": ORE_TRAIN, "reader": "rail-1", "direction": "out",
+            "cars": [{"initial": c.initial, "number": c.number, "lot": lot,
+                      "destination": "dest-grain-depot", "declared_kg": c.weight_kg}
+                     for c, lot in zip(cars, ORE_CARS, strict=True)]})
+        loop.call(reader.send_train(TrainScript(ORE_TRAIN, cars), now))
+        wait_until(lambda: rig.get(f"/api/v1/trains/{ORE_TRAIN}")["passage"], 60,
+                   what=f"{ORE_TRAIN}'s passage")
+
+        # -- the lab's result of the sample taken while it unloaded: too wet for ore
+        fail_wall = time.time()
+        loop.call(lab.run(LabScript(prefix="S-ORE", start_ms=sampled_ms, wet={1: 150}), 1))
+        alert = wait_until(lambda: next((a for a in rig.get("/api/v1/alerts", limit=100)
+                                         if a["code"] == "recall_required"), None), 30,
+                           what="recall_required after the failing sample")
+        recall_after_s = time.time() - fail_wall
+        assert alert["subject"] == ORE_LOT and alert["severity"] == "critical", alert
+
+        # -- the recall list names exactly the trucks and the cars that carried the lot
+        listed = rig.get(f"/api/v1/lots/{ORE_LOT}/recall")
+        assert alert["detail"]["hash"] == listed["hash"]
+        assert sorted(t["trip_id"] for t in listed["trips"]) == sorted(
+            trips[p]["trip_id"] for p, lot in ORE_TRUCKS if lot == ORE_LOT)
+        assert sorted((c["initial"], c["number"]) for c in listed["cars"]) == sorted(
+            (c.initial, c.number) for c, lot in zip(cars, ORE_CARS, strict=True)
+            if lot == ORE_LOT)
+        assert all(c["lot"] == ORE_LOT for c in listed["cars"])
+        held = {(h["lot"], h["kind"]) for h in rig.get("/api/v1/holds", limit=100)}
+        assert (ORE_LOT, "recall") in held and (OTHER_LOT, "recall") not in held
+        print({"wall_s": round(time.monotonic() - t_start, 1),
+               "failing_result_to_recall_s": round(recall_after_s, 2),
+               "recalled": {"trips": len(listed["trips"]), "cars": len(listed["cars"])}})
+    finally:
+        loop.call(lab.close())
+        loop.call(reader.close())
+        loop.close()
+
+
+def _past(ms: int) -> bool:
+    return time.time() * 1000 > ms
+
+
+def _tracker(plate: str) -> str:
+    return f"trk-{plate[-2:]}"
