@@ -26,6 +26,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
                "findings": [["Avena sterilis", 2, 1000]]},
 }
 
+# a passage without tags makes one row (role none); with tags, one per tag read
+SAMPLES["passage"] = {"direction": "out", "started_ts": T0, "ended_ts": T0 + 60_000,
+                      "speed_dkmh": 150, "axles": 0, "cars": []}
+
 
 def test_every_custody_event_kind_has_one_projection() -> None:
     assert set(PROJECTIONS) == set(bodies.KINDS["evt"]) == set(SAMPLES)
