@@ -6,15 +6,18 @@ weighbridge agent ``wb-out`` (``micropython``, ``barrier: controller``) with the
 indicator emulator, the lab analyzer agent ``lab-1`` (``micropython``, driver ``lab``)
 reading the lab analyzer emulator's result lines over TCP. Lots (their release before
 test too), orders and the blend are made through the API. Nothing is mocked below a
-process but the indicator's serial line (pymodbus) and the analyzer's serial port (its
-TCP text port).
+process but the indicator's serial line (pymodbus), the analyzer's serial port and the
+rail reader's (their TCP text ports).
 
 Two trucks of the ore lot and one of a blend containing it (75 %) leave; a truck of an
-unrelated lot leaves too. The lab's one sample of the lot, taken while it unloaded, is too
-wet for iron ore (150 per mille, limit 90): ``recall_required`` (critical) is raised, the
-lot and the blend get ``recall`` holds, and the recall list (GET
-/api/v1/lots/{lot}/recall) names exactly the three trucks. Then a fourth truck of the lot,
-already ordered, is denied at the out-gate.
+unrelated lot leaves too. A train leaves past the rail reader agent ``rail-1``
+(``micropython``, the AEI reader emulator's lines over TCP, its manifest made through the
+API) with two cars of the lot, one of the blend and one of the other lot. The lab's one
+sample of the lot, taken while it unloaded, is too wet for iron ore (150 per mille, limit
+90): ``recall_required`` (critical) is raised, the lot and the blend get ``recall``
+holds, and the recall list (GET /api/v1/lots/{lot}/recall) names exactly the three trucks
+and the three cars, with the weights the reader measured. Then a fifth truck of the lot
+is denied at the out-gate.
 
 Run: ``pytest hil_tests/test_release_before_test.py``.
 """
@@ -29,7 +32,9 @@ import pytest
 
 from controller.site import current_site
 from tools.emulators.lab_analyzer import LabAnalyzerServer, LabScript
+from tools.emulators.rail_reader import Car, TrainScript
 from tools.procs import wait_until
+from tools.rail_rig import RailParts
 from tools.rig import Agent, Rig
 from tools.trucks_rig import TruckLoop, api_post
 
@@ -90,18 +95,21 @@ def test_release_before_test_failing_sample_recalls_exactly_the_trucks_that_left
     loop = TruckLoop()
     analyzer = LabAnalyzerServer()
     port = loop.call(analyzer.start())
+    rail = RailParts(loop)
     try:
         gate = rig.add_weighbridge("wb-out", emulator_args=STAY, stable_s=0.4, poll_ms=50)
         gate.config["driver"]["barrier"] = "controller"
         rig.write_config(gate)
         _add_lab(rig, port)
+        rail.add(rig)
         for n in range(1, 6):  # each truck's tracker, on its order; no tracker agent here
             rig.provision(f"trk-{n:02d}", kind="gps", driver={})
         for device_id in rig.agents:
             rig.start_agent(device_id)
         wait_until(lambda: all(rig.device(d)["status"] == "online" for d in rig.agents), 60,
-                   what="wb-out and lab-1 online")
+                   what="wb-out, lab-1 and rail-1 online")
         wait_until(lambda: analyzer.clients >= 1, 30, what="lab-1 connected to the analyzer")
+        wait_until(lambda: rail.server.clients >= 1, 30, what="rail-1 connected to the reader")
 
         # -- the lots: ORE unloads (sampled now), is released before its test, blended
         _declare(rig, ORE, "AU")
@@ -135,6 +143,21 @@ def test_release_before_test_failing_sample_recalls_exactly_the_trucks_that_left
         trips = {t["plate"]: t for t in rig.get("/api/v1/trips")}
         assert set(trips) == {p for _, p in left}
 
+        # -- a train leaves past rail-1: two cars of ORE, one of the blend, one of OTHER
+        on_train = [(Car("DLCX", 200001, weight_kg=80_400), ORE),
+                    (Car("DLCX", 200002, weight_kg=79_600), ORE),
+                    (Car("DLCX", 200003, weight_kg=81_000), BLEND),
+                    (Car("DLCX", 200004, weight_kg=80_000), OTHER)]
+        api_post(rig, "/api/v1/trains", {
+            "train_id": "T-R-1", "reader": "rail-1", "direction": "out",
+            "cars": [{"initial": c.initial, "number": c.number, "lot": lot,
+                      "destination": "dest-feed-mill", "declared_kg": 80_000}
+                     for c, lot in on_train]})
+        rail.send_train(TrainScript("R1", tuple(c for c, _ in on_train)))
+        wait_until(lambda: rail.passages(rig) or None, 60, what="the train's passage matched")
+        released = api_post(rig, "/api/v1/trains/T-R-1/release", {"reason": "dispatched"})
+        assert released["status"] == "released", released
+
         # -- the lab's result of ORE's sample: too wet for iron ore
         fail_wall = time.time()
         script = LabScript(prefix="S-ORE", start_ms=sampled_ms, wet={1: 150})
@@ -160,18 +183,24 @@ def test_release_before_test_failing_sample_recalls_exactly_the_trucks_that_left
             trips[p]["trip_id"] for p in ("辽B70001", "辽B70002", "辽B70003")}
         for t in listed["trips"]:
             assert t["net_kg"] == trips[t["plate"]]["net_kg"] and t["departed_ms"] > 0
+        assert [(c["train"], c["number"], c["via"], c["fraction"], c["weight_kg"],
+                 c["weighed"]) for c in listed["cars"]] == [
+            ("T-R-1", 200001, ORE, 1.0, 80_400, True), ("T-R-1", 200002, ORE, 1.0, 79_600, True),
+            ("T-R-1", 200003, BLEND, 0.75, 81_000, True)]
+        assert alert["detail"]["cars"] == 3 and alert["detail"]["trips"] == 3
         held = {(h["lot"], h["kind"]) for h in rig.get("/api/v1/holds", limit=100)}
         assert {(ORE, "recall"), (BLEND, "recall")} <= held
         assert (OTHER, "recall") not in held
 
-        # -- a truck of the recalled lot, ordered before, is now denied at the out-gate
+        # -- a truck of the recalled lot is now denied at the out-gate
         _order(rig, ORE, "辽B70005")
         scale.truck("辽B70005", TARE, NET)
         cmd = wait_until(partial(_command, rig, "辽B70005"), 60, what="the 5th truck's command")
         assert cmd["body"]["action"] == "deny", cmd
         print({"wall_s": round(time.monotonic() - t_start, 1),
                "failing_result_to_recall_s": round(recall_after_s, 2),
-               "trips_recalled": len(listed["trips"])})
+               "trips_recalled": len(listed["trips"]), "cars_recalled": len(listed["cars"])})
     finally:
         loop.call(analyzer.close())
+        rail.close()
         loop.close()
