@@ -4,7 +4,10 @@ reader emulator's lines over TCP, through a real Mosquitto (TLS) to the controll
 A 40-car train passes with one car of its manifest left behind and one car not on it
 coupled on: the passage is stored once as one signed event, matched to the manifest
 declared through the API, and both ``rail_car_missing`` and ``rail_car_unexpected`` are
-raised; a corrupt line is counted in health; the agent stays inside its heap.
+raised; a corrupt line is counted in health. A second train of a lot on hold with one tag
+failing its checksum raises ``held_lot_departed`` (critical), ``rail_car_unreadable`` and
+``rail_car_missing``, and its release is refused (409 naming the lot). The agent stays
+inside its heap.
 
 Emulated below a real process: the AEI reader (tools/emulators/rail_reader.py, its text
 port).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tools.emulators.rail_reader import Car, TrainScript, manifest_cars
@@ -58,7 +62,24 @@ def test_rail_reader_forty_cars_missing_and_extra_both_alerted(rig: Rig) -> None
         # the in-motion scale weighed every car; the extra car's weight was not scripted
         assert [r["number"] for r in reads if r["weight_kg"] is None] == [555555]
         assert reads[0]["weight_kg"] == cars[0].weight_kg
-        h = wait_until(lambda: (lambda x: x if x.get("trains", 0) >= 1 else None)(
+        # -- a second train: a lot on hold, one tag unreadable; its release refused
+        cars2 = manifest_cars(10, first=200001)
+        api_post(rig, "/api/v1/lots/LOT-RAIL-2/hold", {"reason": "phytosanitary check"})
+        api_post(rig, "/api/v1/trains", {
+            "train_id": "T-HIL-2", "reader": "rail-1", "direction": "out",
+            "cars": [{"initial": c.initial, "number": c.number, "lot": "LOT-RAIL-2",
+                      "declared_kg": c.weight_kg} for c in cars2]})
+        rail.send_train(TrainScript("R2", cars2, unreadable=(3,)))
+        codes = wait_until(lambda: (lambda a: a if len(a) >= 3 else None)(
+            sorted((x["code"], x["severity"]) for x in rig.get("/api/v1/alerts")
+                   if x["subject"].startswith("T-HIL-2/"))), 30, what="the held train's alerts")
+        assert codes == [("held_lot_departed", "critical"), ("rail_car_missing", "warning"),
+                         ("rail_car_unreadable", "warning")], codes
+        refused = httpx.post(f"{rig.api_url}/api/v1/trains/T-HIL-2/release",
+                             json={"reason": "dispatch"}, timeout=10,
+                             headers={"Authorization": f"Bearer {rig.admin_token}"})
+        assert refused.status_code == 409 and "LOT-RAIL-2" in refused.text, refused.text
+        h = wait_until(lambda: (lambda x: x if x.get("trains", 0) >= 2 else None)(
             _health(rig, "rail-1")), 30, what="the agent's health after the train")
         assert h["aei_malformed"] + h["aei_bad_checksum"] >= 1, h
         assert h["mem_errors"] == 0 and h["mem_free"] > 0, h
