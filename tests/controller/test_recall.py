@@ -415,3 +415,23 @@ def test_recall_limits_from_the_environment_file_and_a_bad_one_falls_back(
     path.write_text("commodities: [not, a, mapping]\n")
     assert recall.current_limits() is recall.DEFAULT_LIMITS
     assert "recall.yaml" in caplog.text and "default recall limits" in caplog.text
+
+
+def test_blend_input_hold_reaches_a_blend_of_the_blend_and_leaves_with_the_last_hold(
+        ore: Store) -> None:
+    from controller import holds
+    blends.create(ore, "BL-2", [blends.BlendInput("BL-1", 2), blends.BlendInput(
+        "ORE-C", 2)], reason="x", actor="op", time_ms=T0 + 3000)
+    holds.hold(ore, "ORE-B", reason="moisture", actor="op", at_ms=T0 + 4000)
+    holds.hold(ore, "ORE-C", reason="phyto", actor="op", at_ms=T0 + 4000)
+    for lot in ("BL-1", "BL-2"):
+        assert hold_rows.active_hold(ore.conn, lot, "blend_input") is not None, lot
+    holds.release(ore, "ORE-B", reason="ok", actor="admin", at_ms=T0 + 5000)
+    assert hold_rows.active_hold(ore.conn, "BL-1", "blend_input") is None
+    assert hold_rows.active_hold(ore.conn, "BL-2", "blend_input") is not None  # ORE-C held
+    holds.release(ore, "ORE-C", reason="ok", actor="admin", at_ms=T0 + 6000)
+    assert hold_rows.active_hold(ore.conn, "BL-2", "blend_input") is None
+    assert lots.get_lot(ore.conn, "BL-2")["status"] == "declared"  # type: ignore[index]
+    from controller.audit import audit_store
+    scripted = {"trips", "trains", "train_cars", "passage_cars"}  # the fixture's own rows
+    assert [m for m in audit_store(ore.conn).mismatches if m.table not in scripted] == []
