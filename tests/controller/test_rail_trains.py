@@ -164,3 +164,18 @@ def test_rail_store_audits_clean_and_tampering_named(db: Store,
     names = {(m.table, m.problem) for m in audit.audit_store(db.conn).mismatches}
     assert {("passage_cars", "edited"), ("train_cars", "edited"),
             ("trains", "edited")} <= names, names
+
+
+def test_rail_lot_total_off_alerted(db: Store, reader: dict[str, Any]) -> None:
+    # class 0.5 in service: 400 kg per 80 t car, 800 kg for a lot's two cars (160 t)
+    _manifest(db, n=4)  # cars 1-2 LOT_A, 3-4 LOT_B, 80 t declared each
+    _commit(db, _passage(reader, 1, [100001, 100002, 100003, 100004],
+                         weights={100001: 80_390, 100002: 80_390, 100003: 79_000,
+                                  100004: 80_000}))
+    codes = _alerts(db)
+    # LOT_B: car 3 is 1 t light (beyond its 400 kg), the lot 1 t light (beyond 800 kg)
+    assert ("rail_weight_differs", "T-1/DLCX100003", "warning") in codes
+    assert ("rail_lot_weight_differs", f"T-1/{LOT_B}", "warning") in codes
+    # LOT_A: each car +390 kg within 400 kg, the lot +780 kg within 800 kg: no alert
+    assert not any(c[1] in ("T-1/DLCX100001", "T-1/DLCX100002", f"T-1/{LOT_A}")
+                   for c in codes), codes

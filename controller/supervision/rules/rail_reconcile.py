@@ -13,6 +13,9 @@ or ``<reader>/<seq>`` for a passage that matched none):
   ``<train>/seq<n>``), with its raw hex;
 - ``rail_weight_differs`` (warning): a car's in-motion weight off the weight declared for
   it by more than the OIML R106 MPE of its class (``r106_class``, in service);
+- ``rail_lot_weight_differs`` (warning): per lot on the train, the weighed cars' total off
+  the total declared for them by more than the R106 MPE of train weighing, subject
+  ``<train>/<lot>``;
 - ``held_lot_departed`` (critical): a car of a lot on hold left on a train (direction
   ``out``), subject ``<train>/<lot>``.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 from controller.facts import Fact
 from controller.supervision.findings import Alert, Finding
-from controller.weighing_tolerance import r106_wagon_mpe_kg
+from controller.weighing_tolerance import r106_train_mpe_kg, r106_wagon_mpe_kg
 
 NAME = "rail_reconcile"
 KINDS = ("passage",)
@@ -93,6 +96,22 @@ def update(state: dict[str, Any], fact: Fact,
         if abs(c[6] - m[3]) > mpe:
             alert("rail_weight_differs", _cid(c[1], c[2]), "warning", lot=m[2],
                   weight_kg=c[6], declared_kg=m[3], mpe_kg=mpe, r106_class=str(cls))
+    # per lot on the train: the weighed cars' total against what was declared for them,
+    # with the R106 MPE of train weighing (tighter than the sum of the cars' MPEs)
+    per_lot: dict[str, list[int]] = {}
+    for c in read:
+        m = by_id.get(_cid(c[1], c[2]))
+        if m is None or c[6] is None or m[3] is None or m[2] is None:
+            continue
+        t = per_lot.setdefault(m[2], [0, 0, 0])
+        t[0] += c[6]
+        t[1] += m[3]
+        t[2] += 1
+    for lot, (weighed, declared, n) in sorted(per_lot.items()):
+        mpe = r106_train_mpe_kg(declared, n, cls, d_kg=d_kg)
+        if abs(weighed - declared) > mpe:
+            alert("rail_lot_weight_differs", lot, "warning", lot=lot, weighed_kg=weighed,
+                  declared_kg=declared, cars=n, mpe_kg=mpe, r106_class=str(cls))
     held = set(b.get("held_lots") or ())
     if held and b["direction"] == "out":
         for lot in sorted(held):
