@@ -72,3 +72,40 @@ def test_rail_emulator_serves_lines_over_tcp():
 
     lines = asyncio.run(go())
     assert len(lines) == 5
+
+
+def test_rail_emulator_cli_serves_a_scripted_train() -> None:
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "emulate", "rail", "--cars", "5",
+                             "--missing", "1", "--extra", "555555", "--unreadable", "3",
+                             "--wait-client-s", "20"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        m = re.search(r"tcp 127\.0\.0\.1:(\d+)", first)
+        assert m, first
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10) as s:
+            f = s.makefile("rb")
+            lines = []
+            while not lines or not lines[-1].startswith(b"END"):
+                line = f.readline()
+                assert line, lines
+                lines.append(line.rstrip(b"\r\n"))
+        parsed = [aeiline.parse(x) for x in lines]
+        numbers = []
+        for p in parsed[1:-1]:
+            try:
+                numbers.append(s918.decode(p[2])["number"])
+            except s918.TagError:
+                numbers.append(None)
+        assert numbers == [100001, 555555, 100003, None, 100005], numbers
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
