@@ -20,7 +20,7 @@ def _decode(lines: list[bytes]) -> list[tuple]:  # type: ignore[type-arg]
     return [aeiline.parse(line.rstrip(b"\r\n")) for line in lines]
 
 
-def test_rail_emulator_clean_train_lines_decode():
+def test_rail_emulator_clean_train_lines_decode() -> None:
     cars = manifest_cars(40)
     script = TrainScript("T1", cars, locos=(Car("CR", 3001, axles=6,
                                                 group=s918.GROUP_LOCOMOTIVE),))
@@ -34,7 +34,7 @@ def test_rail_emulator_clean_train_lines_decode():
     assert [t[4] for t in tags[1:]] == [c.weight_kg for c in cars] and tags[0][4] is None
 
 
-def test_rail_emulator_faults_applied():
+def test_rail_emulator_faults_applied() -> None:
     cars = manifest_cars(10)
     extra = Car("TTGX", 555)
     script = TrainScript("T2", cars, missing=(2,), extra=(extra,), swap=(5, 6),
@@ -55,7 +55,7 @@ def test_rail_emulator_faults_applied():
     assert head[5] == 10 * 4  # one car missing, one extra: same axle count
 
 
-def test_rail_emulator_serves_lines_over_tcp():
+def test_rail_emulator_serves_lines_over_tcp() -> None:
     async def go() -> list[bytes]:
         srv = RailReaderServer()
         port = await srv.start()
