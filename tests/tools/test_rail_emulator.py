@@ -91,13 +91,13 @@ def test_rail_emulator_cli_serves_a_scripted_train() -> None:
         assert m, first
         with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10) as s:
             f = s.makefile("rb")
-            lines = []
+            lines: list[bytes] = []
             while not lines or not lines[-1].startswith(b"END"):
                 line = f.readline()
                 assert line, lines
                 lines.append(line.rstrip(b"\r\n"))
         parsed = [aeiline.parse(x) for x in lines]
-        numbers = []
+        numbers: list[int | None] = []
         for p in parsed[1:-1]:
             try:
                 numbers.append(s918.decode(p[2])["number"])
