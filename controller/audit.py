@@ -513,6 +513,9 @@ def audit_new(conn: Any, start_idx: int, replay: Replay, *,
                 elif e.decision == "sample_lot":
                     from controller import audit_samples  # builds on this module's types
                     audit_samples.check_decision(conn, idx, e, report)
+                elif e.decision == "train":
+                    from controller import audit_trains  # builds on this module's types
+                    audit_trains.check_decision(conn, idx, e, report)
                 if idx > replay.last_idx:
                     replay.add_decision(idx, e)
                     if e.decision == "declare_lost":

@@ -65,3 +65,20 @@ def audit_trains(conn: Any, report: AuditReport) -> None:
              "number": r["number"], "lot": r["lot"], "destination": r["destination"],
              "declared_kg": r["declared_kg"]} for r in rail_rows.all_train_cars(conn)]
     compare("train_cars", "key", book.cars, cars, report)
+
+
+def check_decision(conn: Any, idx: int, decision: entry_mod.Decision,
+                   report: AuditReport) -> None:
+    """Check the ``train_cars`` one new ``manifest`` decision made (the audit of new
+    entries); the ``trains`` rows, which later decisions change, are checked by the full
+    audit."""
+    b = decision.body
+    if b.get("action") != "manifest":
+        return
+    book = Rebuilt()
+    book.apply(decision)
+    tid = b["train_id"]
+    stored = [{"key": f"{r['train_id']}/{r['idx']}", "initial": r["initial"],
+               "number": r["number"], "lot": r["lot"], "destination": r["destination"],
+               "declared_kg": r["declared_kg"]} for r in rail_rows.train_cars(conn, tid)]
+    compare("train_cars", "key", book.cars, stored, report)

@@ -179,3 +179,17 @@ def test_rail_lot_total_off_alerted(db: Store, reader: dict[str, Any]) -> None:
     # LOT_A: each car +390 kg within 400 kg, the lot +780 kg within 800 kg: no alert
     assert not any(c[1] in ("T-1/DLCX100001", "T-1/DLCX100002", f"T-1/{LOT_A}")
                    for c in codes), codes
+
+
+def test_rail_audit_new_names_an_edited_manifest_car(db: Store) -> None:
+    from controller import audit
+    from controller.storage import audit_reads
+
+    start = audit_reads.size(db.conn)
+    _manifest(db, n=3)
+    report, _ = audit.audit_new(db.conn, start, audit.Replay())
+    assert report.mismatches == []
+    db.conn.execute("UPDATE train_cars SET number=1 WHERE idx=2")
+    report, _ = audit.audit_new(db.conn, start, audit.Replay())
+    assert [(m.table, m.problem, m.key) for m in report.mismatches] == [
+        ("train_cars", "edited", "T-1/2")]
