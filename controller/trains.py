@@ -10,7 +10,9 @@ controller matched a passage to it), ``release`` (dispatched).
 manifest of that reader and direction, and adds to the passage body what the pure rule
 (controller/supervision/rules/rail_reconcile.py) compares: ``train_id``, ``manifest``
 (``[initial, number, lot, declared_kg]`` per car) and ``held_lots`` (the manifest's lots
-with an active hold at that moment).
+with an active hold at that moment). A passage with the first-axle time and reader train
+id of an earlier one of that reader (the same train sent again under a new seq) matches
+nothing and is marked ``duplicate_of_seq``: the rule judges it not again.
 
 ``release`` refuses (Conflict, HTTP 409) a train carrying a lot that is on hold, naming
 the lots: a held lot's cars must not leave by rail, as its trucks may not at the out-gate.
@@ -170,6 +172,11 @@ def attach(conn: sqlite3.Connection, facts: Sequence[Fact]) -> list[Fact]:
 
 def _attach(conn: sqlite3.Connection, fact: Fact) -> Fact:
     b = fact.body
+    dup = rows.earlier_passage(conn, fact.device_id, fact.seq, int(b["started_ts"]),
+                               b.get("train"))
+    if dup is not None:  # the same train sent again: matched (and judged) once
+        return dataclasses.replace(fact, body={**b, "train_id": None, "manifest": None,
+                                               "held_lots": [], "duplicate_of_seq": dup})
     train = rows.open_train(conn, fact.device_id, str(b["direction"]))
     if train is None:
         return dataclasses.replace(fact, body={**b, "train_id": None, "manifest": None,

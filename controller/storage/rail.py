@@ -93,3 +93,13 @@ def all_trains(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 def all_train_cars(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every ``train_cars`` row (the audit)."""
     return _dicts(conn.execute("SELECT * FROM train_cars ORDER BY train_id, idx"))
+
+
+def earlier_passage(conn: sqlite3.Connection, device_id: str, seq: int, started_ts: int,
+                    train: str | None) -> int | None:
+    """The seq of an earlier passage of this reader with the same first-axle time and
+    reader train id (the same train sent again), or None."""
+    row = conn.execute(
+        "SELECT min(seq) FROM passage_cars WHERE device_id=? AND seq<? AND started_ts=? "
+        "AND train IS ?", (device_id, seq, started_ts, train)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -193,3 +193,13 @@ def test_rail_audit_new_names_an_edited_manifest_car(db: Store) -> None:
     report, _ = audit.audit_new(db.conn, start, audit.Replay())
     assert [(m.table, m.problem, m.key) for m in report.mismatches] == [
         ("train_cars", "edited", "T-1/2")]
+
+
+def test_rail_same_train_sent_again_judged_once(db: Store, reader: dict[str, Any]) -> None:
+    _manifest(db, n=3)
+    _manifest(db, n=3, train_id="T-2")
+    _commit(db, _passage(reader, 1, [100001, 100002]))
+    _commit(db, _passage(reader, 2, [100001, 100002]))  # the reader re-sent it
+    assert _alerts(db) == [("rail_car_missing", "T-1/DLCX100003", "warning")]
+    assert trains.show(db, "T-2")["status"] == "open"  # not taken by the repeat
+    assert len(list(db.db["passages"].rows)) == 2  # both stored: evidence

@@ -45,6 +45,8 @@ def _cid(initial: str, number: int) -> str:
 def update(state: dict[str, Any], fact: Fact,
            config: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[Finding]]:
     b = fact.body
+    if b.get("duplicate_of_seq") is not None:  # the same train again: judged once
+        return state, []
     dev = fact.device_id
     tid = b.get("train_id")
     name = tid or f"{dev}/{fact.seq}"
