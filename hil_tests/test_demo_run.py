@@ -6,7 +6,9 @@ Within the minute trucks leave through wb-out on trips, at least one arrives, ex
 ``corridor_deviation`` is raised (the planned detour), and nothing else goes wrong: no
 truck's trouble printed, no gate denial, no tracker missing at the weighbridge; every
 barrier opened on the controller's command, and the feed mill's office has a record of
-each trip to it; the store audits clean against its ledger.
+each trip to it; the store audits clean against its ledger. The vessel's lot
+(tools/demo_vessel.py) has a clean sample stored every 5 s, each linked to it, and its
+40-car train passed rail-1 matching its manifest: no lab or rail alert.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def test_demo_run_for_60_s_shows_trips_arriving_and_one_deviation(tmp_path: Path
                                          "'demo-feed-mill'")}
         to_mill = {t for t, in db.execute("SELECT trip_id FROM trips WHERE destination = "
                                           "'dest-feed-mill'")}
+        lots = [lot for lot, in db.execute("SELECT lot_id FROM sample_lots")]
+        train = db.execute("SELECT status, passage_device, passage_seq FROM trains").fetchone()
     assert codes.count("corridor_deviation") == 1, codes
     assert not {"gate_denied", "tracker_not_at_weighbridge", "trip_overdue",
                 "tracking_gap", "command_unacknowledged", "tracker_reused"} & set(codes), codes
@@ -66,6 +70,19 @@ def test_demo_run_for_60_s_shows_trips_arriving_and_one_deviation(tmp_path: Path
     assert [r for _, r in commands].count("done") >= len(commands) - 1
     assert {r for _, r in commands} <= {"done", None}
     assert to_mill and queued == to_mill
+    # the vessel: clean samples of the unloading lot, printed as stored
+    printed = re.findall(r"^\S+ sample (S-\S+) lab-1 lot LOT-2026-0101 .* findings 0$", out,
+                         re.M)
+    assert len(printed) >= RUN_FOR_S // 5 - 3, out[-3000:]  # one every 5 s from the start
+    assert len(set(printed)) == len(printed)
+    assert sorted(set(lots)) == ["LOT-2026-0101"] and len(lots) >= len(printed), lots
+    assert not [c for c in codes if c.startswith("lab_")
+                or c in ("sample_without_lot", "quarantine_finding")], codes
+    # the train: its passage matched to the manifest, every car where it should be
+    assert re.search(r"^\S+ train T-2026-1201-01 passed rail-1 \(passage #1\): passed$",
+                     out, re.M), out[-3000:]
+    assert train == ("passed", "rail-1", 1), train
+    assert not [c for c in codes if c.startswith("rail_") or c == "events_refused"], codes
     audit = subprocess.run([sys.executable, "-m", "tools.cli", "ledger", "audit", "--db",
                             str(workdir / "portwatch.db")], cwd=REPO, capture_output=True,
                            text=True, timeout=120)
