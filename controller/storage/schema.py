@@ -25,9 +25,12 @@ from controller.storage.database import Store, now_ms
 # devices.device_pub and messages.device_signed (devices' own signing keys)
 # 8: the same again for the schema-7 steps (witnesses, device keys), which landed one after
 # the other under 7
-# 9: trucks (issue: trucks under dynamic supervision): positions, transfer orders, trips,
-# holds, device commands, the alert lifecycle, destination offices
-SCHEMA_VERSION = 9
+# 9: trucks under dynamic supervision: positions, transfer orders, trips, holds, device
+# commands, the alert lifecycle, destination offices
+# 10: the same again for the schema-9 steps, which landed one after the other under 9, and
+# lots: lots and their history, hold kinds and approvals, samples, rail manifests and
+# passages, blends, calibration certificates and draft surveys
+SCHEMA_VERSION = 10
 
 
 def check_version(store: Store) -> None:
