@@ -6,7 +6,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from controller.projections.lots import EVENT_COLUMNS, LOT_COLUMNS
+# the projection's columns (controller/projections/lots.py; storage may not import it:
+# tests/controller/test_lots.py checks the two agree)
+LOT_COLUMNS = ("lot_id", "declaration_no", "commodity", "hs_code", "origin_country", "vessel",
+               "declared_kg", "kind", "status", "created_ms", "updated_ms",
+               "released_before_test", "held_from", "created_by")
+EVENT_COLUMNS = ("lot_id", "idx", "status", "reason", "actor", "time_ms")
 
 Row = dict[str, Any]
 _LOTS = ", ".join(LOT_COLUMNS)

@@ -280,3 +280,11 @@ def test_lot_declared_while_its_id_is_on_hold_starts_held(db: Store) -> None:
     holds_mod.release(db, "LOT-2026-0042", reason="cleared", actor="adm", at_ms=T0 + 10)
     assert lots.get_lot(db.conn, "LOT-2026-0042")["status"] == "declared"  # type: ignore[index]
     assert _audit(db).clean
+
+
+def test_lot_storage_and_projection_agree_on_columns() -> None:
+    from controller.projections import lots as projected
+    from controller.storage import lots as stored
+
+    assert stored.LOT_COLUMNS == projected.LOT_COLUMNS
+    assert stored.EVENT_COLUMNS == projected.EVENT_COLUMNS
