@@ -30,7 +30,7 @@ def test_site_check_prints_the_summary_of_a_good_file() -> None:
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     for words in ("dalian-north", "wb-out", "c-grain-depot", "25.5", "52.9",
-                  "ok (11 zones, 2 corridors, 2 devices)"):
+                  "ok (11 zones, 2 corridors, 4 devices)"):
         assert words in out, words
 
 
