@@ -31,6 +31,7 @@ from controller.storage import open_store
 from tools.demo_panel import Gate, SiteInfo, Trips, print_banner, write_env_file
 from tools.demo_trucks import OFFICE_DESTINATION, OFFICE_ID, Fleet, FleetError
 from tools.demo_vessel import Vessel, VesselError
+from tools.demo_vessel import panel_info as vessel_panel_info
 from tools.emulators.weighbridge import Timing
 from tools.jtt808_rig import GatewayProcess, start_gateway
 from tools.procs import port_open, wait_until
@@ -122,7 +123,7 @@ def _site_info(rig: Rig, tokens: dict[str, str], every_s: float, fleet: Fleet,
                     db_path=rig.db_path.resolve(), broker_port=rig.broker.port,
                     broker_login=rig.watch_account("demo-watch"),
                     workdir=rig.workdir.resolve(), gates=tuple(gates), trucks_every_s=every_s,
-                    broker_ca=rig.ca, trips=trips)
+                    broker_ca=rig.ca, trips=trips, vessel=vessel_panel_info())
 
 
 def _stamp() -> str:

@@ -47,6 +47,20 @@ class Trips:
 
 
 @dataclass(frozen=True)
+class Vessel:
+    """The demo's vessel and train (tools/demo_vessel.py): its lot, the lab, the train."""
+
+    lot: str
+    vessel: str
+    lab: str  # the lab analyzer's device id
+    sample_every_s: float
+    train: str
+    cars: int
+    reader: str  # the rail reader's device id
+    train_after_s: float
+
+
+@dataclass(frozen=True)
 class SiteInfo:
     """Everything the banner shows; paths absolute, so commands run from any directory."""
 
@@ -61,6 +75,7 @@ class SiteInfo:
     trucks_every_s: float
     broker_ca: Path | None = None  # the site CA the broker's certificate chains to (TLS)
     trips: Trips | None = None
+    vessel: Vessel | None = None
 
     @property
     def env_file(self) -> Path:
@@ -140,6 +155,11 @@ def command_lines(info: SiteInfo, pw: str | None = None) -> list[str]:
             f'{pw} alert ack ID --comment "calling the driver" --db {db}',
             f"{pw} office listen --office {info.trips.office_id} --config {office}",
         ]
+    if info.vessel is not None:
+        v = info.vessel
+        lines += [f"{pw} lot show {v.lot} --db {db}",
+                  f"{pw} sample list --lot {v.lot} --db {db}",
+                  f"{pw} train show {v.train} --db {db}"]
     lines += [
         *(f"{pw} emulator log --control 127.0.0.1:{g.control_port}" for g in info.gates),
         f"mosquitto_sub -h 127.0.0.1 -p {info.broker_port} "
@@ -173,6 +193,14 @@ def _trip_lines(trips: Trips | None) -> list[str]:
     ]
 
 
+def _vessel_lines(v: Vessel | None) -> list[str]:
+    if v is None:
+        return []
+    return [f"vessel       {v.vessel}: lot {v.lot} unloading at berth-1",
+            f"lab          {v.lab} samples every {v.sample_every_s:g} s",
+            f"train        {v.train}, {v.cars} cars past {v.reader} at {v.train_after_s:g} s"]
+
+
 def panel(info: SiteInfo) -> Panel:
     """The short panel: labels and ports only, so it fits 80 columns without wrapping."""
     lines = [
@@ -183,6 +211,7 @@ def panel(info: SiteInfo) -> Panel:
         *(f"{g.device_id:<12} {g.map_name:<15}modbus :{g.modbus_port} "
           f"control :{g.control_port} barrier {g.barrier}" for g in info.gates),
         *_trip_lines(info.trips),
+        *_vessel_lines(info.vessel),
         "env file     env.sh, `source` it as printed below: PW_TOKEN, PW_API,",
         "             PORTWATCH_DB and the admin and auditor tokens",
         "commands     below the box, one per line, to paste into any shell",

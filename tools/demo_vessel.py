@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from tools.demo_panel import Vessel as PanelVessel
 from tools.emulators.lab_analyzer import LabAnalyzerServer, LabScript
 from tools.emulators.rail_reader import RailReaderServer, TrainScript, manifest_cars
 from tools.rig import Agent, Rig
@@ -46,6 +47,13 @@ SAMPLES_MAX = 10_000  # a lab run longer than any demo
 
 class VesselError(RuntimeError):
     """The vessel or the train could not start; the message names the log to read."""
+
+
+def panel_info() -> PanelVessel:
+    """What the demo's panel and command lines show of the vessel and the train."""
+    return PanelVessel(lot=DEMO_LOT, vessel=VESSEL, lab=LAB_ID, sample_every_s=SAMPLE_EVERY_S,
+                       train=TRAIN_ID, cars=TRAIN_CARS, reader=RAIL_ID,
+                       train_after_s=TRAIN_AFTER_S)
 
 
 def add_line_agent(rig: Rig, device_id: str, *, kind: str, driver: str, port: int) -> Agent:
