@@ -228,7 +228,7 @@ def test_vessel_train_missing_and_extra_car_both_alerted(rig: Rig) -> None:
         print({"wall_s": round(time.monotonic() - t_start, 1),
                "train_to_passage_s": round(passage_after_s, 2),
                "rail_health": {k: health.get(k) for k in ("aei_ok", "trains", "cars",
-                                                          "unreadable", "free_heap")}})
+                                                          "unreadable", "mem_free")}})
     finally:
         loop.call(reader.close())
         loop.close()
