@@ -8,7 +8,7 @@ truck's trouble printed, no gate denial, no tracker missing at the weighbridge; 
 barrier opened on the controller's command, and the feed mill's office has a record of
 each trip to it; the store audits clean against its ledger. The vessel's lot
 (tools/demo_vessel.py) has a clean sample stored every 5 s, each linked to it, and its
-40-car train passed rail-1 matching its manifest: no lab or rail alert.
+20-car train passed rail-1 matching its manifest: no lab or rail alert.
 """
 
 from __future__ import annotations

@@ -534,7 +534,7 @@ def demo(
 ) -> None:
     """Run a whole demo site: Mosquitto, emulated weighbridges, agents, controller and API,
     and trucks leaving through the out-gate on trips (trackers, JT/T 808 gateway, one detour);
-    a vessel's lot unloading with the lab's samples and a 40-car train past the rail reader.
+    a vessel's lot unloading with the lab's samples and a 20-car train past the rail reader.
 
     Example: portwatch demo --api-port 8000 --run-for-s 60
     """

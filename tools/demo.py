@@ -8,7 +8,7 @@ the controller with its API; the JT/T 808 gateway; and trucks on trips
 (tools/demo_trucks.py): transfer orders, trackers (agents fed by the GPS emulator, and a
 JT/T 808 terminal), the out-gate, the drive on an accelerated clock, one detour; and a
 vessel and a train (tools/demo_vessel.py): a declared grain lot unloading while the lab
-agent reports the lab emulator's clean samples, and a 40-car train of it past the rail
+agent reports the lab emulator's clean samples, and a 20-car train of it past the rail
 reader agent against its manifest. It prints where to look, then every weighing, trip
 departure and arrival, sample, the train's passage and alert as stored.
 """
