@@ -244,6 +244,17 @@ class IngestService:
                 log.warning("%s; retrying in %.1f s", self._explain(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
+            except Exception as exc:  # a bug in a batch's step must not stop ingest unseen
+                # the batch's transaction rolled back and no ack covers it: the devices
+                # resend it after the reconnect (every device gets a resync)
+                self.stats.connected = False
+                self.stats.batch_failures += 1
+                self.stats.last_error = f"a batch failed: {exc!r}"
+                log.exception("a batch failed and was not stored (%r): reconnecting in %.1f s; "
+                              "the devices resend it. If this repeats, the controller's log "
+                              "above names the step", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
 
     def _explain(self, exc: aiomqtt.MqttError) -> str:
         """What went wrong with the broker, in words an operator can act on."""

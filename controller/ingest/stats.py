@@ -29,6 +29,7 @@ class IngestStats:
     # an event in its outbox until the ack covering it, and no ack covers a dropped one
     overflow_dropped: int = 0
     rejection_summaries: int = 0  # ledger entries summing up closed rejection windows
+    batch_failures: int = 0  # batches a step failed on (rolled back, resent by the devices)
     supervision: dict[str, Any] = field(default_factory=dict)
 
     def add(self, stored: int, telemetry: int, findings: int, rejected: dict[str, int],

@@ -74,3 +74,29 @@ def test_room_made_by_the_writer_is_used_again(service: IngestService) -> None:
     service._queue.get_nowait()  # the batcher took one
     assert service.offer(_msg(9)) is True
     assert service.stats.overflow_dropped == 1 and service.stats.queue_peak == 3
+
+
+def test_ingest_a_failing_batch_is_logged_counted_and_ingest_goes_on(
+        service: IngestService, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from controller.ingest import service as service_mod
+
+    calls = 0
+
+    async def session() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a rule's bug")
+        raise asyncio.CancelledError  # the second round: the test is over
+
+    monkeypatch.setattr(service, "_session", session)
+    monkeypatch.setattr(service_mod, "RECONNECT_MIN_S", 0.0)
+    with caplog.at_level(logging.ERROR, logger="portwatch.ingest"), \
+            pytest.raises(asyncio.CancelledError):
+        asyncio.run(service._run())
+    assert calls == 2  # it went on after the failure
+    assert service.stats.batch_failures == 1 and "a rule's bug" in service.stats.last_error
+    assert any("a batch failed" in r.getMessage() for r in caplog.records)
