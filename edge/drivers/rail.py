@@ -31,6 +31,9 @@ from protocols import aeiline, s918
 
 POLL_MS = 50
 REOPEN_MS = 1000
+# a train refused for want of heap (it fragments most as a link comes up) is offered again
+# while the reader is quiet, after 1, 2, 4, ... 32 s: not only when the next train ends
+RETRY_MS = (1000, 2000, 4000, 8000, 16000, 32000)
 READ_BYTES = 256
 MAX_CARS = 120  # protocols/passage.py MAX_CARS (not imported: heap)
 MAX_LOCOS = 8
@@ -58,6 +61,8 @@ class RailDriver:
         self.scratch = [0] * 6
         self.names = {}
         self.pending = None
+        self.retry_at = None  # hal ms of the next offer of the pending train
+        self.retries = 0
         self.counts = dict(aei_ok=0, aei_malformed=0, aei_bad_checksum=0, aei_bad_field=0,
                            aei_unsupported=0, aei_too_long=0, trains=0, cars=0, unreadable=0,
                            locos=0, trains_cut=0, orphan_lines=0, tags_lost=0, cars_over=0,
@@ -195,6 +200,8 @@ class RailDriver:
         if self.pending is not None:
             self.counts["lost"] += 1
         self.pending = body
+        self.retries = 0
+        self.retry_at = self.hal.now_ms() + RETRY_MS[0]
         self.slots = [[0] * 7 for _ in range(SLOTS)]  # the pending train keeps its own
         self.used = 0
 
@@ -216,6 +223,7 @@ class RailDriver:
                         self.feed(data)
                         await hal.sleep_ms(0)
                     else:
+                        self._retry_pending()
                         await hal.sleep_ms(POLL_MS)
             except (OSError, EOFError, ValueError) as exc:
                 c["io_errors"] += 1
@@ -228,6 +236,23 @@ class RailDriver:
                     except OSError:
                         pass
             await hal.sleep_ms(REOPEN_MS)
+
+    def _retry_pending(self):
+        """Offer the refused train again when its time has come (the reader is quiet)."""
+        if self.pending is None or self.retry_at is None:
+            return
+        now = self.hal.now_ms()
+        if now < self.retry_at:
+            return
+        gc.collect()
+        if self.emit("passage", self.pending):
+            self.counts["trains"] += 1
+            self.pending = None
+            self.retry_at = None
+            return
+        self.retries += 1
+        self.retry_at = (now + RETRY_MS[self.retries]
+                         if self.retries < len(RETRY_MS) else None)
 
     def _read(self, port):
         try:

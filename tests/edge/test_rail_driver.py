@@ -30,6 +30,10 @@ class Sink:
 class Hal:
     def __init__(self):
         self.logged = []
+        self.ms = 0
+
+    def now_ms(self):
+        return self.ms
 
     def log(self, *parts):
         self.logged.append(parts)
@@ -112,6 +116,21 @@ def test_rail_driver_refused_train_offered_again():
     d.feed(train("T6", 2))
     assert [b["train"] for _, b in sink.events] == ["T5", "T6"]
     assert d.counts["trains"] == 2 and d.pending is None
+
+
+def test_rail_driver_refused_train_offered_again_while_the_reader_is_quiet():
+    d, sink = _driver()
+    sink.refuse = True
+    d.feed(train("T9", 2))
+    assert d.counts["refused"] == 1 and d.pending is not None
+    d.hal.ms += 500
+    d._retry_pending()  # not yet: its first retry is 1 s on
+    assert sink.events == []
+    sink.refuse = False
+    d.hal.ms += 600
+    d._retry_pending()
+    assert [b["train"] for _, b in sink.events] == ["T9"]
+    assert d.counts["trains"] == 1 and d.pending is None
 
 
 def test_rail_driver_end_count_differs_counted():
