@@ -89,14 +89,15 @@ def store_lock(db_path: Path) -> Iterator[None]:
 async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: str,
                 api_port: int, checkpoint_every_s: float = 60.0,
                 rejection_limits: RejectionLimits = DEFAULT_LIMITS,
-                witness_push: PushSettings | None = None) -> None:
+                witness_push: PushSettings | None = None, metrics_public: bool = False) -> None:
     """Serve until cancelled or interrupted; Conflict before anything starts if the API
-    port or the store is taken."""
+    port or the store is taken. ``metrics_public``: /metrics answers without a token."""
     check_port_free(api_host, api_port)
     with store_lock(db_path):
         ingest = IngestService(db_path=db_path, site=site, broker=broker,
                                rejection_limits=rejection_limits)
-        app = create_app(db_path=db_path, site=site, ingest_stats=ingest.stats)
+        app = create_app(db_path=db_path, site=site, ingest_stats=ingest.stats,
+                         ingest_metrics=ingest.metrics, metrics_public=metrics_public)
         config = uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
                                 lifespan="off")
         server = uvicorn.Server(config)

@@ -451,6 +451,10 @@ def controller_run(
         min=1, help="raise the critical alert checkpoint_uncosigned when a configured "
                     "witness (`portwatch witness add`) has not cosigned a checkpoint this "
                     "long after it was signed")] = 600.0,
+    metrics_public: Annotated[bool, typer.Option(
+        envvar="PORTWATCH_METRICS_PUBLIC",
+        help="serve /metrics (Prometheus) without a token, for a scraper on a trusted "
+             "network; by default it needs an API token of any role")] = False,
     verbose: bool = False,
 ) -> None:
     """Run the controller: MQTT ingest plus the REST API (docs at /docs).
@@ -494,6 +498,7 @@ def controller_run(
                               rejection_limits=RejectionLimits(window_s=rejection_window_s),
                               witness_push=PushSettings(
                                   uncosigned_after_s=witness_uncosigned_after_s),
+                              metrics_public=metrics_public,
                               broker=BrokerSettings(host=b_host, port=b_port,
                                                     username=broker_user,
                                                     password=broker_password,

@@ -13,6 +13,7 @@ from controller.api.routers import blends as blends_router
 from controller.api.routers import calibrations as calibrations_router
 from controller.api.routers import commands as commands_router
 from controller.api.routers import lot_records as lot_records_router
+from controller.api.routers import metrics as metrics_router
 from controller.api.routers import offices as offices_router
 from controller.api.routers import orders as orders_router
 from controller.api.routers import samples as samples_router
@@ -20,10 +21,18 @@ from controller.api.routers import trace as trace_router
 from controller.api.routers import trains as trains_router
 from controller.api.routers import trips as trips_router
 from controller.ingest.stats import IngestStats
+from controller.metrics import registry as metrics_registry
+from controller.metrics.ingest import IngestMetrics
 
 
-def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = None) -> FastAPI:
+def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = None,
+               ingest_metrics: IngestMetrics | None = None,
+               metrics_public: bool = False) -> FastAPI:
     """Build the API over the store at ``db_path`` (live ingest figures from ``ingest_stats``).
+
+    ``/metrics`` serves Prometheus metrics: the store's, ``ingest_stats``' and
+    ``ingest_metrics``' (the running ingest's latencies); with a token of any role, or
+    without one when ``metrics_public``.
 
     Requests open the store without migrating it: its owner (the controller, or a test's
     fixture) made or migrated it before serving. A missing store answers 503.
@@ -39,6 +48,10 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.state.db_path = db_path
     app.state.site = site
     app.state.ingest = ingest_stats
+    app.state.metrics_public = metrics_public
+    app.state.metrics = metrics_registry.build(db_path=lambda: app.state.db_path,
+                                               stats=lambda: app.state.ingest,
+                                               ingest=ingest_metrics)
     for module in (devices, weighings, alerts, ingest, ledger, tokens):
         app.include_router(module.router)
     app.include_router(lots.router)  # gate control: lot holds and commands to devices
@@ -52,11 +65,13 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(calibrations_router.router)  # certificates, mass balance
     app.include_router(samples_router.router)  # lab samples and the lot of each
     app.include_router(trace_router.router)  # trace back/forward, a lot's EPCIS history
+    app.include_router(metrics_router.router)  # GET /metrics for Prometheus
     errors.install(app)
     docs.install(app)
 
     # the token is checked before FastAPI reads the body or the query (controller/api/gate.py)
-    app.add_middleware(Gate, db_path=lambda: app.state.db_path)
+    app.add_middleware(Gate, db_path=lambda: app.state.db_path,
+                       metrics_public=lambda: bool(app.state.metrics_public))
 
     @app.get("/healthz", tags=["health"], summary="Liveness, no token needed")
     def healthz() -> dict[str, object]:

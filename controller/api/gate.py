@@ -29,6 +29,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # provisioning (driver settings, a description of 500 characters): a few KB.
 MAX_BODY = 64 * 1024
 PROTECTED_PREFIX = "/api/"
+# outside /api/ where Prometheus looks for it, guarded the same way unless the controller
+# serves it openly (`portwatch controller --metrics-public`)
+METRICS_PATH = "/metrics"
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -51,13 +54,19 @@ def caller(db_path: Path, token: str | None) -> tuple[str, str]:
 class Gate:
     """ASGI middleware: token, body size and repeated query parameters, in that order."""
 
-    def __init__(self, app: ASGIApp, db_path: Callable[[], Path]) -> None:
+    def __init__(self, app: ASGIApp, db_path: Callable[[], Path],
+                 metrics_public: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.db_path = db_path
+        self.metrics_public = metrics_public
+
+    def guarded(self, path: str) -> bool:
+        """Whether a request to ``path`` needs a live token."""
+        return path.startswith(PROTECTED_PREFIX) or (path == METRICS_PATH
+                                                     and not self.metrics_public())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(
-                PROTECTED_PREFIX):
+        if scope["type"] != "http" or not self.guarded(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         try:

@@ -39,6 +39,7 @@ from controller.ingest.stats import IngestStats
 from controller.ingest.verify import Accepted, Received, Rejected, Verdict, check_message
 from controller.ingest.writer import BatchResult, commit_batch
 from controller.keyring import DeviceKey, newest_key
+from controller.metrics.ingest import IngestMetrics
 from controller.plausibility import Settings
 from controller.storage import devices as device_rows
 from controller.storage import now_ms, open_store, transaction, views
@@ -109,6 +110,7 @@ class IngestService:
         self.batch_wait_s = batch_wait_s
         self.with_ledger = with_ledger  # off only to measure what the ledger costs
         self.stats = IngestStats(queue_max=queue_max)
+        self.metrics = IngestMetrics()  # latencies and stored kinds, for /metrics
         self.rejection_limits = rejection_limits
         self.supervision = supervision if supervision is not None else Runner()
         # out-gate decisions in the batch, commands sent after it (controller/gate_service.py)
@@ -174,10 +176,14 @@ class IngestService:
 
     def _supervise(self, conn: sqlite3.Connection, facts: Sequence[Fact]) -> list[object]:
         """The rules, then the out-gate decisions, inside the batch's transaction; then the
-        calibration and mass-balance checks (a departure made by the gate counts)."""
-        return [*self.supervision(conn, facts), *self.gate.supervise(conn, facts),
-                *self.cross_sensor.supervise(conn, facts),
-                *calibration_watch.supervise(conn, facts), *mass_balance.supervise(conn, facts)]
+        calibration and mass-balance checks (a departure made by the gate counts). Each
+        step's time is observed (portwatch_supervision_duration_seconds)."""
+        timed = self.metrics.timed
+        return [*timed("rules", lambda: self.supervision(conn, facts)),
+                *timed("gate", lambda: self.gate.supervise(conn, facts)),
+                *timed("cross_sensor", lambda: self.cross_sensor.supervise(conn, facts)),
+                *timed("calibration", lambda: calibration_watch.supervise(conn, facts)),
+                *timed("mass_balance", lambda: mass_balance.supervise(conn, facts))]
 
     async def _send_command(self, row: dict[str, Any]) -> bool:
         """Publish one stored command (QoS 1) signed with the device's key; False when
@@ -360,6 +366,8 @@ class IngestService:
         result, commit_ms = await loop.run_in_executor(self._executor, self._commit, verdicts)
         self.stats.add(result.stored, result.telemetry, result.findings, result.rejected,
                        len(batch), commit_ms)
+        self.metrics.batch(result.stored_by_kind, commit_ms / 1000,
+                           sum(len(m.payload) for m in batch))
         s = self.supervision.stats
         self.stats.supervision = {"facts": s.facts, "findings": s.findings,
                                   "failures": dict(s.failures), "last_failure": s.last_failure}

@@ -55,6 +55,7 @@ class BatchResult:
     rejected: dict[str, int] = field(default_factory=dict)
     watermarks: dict[str, int] = field(default_factory=dict)
     births: list[str] = field(default_factory=list)
+    stored_by_kind: dict[str, int] = field(default_factory=dict)  # every message stored
 
 
 class _Batch:
@@ -154,7 +155,10 @@ class _Batch:
                                            time_ms=received_ms, body=body))
 
     def record(self, v: Accepted) -> None:
-        """The accepted message, exact bytes and receipt, for the ledger."""
+        """The accepted message, exact bytes and receipt, for the ledger (each stored
+        message passes here once: it is counted by kind here too)."""
+        kind = v.fields["kind"]
+        self.result.stored_by_kind[kind] = self.result.stored_by_kind.get(kind, 0) + 1
         self.ledger.append(ledger.device_message(
             device_id=v.device_id, channel=v.channel, topic=v.msg.topic, seq=v.fields["seq"],
             received_ms=v.msg.received_ms, wire=v.msg.payload))

@@ -101,6 +101,9 @@ RULES.update({
     ("GET", "/api/v1/trains/{train_id}"): READERS,
     ("POST", "/api/v1/trains/{train_id}/release"): frozenset({"operator", "admin"}),
 })
+# Prometheus scrapes with any role's token (`--metrics-public`: none; tests/controller/
+# test_metrics.py); the Gate guards it like /api/
+RULES[("GET", "/metrics")] = READERS
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
