@@ -28,6 +28,7 @@ from tools.bench_tracker_mode import bench_trackers
 from tools.blend_cli import blend_app, lot_recall
 from tools.calibration_cli import calibration_app, lot_balance, lot_draft_survey
 from tools.cli_support import DbOpt, SiteOpt, fail, open_db
+from tools.dashboard_cli import dashboard_app
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
 from tools.jtt808_cli import jtt808_app
@@ -71,6 +72,7 @@ app.add_typer(blend_app, name="blend")  # ore blends
 app.add_typer(sample_app, name="sample")  # lab samples
 lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot
 app.add_typer(calibration_app, name="calibration")  # instruments' certificates
+app.add_typer(dashboard_app, name="dashboard")  # the operators' /ui/ and its screenshots
 lot_cli.lot_app.command("balance")(lot_balance)  # a lot's mass balance
 lot_cli.lot_app.command("draft-survey")(lot_draft_survey)
 
@@ -490,7 +492,7 @@ def controller_run(
         fail(f"--broker-ca {broker_ca}: no such file")
     console.print(f"controller: site {site}, store {db}, broker {b_host}:{b_port} "
                   f"({'TLS, CA ' + str(broker_ca) if broker_tls else 'in clear'}), "
-                  f"API http://{a_host}:{a_port}/docs")
+                  f"API http://{a_host}:{a_port}/docs, dashboard http://{a_host}:{a_port}/ui/")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(db_path=db, site=site, api_host=a_host, api_port=a_port,

@@ -6,17 +6,23 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from controller import dashboard
 from controller.api import docs, errors
 from controller.api.gate import Gate
 from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens, weighings
 from controller.api.routers import blends as blends_router
 from controller.api.routers import calibrations as calibrations_router
 from controller.api.routers import commands as commands_router
+from controller.api.routers import events as events_router
+from controller.api.routers import gate_decisions as gate_decisions_router
+from controller.api.routers import live as live_router
 from controller.api.routers import lot_records as lot_records_router
 from controller.api.routers import metrics as metrics_router
 from controller.api.routers import offices as offices_router
 from controller.api.routers import orders as orders_router
 from controller.api.routers import samples as samples_router
+from controller.api.routers import session as session_router
+from controller.api.routers import site as site_router
 from controller.api.routers import trace as trace_router
 from controller.api.routers import trains as trains_router
 from controller.api.routers import trips as trips_router
@@ -42,7 +48,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
         version="0.1.0",
         description="Devices, weighings, alerts, ingest and the ledger of a portwatch site. "
         "Authenticate with `Authorization: Bearer <token>` (create one with "
-        "`portwatch token create`).",
+        "`portwatch token create`). The operators' dashboard: [/ui/](/ui/).",
         docs_url=None,
     )
     app.state.db_path = db_path
@@ -66,8 +72,14 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(samples_router.router)  # lab samples and the lot of each
     app.include_router(trace_router.router)  # trace back/forward, a lot's EPCIS history
     app.include_router(metrics_router.router)  # GET /metrics for Prometheus
+    app.include_router(session_router.router)  # whoami, the dashboard's stream cookie
+    app.include_router(site_router.router)  # the site's geometry, for the map
+    app.include_router(gate_decisions_router.router)  # the out-gate's decisions, reasons
+    app.include_router(live_router.router)  # trucks in transit where they are now
+    app.include_router(events_router.router)  # live changes as server-sent events
     errors.install(app)
     docs.install(app)
+    dashboard.install(app)  # /ui/: static files, no token; their data calls need one
 
     # the token is checked before FastAPI reads the body or the query (controller/api/gate.py)
     app.add_middleware(Gate, db_path=lambda: app.state.db_path,

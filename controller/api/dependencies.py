@@ -95,6 +95,15 @@ def actor(
 
 
 Actor = Annotated[str, Depends(actor)]
+BearerCreds = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def who(request: Request, creds: BearerCreds) -> tuple[str, str]:
+    """(name, role) of the caller, for routes that answer about the caller; after ``require``."""
+    return _caller(request, creds)
+
+
+Who = Annotated[tuple[str, str], Depends(who)]
 
 
 def live_stats(app: FastAPI) -> dict[str, object]:

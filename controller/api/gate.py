@@ -5,6 +5,15 @@ FastAPI validates the body and the query before it runs a route's dependencies, 
 the token checked in a dependency alone a caller holding a bogus token learned the
 schema from a 422 (and a body of any size was read). Here the token is checked first:
 a bad, unknown, revoked or expired token is 401 whatever the body or the query.
+
+One exception to "the token is in the Authorization header": a browser's EventSource cannot
+send headers, so ``GET /api/v1/events`` (the dashboard's live updates, and only that path
+and method) also takes the token from the HttpOnly cookie ``pw_session`` that
+``POST /api/v1/session`` sets after its own bearer check. The guarantees stay: the cookie's
+token goes through the same ``caller`` check (unknown, revoked, expired: 401), no other
+route reads the cookie (so a cross-site form cannot act with it: every change still needs
+the header, which a browser never adds on its own), the cookie is HttpOnly (page scripts
+cannot read it), SameSite=Strict and scoped to that one path.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ PROTECTED_PREFIX = "/api/"
 # outside /api/ where Prometheus looks for it, guarded the same way unless the controller
 # serves it openly (`portwatch controller --metrics-public`)
 METRICS_PATH = "/metrics"
+EVENTS_PATH = "/api/v1/events"  # the one route that also takes the session cookie
+SESSION_COOKIE = "pw_session"
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -39,6 +50,26 @@ def _bearer(scope: Scope) -> str | None:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scope.get("method") == "GET" and scope.get("path") == EVENTS_PATH:
+        return session_token(scope)
+    return None
+
+
+def token_of(scope: Scope) -> str | None:
+    """The token a request carries: its bearer header, or the session cookie on the event
+    stream."""
+    return _bearer(scope)
+
+
+def session_token(scope: Scope) -> str | None:
+    """The token in the ``pw_session`` cookie, or None."""
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            text: str = bytes(value).decode("latin-1")
+            for part in text.split(";"):
+                key, _, token = part.strip().partition("=")
+                if key == SESSION_COOKIE and token:
+                    return token
     return None
 
 

@@ -160,3 +160,18 @@ def all_gate_decisions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     cur = conn.execute("SELECT * FROM gate_decisions ORDER BY device_id, weighing_seq")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def recent_gate_decisions(conn: sqlite3.Connection, *, device_id: str | None = None,
+                          limit: int = 50) -> list[dict[str, Any]]:
+    """Out-gate decisions, latest first, with the plate and net of the weighing decided."""
+    sql = ("SELECT g.*, w.net_kg AS net_kg, w.gross_kg AS gross_kg FROM gate_decisions g "
+           "LEFT JOIN weighings w ON w.device_id = g.device_id AND w.seq = g.weighing_seq")
+    args: list[Any] = []
+    if device_id is not None:
+        sql += " WHERE g.device_id = ?"
+        args.append(device_id)
+    cur = conn.execute(sql + " ORDER BY g.decided_ms DESC, g.weighing_seq DESC LIMIT ?",
+                       [*args, limit])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

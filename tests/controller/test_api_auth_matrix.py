@@ -45,8 +45,8 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/devices/{device_id}/decommission"): ADMINS,
     ("GET", "/api/v1/alerts"): READERS,
     ("GET", "/api/v1/alerts/{alert_id}"): READERS,
-    ("POST", "/api/v1/alerts/{alert_id}/ack"): READERS,
-    ("POST", "/api/v1/alerts/{alert_id}/resolve"): READERS,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): frozenset({"operator", "admin"}),
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): frozenset({"operator", "admin"}),
     ("GET", "/api/v1/tokens"): ADMINS,
     ("POST", "/api/v1/tokens"): ADMINS,
     ("DELETE", "/api/v1/tokens/{token_id}"): ADMINS,
@@ -104,6 +104,20 @@ RULES.update({
 # Prometheus scrapes with any role's token (`--metrics-public`: none; tests/controller/
 # test_metrics.py); the Gate guards it like /api/
 RULES[("GET", "/metrics")] = READERS
+
+# the operators' dashboard (controller/dashboard) and what it reads
+RULES.update({
+    ("GET", "/ui"): PUBLIC,  # a redirect to /ui/, static files that need no token
+    ("GET", "/api/v1/whoami"): READERS,
+    ("POST", "/api/v1/session"): READERS,
+    ("DELETE", "/api/v1/session"): READERS,
+    ("GET", "/api/v1/site"): READERS,
+    ("GET", "/api/v1/gate-decisions"): READERS,
+    ("GET", "/api/v1/positions/latest"): READERS,
+    ("GET", "/api/v1/events"): READERS,
+})
+# query strings some routes are called with here: the event stream ends at once
+QUERIES = {("GET", "/api/v1/events"): "?max_s=0"}
 
 # Values for path parameters and bodies, so that an allowed caller gets past validation.
 PATH_VALUES = {"device_id": "wb-1", "seq": "1", "alert_id": "1", "token_id": "no-such-token",
@@ -174,7 +188,8 @@ def _url(path: str) -> str:
 def _call(client: TestClient, route: tuple[str, str], headers: dict[str, str]) -> int:
     method, path = route
     body = BODIES.get(route)
-    response = client.request(method, _url(path), headers=headers, json=body)
+    response = client.request(method, _url(path) + QUERIES.get(route, ""), headers=headers,
+                              json=body)
     return response.status_code
 
 

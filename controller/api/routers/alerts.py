@@ -21,6 +21,9 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"],
                    responses=responses(401, 422, 503))
 
 AlertId = Annotated[int, Path(ge=1, le=2**62)]
+# who acts on an alert: an operator (or an admin); an auditor and a release officer read
+ACTORS = frozenset({"operator", "admin"})
+Acting = [Depends(require(ACTORS))]
 
 
 def _fields(r: dict[str, Any], now: int) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def get_alert(alert_id: AlertId, db: Db) -> AlertDetail:
 @router.post("/{alert_id}/ack", response_model=AlertDetail,
              summary="Acknowledge an open alert with a comment: it stays active (someone is on "
              "it) until resolved; who, when and the comment go in the ledger",
-             responses=responses(404, 409, 413))
+             dependencies=Acting, responses=responses(403, 404, 409, 413))
 def acknowledge_alert(alert_id: AlertId, body: AlertAck, db: Db, who: Actor) -> AlertDetail:
     return to_detail(alerts_mod.acknowledge(db, alert_id, actor=who, comment=body.comment),
                      now_ms())
@@ -82,7 +85,8 @@ def acknowledge_alert(alert_id: AlertId, body: AlertAck, db: Db, who: Actor) -> 
 
 @router.post("/{alert_id}/resolve", response_model=AlertDetail,
              summary="Resolve an active (open or acknowledged) alert with a comment; who, when "
-             "and the comment go in the ledger", responses=responses(404, 409, 413))
+             "and the comment go in the ledger", dependencies=Acting,
+             responses=responses(403, 404, 409, 413))
 def resolve_alert(alert_id: AlertId, body: AlertResolve, db: Db, who: Actor) -> AlertDetail:
     return to_detail(alerts_mod.resolve(db, alert_id, actor=who, comment=body.comment),
                      now_ms())
