@@ -35,7 +35,7 @@ def whoami(caller: Who) -> WhoAmI:
 
 @router.post("/session", response_model=WhoAmI,
              summary="Set the HttpOnly cookie the dashboard's event stream authenticates with "
-             "(only GET /api/v1/events accepts it)")
+             "(only GET /api/v1/events accepts it)", responses=responses(413))
 def start_session(response: Response, creds: BearerCreds, caller: Who) -> WhoAmI:
     name, role = caller
     if creds is not None:  # the Gate let the call in, so the header holds a live token
