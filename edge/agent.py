@@ -52,7 +52,9 @@ POLL_MS = 100  # the health task's tick: how soon after the link comes up health
 class Agent:
     """One device's firmware: ``asyncio.run(agent.run())``."""
 
-    def __init__(self, cfg, hal):
+    def __init__(self, cfg, hal, ebuf=None):
+        """``ebuf``: the bytearray custody events are signed in, made by edge/main.py
+        before any import (EVENT_BYTES there); None: they are signed the allocating way."""
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
@@ -66,6 +68,8 @@ class Agent:
             from edge.net.sock import context
 
             m["context"] = context(m.pop("ca"))
+        self.driver_type = kind = cfg["driver"].get("type", "")
+        self.ebuf = ebuf
         self.device_id = cfg["device_id"]
         data = cfg["data_dir"]
         makedirs(data)
@@ -100,7 +104,6 @@ class Agent:
 
         dkey, why = device_key(cfg, data + "/device_key")
         self.signer.dkey = dkey
-        self.driver_type = kind = cfg["driver"].get("type", "")
         if kind == "weighbridge":
             from edge.drivers.weighbridge import WeighbridgeDriver
             self.driver = WeighbridgeDriver(cfg["driver"], self.emit, hal, data)
@@ -146,16 +149,25 @@ class Agent:
         ob = self.outbox
         seq = ob.next_seq()
         try:
-            ob.append(seq, self.t_evt,
-                      self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body),
+            if self.ebuf is None and not hasattr(body, "write_json"):
+                wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
+                                        parts=True)
+            else:  # in the buffer made at boot (edge/main.py loaded this module then)
+                from edge.seal_into import seal_into
+
+                wire = seal_into(self.signer, self.ebuf or bytearray(4096), self.t_evt, seq,
+                                 self.hal.now_ms(), kind, body)
+            ob.append(seq, self.t_evt, wire,
                       0 if kind == "weighing" else ob.max_bytes // RESERVE_PART)
             return seq
         except OutboxFull:
             return "outbox_full"
-        except MemoryError:
+        except MemoryError as exc:
             self.stats["mem_errors"] += 1
             gc.collect()
-            self.log("cannot sign %s: out of memory" % kind)
+            self.log("cannot sign %s: out of memory; free %d" % (kind, self.hal.mem_free()))
+            if hasattr(sys, "print_exception"):  # MicroPython: where it ran out, to the log
+                sys.print_exception(exc)
         except (OSError, OutboxError, ValueError) as exc:
             self.log("cannot store %s:" % kind, explain(exc))
         return "write_error"
@@ -169,7 +181,9 @@ class Agent:
                 self.log("outbox takes events again after %d refused" % self.full)
                 self.full = 0
             st["events"] += 1
-            if "gross_kg" in body:
+            if type(body) is not dict:  # writes its own JSON (edge/drivers/rail.py)
+                what = ""
+            elif "gross_kg" in body:
                 what = "%s gross %d kg" % (body.get("plate", ""), body["gross_kg"])
             else:
                 what = "%s %s" % (body.get("alarm", ""), body.get("state", ""))

@@ -56,7 +56,7 @@ def check(cfg):
         # the site CA the broker's certificate must chain to, pinned: DER as hex
         mqtt["ca"] = unhex(_need(mqtt, "tls_ca_hex", str, "mqtt"), "tls_ca_hex")
         mqtt.pop("tls_ca_hex")
-    _need(cfg, "driver", dict)
+    _need(cfg, "driver", dict)  # its "event_bytes" is read by edge/main.py before this
     if type(cfg.setdefault("device_signing", True)) is not bool:
         raise ConfigError("'device_signing' must be true or false")
     for key in DEFAULTS:

@@ -7,21 +7,45 @@ import asyncio
 import gc
 import sys
 
+# Bytes of the buffer a custody event is signed in, per driver type (config:
+# ``driver.event_bytes``): the biggest event the driver makes, signature lines included.
+# A 40-car train is 2.5 KB on the wire (48 cars 2.9 KB), a batch of 10 fixes 0.9 KB. Signed
+# the allocating way, such an event needs three pieces of heap its size at once, which a
+# fragmented 96 KiB heap did not always have (edge/FAILURES.md, Heap: big events); so
+# the buffer is made first of all, at the bottom of the heap (edge.signer signs in it, the
+# outbox stores from it, the uplink sends it from flash piece by piece). The
+# weighbridge's 0.5 KB weighings are signed the allocating way: its heap was measured so.
+EVENT_BYTES = {"rail": 3072, "lab": 1280}
+# Agents whose signing code is loaded here, after the buffer and before the rest, and kept
+# (edge.signer p256): the weighbridge's loads it per signature (its heap was measured so).
+RESIDENT_P256 = ("rail", "lab")
 
-def _driver_type(path):
-    """The config's driver type, peeked at before the imports (its dict is freed before
-    any code settles in); a config that does not read is reported by edge.config below."""
+
+def _driver(path):
+    """The config's driver type and event buffer size, peeked at before the imports (its
+    dict is freed before any code settles in); a config that does not read is reported by
+    edge.config below."""
     import json
 
     try:
         with open(path) as f:
-            return json.load(f)["driver"]["type"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+            d = json.load(f)["driver"]
+        t = d["type"]
+        n = d.get("event_bytes", EVENT_BYTES.get(t, 0))
+        return t, (n if type(n) is int and 0 <= n <= 16384 else 0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "", 0
 
 
 # only the driver the config names: a tracker does not carry the weighbridge's Modbus code
-_TYPE = _driver_type(sys.argv[1] if len(sys.argv) > 1 else "config.json")
+_TYPE, _EV = _driver(sys.argv[1] if len(sys.argv) > 1 else "config.json")
+gc.collect()
+_EBUF = bytearray(_EV) if _EV else None
+if _TYPE in RESIDENT_P256:
+    import protocols.p256  # noqa: F401
+if _EV:  # sealing in the buffer, sending from flash in pieces
+    import edge.outbox_spill
+    import edge.seal_into
 if _TYPE == "tracker":
     import edge.drivers.tracker
 elif _TYPE == "lab":
@@ -47,7 +71,7 @@ def main(argv):
         print("portwatch agent: bad config:", exc)
         print("fix it, or write a new one with `portwatch device add`")
         sys.exit(2)
-    agent = Agent(cfg, hal)
+    agent = Agent(cfg, hal, _EBUF)
     cfg = None  # the agent keeps only the settings it uses: the dict leaves the heap
     # used only at boot (the config's loader and checker, the HAL's selector): unreferenced
     # from here on, their code leaves the heap (3 KB; edge/FAILURES.md, Heap)

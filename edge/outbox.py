@@ -142,8 +142,10 @@ class Outbox:
     def append(self, seq, topic, payload, reserve=0):
         """Store one record; it is in custody once this returns. Publish it only after that.
 
-        ``reserve``: bytes under ``max_bytes`` this record may not use (the agent keeps the
-        last of the outbox for weighings: edge/FAILURES.md, Outbox at its bound)."""
+        ``payload``: bytes, or a tuple of buffers stored one after another (no joined copy:
+        ``edge.signer`` ``seal(parts=True)``). ``reserve``: bytes under ``max_bytes`` this
+        record may not use (the agent keeps the last of the outbox for weighings:
+        edge/FAILURES.md, Outbox at its bound)."""
         st = self.stats
         firsts = self._firsts
         sizes = self._sizes
@@ -157,7 +159,14 @@ class Outbox:
                 topic = topic.encode()
             if isinstance(payload, str):
                 payload = payload.encode()
-            size = HEADER_SIZE + len(topic) + len(payload)
+            # a tuple of buffers, written one after another (edge.signer seal(parts=True))
+            parts = payload if type(payload) is tuple else (payload,)
+            plen = 0
+            body_crc = crc32(topic)
+            for p in parts:
+                plen += len(p)
+                body_crc = crc32(p, body_crc)
+            size = HEADER_SIZE + len(topic) + plen
             if len(topic) > 0xFFFF or size > self.segment_bytes:
                 raise ValueError("too big", size)  # > segment_bytes: split it
             if self._bytes + size > self.max_bytes - reserve:
@@ -170,13 +179,14 @@ class Outbox:
                 firsts.append(seq)
                 sizes.append(0)
             # the header (layout: edge/outbox_records.py), head_crc last
-            struct.pack_into(HEADER_FMT, h, 0, MAGIC, seq, len(payload), len(topic), 0,
-                             crc32(payload, crc32(topic)) & 0xFFFFFFFF, 0)
+            struct.pack_into(HEADER_FMT, h, 0, MAGIC, seq, plen, len(topic), 0,
+                             body_crc & 0xFFFFFFFF, 0)
             struct.pack_into("<I", h, 20, crc32(h[:20]) & 0xFFFFFFFF)
             with open(self._seg % firsts[-1], "ab") as f:
                 f.write(h[:HEADER_SIZE])
                 f.write(topic)
-                f.write(payload)
+                for p in parts:
+                    f.write(p)
         except OSError as e:
             # a partial record may sit at the tail: cut it before the seq is used again
             self._need_fix = self._need_fix or 1
@@ -224,7 +234,9 @@ class Outbox:
         (seq, None, None) in its place. Acked records are skipped even mid-iteration (also
         those acked between this call and the first step). ``out``: a bytearray the caller
         keeps for this; a record that fits is read into it and comes as memoryviews valid
-        until the next step (no allocation per record), a bigger one as bytes.
+        until the next step (no allocation per record), a bigger one's payload as an
+        ``edge.outbox_spill.Spill``, read from flash into ``out`` as it is sent (without
+        ``out``: bytes).
         """
         want = (self._acked if after_seq is None else after_seq) + 1
         seg = -1
@@ -244,8 +256,9 @@ class Outbox:
                     seg = firsts[i]
                     off = 0
                 try:
-                    with open(self._seg % seg, "rb") as f:
-                        rec = find(f, off, want, self._sizes[i], self._buf, out)
+                    path = self._seg % seg
+                    with open(path, "rb") as f:
+                        rec = find(f, off, want, self._sizes[i], self._buf, out, path)
                 except OSError:  # released by an ack meanwhile, or lost: decided below
                     pass
             if rec and rec[0] == want:

@@ -29,6 +29,7 @@ CRC gives no length: the reader resyncs by searching for the next magic whose he
 """
 
 import struct
+import sys
 from binascii import crc32
 
 HEADER_SIZE = 24
@@ -57,13 +58,16 @@ def seek(f, pos, size, buf):
     return None
 
 
-def find(f, off, want, size, buf, out=None):
+def find(f, off, want, size, buf, out=None, path=None):
     """Read ``f`` from ``off`` up to the first record with seq >= want.
 
     Returns None at the end of the valid data, else (seq, record offset, end offset, topic,
     payload); topic and payload are read only when seq == want, and are None when that
     record's body fails its crc. ``out``: a bytearray to read them into when they fit
-    (memoryviews of it are returned, valid until ``out`` is used again), else new bytes.
+    (memoryviews of it are returned, valid until ``out`` is used again); a bigger one,
+    given ``path`` (``f``'s) and that module loaded at boot (edge/main.py: agents with big
+    events), is checked in pieces read into ``out`` and its payload comes as an
+    ``edge.outbox_spill.Spill``; else as new bytes.
     """
     while True:
         h = seek(f, off, size, buf)
@@ -84,6 +88,22 @@ def find(f, off, want, size, buf, out=None):
             topic = mv[:tlen]
             payload = mv[tlen:tlen + plen]
             n = f.readinto(mv[:tlen + plen])
+        elif out is not None and path is not None and "edge.outbox_spill" in sys.modules:
+            topic = f.read(tlen)
+            c = crc32(topic)
+            mv = memoryview(out)
+            n = len(topic)
+            while n < tlen + plen:
+                k = f.readinto(mv[:min(tlen + plen - n, len(out))])
+                if not k:
+                    break
+                c = crc32(mv[:k], c)
+                n += k
+            if n != tlen + plen or c & 0xFFFFFFFF != body_crc:
+                return seq, off, end, None, None
+            from edge.outbox_spill import Spill  # loaded at boot where records are big
+
+            return seq, off, end, topic, Spill(path, off + HEADER_SIZE + tlen, plen, out)
         else:
             topic = f.read(tlen)
             payload = f.read(plen)

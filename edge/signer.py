@@ -30,22 +30,27 @@ from protocols.hmac_sha256 import equal, hmac_sha256
 
 
 def p256(name, *args):
-    """``protocols.p256.<name>(*args)``, the module loaded for this call and freed after it.
+    """``protocols.p256.<name>(*args)``, the module loaded for this call and freed after it,
+    unless it was loaded at boot (edge/main.py RESIDENT_P256).
 
-    Its code costs 2-2.5 KB of heap that a 96 KiB agent does not have to spare at all times
-    (edge/FAILURES.md, Heap): loaded, it runs, and it leaves the heap again with the ~1.2 MB
-    of short-lived big integers a signature makes, swept before anything long-lived is
-    placed among them.
+    Its code costs 2-2.5 KB of heap that a weighbridge's agent does not have to spare at all
+    times (edge/FAILURES.md, Heap): loaded, it runs, and it leaves the heap again with the
+    ~1.2 MB of short-lived big integers a signature makes, swept before anything long-lived
+    is placed among them. Loaded into a heap fragmented by a TLS session, though, its code
+    took the last holes its big integers needed (seen on the rail agent: a 98-byte integer
+    refused with 9 KB free): the other agents load it at boot, in one piece, and keep it.
     """
+    resident = "protocols.p256" in sys.modules
     import protocols.p256 as m
 
     try:
         return getattr(m, name)(*args)
     finally:
         m = None
-        sys.modules.pop("protocols.p256", None)
-        if hasattr(sys.modules["protocols"], "p256"):
-            delattr(sys.modules["protocols"], "p256")
+        if not resident:
+            sys.modules.pop("protocols.p256", None)
+            if hasattr(sys.modules["protocols"], "p256"):
+                delattr(sys.modules["protocols"], "p256")
         gc.collect()
 
 
@@ -62,39 +67,39 @@ class Signer:
         self._secret = secret
         self.dkey = dkey  # the device's P-256 private scalar; None: HMAC only
 
-    def seal(self, topic, seq, ts, kind, body, fields=None):
+    def seal(self, topic, seq, ts, kind, body, fields=None, parts=False):
         """One message from this device, in this boot, signed for ``topic``: wire bytes
-        (``protocols.envelope.seal``). ``fields``: the JSON fields as they are, instead."""
+        (``protocols.envelope.seal``). ``fields``: the JSON fields as they are, instead.
+        ``parts``: the wire as a tuple of buffers (the JSON, the es256 line, the HMAC line)
+        for ``Outbox.append`` or ``MQTTClient.publish`` to write one after another: no
+        joined copy, so the JSON is the only piece its size while the device signs (a big
+        event is sealed in a buffer made at boot instead: edge/seal_into.py)."""
         if fields is None:  # in the order the protocol document lists them
             fields = {"v": 1, "dev": self.device_id, "boot": self.boot, "seq": seq, "ts": ts,
                       "kind": kind, "body": body}
-        body_bytes = json.dumps(fields).encode()
         if isinstance(topic, str):
             topic = topic.encode()
+        data = json.dumps(fields)
+        try:
+            data = memoryview(data)  # MicroPython: the str's UTF-8 bytes, not a copy
+        except TypeError:
+            data = data.encode()  # CPython
         es = b""
         if self.dkey is not None and topic[-4:] == b"/evt":
             es = b"\nes256:" + hexlify(p256("sign", self.dkey, b"pw1-dev\n", topic, b"\n",
-                                             body_bytes))
-        key_id = self.key_id.encode()
-        sig = hexlify(hmac_sha256(self._secret, b"pw1\n", topic, b"\n", body_bytes, es))
-        # one allocation for the wire bytes: fewer fragments on a 96 KiB heap
-        n = len(body_bytes)
-        m = n + len(es)
-        out = bytearray(m + len(key_id) + 2 + len(sig))
-        out[:n] = body_bytes
-        out[n:m] = es
-        out[m] = 10  # "\n"
-        out[m + 1:m + 1 + len(key_id)] = key_id
-        m += 1 + len(key_id)
-        out[m] = 58  # ":"
-        out[m + 1:] = sig
-        return bytes(out)
+                                             data))
+        line = b"\n" + self.key_id.encode() + b":" + hexlify(
+            hmac_sha256(self._secret, b"pw1\n", topic, b"\n", data, es))
+        if parts:
+            return (data, es, line)
+        return bytes(data) + es + line
 
-    def sign(self, topic, body_bytes):
-        """The HMAC-SHA256 (raw bytes) of ``body_bytes`` on ``topic`` under this key."""
+    def sign(self, topic, *body_parts):
+        """The HMAC-SHA256 (raw bytes) of the bytes ``body_parts`` make on ``topic`` under
+        this key."""
         if isinstance(topic, str):
             topic = topic.encode()
-        return hmac_sha256(self._secret, b"pw1\n", topic, b"\n", body_bytes)
+        return hmac_sha256(self._secret, b"pw1\n", topic, b"\n", *body_parts)
 
     def reseal(self, topic, wire):
         """``wire`` signed with the current key; None when it already is. Every byte before

@@ -80,7 +80,9 @@ class Uplink:
         self.window = window
         self.resend_after_ms = resend_after_s * 1000
         self.wake = False  # set when there is something to send (polled: no asyncio.Event)
-        self.rec = bytearray(REC_BYTES)  # the record being sent, read from flash (no alloc)
+        # the record being sent, read from flash (no alloc); a bigger one is sent from
+        # flash through it piece by piece (edge.outbox_spill.Spill)
+        self.rec = bytearray(REC_BYTES)
         self.kid_line = b"\n" + signer.key_id.encode() + b":"  # ends a record signed now
         self.rand = os.urandom
         self.client = None
@@ -197,7 +199,8 @@ class Uplink:
         hal = self.hal
         # birth and death: sealed inline (a method costs ~90 B of heap on the device)
         await client.publish(self.t_state, self.signer.seal(
-            self.t_state, self.conn_seq, hal.now_ms(), "birth", self.birth()), qos=1, retain=True)
+            self.t_state, self.conn_seq, hal.now_ms(), "birth", self.birth(), parts=True),
+            qos=1, retain=True)
         await client.subscribe(self.t_ack, 1)
         await client.subscribe(self.t_cmd, 1)
         self.cursor = self.outbox.acked()
@@ -220,7 +223,8 @@ class Uplink:
             self.tele_seq += 1
             t = self.t_cmd + "ack"
             await client.publish(t, self.signer.seal(t, self.tele_seq, self.hal.now_ms(),
-                                                     "cmdack", q.pop(0)), qos=1)
+                                                     "cmdack", q.pop(0), parts=True),
+                                 qos=1)
         outbox = self.outbox
         pids = []
         last = self.cursor
@@ -233,14 +237,13 @@ class Uplink:
                 topic = self.t_evt
                 payload = self.signer.seal(topic, seq, self.hal.now_ms(), "gap",
                                            {"reason": "unreadable"})
-            elif bytes(payload[-64 - len(kid):-64]) != kid or (
-                    self.signer.dkey is not None
-                    and bytes(payload[-199 - len(kid):-192 - len(kid)]) != b"\nes256:"):
+            elif self._stale(payload, kid):
                 # stored under an older key, which expires after a rotation: the controller
                 # would refuse it as expired_key for ever; or stored before the device had
                 # its own key (the outbox holds evt records only): re-signed, same JSON, seq
                 # and device signature (edge.signer)
-                new = self.signer.reseal(bytes(topic), bytes(payload))
+                new = self.signer.reseal(bytes(topic), payload.read(0, 0)
+                                         if hasattr(payload, "parts") else bytes(payload))
                 if new is not None:
                     self.stats["resealed"] += 1
                     payload = new
@@ -255,6 +258,13 @@ class Uplink:
                 self.last_ack_move = self.hal.ticks_ms()
             self.cursor = max(self.cursor, last)
         return len(pids)
+
+    def _stale(self, payload, kid):
+        """The record was signed under an older key, or before the device had its own."""
+        n = 199 + len(kid)
+        t = payload.read(-n, 0) if hasattr(payload, "parts") else payload[-n:]
+        return bytes(t[-64 - len(kid):-64]) != kid or (
+            self.signer.dkey is not None and bytes(t[:7]) != b"\nes256:")
 
     def resend_due(self):
         """Rewind the cursor when sent events waited ``resend_after_s`` with no ack moving."""
@@ -282,18 +292,29 @@ class Uplink:
             body["backlog_peak"], body["offline_ms_max"] = o
         self.tele_seq += 1
         sg = self.signer
-        # The envelope as Signer.seal makes it, but sent as two parts: the JSON (~800 B, the
-        # largest piece of memory the agent asks for, one piece instead of four copies in a
-        # fragmented heap) and its signature line.
-        data = json.dumps({"v": 1, "dev": sg.device_id, "boot": sg.boot, "seq": self.tele_seq,
-                           "ts": self.hal.now_ms(), "kind": "health", "body": body})
+        # The envelope as Signer.seal makes it, but its JSON (~1 KB) made and sent in
+        # pieces of at most ~240 B, and its signature line after them: on a fragmented heap
+        # a piece of 1 KB was not always there, and health then stopped for as long
+        # (edge/FAILURES.md, Heap). The body is flat: one "key": value at a time.
+        cur = '{"v": 1, "dev": %s, "boot": %d, "seq": %d, "ts": %d, "kind": "health", ' \
+              '"body": {' % (json.dumps(sg.device_id), sg.boot, self.tele_seq,
+                             self.hal.now_ms())
+        parts = []
+        sep = ""
+        for k in body:
+            item = '%s"%s": %s' % (sep, k, json.dumps(body[k]))
+            sep = ", "
+            if len(cur) + len(item) > 240:
+                parts.append(cur.encode())
+                cur = item
+            else:
+                cur += item
+        parts.append((cur + "}}").encode())
+        parts.append(self.kid_line)
+        parts.append(hexlify(sg.sign(self.t_tele, *parts[:-1])))
+        cur = item = None
         try:
-            data = memoryview(data)  # MicroPython: the str's UTF-8 bytes, not a copy
-        except TypeError:
-            data = data.encode()  # CPython
-        sig = hexlify(sg.sign(self.t_tele, data))
-        try:
-            await client.publish(self.t_tele, (data, self.kid_line, sig), qos=0)
+            await client.publish(self.t_tele, tuple(parts), qos=0)
         except (MQTTError, OSError):
             return False
         self.offline = None

@@ -26,19 +26,12 @@ from tools.rail_rig import RailParts
 from tools.rig import Rig
 from tools.trucks_rig import api_post
 
-# a measured limit, not a flake to retry: the test stays, its failures are shown as xfail
-RAIL_HEAP = ("the rail agent at -X heapsize=96K refuses a 40-car passage for want of heap "
-             "in about half the runs (cannot sign passage: out of memory; the train is kept "
-             "in RAM, counted and offered again, but the heap does not recover): "
-             "edge/FAILURES.md, Rail reader")
-
 
 def _health(rig: Rig, device_id: str) -> dict[str, Any]:
     return rig.device(device_id)["health"] or {}
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.xfail(reason=RAIL_HEAP, strict=False)
 def test_rail_reader_forty_cars_missing_and_extra_both_alerted(rig: Rig) -> None:
     rail = RailParts()
     try:

@@ -59,12 +59,6 @@ ORE_TRUCKS = (("辽B60001", ORE_LOT), ("辽B60002", OTHER_LOT), ("辽B60003", OR
 ORE_CARS = (ORE_LOT, ORE_LOT, OTHER_LOT, ORE_LOT, OTHER_LOT, ORE_LOT)
 
 
-# a measured limit, not a flake to retry: the test stays, its failures are shown as xfail
-RAIL_HEAP = ("the rail agent at -X heapsize=96K refuses a 40-car passage for want of heap "
-             "in about half the runs (cannot sign passage: out of memory; the train is kept "
-             "in RAM, counted and offered again, but the heap does not recover): "
-             "edge/FAILURES.md, Rail reader")
-
 
 def _holds(rig: Rig, lot: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = rig.get("/api/v1/holds", lot=lot)
@@ -185,7 +179,6 @@ def test_vessel_quarantine_weed_holds_the_lot_and_denies_its_truck(rig: Rig) -> 
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(reason=RAIL_HEAP, strict=False)
 def test_vessel_train_missing_and_extra_car_both_alerted(rig: Rig) -> None:
     t_start = time.monotonic()
     site = current_site()

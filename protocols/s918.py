@@ -22,10 +22,16 @@ replaced when the standard is at hand. A tag that fails it is reported as unread
 by the caller (never dropped).
 """
 
+from protocols.s918_read import (  # noqa: F401 - the device's part, re-exported
+    FRAME1,
+    FRAME2,
+    GROUP_LOCOMOTIVE,
+    _bits,
+    decode_into,
+    initial_text,
+)
+
 GROUP_RAILCAR = 19
-GROUP_LOCOMOTIVE = 5
-FRAME1 = 3
-FRAME2 = 1
 DATA_FORMAT = 51  # the published examples' data format code
 
 
@@ -75,18 +81,6 @@ def initial_code(initial: str) -> int:
             raise ValueError("an initial has 1 to 4 letters A-Z: %r" % initial)
         code = code * 27 + n
     return code
-
-
-def initial_text(code: int) -> str:
-    """The owner's initial of a 19-bit code, trailing blanks removed."""
-    n4 = code % 27
-    n3 = (code // 27) % 27
-    n2 = (code // 729) % 27
-    n1 = code // 19683
-    out = chr(65 + n1) if n1 < 26 else "?"
-    for n in (n2, n3, n4):
-        out += " " if n == 0 else chr(64 + n)
-    return out.rstrip()
 
 
 def decode(tag_hex: str) -> dict:  # type: ignore[type-arg]
@@ -154,35 +148,3 @@ def corrupt(tag_hex: str) -> str:
     v ^= ck << 66  # clear it
     v |= ((ck + 1) % 4) << 66
     return "%032X" % v
-
-
-def _bits(b: "bytes | bytearray", lo: int, n: int) -> int:
-    # small-int arithmetic on the 16 bytes: no big-int temporaries (the agent's heap)
-    v = 0
-    for i in range(lo, lo + n):
-        v = (v << 1) | ((b[i >> 3] >> (7 - (i & 7))) & 1)
-    return v
-
-
-def decode_into(b: "bytes | bytearray", out: list) -> bool:  # type: ignore[type-arg]
-    """Decode the 16 raw bytes of a tag into ``out[0:6]``: group, initial code (19 bits:
-    ``initial_text``), number, side, length_dm, axles; False (``out`` unchanged) when the
-    frame markers or checksums fail. Allocates nothing: for the agent, tag by tag."""
-    if len(b) != 16 or _bits(b, 62, 2) != FRAME1 or _bits(b, 126, 2) != FRAME2:
-        return False
-    for half in (0, 1):
-        h = 64 * half
-        e = o = 0
-        for i in range(h + 5, h + 60, 2):
-            e ^= (b[i >> 3] >> (7 - (i & 7))) & 1
-        for i in range(h + 6, h + 59, 2):
-            o ^= (b[i >> 3] >> (7 - (i & 7))) & 1
-        if _bits(b, h + 60, 2) != (-(2 * e + o)) % 4:
-            return False
-    out[0] = _bits(b, 0, 5)
-    out[1] = _bits(b, 7, 19)
-    out[2] = _bits(b, 26, 20)
-    out[3] = _bits(b, 46, 1)
-    out[4] = (_bits(b, 94, 3) << 9) | _bits(b, 47, 9)
-    out[5] = ((_bits(b, 56, 4) << 1) | _bits(b, 64, 1)) + 1
-    return True

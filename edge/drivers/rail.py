@@ -17,17 +17,24 @@ open train as it is (``trains_cut``); TAG or END lines outside a train are count
 refuses is offered again with the next train (``pending``, one train; a second refused
 while one waits is counted in ``lost``).
 
-Cars are arrays, not objects: a 40-car train is 1.7 KB of JSON. Their lists (48 of them)
-are made once at boot and refilled for every train, so ``emit`` must not keep the body it
-is given; a refused train keeps its own and new ones are made (edge/FAILURES.md, Rail
-reader: the heap at 96K).
+The train is held as a ``Train``: its cars are 16-byte records in a bytearray made at
+boot (two of them: the train being read and one refused by the outbox), and it writes
+the passage body's JSON straight into the agent's event buffer as it is signed
+(``write_json``; edge/signer.py). So a 64-car train costs no heap as it is read, signed or
+kept: a 40-car train once needed its car lists (3.8 KB on a 64-bit build) and three
+pieces of 2 KB at once to be signed, which a 96 KiB heap with the link up did not always
+have (edge/FAILURES.md, Rail reader). A train of more than ``MAX_CARS`` cars keeps its
+first ``MAX_CARS`` and counts the rest (``cars_over``): the controller sees them missing.
 """
 
 import errno
 import gc
+import json
+import struct
 from binascii import unhexlify
 
-from protocols import aeiline, s918
+from protocols import aeiline
+from protocols import s918_read as s918
 
 POLL_MS = 50
 REOPEN_MS = 1000
@@ -35,9 +42,50 @@ REOPEN_MS = 1000
 # while the reader is quiet, after 1, 2, 4, ... 32 s: not only when the next train ends
 RETRY_MS = (1000, 2000, 4000, 8000, 16000, 32000)
 READ_BYTES = 256
-MAX_CARS = 120  # protocols/passage.py MAX_CARS (not imported: heap)
+MAX_CARS = 64  # kept per train (protocols/passage.py allows 120): 2.7 KB of JSON at most
 MAX_LOCOS = 8
-SLOTS = 48  # car lists kept for reuse: a 40-car train and some (longer: made anew)
+CAR = "<IIIi"  # seq; code | side << 19 | axles << 20 (0: unreadable); number | length << 20;
+CAR_BYTES = 16  # weight_kg (-1: none)
+
+
+class Train:
+    """One train as read: the TRN line's fields, its cars (``n`` records in ``cars``),
+    the raw tags of its unreadable cars and its locomotives."""
+
+    def __init__(self, f, cars):
+        self.train = f[1]
+        self.started_ts = self.ended_ts = f[2]
+        self.direction = f[3]
+        self.speed_dkmh = f[4]
+        self.axles = f[5]
+        self.cars = cars
+        self.n = 0
+        self.raw = []  # [car index, raw tag text] of its unreadable cars
+        self.locos = []
+
+    def write_json(self, w):
+        """The passage body (protocols/passage.py) as JSON, written to ``w`` in pieces."""
+        w.write('{"train": %s, "direction": "%s", "started_ts": %d, "ended_ts": %d, '
+                '"speed_dkmh": %d, "axles": %d, "locos": %s, "cars": [' % (
+                    json.dumps(self.train), self.direction, self.started_ts, self.ended_ts,
+                    self.speed_dkmh, self.axles, json.dumps(self.locos)))
+        raw = self.raw
+        r = 0
+        for i in range(self.n):
+            seq, a, b, wt = struct.unpack_from(CAR, self.cars, i * CAR_BYTES)
+            wt = "null" if wt < 0 else str(wt)
+            if i:
+                w.write(", ")
+            if a >> 20:
+                w.write('[%d, "%s", %d, %d, %d, %d, %s]' % (
+                    seq, s918.initial_text(a & 0x7FFFF), b & 0xFFFFF, (a >> 19) & 1,
+                    b >> 20, a >> 20, wt))
+            else:
+                while raw[r][0] != i:
+                    r += 1
+                w.write("[%d, null, null, null, null, null, %s, %s]" % (
+                    seq, wt, json.dumps(raw[r][1])))
+        w.write("]}")
 
 
 class RailDriver:
@@ -55,11 +103,11 @@ class RailDriver:
         self.train = None
         self.tags = 0
         self.last_seq = 0
-        # a 40-car train's car lists, made once at boot and refilled for every train
-        self.slots = [[0] * 7 for _ in range(SLOTS)]
-        self.used = 0
+        # the cars of the train being read, and a spare for when a refused train keeps its
+        # own: made once at boot
+        self.spare = bytearray(MAX_CARS * CAR_BYTES)
+        self.cars = bytearray(MAX_CARS * CAR_BYTES)
         self.scratch = [0] * 6
-        self.names = {}
         self.pending = None
         self.retry_at = None  # hal ms of the next offer of the pending train
         self.retries = 0
@@ -114,16 +162,13 @@ class RailDriver:
         if kind == "TRN":
             if self.train is not None:
                 c["trains_cut"] += 1
-                self._close(self.train["started_ts"])
-            self.train = {"direction": f[3], "started_ts": f[2], "ended_ts": f[2],
-                          "speed_dkmh": f[4], "axles": f[5], "train": f[1], "cars": [],
-                          "locos": []}
+                self._close(self.train.started_ts)
+            self.train = Train(f, self.cars)
             self.tags = 0
             self.last_seq = 0
-            self.used = 0
             return
         t = self.train
-        if t is None or (kind == "END" and f[1] != t["train"]):
+        if t is None or (kind == "END" and f[1] != t.train):
             c["orphan_lines"] += 1
             return
         if kind == "TAG":
@@ -132,12 +177,10 @@ class RailDriver:
             return
         if f[3] != self.tags:
             c["tags_lost"] += abs(f[3] - self.tags)
-        self._close(max(f[2], t["started_ts"]))
+        self._close(max(f[2], t.started_ts))
 
     def _tag(self, t, seq, raw, weight):
-        # decoded now into car lists made at boot (``slots``): lists made as the lines
-        # arrive would be strewn among the lines' garbage, and signing the event needs a
-        # few KB in one piece (seen: out of memory at 96K); decode_into makes no garbage
+        # decoded now into the train's car records (decode_into makes no garbage)
         c = self.counts
         if seq <= self.last_seq:
             c["orphan_lines"] += 1  # out of order: the body needs increasing seqs
@@ -148,62 +191,51 @@ class RailDriver:
             ok = s918.decode_into(unhexlify(raw), f)
         except ValueError:  # not hex: unreadable, its text kept as read
             ok = False
-        if ok and f[0] == s918.GROUP_LOCOMOTIVE and len(t["locos"]) < MAX_LOCOS:
-            t["locos"].append([seq, self._name(f[1]), f[2]])
+        if ok and f[0] == s918.GROUP_LOCOMOTIVE and len(t.locos) < MAX_LOCOS:
+            t.locos.append([seq, s918.initial_text(f[1]), f[2]])
             c["locos"] += 1
             return
-        cars = t["cars"]
-        if len(cars) >= MAX_CARS:
+        if t.n >= MAX_CARS:
             c["cars_over"] += 1
             return
         c["cars"] += 1
-        if not ok:
-            cars.append([seq, None, None, None, None, None, weight, raw])
-            c["unreadable"] += 1
-            return
-        n = self.used
-        if n < len(self.slots):
-            car = self.slots[n]
-            self.used = n + 1
+        if ok:
+            a = f[1] | f[3] << 19 | f[5] << 20
+            b = f[2] | f[4] << 20
         else:
-            car = [0] * 7
-        car[0] = seq
-        car[1] = self._name(f[1])
-        car[2] = f[2]
-        car[3] = f[3]
-        car[4] = f[4]
-        car[5] = f[5]
-        car[6] = weight
-        cars.append(car)
-
-    def _name(self, code):
-        """One string per owner's initial, kept (not one per car)."""
-        name = self.names.get(code)
-        if name is None:
-            if len(self.names) >= 32:
-                self.names = {}
-            name = self.names[code] = s918.initial_text(code)
-        return name
+            a = b = 0
+            t.raw.append([t.n, raw])
+            c["unreadable"] += 1
+        struct.pack_into(CAR, t.cars, t.n * CAR_BYTES, seq, a, b,
+                         -1 if weight is None else weight)
+        t.n += 1
 
     def _close(self, ended_ts):
-        body = self.train
+        t = self.train
         self.train = None
-        body["ended_ts"] = ended_ts
+        t.ended_ts = ended_ts
         gc.collect()
         if self.pending is not None and self.emit("passage", self.pending):
             self.counts["trains"] += 1
-            self.pending = None
-        if self.emit("passage", body):
+            self._release()
+        if self.emit("passage", t):
             self.counts["trains"] += 1
             return
         self.counts["refused"] += 1
         if self.pending is not None:
             self.counts["lost"] += 1
-        self.pending = body
+            self._release()
+        # the refused train keeps its records; the next one is read into the spare
+        self.pending = t
+        self.cars, self.spare = self.spare, None
         self.retries = 0
         self.retry_at = self.hal.now_ms() + RETRY_MS[0]
-        self.slots = [[0] * 7 for _ in range(SLOTS)]  # the pending train keeps its own
-        self.used = 0
+
+    def _release(self):
+        """The pending train is stored (or lost): its records are the spare again."""
+        self.spare = self.pending.cars
+        self.pending = None
+        self.retry_at = None
 
     async def run(self):
         """Read the reader's line forever: every failure is counted, none raises."""
@@ -247,8 +279,7 @@ class RailDriver:
         gc.collect()
         if self.emit("passage", self.pending):
             self.counts["trains"] += 1
-            self.pending = None
-            self.retry_at = None
+            self._release()
             return
         self.retries += 1
         self.retry_at = (now + RETRY_MS[self.retries]

@@ -297,6 +297,9 @@ class MQTTClient:
             if type(payload) is tuple:
                 for p in payload:
                     await sock.send(w, p, until)
+            elif hasattr(payload, "parts"):  # read as it goes (edge.outbox_spill.Spill)
+                for p in payload.parts():
+                    await sock.send(w, p, until)
             elif payload:
                 await sock.send(w, payload, until)
         except BaseException as e:  # failed, late or cancelled with part of it sent
@@ -341,8 +344,9 @@ class MQTTClient:
         return pid
 
     async def publish(self, topic, payload, qos=0, retain=False, wait=True, timeout=None):
-        """Publish ``payload`` (bytes, or a tuple of buffers sent one after another) to
-        ``topic``; return the packet id (0 for QoS 0).
+        """Publish ``payload`` (bytes, a tuple of buffers sent one after another, or an
+        object with ``len()`` and ``parts()`` giving buffers) to ``topic``; return the
+        packet id (0 for QoS 0).
 
         QoS 1 with ``wait=True`` returns once the PUBACK came (MQTTTimeout after
         ``timeout`` or ack_timeout s). With ``wait=False`` it returns as soon as the

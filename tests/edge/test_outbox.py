@@ -10,6 +10,7 @@ import struct
 from binascii import crc32
 
 from edge.outbox import HEADER_SIZE, Outbox, OutboxError, OutboxFull
+from edge.outbox_spill import Spill  # loaded: big records come as a Spill
 from edge.persist import write_slot
 from shared_support import make_tmpdir, read_file, rmtree, write_file
 
@@ -98,6 +99,20 @@ def test_outbox_append_pending_ack_across_segments():
         assert _all(ob) == []
         assert len(_segments(d)) == 1  # the tail stays: it keeps the seq floor
         assert ob.stats["appended"] == 40 and ob.stats["acked"] == 40
+    finally:
+        rmtree(d)
+
+
+def test_outbox_append_of_parts_stores_them_as_one_payload():
+    d = make_tmpdir("ob")
+    try:
+        ob = _open(d)
+        ob.append(1, TOPIC, (b"{}", memoryview(b"\nes256:ab"), b"\nk1:cd"))
+        ob.append(2, TOPIC, b"{}\nk1:ef")
+        assert ob.backlog() == (2, 2 * (HEADER_SIZE + len(TOPIC)) + 17 + 8)
+        reopened = _open(d)  # read back from flash: one record, crc over the whole
+        assert [(r[0], bytes(r[2])) for r in reopened.pending()] == [
+            (1, b"{}\nes256:ab\nk1:cd"), (2, b"{}\nk1:ef")]
     finally:
         rmtree(d)
 
@@ -462,15 +477,24 @@ def test_outbox_pending_reads_a_record_that_fits_into_the_callers_buffer():
         ob = _open(d, segment_bytes=4096)
         big = b"B" * 600
         ob.append(1, TOPIC, _payload(1))
-        ob.append(2, TOPIC, big)  # over the buffer: read as bytes
+        ob.append(2, TOPIC, big)  # over the buffer: left on flash, read in pieces
         ob.append(3, TOPIC, _payload(3))
         out = bytearray(128)
         got = []
         for seq, topic, payload in ob.pending(out=out):
             # a view is valid until the next step: copy what the test keeps
-            got.append((seq, isinstance(payload, memoryview), bytes(topic), bytes(payload)))
-        assert got == [(1, True, TOPIC, _payload(1)), (2, False, TOPIC, big),
-                       (3, True, TOPIC, _payload(3))]
+            if isinstance(payload, Spill):
+                parts = [bytes(p) for p in payload.parts()]
+                assert [len(p) for p in parts] == [128] * 4 + [88] and len(payload) == 600
+                assert payload.read(-3, 0) == b"BBB" and payload.read(0, 0) == big
+                payload = b"".join(parts)
+                kind = "spill"
+            else:
+                kind = type(payload).__name__
+            got.append((seq, kind, bytes(topic), bytes(payload)))
+        assert got == [(1, "memoryview", TOPIC, _payload(1)), (2, "spill", TOPIC, big),
+                       (3, "memoryview", TOPIC, _payload(3))]
+        assert [r[2] for r in ob.pending()] == [_payload(1), big, _payload(3)]  # no buffer
         assert bytes(out[:len(TOPIC)]) == TOPIC  # the last record that fitted is in it
         path = d + "/" + sorted(os.listdir(d))[0]
         data = bytearray(read_file(path))
@@ -478,6 +502,9 @@ def test_outbox_pending_reads_a_record_that_fits_into_the_callers_buffer():
         write_file(path, bytes(data))
         assert [(r[0], r[2]) for r in _open(d, segment_bytes=4096).pending(out=out)][:1] == [
             (1, None)]
+        data[_size(1) + HEADER_SIZE + len(TOPIC) + 300] ^= 0x01  # and in the big one's
+        write_file(path, bytes(data))
+        assert [r[2] for r in _open(d, segment_bytes=4096).pending(out=out)][1] is None
     finally:
         rmtree(d)
 

@@ -5,12 +5,28 @@ protocols/bodies.py; the line protocol, the tag codec and the TCP stream are rea
 """
 
 import asyncio
+import json
 
 from edge.drivers.rail import RailDriver
 from protocols import aeiline, bodies, s918
 from shared_support import serve_on_free_port
 
 T0 = 1764550000000
+
+
+class Parts:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+
+
+def as_dict(train):
+    """The body a ``Train`` writes, parsed: what the controller gets."""
+    w = Parts()
+    train.write_json(w)
+    return json.loads("".join(w.parts))
 
 
 class Sink:
@@ -21,6 +37,7 @@ class Sink:
     def emit(self, kind, body):
         if self.refuse:
             return None
+        body = as_dict(body)
         err = bodies.check("evt", kind, body)
         assert err is None, err
         self.events.append((kind, body))
@@ -116,6 +133,31 @@ def test_rail_driver_refused_train_offered_again():
     d.feed(train("T6", 2))
     assert [b["train"] for _, b in sink.events] == ["T5", "T6"]
     assert d.counts["trains"] == 2 and d.pending is None
+
+
+def test_rail_driver_refused_train_keeps_its_cars_while_the_next_is_read():
+    d, sink = _driver()
+    sink.refuse = True
+    d.feed(train("T7", 3, first=200001))
+    d.feed(train("T8", 2, first=300001))  # refused too: T7 is lost, T8 waits
+    assert d.counts["refused"] == 2 and d.counts["lost"] == 1
+    d.feed(train("T10", 4, first=400001, bad=(1,)))  # read into the spare, not over T8
+    sink.refuse = False
+    d.feed(train("T11", 1, first=500001))
+    got = {b["train"]: [c[2] for c in b["cars"]] for _, b in sink.events}
+    # T10 refused while T8 waited: the newer train is kept, T8 counted lost
+    assert got == {"T10": [400001, None, 400003, 400004], "T11": [500001]}
+    assert d.counts["lost"] == 2 and d.pending is None
+
+
+def test_rail_driver_train_over_max_cars_keeps_the_first_and_counts_the_rest():
+    from edge.drivers.rail import MAX_CARS
+
+    d, sink = _driver()
+    d.feed(train("T12", MAX_CARS + 3, loco=False))
+    [(_, body)] = sink.events
+    assert [c[2] for c in body["cars"]] == [100001 + i for i in range(MAX_CARS)]
+    assert d.counts["cars_over"] == 3
 
 
 def test_rail_driver_refused_train_offered_again_while_the_reader_is_quiet():

@@ -121,3 +121,50 @@ def test_reseal_signs_an_evt_record_stored_before_the_device_had_its_key():
     # not on another channel, where a device signature has no place
     other = Signer("wb1", 7, "k1", K1).seal("pw/v1/dl/wb1/state", 3, 5, "birth", {"fw": "x"})
     assert Signer("wb1", 8, "k1", K1, D).reseal("pw/v1/dl/wb1/state", other) is None
+
+
+class _TwoCars:
+    """A body that writes its own JSON, as the rail driver's Train does."""
+
+    def __init__(self, n=2):
+        self.n = n
+
+    def write_json(self, w):
+        w.write('{"cars": [')
+        for i in range(self.n):
+            w.write(("%s[%d, \"DLCX\"]" % (", " if i else "", i)))
+        w.write("]}")
+
+
+def test_seal_into_a_buffer_is_seal_byte_for_byte_and_falls_back_when_it_does_not_fit():
+    from edge.seal_into import seal_into
+
+    evt = "pw/v1/hil/wb1/evt"
+    body = {"plate": "辽B12345", "gross_kg": 41260, "cars": [[1, "QNSL", 502, None]]}
+    for dkey in (None, 7):
+        s = Signer("wb1", 7, "k1", K1, dkey)
+        for topic in (TOPIC, evt):
+            want = s.seal(topic, 42, 1764072000000, "weighing", body)
+            buf = bytearray(1024)
+            got = seal_into(s, buf, topic, 42, 1764072000000, "weighing", body)
+            assert isinstance(got, memoryview) and bytes(got) == want
+            assert bytes(buf[:len(want)]) == want  # built in place
+            # too small for it: sealed the allocating way, the same bytes
+            assert bytes(seal_into(s, bytearray(64), topic, 42, 1764072000000, "weighing",
+                                   body)) == want
+    # a body that writes its own JSON: the envelope opens to it; too big is refused
+    s = Signer("wb1", 7, "k1", K1, 7)
+    wire = bytes(seal_into(s, bytearray(1024), evt, 3, 5, "passage", _TwoCars()))
+    fields, _ = envelope.open_message(_only("k1", K1), evt, wire, False)
+    assert fields["body"] == {"cars": [[0, "DLCX"], [1, "DLCX"]]} and fields["seq"] == 3
+    assert raises(ValueError, seal_into, s, bytearray(256), evt, 3, 5, "passage",
+                  _TwoCars(40))
+
+
+def test_seal_in_parts_is_the_same_wire():
+    for dkey in (None, 7):
+        s = Signer("wb1", 7, "k1", K1, dkey)
+        for topic in (TOPIC, "pw/v1/hil/wb1/evt"):
+            whole = s.seal(topic, 9, 5, "weighing", {"gross_kg": 1})
+            parts = s.seal(topic, 9, 5, "weighing", {"gross_kg": 1}, parts=True)
+            assert type(parts) is tuple and b"".join(bytes(p) for p in parts) == whole
