@@ -328,9 +328,18 @@ def test_gate_sender_survives_a_failed_publish_and_resends(db: Store,
         gate = GateControl(gates=lambda: frozenset(), resend_ms=100)
         with ThreadPoolExecutor(max_workers=1) as ex:
             task = asyncio.create_task(gate.run(db.conn, ex, send))
+
+            async def attempts() -> int:
+                # on the sender's own thread: the store's connection is not shared
+                got = await asyncio.get_running_loop().run_in_executor(
+                    ex, rows.get, db.conn, row["id"])
+                return int(got["attempts"]) if got else 0
+
             try:
                 async with asyncio.timeout(10):
-                    while sent.count(row["id"]) < 2:  # sent, then sent again: no ack came
+                    # sent, then sent again (no ack came), and the second attempt recorded:
+                    # the record is written after the publish returns
+                    while sent.count(row["id"]) < 2 or await attempts() < 2:
                         await asyncio.sleep(0.05)
             finally:
                 task.cancel()

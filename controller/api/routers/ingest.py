@@ -35,7 +35,7 @@ def list_rejections(db: Db, reason: TextFilter = None,
 @router.get("/rejection-counts", response_model=list[RejectionCount],
             summary="Rejections counted per device, reason and window, newest window first")
 def rejection_counts(db: Db, device_id: str | None = None, reason: str | None = None,
-                     since_ms: int | None = None,
+                     since_ms: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                      limit: Annotated[int, Query(ge=1, le=10_000)] = 100
                      ) -> list[RejectionCount]:
     return [RejectionCount(**r) for r in rejections.buckets(
