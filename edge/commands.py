@@ -10,9 +10,16 @@ t_cmd, or has no usable id, is counted (``bad_commands``) and dropped unanswered
 device neither obeys nor speaks for a sender it cannot authenticate. An id among the last
 8 is answered ``duplicate`` with its first result (or not at all while that one is in
 progress), never executed again. The body checks are ``protocols.bodies.check_command``'s,
-inline (that module is not on the device). Then ``barrier`` decides for the driver.
+inline (that module is not on the device): here the common ones (id, ``expires_ts``),
+then the kind's handler, found in ``KINDS``.
 
-``barrier(drv, body)``: the weighbridge driver's part (edge/drivers/weighbridge.py):
+``KINDS``: command kind -> the module of its handler, loaded only for that command and
+freed with this one (None: ``barrier``, here). A kind adds one line. A handler is
+``run(up, body)`` -> (result, detail), or None when it answers later (``answer``); it
+checks its own body and answers ``refused`` when it is wrong (``bad(up)`` counts it in
+``bad_commands``).
+
+``barrier(up, body)``: the weighbridge driver's part (edge/drivers/weighbridge.py):
 (result, detail), or None for an ``open`` the driver answers (``answer``) once the coil is
 written or its vehicle has left.
 
@@ -23,11 +30,16 @@ controller sends the command again and the repeat is answered ``duplicate``).
 
 import sys
 
+# kind -> handler module (run(up, body)); None: the barrier's, here
+KINDS = {
+    "barrier": None,
+}
 
-def _free():
-    sys.modules.pop("edge.commands", None)
-    if hasattr(sys.modules.get("edge"), "commands"):
-        delattr(sys.modules["edge"], "commands")
+
+def _free(name="commands"):
+    sys.modules.pop("edge." + name, None)
+    if hasattr(sys.modules.get("edge"), name):
+        delattr(sys.modules["edge"], name)
 
 
 def answer(g, opened):
@@ -41,12 +53,27 @@ def answer(g, opened):
         _free()
 
 
-def barrier(drv, body):
+def barrier(up, body):
+    """The out-gate barrier's command (``open`` | ``deny``), for the driver."""
+    drv = up.cmds[0]
+    seq = body.get("weighing_seq")
+    if body.get("action") not in ("open", "deny") or type(seq) is not int or seq < 1 or \
+            not isinstance(body.get("reason"), str):
+        bad(up)
+        return ("refused", "not a barrier command with action open or deny, weighing_seq, "
+                "expires_ts and reason")
+    if not hasattr(drv, "gate"):
+        return ("refused", "no driver here obeys commands")
+    if drv.gate:
+        drv.gate[2] = up  # for the answer it gives later
+    return _barrier(drv, body, seq)
+
+
+def _barrier(drv, body, seq):
     g = drv.gate
     if g is None:
         return ("refused", "this barrier is local: it opens on its own")
     d = drv.detector
-    seq = body["weighing_seq"]
     if d.state != "weighed" or d.seq != seq:
         return ("refused", "weighing %d is not on the deck (deck: %s, seq %d)" % (
             seq, d.state, d.seq))
@@ -78,7 +105,8 @@ def _answer(up, cid, result, detail):
     up.wake = True
 
 
-def _bad(up):
+def bad(up):
+    """Count a bad command in health ``bad_commands``."""
     st = up.stats
     st["bad_commands"] = st.get("bad_commands", 0) + 1
 
@@ -93,7 +121,7 @@ def _handle(up, payload):
         if type(cid) is not str or not 0 < len(cid) <= 40:
             raise ValueError("bad_body: id must be a string of 1-40 characters")
     except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
-        _bad(up)
+        bad(up)
         up.log("ignored a bad command:", exc)
         return
     recent = up.cmds[1]
@@ -102,26 +130,28 @@ def _handle(up, payload):
             if r[1] is not None:  # None: in progress, its own answer is coming
                 _answer(up, cid, "duplicate", r[1])
             return
-    seq, until = body.get("weighing_seq"), body.get("expires_ts")
-    drv = up.cmds[0]
-    if fields.get("kind") != "barrier" or body.get("action") not in ("open", "deny") or \
-            type(seq) is not int or type(until) is not int or seq < 1 or \
-            not isinstance(body.get("reason"), str):
-        _bad(up)
-        res = ("refused", "not a barrier command with action open or deny, weighing_seq, "
-               "expires_ts and reason")
+    until, kind = body.get("expires_ts"), fields.get("kind")
+    if kind not in KINDS or type(until) is not int:
+        bad(up)
+        res = ("refused", "not a command this device knows (kinds: %s) with expires_ts"
+               % ", ".join(KINDS))
     elif until < up.hal.now_ms():
         res = ("expired", "expired at %d, device time %d" % (until, up.hal.now_ms()))
-    elif not hasattr(drv, "gate"):
-        res = ("refused", "no driver here obeys commands")
     else:
-        if drv.gate:
-            drv.gate[2] = up  # for the answer it gives later
-        res = barrier(drv, body)
+        res = _run(KINDS[kind], up, body)
     recent.append([cid, None])
     if len(recent) > 8:
         recent.pop(0)
-    up.log("command %s %s for seq %s:" % (cid, body.get("action"), seq),
-           res[0] if res else "in progress")
+    up.log("command %s %s:" % (cid, kind), res[0] if res else "in progress")
     if res:
         _answer(up, cid, res[0], res[1])
+
+
+def _run(mod, up, body):
+    if mod is None:
+        return barrier(up, body)
+    __import__("edge." + mod)
+    try:
+        return sys.modules["edge." + mod].run(up, body)
+    finally:  # the handler leaves the heap with the command
+        _free(mod)
