@@ -10,6 +10,7 @@ device could not store ``count`` custody events, ``kinds`` of them each, between
 """
 
 from protocols import passage as _passage
+from protocols import settings as _settings
 
 KINDS = {
     "evt": ("weighing", "positions", "alarm", "gap", "refused", "sample"),
@@ -220,10 +221,10 @@ def _sample(body):
 
 
 # Commands, controller -> device on ``cmd`` (PROTOCOL.md, Commands). The kind is the
-# envelope's; ``barrier`` is the only one so far.
-COMMAND_KINDS = ("barrier",)
+# envelope's; each kind's own checks are in _COMMAND_CHECKS (below check_command).
 BARRIER_ACTIONS = ("open", "deny")
-CMDACK_RESULTS = ("done", "duplicate", "expired", "refused", "failed")
+CMDACK_RESULTS = ("done", "duplicate", "expired", "refused", "failed", "applied",
+                  "restarting")
 MAX_COMMAND_ID = 40
 MAX_DISPLAY = 64
 MAX_REASON = 200
@@ -243,15 +244,18 @@ def check_command(kind: str, body: dict) -> "str | None":
         return "command kind %r is not one of %s" % (kind, ", ".join(COMMAND_KINDS))
     if not isinstance(body, dict):
         return "body must be an object"
-    err = _command_id(body)
+    err = _command_id(body) or _int(body, "expires_ts", 1)
     if err:
         return err
+    return _COMMAND_CHECKS[kind](body)
+
+
+def _barrier(body):
     if body.get("action") not in BARRIER_ACTIONS:
         return "action must be 'open' or 'deny'"
-    for name in ("weighing_seq", "expires_ts"):
-        err = _int(body, name, 1)
-        if err:
-            return err
+    err = _int(body, "weighing_seq", 1)
+    if err:
+        return err
     reason = body.get("reason")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         return "reason must be a string of at most %d characters" % MAX_REASON
@@ -259,6 +263,19 @@ def check_command(kind: str, body: dict) -> "str | None":
     if display is not None and (not isinstance(display, str) or len(display) > MAX_DISPLAY):
         return "display must be a string of at most %d characters" % MAX_DISPLAY
     return None
+
+
+def _restart(body):
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        return "reason must be a string of at most %d characters" % MAX_REASON
+    return None
+
+
+# kind -> its own checks (after id and expires_ts): a kind adds one line
+_COMMAND_CHECKS = {"barrier": _barrier, "config": _settings.check_config,
+                   "restart": _restart}
+COMMAND_KINDS = tuple(_COMMAND_CHECKS)
 
 
 def _cmdack(body):
@@ -270,6 +287,11 @@ def _cmdack(body):
     detail = body.get("detail", "")
     if not isinstance(detail, str) or len(detail) > MAX_REASON:
         return "detail must be a string of at most %d characters" % MAX_REASON
+    # a config's answer: the settings' values now, and whether a restart is needed
+    if "values" in body and not isinstance(body["values"], dict):
+        return "values must be an object"
+    if "restart" in body and type(body["restart"]) is not bool:
+        return "restart must be true or false"
     return None
 
 
