@@ -9,16 +9,17 @@ import sys
 
 # Bytes of the buffer a custody event is signed in, per driver type (config:
 # ``driver.event_bytes``): the biggest event the driver makes, signature lines included.
-# A 40-car train is 2.5 KB on the wire (48 cars 2.9 KB), a batch of 10 fixes 0.9 KB. Signed
-# the allocating way, such an event needs three pieces of heap its size at once, which a
-# fragmented 96 KiB heap did not always have (edge/FAILURES.md, Heap: big events); so
-# the buffer is made first of all, at the bottom of the heap (edge.signer signs in it, the
-# outbox stores from it, the uplink sends it from flash piece by piece). The
-# weighbridge's 0.5 KB weighings are signed the allocating way: its heap was measured so.
-EVENT_BYTES = {"rail": 3072, "lab": 1280}
+# A 40-car train is 2.5 KB on the wire (64 cars 3 KB). Signed the allocating way it needed
+# three pieces of heap its size at once, which the rail agent's heap, fragmented by a TLS
+# session, did not always have (edge/FAILURES.md, Rail reader); so the buffer is made first
+# of all, at the bottom of the heap (edge/seal_into.py signs in it, the outbox stores from
+# it, the uplink sends it from flash piece by piece: edge/outbox_spill.py). The other
+# agents' events (0.5-1 KB) are signed as parts (edge.signer ``seal(parts=True)``): their
+# heap was measured so, and they have more of it to spare.
+EVENT_BYTES = {"rail": 3072}
 # Agents whose signing code is loaded here, after the buffer and before the rest, and kept
-# (edge.signer p256): the weighbridge's loads it per signature (its heap was measured so).
-RESIDENT_P256 = ("rail", "lab")
+# (edge.signer p256); the others load it for each signature.
+RESIDENT_P256 = ("rail",)
 
 
 def _driver(path):

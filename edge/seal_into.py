@@ -8,9 +8,9 @@ Rail reader). Here the JSON is written into the buffer piece by piece (``json.du
 stream, or the body's own ``write_json``), both signatures are computed over a view of it
 and their lines written after it: nothing bigger than a piece of the JSON is allocated.
 
-Loaded at boot by edge/main.py for the agents that have an event buffer (rail, tracker,
-lab: ``EVENT_BYTES`` there); the weighbridge, whose 0.5 KB weighings are sealed the
-allocating way, does not carry this code.
+Loaded at boot by edge/main.py for the agents with an event buffer (the rail reader:
+``EVENT_BYTES`` there); the others, whose events are 0.5-1 KB, are sealed as parts
+(``Signer.seal(parts=True)``) and do not carry this code.
 """
 
 import io

@@ -36,9 +36,9 @@ def p256(name, *args):
     Its code costs 2-2.5 KB of heap that a weighbridge's agent does not have to spare at all
     times (edge/FAILURES.md, Heap): loaded, it runs, and it leaves the heap again with the
     ~1.2 MB of short-lived big integers a signature makes, swept before anything long-lived
-    is placed among them. Loaded into a heap fragmented by a TLS session, though, its code
-    took the last holes its big integers needed (seen on the rail agent: a 98-byte integer
-    refused with 9 KB free): the other agents load it at boot, in one piece, and keep it.
+    is placed among them. Loaded into the rail agent's heap, fragmented by a TLS session, its
+    code took the last holes its big integers needed (a 98-byte integer refused with 9 KB
+    free): that agent loads it at boot, in one piece, and keeps it.
     """
     resident = "protocols.p256" in sys.modules
     import protocols.p256 as m
