@@ -58,6 +58,7 @@ class Agent:
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
+        self.cfg_path = cfg.get("config_path")  # rewritten by a config command (None: no file)
         self.hal = hal
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
             hal.set_clock_skew(cfg["clock_skew_ms"])
@@ -98,6 +99,7 @@ class Agent:
                              self.birth_body, window=cfg["window"],
                              resend_after_s=cfg["resend_after_s"])
         self.t_evt = self.uplink.t_evt
+        self.uplink.agent = self  # for commands that change the agent (edge/cmd_config.py)
         # the device key, made at the first boot, never overwritten (edge.config: boot-only
         # code, freed after it); unreadable, the agent goes on with the HMAC alone
         from edge.config import device_key
@@ -285,7 +287,7 @@ class Agent:
                     self.stats["mem_errors"] += 1
                     gc.collect()
             await self.hal.sleep_ms(POLL_MS)
-            wait -= POLL_MS
+            wait = min(wait, self.health_ms) - POLL_MS  # a shorter interval sent: at once
 
     async def _guard(self, name, make):
         """Run one task forever: a crash is logged, counted and the task restarted."""

@@ -15,7 +15,8 @@ then the kind's handler, found in ``KINDS``.
 
 ``KINDS``: command kind -> the module of its handler, loaded only for that command and
 freed with this one (None: ``barrier``, here). A kind adds one line. A handler is
-``run(up, body)`` -> (result, detail), or None when it answers later (``answer``); it
+``run(up, body)`` -> (result, detail[, fields added to the answer]), or None when it
+answers later (``answer``); it
 checks its own body and answers ``refused`` when it is wrong (``bad(up)`` counts it in
 ``bad_commands``).
 
@@ -33,6 +34,8 @@ import sys
 # kind -> handler module (run(up, body)); None: the barrier's, here
 KINDS = {
     "barrier": None,
+    "config": "cmd_config",
+    "restart": "cmd_restart",
 }
 
 
@@ -97,11 +100,14 @@ def handle(up, payload):
         _free()
 
 
-def _answer(up, cid, result, detail):
+def _answer(up, cid, result, detail, extra=None):
     for r in up.cmds[1]:
         if r[0] == cid and r[1] is None:
             r[1] = result
-    up.cmds[2].append({"id": cid, "result": result, "detail": detail})
+    a = {"id": cid, "result": result, "detail": detail}
+    if extra:
+        a.update(extra)
+    up.cmds[2].append(a)
     up.wake = True
 
 
@@ -144,7 +150,7 @@ def _handle(up, payload):
         recent.pop(0)
     up.log("command %s %s:" % (cid, kind), res[0] if res else "in progress")
     if res:
-        _answer(up, cid, res[0], res[1])
+        _answer(up, cid, res[0], res[1], res[2] if len(res) > 2 else None)
 
 
 def _run(mod, up, body):

@@ -75,6 +75,7 @@ def load(path):
         raise ConfigError("config %s is not JSON: %s" % (path, exc))
     if not isinstance(cfg, dict):
         raise ConfigError("config %s must hold a JSON object" % path)
+    cfg["config_path"] = path  # for the config command (edge/cmd_config.py) to rewrite
     return check(cfg)
 
 
