@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -514,18 +515,26 @@ def agent_run(
     config: Annotated[Path, typer.Argument(help="config file from `portwatch device add`")],
     heap: Annotated[str, typer.Option(help="MicroPython heap, as on the device")] = DEFAULT_HEAP,
 ) -> None:
-    """Boot the firmware under the real MicroPython interpreter, as on a device.
+    """Boot the firmware under the real MicroPython interpreter, as on a device; start it
+    again when it exits asking to (a restart command from the controller).
 
     Example: portwatch agent var/wb-gate1.json --heap 96K
     """
+    from tools.firmware import AGENT_UMASK, RESTART_EXIT
+
     if not config.exists():
         fail(f"{config} does not exist: write it with `portwatch device add`")
-    try:
-        argv, env = agent_command(config.resolve(), heap=heap)
-    except FirmwareError as exc:
-        fail(str(exc))
-    # forwarded: a SIGTERM that killed only this wrapper would leave the firmware running
-    raise typer.Exit(run_forwarding_signals(argv, env=env, cwd=image_of(env)))
+    os.umask(AGENT_UMASK)  # the firmware's files, a rewritten config too, stay private
+    while True:
+        try:  # built again each time: a restart after a config change boots that config
+            argv, env = agent_command(config.resolve(), heap=heap)
+        except FirmwareError as exc:
+            fail(str(exc))
+        # forwarded: a SIGTERM that killed only this wrapper would leave the firmware running
+        status = run_forwarding_signals(argv, env=env, cwd=image_of(env))
+        if status != RESTART_EXIT:
+            raise typer.Exit(status)
+        console.print("[portwatch agent] the firmware asked to restart: starting it again")
 
 
 @app.command("demo")

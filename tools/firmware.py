@@ -22,6 +22,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96K"
+# the firmware's exit status asking to be started again (a restart command: edge/hal/unix.py
+# reset, the same number); `portwatch agent` and the test rig do
+RESTART_EXIT = 75
+# the agent's files (outbox, device key, a config rewritten by a config command) are for
+# its own user only, as `portwatch device add` writes its config
+AGENT_UMASK = 0o077
 FIRMWARE_PACKAGES = ("edge", "protocols")
 BUILD_DIR = REPO / "build" / "firmware"  # one image per source digest below it
 KEEP_IMAGES = 4
@@ -144,6 +150,7 @@ def start_agent(config: Path, *, log_path: Path | None = None,
     # run from the image: MicroPython puts the working directory first on its path
     cwd = image_of(env)
     if log_path is None:
-        return subprocess.Popen(argv, env=env, cwd=cwd)
+        return subprocess.Popen(argv, env=env, cwd=cwd, umask=AGENT_UMASK)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                umask=AGENT_UMASK)

@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from controller.storage import open_store
 from tools import tls as site_tls
 from tools.broker import MosquittoProcess, login_accepted, paho_client
 from tools.emulators.weighbridge import EmulatorProcess, spawn
-from tools.firmware import DEFAULT_HEAP, REPO, start_agent
+from tools.firmware import DEFAULT_HEAP, REPO, RESTART_EXIT, start_agent
 from tools.procs import ProcessDied, free_port, kill_process, port_open, stop_process, wait_until
 
 
@@ -41,6 +42,7 @@ class Agent:
     emulator: EmulatorProcess | None = None
     proc: subprocess.Popen[bytes] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0  # times it exited with RESTART_EXIT and was started again
 
     @property
     def running(self) -> bool:
@@ -274,9 +276,19 @@ class Rig:
         agent.config_path.chmod(0o600)
 
     def start_agent(self, device_id: str) -> Agent:
+        """Start the firmware; started again whenever it exits with RESTART_EXIT (a restart
+        command), as `portwatch agent` does, until it is killed or exits otherwise."""
         agent = self.agents[device_id]
         agent.proc = start_agent(agent.config_path, log_path=agent.log_path, heap=self.heap)
+        threading.Thread(target=self._restart_on_request, args=(agent, agent.proc),
+                         name=f"restart-{device_id}", daemon=True).start()
         return agent
+
+    def _restart_on_request(self, agent: Agent, proc: subprocess.Popen[bytes]) -> None:
+        while proc.wait() == RESTART_EXIT and agent.proc is proc:
+            proc = start_agent(agent.config_path, log_path=agent.log_path, heap=self.heap)
+            agent.proc = proc
+            agent.restarts += 1
 
     def kill_agent(self, device_id: str) -> None:
         """SIGKILL the firmware: a power cut."""
