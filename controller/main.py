@@ -23,6 +23,7 @@ import uvicorn
 from controller.api.app import create_app
 from controller.calibration_watch import run_due_ticks
 from controller.errors import Conflict
+from controller.firmware_rollout import run_rollouts
 from controller.ingest.rejects import DEFAULT_LIMITS, RejectionLimits
 from controller.ingest.service import BrokerSettings, IngestService
 from controller.ledger import LedgerError, checkpoint
@@ -111,12 +112,13 @@ async def serve(*, db_path: Path, site: str, broker: BrokerSettings, api_host: s
         feeder = asyncio.create_task(feed.run(), name="office-feed")
         ticker = asyncio.create_task(run_ticks(db_path), name="trip-ticks")
         due = asyncio.create_task(run_due_ticks(db_path), name="calibration-due")
+        rollouts = asyncio.create_task(run_rollouts(db_path), name="firmware-rollouts")
         log.info("controller for site %s: API http://%s:%s/docs, broker %s:%s as %s, store %s",
                  site, api_host, api_port, broker.host, broker.port, ingest.client_id, db_path)
         try:
             await server.serve()
         finally:
-            for t in (task, timer, pusher, feeder, ticker, due):
+            for t in (task, timer, pusher, feeder, ticker, due, rollouts):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t

@@ -36,6 +36,7 @@ KINDS = {
     "barrier": None,
     "config": "cmd_config",
     "restart": "cmd_restart",
+    "update": "ota",  # over the air: edge/ota.py
 }
 
 

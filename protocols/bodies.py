@@ -272,9 +272,23 @@ def _restart(body):
     return None
 
 
+def _update(body):
+    # over the air (edge/ota.py): the version, where its bundle is, the download token
+    v, url, tok = body.get("version"), body.get("url"), body.get("token")
+    if not isinstance(v, str) or not 0 < len(v) <= 32 or \
+            v.strip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") or \
+            v[0] == ".":
+        return "version must be 1-32 letters, digits, '.', '_' or '-'"
+    if not isinstance(url, str) or not url.startswith("http://") or len(url) > 200:
+        return "url must be the bundle's http:// base URL (at most 200 characters)"
+    if not isinstance(tok, str) or not 16 <= len(tok) <= 64:
+        return "token must be the download token (16-64 characters)"
+    return _int(body, "trial_s", 1) or _int(body, "size", 0)
+
+
 # kind -> its own checks (after id and expires_ts): a kind adds one line
 _COMMAND_CHECKS = {"barrier": _barrier, "config": _settings.check_config,
-                   "restart": _restart}
+                   "restart": _restart, "update": _update}
 COMMAND_KINDS = tuple(_COMMAND_CHECKS)
 
 
