@@ -7,10 +7,10 @@ transaction:
 - ``issue`` stores a pending command and its ``command`` ledger decision together, so a
   command is either decided and recorded or neither; it goes out only after the commit
   (a crash in between leaves it pending: the sender finds it at start and sends it).
-- ``take_ack`` applies a device's ``cmdack``: ``done`` (or ``duplicate`` of a ``done``)
-  makes it ``acked``; ``expired``, ``refused`` and ``failed`` make it ``failed``. The
-  ``cmdack`` message itself goes to the ledger (the ingest records every accepted uplink),
-  so no separate decision is written for it.
+- ``take_ack`` applies a device's ``cmdack``: ``done``, ``applied`` or ``restarting`` (or
+  the ``duplicate`` of one) makes it ``acked``; ``expired``, ``refused`` and ``failed``
+  make it ``failed``. The ``cmdack`` message itself goes to the ledger (the ingest
+  records every accepted uplink), so no separate decision is written for it.
 - ``expire_due`` settles the pending commands past their expiry as ``expired`` and raises
   the critical alert ``command_unacknowledged`` for each (one alert per command).
 """
@@ -32,7 +32,7 @@ from protocols import bodies, envelope, topics
 RULE = "commands"  # the alert's rule name: the controller's own check, not a rules/ rule
 DEFAULT_TTL_MS = 60_000  # a truck waits at the barrier; after a minute a person decides
 RESEND_MS = 3_000
-ACKED_RESULTS = ("done",)
+ACKED_RESULTS = ("done", "applied", "restarting")
 
 
 def new_id() -> str:

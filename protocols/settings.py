@@ -32,14 +32,14 @@ SETTINGS = {
 MAX_CHANGES = 8
 
 
-def allowed(driver_type):
+def allowed(driver_type: str) -> dict:
     """name -> (low, high, live, number) of what a ``driver_type`` device may be sent."""
     out = dict(SETTINGS["*"])
     out.update(SETTINGS.get(driver_type, {}))
     return out
 
 
-def check_value(table, name, value):
+def check_value(table: dict, name: str, value: object) -> "str | None":
     """None when ``name`` = ``value`` is allowed by ``table`` (``allowed``), else why not."""
     spec = table.get(name)
     if spec is None:
@@ -52,7 +52,7 @@ def check_value(table, name, value):
     return None
 
 
-def check_config(body):
+def check_config(body: dict) -> "str | None":
     """None when ``body`` is a valid ``config`` command body (besides id and expires_ts)."""
     dtype = body.get("driver")
     if not isinstance(dtype, str) or len(dtype) > 32:

@@ -13,6 +13,7 @@ from controller.api.routers import alerts, devices, ingest, ledger, lots, tokens
 from controller.api.routers import blends as blends_router
 from controller.api.routers import calibrations as calibrations_router
 from controller.api.routers import commands as commands_router
+from controller.api.routers import device_config as device_config_router
 from controller.api.routers import events as events_router
 from controller.api.routers import firmware as firmware_router
 from controller.api.routers import gate_decisions as gate_decisions_router
@@ -70,6 +71,7 @@ def create_app(*, db_path: Path, site: str, ingest_stats: IngestStats | None = N
     app.include_router(commands_router.router)
     app.include_router(firmware_router.router)  # over-the-air rollouts (admin)
     app.include_router(firmware_router.downloads)  # /fw/: devices' download tokens
+    app.include_router(device_config_router.router)  # remote config and restart
     app.include_router(blends_router.router)  # ore blends and lots' recall lists
     app.include_router(calibrations_router.router)  # certificates, mass balance
     app.include_router(samples_router.router)  # lab samples and the lot of each

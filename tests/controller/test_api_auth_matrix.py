@@ -43,6 +43,9 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/devices/{device_id}/rotate-key"): ADMINS,
     ("POST", "/api/v1/devices/{device_id}/device-key"): ADMINS,
     ("POST", "/api/v1/devices/{device_id}/decommission"): ADMINS,
+    ("GET", "/api/v1/devices/{device_id}/config"): READERS,
+    ("POST", "/api/v1/devices/{device_id}/config"): ADMINS,
+    ("POST", "/api/v1/devices/{device_id}/restart"): ADMINS,
     ("GET", "/api/v1/alerts"): READERS,
     ("GET", "/api/v1/alerts/{alert_id}"): READERS,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): frozenset({"operator", "admin"}),
@@ -134,6 +137,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
         "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299")},
     ("POST", "/api/v1/devices/{device_id}/decommission"): {"reason": "matrix"},
+    ("POST", "/api/v1/devices/{device_id}/config"): {"set": {"health_interval_s": 5}},
+    ("POST", "/api/v1/devices/{device_id}/restart"): {"reason": "matrix"},
     ("POST", "/api/v1/alerts/{alert_id}/ack"): {"comment": "seen"},
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): {"comment": "done"},
     ("POST", "/api/v1/tokens"): {"name": "matrix", "role": "operator"},

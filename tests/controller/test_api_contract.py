@@ -59,6 +59,8 @@ CHECKS = [
 # so here positive_data_acceptance is off.
 CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id}/lost"),
                ("POST", "/api/v1/devices/{device_id}/device-key"),
+               # a setting must be in the device's allow-list (by its driver), in range
+               ("POST", "/api/v1/devices/{device_id}/config"),
                ("GET", "/api/v1/ledger/proofs/inclusion"),
                ("GET", "/api/v1/ledger/proofs/consistency"),
                # a lot already on hold is a declared 409 (the examples share one store)
