@@ -30,6 +30,7 @@ from tools.blend_cli import blend_app, lot_recall
 from tools.calibration_cli import calibration_app, lot_balance, lot_draft_survey
 from tools.cli_support import DbOpt, SiteOpt, fail, open_db
 from tools.dashboard_cli import dashboard_app
+from tools.device_config_cli import device_config_cmd, device_restart_cmd
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
 from tools.jtt808_cli import jtt808_app
@@ -259,6 +260,11 @@ def device_decommission(
     console.print(f"{device_id} decommissioned: its messages are refused from now on; its "
                   "history is kept.\nRemove its broker login: portwatch broker config "
                   "--out <dir>, then reload the broker.")
+
+
+# remote configuration and restart (tools/device_config_cli.py)
+device_app.command("config")(device_config_cmd)
+device_app.command("restart")(device_restart_cmd)
 
 
 def _duration_s(text: str) -> int:
