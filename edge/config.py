@@ -61,6 +61,10 @@ def check(cfg):
         raise ConfigError("'device_signing' must be true or false")
     for key in DEFAULTS:
         cfg.setdefault(key, DEFAULTS[key])
+    if "wifi" in cfg or "ethernet" in cfg or "fw_pub" in cfg:  # a board's config
+        from edge.config_net import check_network  # only then: not on a unix agent's heap
+
+        check_network(cfg)
     return cfg
 
 

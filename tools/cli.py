@@ -24,7 +24,7 @@ from controller.secret_files import write_private
 from controller.storage import devices as device_rows
 from controller.storage import now_ms
 from controller.storage import rejections as rejection_rows
-from tools import alert_cli, broker_setup, emulator_cli, ledger_cli, lot_cli, settings, tls
+from tools import alert_cli, broker_setup, emulator_cli, fw_keys, ledger_cli, lot_cli, settings, tls
 from tools.bench_tracker_mode import bench_trackers
 from tools.blend_cli import blend_app, lot_recall
 from tools.calibration_cli import calibration_app, lot_balance, lot_draft_survey
@@ -33,6 +33,7 @@ from tools.dashboard_cli import dashboard_app
 from tools.device_config_cli import device_config_cmd, device_restart_cmd
 from tools.emulate_cli import emulate_app
 from tools.firmware import DEFAULT_HEAP, FirmwareError, agent_command, image_of
+from tools.firmware_cli import firmware_app, key_path
 from tools.jtt808_cli import jtt808_app
 from tools.office_cli import office_app
 from tools.procs import run_forwarding_signals
@@ -75,6 +76,7 @@ app.add_typer(sample_app, name="sample")  # lab samples
 lot_cli.lot_app.command("recall")(lot_recall)  # the recall list of a lot
 app.add_typer(calibration_app, name="calibration")  # instruments' certificates
 app.add_typer(dashboard_app, name="dashboard")  # the operators' /ui/ and its screenshots
+app.add_typer(firmware_app, name="firmware")  # signed bundles, deploying to a board
 lot_cli.lot_app.command("balance")(lot_balance)  # a lot's mass balance
 lot_cli.lot_app.command("draft-survey")(lot_draft_survey)
 
@@ -133,7 +135,14 @@ def device_add(
     cfg = registry.device_config(row, mqtt_password=row["mqtt_password"], broker_host=b_host,
                                  broker_port=b_port, data_dir=str(Path(data).resolve()),
                                  tls_ca=tls.ca_der(ca))
+    try:  # the key its firmware bundles are signed with: made with the store's first device
+        fw_key, fw_made = fw_keys.load_or_create(key_path(None, db))
+    except FirmwareError as exc:
+        fail(str(exc))
+    cfg["fw_pub"] = fw_key.pub
     write_secret_json(out, cfg)
+    if fw_made:
+        console.print(f"made the site's firmware key {fw_key.key_id}: {fw_key.path}")
     console.print(f"registered [bold]{device_id}[/] ({kind}) at site {_site(site)}; config: {out}")
     console.print(f"boot it with: portwatch agent {out}")
 
