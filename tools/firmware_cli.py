@@ -99,7 +99,9 @@ def deploy(
     token: Annotated[str | None, typer.Option(envvar="PORTWATCH_TOKEN",
                                               help="API token for --controller")] = None,
     resume: Annotated[bool, typer.Option(
-        help="no soft reset on connect (the unix port's REPL has none)")] = False,
+        help="interrupt the running agent with Ctrl-C instead of a soft reset on connect: "
+             "a soft reset would stop the timer that feeds the watchdog an agent armed "
+             "(a reset mid-copy); the unix port has no soft reset")] = True,
     reset: Annotated[bool, typer.Option(
         help="reset the board after the copy (--no-reset: start the agent with `import "
              "edge.boot` instead)")] = True,

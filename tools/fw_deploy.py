@@ -167,8 +167,10 @@ def probe_argv(port: str, *, resume: bool) -> list[str]:
 def copy_argv(port: str, plan: CopyPlan, *, resume: bool) -> list[str]:
     """One mpremote run: prepare, then copy every file; the board is left at its REPL.
 
-    ``resume``: no soft reset on connect (the unix port has none; on a board the agent is
-    then interrupted with Ctrl-C instead)."""
+    ``resume``: no soft reset on connect; the agent is interrupted with Ctrl-C and, at the
+    REPL, keeps its watchdog fed from a timer (edge/boot.py), which a soft reset would
+    stop while the watchdog stays armed: the board would reset in the middle of the copy.
+    The unix port has no soft reset at all."""
     argv = [mpremote_binary(), "connect", port, *(["resume"] if resume else []),
             "exec", prepare_script(plan)]
     for local, remote in plan.files:
