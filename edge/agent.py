@@ -58,7 +58,6 @@ class Agent:
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
-        self.cfg_path = cfg.get("config_path")  # rewritten by a config command (None: no file)
         self.hal = hal
         if cfg.get("clock_skew_ms") and hasattr(hal, "set_clock_skew"):
             hal.set_clock_skew(cfg["clock_skew_ms"])

@@ -6,17 +6,19 @@ which is not on the device) with a value of its type in its range, and ``driver`
 this device's driver type; else nothing changes and it is answered ``refused`` with the
 reason (and counted in ``bad_commands``: the controller checks the same before sending).
 
-The config file is read, changed and written whole as ``<config>.tmp``, closed, then
-renamed over the config (edge/persist.py ``replace``): a power cut leaves the old file or
-the new one, never a mix. The live settings (``live`` 1) take effect at once, the others
-at the next restart; the answer, ``applied``, carries the new values (``values``) and
-whether a restart is needed (``restart``). A config that cannot be read or written is
-answered ``failed`` and nothing is changed.
+The changed settings are kept in ``<data_dir>/settings``, a persist slot (edge/persist.py
+``write_slot``: ``settings.tmp`` written, closed, renamed over; magic ``PWst``, JSON,
+CRC): a power cut leaves the old slot or the new one whole. At boot edge/config.py
+``remote`` puts them over the config file's (which holds the keys and is never rewritten:
+no copy of the secret is made, and reading it whole would not fit in the heap that is
+left). The live settings (``live`` 1) take effect at once, the others at the next
+restart; the answer, ``applied``, carries the new values (``values``) and whether a
+restart is needed (``restart``). A slot that cannot be written is answered ``failed``.
 """
 
 import json
 
-from edge.persist import replace
+from edge.persist import read_slot, write_slot
 
 # name -> (low, high, live, number): protocols/settings.py SETTINGS (the test keeps them equal)
 SETTINGS = {
@@ -48,31 +50,30 @@ def check(dtype, body):
     changes = body.get("set")
     if type(changes) is not dict or not 0 < len(changes) <= 8:
         return "set must be an object of 1-8 settings"
-    table = SETTINGS.get(dtype, {})
     for name in changes:
-        spec = SETTINGS["*"].get(name) or table.get(name)
-        v = changes[name]
-        if spec is None:
-            return "%s cannot be changed remotely" % name
-        if not (type(v) is int or (spec[3] and type(v) is float)):
-            return "%s must be %s" % (name, "a number" if spec[3] else "an integer")
-        if not spec[0] <= v <= spec[1]:
-            return "%s must be between %s and %s" % (name, spec[0], spec[1])
+        err = _value(SETTINGS["*"].get(name) or SETTINGS.get(dtype, {}).get(name), name,
+                     changes[name])
+        if err:
+            return err
     return None
 
 
-def write(path, changes):
-    """Apply ``changes`` to the config file ``path``: tmp, close, rename over it."""
-    with open(path) as f:
-        cfg = json.load(f)
-    for name in changes:
-        if name.startswith("driver."):
-            cfg["driver"][name[7:]] = changes[name]
-        else:
-            cfg[name] = changes[name]
-    with open(path + ".tmp", "w") as f:
-        json.dump(cfg, f)
-    replace(path + ".tmp", path)
+def _value(spec, name, v):
+    if spec is None:
+        return "%s cannot be changed remotely" % name
+    if not (type(v) is int or (spec[3] and type(v) is float)):
+        return "%s must be %s" % (name, "a number" if spec[3] else "an integer")
+    if not spec[0] <= v <= spec[1]:
+        return "%s must be between %s and %s" % (name, spec[0], spec[1])
+    return None
+
+
+def save(path, changes):
+    """Merge ``changes`` into the settings slot ``path`` (written whole: tmp, rename)."""
+    raw = read_slot(path, b"PWst", True)
+    kept = json.loads(raw) if raw else {}
+    kept.update(changes)
+    write_slot(path, b"PWst", json.dumps(kept).encode())
 
 
 def live(agent, name, v):
@@ -92,7 +93,7 @@ def live(agent, name, v):
 
 
 def run(up, body):
-    """Handle one authentic, unexpired config command: (result, detail, extra)."""
+    """Handle one authentic, unexpired config command: (result, detail[, extra])."""
     agent = up.agent
     why = check(agent.driver_type, body)
     if why:
@@ -101,12 +102,12 @@ def run(up, body):
         bad(up)
         return ("refused", why)
     changes = body["set"]
-    if not agent.cfg_path:
-        return ("failed", "this agent was started without a config file to write")
+    # the agent's data directory, as its refused counter's path names it (no attribute more)
+    path = agent.refused_path[:agent.refused_path.rfind("/")] + "/settings"
     try:
-        write(agent.cfg_path, changes)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return ("failed", ("config %s not written: %s" % (agent.cfg_path, exc))[:200])
+        save(path, changes)
+    except (OSError, ValueError) as exc:
+        return ("failed", ("%s not written: %s" % (path, exc))[:200])
     later = [n for n in changes if not live(agent, n, changes[n])]
     return ("applied", "restart needed for " + ", ".join(later) if later else "",
             {"values": changes, "restart": bool(later)})

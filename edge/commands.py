@@ -118,34 +118,36 @@ def bad(up):
     st["bad_commands"] = st.get("bad_commands", 0) + 1
 
 
-def _handle(up, payload):
-    if up.cmds is None:  # no driver here obeys commands: answers all the same
-        up.cmds = [None, [], []]
+def _open(up, payload):
+    """(kind, body, id) of an authentic command, else None (counted, logged)."""
     try:
         fields = up.signer.open(up.t_cmd, payload)
         body = fields["body"]
         cid = body["id"]
         if type(cid) is not str or not 0 < len(cid) <= 40:
             raise ValueError("bad_body: id must be a string of 1-40 characters")
+        return fields.get("kind"), body, cid
     except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
         bad(up)
         up.log("ignored a bad command:", exc)
+    return None
+
+
+def _handle(up, payload):
+    # small functions: each one's code is one piece of heap, and the agent's is fragmented
+    if up.cmds is None:  # no driver here obeys commands: answers all the same
+        up.cmds = [None, [], []]
+    opened = _open(up, payload)
+    if opened is None:
         return
+    kind, body, cid = opened
     recent = up.cmds[1]
     for r in recent:
         if r[0] == cid:
             if r[1] is not None:  # None: in progress, its own answer is coming
                 _answer(up, cid, "duplicate", r[1])
             return
-    until, kind = body.get("expires_ts"), fields.get("kind")
-    if kind not in KINDS or type(until) is not int:
-        bad(up)
-        res = ("refused", "not a command this device knows (kinds: %s) with expires_ts"
-               % ", ".join(KINDS))
-    elif until < up.hal.now_ms():
-        res = ("expired", "expired at %d, device time %d" % (until, up.hal.now_ms()))
-    else:
-        res = _run(KINDS[kind], up, body)
+    res = _decide(up, kind, body)
     recent.append([cid, None])
     if len(recent) > 8:
         recent.pop(0)
@@ -154,11 +156,26 @@ def _handle(up, payload):
         _answer(up, cid, res[0], res[1], res[2] if len(res) > 2 else None)
 
 
+def _decide(up, kind, body):
+    until = body.get("expires_ts")
+    if kind not in KINDS or type(until) is not int:
+        bad(up)
+        return ("refused", "not a command this device knows (kinds: %s) with expires_ts"
+                % ", ".join(KINDS))
+    if until < up.hal.now_ms():
+        return ("expired", "expired at %d, device time %d" % (until, up.hal.now_ms()))
+    return _run(KINDS[kind], up, body)
+
+
 def _run(mod, up, body):
     if mod is None:
         return barrier(up, body)
-    __import__("edge." + mod)
     try:
+        __import__("edge." + mod)
         return sys.modules["edge." + mod].run(up, body)
+    except MemoryError:  # answered: the controller learns why (and may try again later)
+        return ("failed", "out of memory (free %d)" % up.hal.mem_free())
+    except Exception as exc:  # a bug in one kind must not leave its command unanswered
+        return ("failed", ("%s: %s" % (type(exc).__name__, exc))[:200])
     finally:  # the handler leaves the heap with the command
         _free(mod)

@@ -1,5 +1,6 @@
 """The config and restart commands on the device (edge/cmd_config.py, edge/cmd_restart.py,
-through edge/commands.py): checks, the config file written whole, live settings, answers.
+through edge/commands.py): checks, the settings slot written whole and put over the config
+file at the next boot (edge/config.py ``remote``), live settings, answers.
 pytest and MicroPython.
 
 A real Agent booted from a config file (edge.config.load, as edge/main.py does) with the
@@ -14,6 +15,7 @@ import sys
 
 from edge.agent import Agent
 from edge.config import load
+from edge.persist import read_slot
 from protocols import envelope, settings, topics
 from shared_support import make_tmpdir, read_file, rmtree, write_file
 
@@ -79,8 +81,10 @@ class Device:
         asyncio.run(self.agent.uplink.send_some(self.client))
         return [b for t, b, _ in self.client.sent if t == T_CMD + "ack"]
 
-    def file(self):
-        return json.loads(read_file(self.path).decode())
+    def slot(self):
+        """The settings slot's JSON (None: none yet)."""
+        raw = read_slot(self.path.rsplit("/", 1)[0] + "/data/settings", b"PWst", True)
+        return None if raw is None else json.loads(raw)
 
 
 def _with(test, driver=None):
@@ -91,18 +95,18 @@ def _with(test, driver=None):
         rmtree(d)
 
 
-def test_config_live_setting_is_applied_at_once_and_written_whole():
+def test_config_live_setting_is_applied_at_once_and_kept_for_the_next_boot():
     def t(dev):
+        before = read_file(dev.path)
         dev.command("config", {"driver": "none", "set": {"health_interval_s": 3}})
         [a] = dev.answers()
         assert a["result"] == "applied" and a["values"] == {"health_interval_s": 3}
         assert a["restart"] is False and a["detail"] == ""
         assert dev.agent.health_ms == 3000
-        f = dev.file()
-        assert f["health_interval_s"] == 3 and f["secret_hex"] == K1  # the rest kept
-        assert "config_path" not in f  # the loader's note is not written back
-        assert not _exists(dev.path + ".tmp")
-        assert load(dev.path)["health_interval_s"] == 3  # the next boot reads it
+        assert dev.slot() == {"health_interval_s": 3}
+        assert read_file(dev.path) == before  # the file with the keys is never rewritten
+        cfg = load(dev.path)  # the next boot
+        assert cfg["health_interval_s"] == 3 and cfg["secret_hex"] == K1
     _with(t)
 
 
@@ -114,7 +118,10 @@ def test_config_setting_for_the_next_boot_says_a_restart_is_needed():
         assert a["result"] == "applied" and a["restart"] is True
         assert "outbox_max_bytes" in a["detail"]
         assert dev.agent.outbox.max_bytes == bound  # not live
-        assert dev.file()["outbox_max_bytes"] == 65536
+        dev.command("config", {"driver": "none", "set": {"health_interval_s": 5}}, cid="c-2")
+        assert dev.answers()[-1]["result"] == "applied"
+        assert dev.slot() == {"outbox_max_bytes": 65536, "health_interval_s": 5}  # merged
+        assert load(dev.path)["outbox_max_bytes"] == 65536
     _with(t)
 
 
@@ -134,28 +141,33 @@ def test_config_out_of_range_unknown_or_wrong_type_is_refused_and_nothing_change
         assert "cannot be changed remotely" in answers[4]["detail"]
         assert "driver is 'none'" in answers[7]["detail"]
         assert read_file(dev.path) == before and dev.agent.health_ms == 10000
+        assert dev.slot() is None
         assert dev.agent.uplink.stats["bad_commands"] == 8
     _with(t)
 
 
 def test_config_forged_is_ignored_and_counted():
     def t(dev):
-        before = read_file(dev.path)
         dev.command("config", {"driver": "none", "set": {"health_interval_s": 2}},
                     secret=b"\x99" * 32)
-        assert dev.answers() == [] and read_file(dev.path) == before
+        assert dev.answers() == [] and dev.slot() is None
         assert dev.agent.uplink.stats["bad_commands"] == 1
     _with(t)
 
 
-def test_config_over_a_torn_tmp_left_by_a_power_cut_writes_the_new_file_whole():
+def test_config_after_a_power_cut_mid_write_boots_the_old_slot_then_writes_the_new():
     def t(dev):
-        write_file(dev.path + ".tmp", b'{"device_id": "wb')  # cut while writing before
-        assert load(dev.path)["health_interval_s"] == 10  # the old file is whole
         dev.command("config", {"driver": "none", "set": {"health_interval_s": 20}})
         assert dev.answers()[0]["result"] == "applied"
-        assert load(dev.path)["health_interval_s"] == 20
-        assert not _exists(dev.path + ".tmp")
+        slot = dev.path.rsplit("/", 1)[0] + "/data/settings"
+        write_file(slot + ".tmp", b"PWst{\"health_inter")  # the next write, cut short
+        assert load(dev.path)["health_interval_s"] == 20  # the old slot is whole
+        dev.command("config", {"driver": "none", "set": {"health_interval_s": 30}}, cid="c-2")
+        assert dev.answers()[-1]["result"] == "applied"
+        assert load(dev.path)["health_interval_s"] == 30
+        assert not _exists(slot + ".tmp")
+        write_file(slot, b"PWst{\"health_interval_s\": 99}\x00\x00\x00\x00")  # rotten CRC
+        assert load(dev.path)["health_interval_s"] == 10  # ignored: the file's value
     _with(t)
 
 
@@ -167,8 +179,8 @@ def test_config_weighbridge_poll_interval_applies_live():
         [a] = dev.answers()
         assert a["result"] == "applied" and a["restart"] is True, a
         assert drv.cfg["poll_ms"] == 50
-        f = dev.file()["driver"]
-        assert f["poll_ms"] == 50 and f["stable_s"] == 0.5 and f["map"] == "portwatch-sim"
+        d = load(dev.path)["driver"]
+        assert d["poll_ms"] == 50 and d["stable_s"] == 0.5 and d["map"] == "portwatch-sim"
     _with(t, {"type": "weighbridge", "map": "portwatch-sim", "host": "127.0.0.1", "port": 1})
 
 
