@@ -76,6 +76,10 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("POST", "/api/v1/offices/{office_id}/remove"): ADMINS,
     ("GET", "/api/v1/trips/{trip_id}/deliveries"): READERS,
     ("GET", "/api/v1/commands"): READERS,
+    ("GET", "/api/v1/firmware/bundles"): ADMINS,
+    ("GET", "/api/v1/firmware/rollouts"): ADMINS,
+    ("GET", "/api/v1/firmware/rollouts/{rollout_id}"): ADMINS,
+    ("POST", "/api/v1/firmware/rollouts"): ADMINS,
     ("POST", "/api/v1/orders"): frozenset({"operator", "admin"}),
     ("GET", "/api/v1/orders"): READERS,
     ("GET", "/api/v1/orders/{order_id}"): READERS,
@@ -107,6 +111,11 @@ RULES.update({
 # Prometheus scrapes with any role's token (`--metrics-public`: none; tests/controller/
 # test_metrics.py); the Gate guards it like /api/
 RULES[("GET", "/metrics")] = READERS
+# devices' firmware downloads: no API token opens them, only a device's download token
+# (controller/api/routers/firmware.py); checked by test_firmware_downloads_need_their_token
+DEVICE_DOWNLOADS = {("GET", "/fw/{kind}/{version}/manifest.json"),
+                    ("GET", "/fw/{kind}/{version}/manifest.sig"),
+                    ("GET", "/fw/{kind}/{version}/files/{path:path}")}
 
 # the operators' dashboard (controller/dashboard) and what it reads
 RULES.update({
@@ -163,6 +172,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/lots/{lot}/draft-survey"): {"kg": 1000, "surveyor": "matrix"},
 }
 PATH_VALUES["train_id"] = "T-MATRIX"
+PATH_VALUES["rollout_id"] = "1"
 BODIES[("POST", "/api/v1/trains")] = {"train_id": "T-MATRIX", "reader": "rail-1",
                                       "cars": [{"initial": "DLCX", "number": 1}]}
 BODIES[("POST", "/api/v1/trains/{train_id}/release")] = {"reason": "matrix"}
@@ -179,7 +189,7 @@ def _app_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
 
 
 _APP = create_app(db_path=Path("/nonexistent/pw.db"), site=SITE)  # no I/O until a request
-ROUTES = sorted(set(_app_routes(_APP)))
+ROUTES = sorted(set(_app_routes(_APP)) - DEVICE_DOWNLOADS)
 PROTECTED = [r for r in ROUTES if RULES.get(r) is not PUBLIC]
 
 
@@ -277,3 +287,14 @@ def test_unauthenticated_body_is_not_validated_before_auth(client: TestClient) -
     for method, path in posts:
         r = client.request(method, _url(path), json={"unexpected": [1, 2, 3]})
         assert r.status_code == 401, (path, r.text)
+
+
+def test_firmware_downloads_need_their_token(client: TestClient,
+                                            tokens: dict[str, dict[str, str]]) -> None:
+    assert {r for r in _app_routes(_APP) if r[1].startswith("/fw/")} == DEVICE_DOWNLOADS
+    for path in ("manifest.json", "manifest.sig", "files/edge/agent.mpy"):
+        url = f"/fw/weighbridge/0.2.0/{path}"
+        assert client.get(url, params={"t": "x" * 32}).status_code == 404
+        assert client.get(url, params={"t": "x" * 32}, headers=tokens["admin"]).status_code \
+            == 404
+        assert client.get(url, headers=tokens["admin"]).status_code == 422

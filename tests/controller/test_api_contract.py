@@ -61,6 +61,8 @@ CROSS_FIELD = {("POST", "/api/v1/devices"), ("POST", "/api/v1/devices/{device_id
                ("POST", "/api/v1/devices/{device_id}/device-key"),
                # a setting must be in the device's allow-list (by its driver), in range
                ("POST", "/api/v1/devices/{device_id}/config"),
+               # a rollout needs a published bundle and devices of its kind: a declared 404 / 422
+               ("POST", "/api/v1/firmware/rollouts"),
                ("GET", "/api/v1/ledger/proofs/inclusion"),
                ("GET", "/api/v1/ledger/proofs/consistency"),
                # a lot already on hold is a declared 409 (the examples share one store)

@@ -22,7 +22,8 @@ from controller.errors import InvalidInput, NotFound
 from controller.storage import firmware as rows
 from controller.storage import now_ms, transaction
 
-downloads = APIRouter(prefix="/fw", tags=["firmware"], responses=responses(404))
+# not in the API schema: for devices only, with their own token (not an API one)
+downloads = APIRouter(prefix="/fw", tags=["firmware"], include_in_schema=False)
 router = APIRouter(prefix="/api/v1/firmware", tags=["firmware"],
                    dependencies=[Depends(require(auth.ADMINS))],
                    responses=responses(401, 403, 422, 503))
@@ -99,7 +100,8 @@ def list_rollouts(db: Db) -> list[dict[str, Any]]:
     return rows.rollouts(db.conn)
 
 
-@router.get("/rollouts/{rollout_id}", summary="One rollout with each device's state")
+@router.get("/rollouts/{rollout_id}", summary="One rollout with each device's state",
+            responses=responses(404))
 def get_rollout(db: Db, rollout_id: int) -> dict[str, Any]:
     return firmware_rollout.view(db.conn, rollout_id)
 
