@@ -1,7 +1,7 @@
 """The ``config`` command (edge/commands.py ``KINDS``), loaded only for it and freed after.
 
 Body ``{"driver": type, "set": {name: value}}`` (PROTOCOL.md, Commands). Every name must
-be in this device's allow-list (``SETTINGS``: the same table as protocols/settings.py,
+be in this device's allow-list (``SPEC``: the same table as protocols/settings.py,
 which is not on the device) with a value of its type in its range, and ``driver`` must be
 this device's driver type; else nothing changes and it is answered ``refused`` with the
 reason (and counted in ``bad_commands``: the controller checks the same before sending).
@@ -20,27 +20,33 @@ import json
 
 from edge.persist import read_slot, write_slot
 
-# name -> (low, high, live, number): protocols/settings.py SETTINGS (the test keeps them equal)
-SETTINGS = {
-    "*": {
-        "health_interval_s": (2, 3600, 1, 0),
-        "outbox_max_bytes": (16384, 4194304, 0, 0),
-        "resend_after_s": (2, 600, 0, 0),
-    },
-    "weighbridge": {
-        "driver.poll_ms": (20, 5000, 1, 0),
-        "driver.timeout_ms": (100, 10000, 0, 0),
-        "driver.stable_s": (0.2, 60, 0, 1),
-        "driver.motion_alarm_s": (5, 3600, 0, 1),
-        "driver.min_weight_kg": (0, 100000, 0, 0),
-    },
-    "tracker": {
-        "driver.moving_s": (1, 3600, 1, 1),
-        "driver.parked_s": (5, 86400, 1, 1),
-        "driver.batch_fixes": (1, 64, 0, 0),
-        "driver.batch_max_s": (5, 3600, 0, 1),
-    },
-}
+# what may be changed: a line "<driver type or *>:<name> <low> <high> <live> <number>"
+# each, protocols/settings.py SETTINGS (the test keeps them equal). One string, searched
+# with find: a table of dicts and tuples cost 1 KB more heap while the command ran
+SPEC = """
+*:health_interval_s 2 3600 1 0
+*:outbox_max_bytes 16384 4194304 0 0
+*:resend_after_s 2 600 0 0
+weighbridge:driver.poll_ms 20 5000 1 0
+weighbridge:driver.timeout_ms 100 10000 0 0
+weighbridge:driver.stable_s 0.2 60 0 1
+weighbridge:driver.motion_alarm_s 5 3600 0 1
+weighbridge:driver.min_weight_kg 0 100000 0 0
+tracker:driver.moving_s 1 3600 1 1
+tracker:driver.parked_s 5 86400 1 1
+tracker:driver.batch_fixes 1 64 0 0
+tracker:driver.batch_max_s 5 3600 0 1
+"""
+
+
+def spec(dtype, name):
+    """[low, high, live, number] of ``name`` on a ``dtype`` device, or None."""
+    for part in ("*", dtype):
+        i = SPEC.find("\n%s:%s " % (part, name))
+        if i >= 0:
+            return [float(x) if "." in x else int(x)
+                    for x in SPEC[SPEC.find(" ", i) + 1:SPEC.find("\n", i + 1)].split()]
+    return None
 
 
 def check(dtype, body):
@@ -51,8 +57,7 @@ def check(dtype, body):
     if type(changes) is not dict or not 0 < len(changes) <= 8:
         return "set must be an object of 1-8 settings"
     for name in changes:
-        err = _value(SETTINGS["*"].get(name) or SETTINGS.get(dtype, {}).get(name), name,
-                     changes[name])
+        err = _value(spec(dtype, name), name, changes[name])
         if err:
             return err
     return None

@@ -14,13 +14,14 @@ inline (that module is not on the device): here the common ones (id, ``expires_t
 then the kind's handler, found in ``KINDS``.
 
 ``KINDS``: command kind -> the module of its handler, loaded only for that command and
-freed with this one (None: ``barrier``, here). A kind adds one line. A handler is
+freed with this one (the barrier's too: edge/cmd_barrier.py, so that a config command does
+not carry its code on a full heap). A kind adds one line. A handler is
 ``run(up, body)`` -> (result, detail[, fields added to the answer]), or None when it
 answers later (``answer``); it
 checks its own body and answers ``refused`` when it is wrong (``bad(up)`` counts it in
 ``bad_commands``).
 
-``barrier(up, body)``: the weighbridge driver's part (edge/drivers/weighbridge.py):
+edge/cmd_barrier.py ``run``: the weighbridge driver's part (edge/drivers/weighbridge.py):
 (result, detail), or None for an ``open`` the driver answers (``answer``) once the coil is
 written or its vehicle has left.
 
@@ -31,9 +32,9 @@ controller sends the command again and the repeat is answered ``duplicate``).
 
 import sys
 
-# kind -> handler module (run(up, body)); None: the barrier's, here
+# kind -> handler module (run(up, body)), each loaded only for its own commands
 KINDS = {
-    "barrier": None,
+    "barrier": "cmd_barrier",
     "config": "cmd_config",
     "restart": "cmd_restart",
     "update": "ota",  # over the air: edge/ota.py
@@ -55,43 +56,6 @@ def answer(g, opened):
                 "" if opened else "the vehicle left before it opened")
     finally:
         _free()
-
-
-def barrier(up, body):
-    """The out-gate barrier's command (``open`` | ``deny``), for the driver."""
-    drv = up.cmds[0]
-    seq = body.get("weighing_seq")
-    if body.get("action") not in ("open", "deny") or type(seq) is not int or seq < 1 or \
-            not isinstance(body.get("reason"), str):
-        bad(up)
-        return ("refused", "not a barrier command with action open or deny, weighing_seq, "
-                "expires_ts and reason")
-    if not hasattr(drv, "gate"):
-        return ("refused", "no driver here obeys commands")
-    if drv.gate:
-        drv.gate[2] = up  # for the answer it gives later
-    return _barrier(drv, body, seq)
-
-
-def _barrier(drv, body, seq):
-    g = drv.gate
-    if g is None:
-        return ("refused", "this barrier is local: it opens on its own")
-    d = drv.detector
-    if d.state != "weighed" or d.seq != seq:
-        return ("refused", "weighing %d is not on the deck (deck: %s, seq %d)" % (
-            seq, d.state, d.seq))
-    if g[1]:
-        _answer(g[2], g[1], "failed", "another command came for this weighing")
-        g[1] = None
-    if body["action"] == "deny":
-        g[0] = 0
-        return ("done", "held shut")
-    if drv.coil is None:
-        return ("failed", "no barrier coil in the register map")
-    g[0] = seq
-    g[1] = body["id"]
-    return None
 
 
 def handle(up, payload):
@@ -168,14 +132,10 @@ def _decide(up, kind, body):
 
 
 def _run(mod, up, body):
-    if mod is None:
-        return barrier(up, body)
     try:
         __import__("edge." + mod)
         return sys.modules["edge." + mod].run(up, body)
     except MemoryError:  # answered: the controller learns why (and may try again later)
         return ("failed", "out of memory (free %d)" % up.hal.mem_free())
-    except Exception as exc:  # a bug in one kind must not leave its command unanswered
-        return ("failed", ("%s: %s" % (type(exc).__name__, exc))[:200])
     finally:  # the handler leaves the heap with the command
         _free(mod)

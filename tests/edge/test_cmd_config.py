@@ -206,9 +206,15 @@ def test_unknown_kind_is_refused_and_counted():
 
 
 def test_the_device_allow_list_is_the_protocol_one():
-    from edge.cmd_config import SETTINGS
+    from edge.cmd_config import SPEC, spec
 
-    assert SETTINGS == settings.SETTINGS
+    table = {}
+    for line in SPEC.strip().split("\n"):
+        part, rest = line.split(":", 1)
+        name = rest.split(" ")[0]
+        table.setdefault(part, {})[name] = tuple(spec("none" if part == "*" else part, name))
+    assert table == settings.SETTINGS
+    assert spec("tracker", "driver.poll_ms") is None and spec("none", "driver.moving_s") is None
     for dtype in ("none", "weighbridge", "tracker"):
         table = settings.allowed(dtype)
         assert (settings.check_config({"driver": dtype, "set": {"health_interval_s": 1}})
