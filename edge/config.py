@@ -61,10 +61,9 @@ def check(cfg):
         raise ConfigError("'device_signing' must be true or false")
     for key in DEFAULTS:
         cfg.setdefault(key, DEFAULTS[key])
-    if "wifi" in cfg or "ethernet" in cfg or "fw_pub" in cfg:  # a board's config
-        from edge.config_net import check_network  # only then: not on a unix agent's heap
-
-        check_network(cfg)
+    # a board's network settings and fw_pub: edge/config_net.py, run by edge/boot.py before
+    # this (and by `portwatch firmware deploy`); not here: at 96 KiB the weighbridge's
+    # first-boot key generation did not fit beside that code (MemoryError in p256's load)
     return cfg
 
 

@@ -1,7 +1,8 @@
 """A board's network settings and the firmware key in the device config, checked.
 
-Loaded by edge/config.py only for a config that has them (a board's): the unix agents do
-not carry this code on their heap. Used at boot only (edge/hal/esp32_net.py reads them).
+Run at a board's boot by edge/hal/esp32_net.py (through edge/boot.py, before edge.main
+loads the agent: this code is gone from the heap by then) and on the host by
+`portwatch firmware deploy`; edge.config.check leaves these settings alone.
 """
 
 from edge.config import ConfigError, _need, unhex
@@ -24,7 +25,7 @@ def check_network(cfg):
     """Check and fill a board's network settings: ``wifi`` {ssid, password}, ``ethernet``
     {phy, phy_addr, mdc, mdio, power, ref_clk} (used instead of WiFi when present),
     ``net_timeout_s``, ``net_retries``, ``ntp_host``; and ``fw_pub``, the firmware key's
-    public key (130 hex digits) that bundles must be signed with."""
+    public key (130 hex digits) that bundles must be signed with. Returns ``cfg``."""
     wifi = cfg.get("wifi")
     if wifi is not None:
         if not isinstance(wifi, dict):
@@ -63,3 +64,4 @@ def check_network(cfg):
             raise ConfigError("'fw_pub' must be the firmware key's public key: 130 hex digits "
                               "starting 04 (`portwatch firmware keygen` prints it)")
         unhex(pub, "fw_pub")
+    return cfg

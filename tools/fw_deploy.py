@@ -91,12 +91,14 @@ def check_bundle(directory: Path, fw_pub: str) -> Manifest:
 def board_config(cfg: dict[str, Any], kind: str, data_dir: str = BOARD_DATA_DIR) -> bytes:
     """The config file for the board: ``cfg`` checked as the firmware checks it, for a
     bundle of driver type ``kind``, with a network and ``data_dir`` on the board's flash."""
-    import edge.config  # the firmware's own checker (plain Python: runs here too)
+    import edge.config  # the firmware's own checkers (plain Python: they run here too)
+    import edge.config_net
 
     doc = json.loads(json.dumps(cfg))  # a copy: check() fills defaults in place
     doc["data_dir"] = data_dir
     try:
-        edge.config.check(json.loads(json.dumps(doc)))  # type: ignore[no-untyped-call]
+        edge.config_net.check_network(  # type: ignore[no-untyped-call]
+            edge.config.check(json.loads(json.dumps(doc))))  # type: ignore[no-untyped-call]
     except edge.config.ConfigError as exc:
         raise FirmwareError(f"the device config is not usable: {exc}") from None
     want = (cfg.get("driver") or {}).get("type") or KIND_DRIVERS.get(cfg["kind"], "")

@@ -7,7 +7,9 @@ clock are brought up at boot by edge/hal/esp32_net.py
 (edge/boot.py). MicroPython's embedded epoch is 2000-01-01, so ``now_ms`` adds the offset
 to the Unix epoch once the RTC has been set from NTP (until then ``ts`` is flagged by the
 controller as a clock offset). The device key's place on a board, a secure element
-(ATECC608 over I2C: wiring and commands), is described in docs/ESP32.md.
+(ATECC608 over I2C: wiring and commands), is described in docs/ESP32.md. What only
+some agents or only the boot need (RS-485, I2C, the watchdog at the REPL) is in
+edge/hal/esp32_io.py: this module stays on the heap of every agent.
 """
 
 import gc
@@ -58,23 +60,6 @@ def log(*parts):
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
 
 
-_timer = None
-
-
-def keep_fed():
-    """Feed an armed watchdog from a hardware timer (every 10 s) from now on: after the
-    agent stopped (Ctrl-C from mpremote, a bad config) the board sits at the REPL, and
-    machine.WDT cannot be disarmed on an ESP32; without this a deploy's copy would be cut
-    by a reset 30 s in."""
-    global _timer
-    if _wdt is None or _timer is not None:
-        return
-    from machine import Timer
-
-    _timer = Timer(0)
-    _timer.init(period=10000, mode=Timer.PERIODIC, callback=lambda t: _wdt.feed())
-
-
 def serial_open(source):
     """The GNSS receiver's UART, ``uart:<id>:<baud>:<tx>:<rx>`` (edge/drivers/tracker.py),
     8N1, read without waiting (``read`` gives None when nothing came). Not run in CI."""
@@ -94,47 +79,3 @@ def read_io(pins):
 
     return tuple(Pin(pins[k], Pin.IN).value() == 1 for k in ("ign", "ext_power", "tamper"))
 
-
-def rs485_open(source):
-    """An RS-485 port (a weighing indicator's Modbus RTU) through a transceiver on a UART:
-    ``rs485:<id>:<baud>:<tx>:<rx>[:<de>]``, 8N1. ``de``: the transceiver's DE/RE pin,
-    driven high while sending (``write`` waits for the last bit to leave); boards with an
-    auto-direction transceiver leave it out. Returns an object with ``read`` and
-    ``write``, like ``serial_open``'s."""
-    from machine import UART, Pin
-
-    p = source.split(":")
-    if len(p) not in (5, 6) or p[0] != "rs485":
-        raise ValueError("source", source)
-    uart = UART(int(p[1]), baudrate=int(p[2]), tx=int(p[3]), rx=int(p[4]), bits=8,
-                parity=None, stop=1, timeout=0, rxbuf=512)
-    if len(p) == 5:
-        return uart
-    return _HalfDuplex(uart, Pin(int(p[5]), Pin.OUT, value=0))
-
-
-class _HalfDuplex:
-    """A UART behind a transceiver whose direction pin the firmware drives."""
-
-    def __init__(self, uart, de):
-        self.uart, self.de = uart, de
-
-    def read(self, n=-1):
-        return self.uart.read() if n < 0 else self.uart.read(n)
-
-    def write(self, data):
-        self.de.value(1)
-        try:
-            n = self.uart.write(data)
-            self.uart.flush()  # returns once the last stop bit is out: then release the bus
-        finally:
-            self.de.value(0)
-        return n
-
-
-def i2c_open(sda=21, scl=22, freq=100000, bus=0):
-    """The I2C bus of the secure element (ATECC608 at 0x60; docs/ESP32.md: wiring): GPIO21
-    SDA and GPIO22 SCL, 100 kHz, with 4.7 kOhm pull-ups on the board."""
-    from machine import I2C, Pin
-
-    return I2C(bus, sda=Pin(sda), scl=Pin(scl), freq=freq)

@@ -1,7 +1,7 @@
 """A board's network and clock at boot: WiFi station or Ethernet, then NTP.
 
 Boot-only: edge/boot.py runs ``up_from_config`` and drops this module before the agent's
-modules load. The settings are checked by edge/config.py (``wifi``, ``ethernet``,
+modules load. The settings are checked by edge/config_net.py (``wifi``, ``ethernet``,
 ``ntp_host``, ``net_timeout_s``, ``net_retries``): see README, Deploy to a board.
 
 The clock comes from NTP (``ntptime``), not from the controller: the protocol has no time
@@ -132,7 +132,9 @@ def up(cfg, log, network=None, machine=None, ntptime=None):
 
 
 def up_from_config(path, log):
-    """``up`` with the config file at ``path``, checked by edge.config."""
+    """``up`` with the config file at ``path``, checked by edge.config and
+    edge.config_net (a bad setting: ConfigError naming it)."""
     import edge.config
+    import edge.config_net
 
-    return up(edge.config.load(path), log)
+    return up(edge.config_net.check_network(edge.config.load(path)), log)

@@ -1,8 +1,15 @@
-"""A board's network settings and fw_pub in the device config (edge/config_net.py, through
-edge.config.check). Runs under pytest and under MicroPython (tests/mpy_runner.py)."""
+"""A board's network settings and fw_pub in the device config (edge/config_net.py, after
+edge.config.check as edge/hal/esp32_net.py runs them). Runs under pytest and under
+MicroPython (tests/mpy_runner.py)."""
 
-from edge.config import ConfigError, check
+from edge.config import ConfigError
+from edge.config import check as check_agent
+from edge.config_net import check_network
 from shared_support import raises
+
+
+def check(cfg):
+    return check_network(check_agent(cfg))
 
 PUB = "04" + "ab" * 64
 
@@ -48,6 +55,7 @@ def test_config_fw_pub_must_be_a_public_key():
     assert "hexadecimal" in str(raises(ConfigError, check, _cfg(fw_pub="04" + "zz" * 64)))
 
 
-def test_config_without_network_settings_gets_no_network_defaults():
-    # the unix agents' configs: edge/config_net.py is not loaded, nothing is added
-    assert "net_retries" not in check(_cfg())
+def test_config_network_settings_are_left_alone_by_the_agents_check():
+    # edge.main's check: the network code is not loaded beside the agent (96 KiB)
+    cfg = check_agent(_cfg(wifi={"ssid": "a", "password": "short"}, fw_pub="04"))
+    assert "net_retries" not in cfg

@@ -9,7 +9,7 @@ import machine
 import network
 import ntptime
 
-from edge.hal import esp32, esp32_net
+from edge.hal import esp32, esp32_io, esp32_net
 
 LOG = []
 
@@ -30,12 +30,12 @@ def net(cfg, connect_on, ntp_fail=0):
 
 
 def hal():
-    port = esp32.rs485_open("rs485:2:9600:17:16:4")
+    port = esp32_io.rs485_open("rs485:2:9600:17:16:4")
     port.write(b"\x01\x03")
     esp32.serial_open("uart:1:9600:25:26")
-    esp32.i2c_open()
+    esp32_io.i2c_open()
     esp32.feed()
-    esp32.keep_fed()
+    esp32_io.keep_fed(esp32)
     machine.Timer.last.callback(None)  # the timer fires: the watchdog is fed
     return {"machine": machine.CALLS}
 

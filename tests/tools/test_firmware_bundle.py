@@ -87,6 +87,7 @@ def test_each_kind_carries_only_its_own_driver(bundles: dict[str, fw_build.Bundl
     assert not (gps / "protocols/envelope.mpy").exists()  # the controller's side stays off
     for b in bundles.values():  # loaded lazily by name: edge/commands.py KINDS, the board
         for lazy in ("edge/cmd_restart.mpy", "edge/hal/esp32.mpy", "edge/hal/esp32_net.mpy",
+                     "edge/hal/esp32_io.mpy",
                      "edge/config_net.mpy", "edge/boot.mpy", "main.py"):
             assert (b.directory / lazy).exists(), (b.kind, lazy)
 
@@ -132,19 +133,24 @@ def _header_offsets(raw: bytes) -> list[int]:
     return out
 
 
+# how a board starts (/main.py: edge.boot, a board's config), and how `portwatch agent` does
+ENTRIES = {"board": ["-c", "import edge.boot"], "agent": ["-m", "edge.main", "config.json"]}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_boots_from_its_bundle_alone_at_96k(
-        kind: str, bundles: dict[str, fw_build.Bundle], tmp_path: Path) -> None:
+        kind: str, entry: str, bundles: dict[str, fw_build.Bundle], tmp_path: Path) -> None:
     b = bundles[kind]
     board = tmp_path / "board"
     shutil.copytree(b.directory, board)
-    write_config(board / "config.json", b.kind)
+    extra = {"wifi": {"ssid": "port-ops", "password": ""}, "fw_pub": TEST_ONLY_FW_PUB}
+    write_config(board / "config.json", b.kind, **(extra if entry == "board" else {}))
     env = {**os.environ, "MICROPYPATH": ".frozen"}  # the board's files and the port's own
     log = tmp_path / "agent.log"
     with open(log, "wb") as out:
-        p = subprocess.Popen([micropython_binary(), "-X", "heapsize=96K", "-m", "edge.main",
-                              "config.json"], cwd=board, env=env, stdout=out,
-                             stderr=subprocess.STDOUT)
+        p = subprocess.Popen([micropython_binary(), "-X", "heapsize=96K", *ENTRIES[entry]],
+                             cwd=board, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         booted = re.compile(r"boot 1, fw \S+, next seq")
         wait_until(lambda: booted.search(log.read_text()) or p.poll() is not None,
