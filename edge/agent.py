@@ -54,7 +54,7 @@ class Agent:
 
     def __init__(self, cfg, hal, ebuf=None):
         """``ebuf``: the bytearray custody events are signed in, made by edge/main.py
-        before any import (EVENT_BYTES there); None: they are signed the allocating way."""
+        before any import (EVENT_BYTES there); None: they are signed as parts."""
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
@@ -155,8 +155,18 @@ class Agent:
         seq = ob.next_seq()
         try:
             if self.ebuf is None and not hasattr(body, "write_json"):
-                wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
-                                        parts=True)
+                try:
+                    wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
+                                            parts=True)
+                except MemoryError:
+                    # no room for a P-256 signature now (it wants ~8 KB; the heap has ~10 KB
+                    # in pieces): stored with the HMAC alone, durable at once, and the
+                    # uplink adds the device's signature before it leaves (edge/FAILURES.md,
+                    # Heap: signing later)
+                    self.stats["devsig_deferred"] = self.stats.get("devsig_deferred", 0) + 1
+                    gc.collect()
+                    wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
+                                            parts=True, devsig=False)
             else:  # in the buffer made at boot (edge/main.py loaded this module then)
                 from edge.seal_into import seal_into
 
@@ -268,6 +278,8 @@ class Agent:
         body["bad_commands"] = up.get("bad_commands", 0)  # counted from the first one
         for k in ("outbox_full", "emit_errors", "mem_errors"):
             body[k] = st[k]
+        body["devsig_deferred"] = st.get("devsig_deferred", 0)  # signed by the uplink later
+        body["reseal_waits"] = up.get("reseal_waits", 0)
         if self.driver is not None:
             self.driver.add_health(body)
         return body

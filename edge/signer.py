@@ -67,13 +67,15 @@ class Signer:
         self._secret = secret
         self.dkey = dkey  # the device's P-256 private scalar; None: HMAC only
 
-    def seal(self, topic, seq, ts, kind, body, fields=None, parts=False):
+    def seal(self, topic, seq, ts, kind, body, fields=None, parts=False, devsig=True):
         """One message from this device, in this boot, signed for ``topic``: wire bytes
         (``protocols.envelope.seal``). ``fields``: the JSON fields as they are, instead.
         ``parts``: the wire as a tuple of buffers (the JSON, the es256 line, the HMAC line)
         for ``Outbox.append`` or ``MQTTClient.publish`` to write one after another: no
         joined copy, so the JSON is the only piece its size while the device signs (a big
-        event is sealed in a buffer made at boot instead: edge/seal_into.py)."""
+        event is sealed in a buffer made at boot instead: edge/seal_into.py). ``devsig``
+        False: no es256 line now (the agent's fallback when the heap has no room for a
+        signature: the uplink adds it before the record leaves, as ``reseal`` does)."""
         if fields is None:  # in the order the protocol document lists them
             fields = {"v": 1, "dev": self.device_id, "boot": self.boot, "seq": seq, "ts": ts,
                       "kind": kind, "body": body}
@@ -85,7 +87,7 @@ class Signer:
         except TypeError:
             data = data.encode()  # CPython
         es = b""
-        if self.dkey is not None and topic[-4:] == b"/evt":
+        if devsig and self.dkey is not None and topic[-4:] == b"/evt":
             es = b"\nes256:" + hexlify(p256("sign", self.dkey, b"pw1-dev\n", topic, b"\n",
                                              data))
         line = b"\n" + self.key_id.encode() + b":" + hexlify(

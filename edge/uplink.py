@@ -32,6 +32,7 @@ and clock over a real outbox): ``signer`` (edge.signer), ``outbox`` (edge.outbox
 what the client receives.
 """
 
+import gc
 import json
 import os
 from binascii import hexlify
@@ -246,9 +247,16 @@ class Uplink:
                 # stored under an older key, which expires after a rotation: the controller
                 # would refuse it as expired_key for ever; or stored before the device had
                 # its own key (the outbox holds evt records only): re-signed, same JSON, seq
-                # and device signature (edge.signer)
-                new = self.signer.reseal(bytes(topic), payload.read(0, 0)
-                                         if hasattr(payload, "parts") else bytes(payload))
+                # and device signature (edge.signer); or stored when the heap had no room
+                # for the device's signature (edge.agent): signed now
+                try:
+                    new = self.signer.reseal(bytes(topic), payload.read(0, 0)
+                                             if hasattr(payload, "parts") else bytes(payload))
+                except MemoryError:  # no room yet: this record and those after it wait
+                    self.stats["reseal_waits"] = self.stats.get("reseal_waits", 0) + 1
+                    topic = payload = None
+                    gc.collect()
+                    break
                 if new is not None:
                     self.stats["resealed"] += 1
                     payload = new

@@ -533,3 +533,37 @@ def test_agent_health_out_of_memory_is_counted_and_tried_again_at_the_next_tick(
         assert client.tele[0]["body"]["backlog_peak"] == 0  # the offline figures still went
 
     with_dir(t)
+
+
+def test_no_room_to_sign_stores_the_event_with_the_hmac_and_the_uplink_signs_it_later():
+    import edge.signer
+
+    def t(d):
+        agent = Agent(_cfg(d), Hal())
+        dkey = agent.signer.dkey
+        real = edge.signer.p256
+
+        def no_room(name, *args):
+            raise MemoryError("no room for the big integers")
+
+        edge.signer.p256 = no_room
+        try:
+            assert agent.emit("weighing", {"plate": "P1", "gross_kg": 45240}) == 1
+            client = Client()
+            asyncio.run(agent.uplink.start(client))
+            assert asyncio.run(agent.uplink.send_some(client)) == 0  # waits: still no room
+        finally:
+            edge.signer.p256 = real
+        [(_, _, stored)] = list(agent.outbox.pending())
+        assert b"\nes256:" not in bytes(stored)  # durable at once, with the HMAC alone
+        health = agent.health_body()
+        assert health["devsig_deferred"] == 1 and health["reseal_waits"] == 1
+        assert asyncio.run(agent.uplink.send_some(client)) == 1  # room again: signed, sent
+        [wire] = client.events
+        fields, _, es = _parts(wire)
+        json_bytes = wire[:wire.find(b"\n")]
+        want = p256.sign(dkey, envelope.device_signed_bytes(T_EVT, json_bytes))
+        assert es == hexlify(want).decode() and fields["body"]["gross_kg"] == 45240
+        assert agent.health_body()["resealed"] == 1
+
+    with_dir(t)
