@@ -75,7 +75,7 @@ def _value(spec, name, v):
 
 def save(path, changes):
     """Merge ``changes`` into the settings slot ``path`` (written whole: tmp, rename)."""
-    raw = read_slot(path, b"PWst", True)
+    raw = read_slot(path, b"PWst", True, 600)  # 12 settings at most: no 1 KB buffer
     kept = json.loads(raw) if raw else {}
     kept.update(changes)
     write_slot(path, b"PWst", json.dumps(kept).encode())
