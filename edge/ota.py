@@ -141,7 +141,7 @@ async def _update(up, o, body):
         raise ValueError("bad signature: manifest.sig does not verify with fw_pub")
     sys.modules.pop("protocols.p256_verify", None)
     t = _tail(fw + v + ".mf")
-    abi = "mpy%d" % (sys.implementation._mpy & 0xFF)
+    abi = sys.implementation._mpy & 0xFF  # the manifest's mpy_abi: an int (docs/FIRMWARE.md)
     if t.get("format") != 1 or t.get("version") != v or t.get("kind") != o[2] or \
             t.get("mpy_abi") != abi:
         raise ValueError("manifest for %s %s %s (format %s), this device needs %s %s %s" % (

@@ -33,11 +33,11 @@ class BundleError(ValueError):
     """A bundle directory that is not a complete, well-formed bundle."""
 
 
-def mpy_abi(image: Path) -> str:
-    """``mpy<N>``: the bytecode version of the image's .mpy files (their 2nd byte), which a
-    device compares with its own ``sys.implementation._mpy & 0xff``."""
+def mpy_abi(image: Path) -> int:
+    """The bytecode version of the image's .mpy files (their 2nd byte), which a device
+    compares with its own ``sys.implementation._mpy & 0xff`` (docs/FIRMWARE.md)."""
     head = next(image.rglob("*.mpy")).read_bytes()[:2]
-    return f"mpy{head[1]}"
+    return head[1]
 
 
 def manifest_bytes(m: dict[str, Any]) -> bytes:
