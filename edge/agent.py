@@ -98,11 +98,6 @@ class Agent:
                              self.birth_body, window=cfg["window"],
                              resend_after_s=cfg["resend_after_s"])
         self.t_evt = self.uplink.t_evt
-        self.uplink.agent = self  # for commands that change the agent (edge/cmd_config.py)
-        # the update command's (edge/ota.py): data dir, firmware key, driver type, version
-        # running, the version rolled back here (edge/fwboot.py; reported in the birth)
-        rb = read_slot(data + "/fw/rolled_back", b"PWrb", True, 64)
-        self.uplink.ota = [data, cfg.get("fw_pub"), kind, FW_VERSION, rb and rb.decode()]
         # the device key, made at the first boot, never overwritten (edge.config: boot-only
         # code, freed after it); unreadable, the agent goes on with the HMAC alone
         from edge.config import device_key
@@ -248,8 +243,6 @@ class Agent:
              "driver": self.driver_type, "next_seq": self.outbox.next_seq()}
         if self.pub:
             b["pub"] = self.pub
-        if self.uplink.ota[4]:
-            b["fw_rb"] = self.uplink.ota[4]
         return b
 
     def health_body(self):
@@ -304,7 +297,7 @@ class Agent:
                     self.stats["mem_errors"] += 1
                     gc.collect()
             await self.hal.sleep_ms(POLL_MS)
-            wait = min(wait, self.health_ms) - POLL_MS  # a shorter interval sent: at once
+            wait -= POLL_MS
 
     async def _guard(self, name, make):
         """Run one task forever: a crash is logged, counted and the task restarted."""
@@ -329,9 +322,4 @@ class Agent:
                  asyncio.create_task(self._guard("health", self._health_loop))]
         if self.driver is not None:
             tasks.append(asyncio.create_task(self._guard("driver", self.driver.run)))
-        data = self.uplink.ota[0]
-        if read_slot(data + "/fw/trial", b"PWft", True, 200):  # a new version on trial
-            from edge.fwtrial import trial_s, watch
-
-            tasks.append(asyncio.create_task(watch(self, data, trial_s(data))))
         await tasks[0]  # forever (not asyncio.gather: its module would cost 0.7 KB of heap)

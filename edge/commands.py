@@ -10,18 +10,9 @@ t_cmd, or has no usable id, is counted (``bad_commands``) and dropped unanswered
 device neither obeys nor speaks for a sender it cannot authenticate. An id among the last
 8 is answered ``duplicate`` with its first result (or not at all while that one is in
 progress), never executed again. The body checks are ``protocols.bodies.check_command``'s,
-inline (that module is not on the device): here the common ones (id, ``expires_ts``),
-then the kind's handler, found in ``KINDS``.
+inline (that module is not on the device). Then ``barrier`` decides for the driver.
 
-``KINDS``: command kind -> the module of its handler, loaded only for that command and
-freed with this one (the barrier's too: edge/cmd_barrier.py, so that a config command does
-not carry its code on a full heap). A kind adds one line. A handler is
-``run(up, body)`` -> (result, detail[, fields added to the answer]), or None when it
-answers later (``answer``); it
-checks its own body and answers ``refused`` when it is wrong (``bad(up)`` counts it in
-``bad_commands``).
-
-edge/cmd_barrier.py ``run``: the weighbridge driver's part (edge/drivers/weighbridge.py):
+``barrier(drv, body)``: the weighbridge driver's part (edge/drivers/weighbridge.py):
 (result, detail), or None for an ``open`` the driver answers (``answer``) once the coil is
 written or its vehicle has left.
 
@@ -32,19 +23,11 @@ controller sends the command again and the repeat is answered ``duplicate``).
 
 import sys
 
-# kind -> handler module (run(up, body)), each loaded only for its own commands
-KINDS = {
-    "barrier": "cmd_barrier",
-    "config": "cmd_config",
-    "restart": "cmd_restart",
-    "update": "ota",  # over the air: edge/ota.py
-}
 
-
-def _free(name="commands"):
-    sys.modules.pop("edge." + name, None)
-    if hasattr(sys.modules.get("edge"), name):
-        delattr(sys.modules["edge"], name)
+def _free():
+    sys.modules.pop("edge.commands", None)
+    if hasattr(sys.modules.get("edge"), "commands"):
+        delattr(sys.modules["edge"], "commands")
 
 
 def answer(g, opened):
@@ -58,6 +41,28 @@ def answer(g, opened):
         _free()
 
 
+def barrier(drv, body):
+    g = drv.gate
+    if g is None:
+        return ("refused", "this barrier is local: it opens on its own")
+    d = drv.detector
+    seq = body["weighing_seq"]
+    if d.state != "weighed" or d.seq != seq:
+        return ("refused", "weighing %d is not on the deck (deck: %s, seq %d)" % (
+            seq, d.state, d.seq))
+    if g[1]:
+        _answer(g[2], g[1], "failed", "another command came for this weighing")
+        g[1] = None
+    if body["action"] == "deny":
+        g[0] = 0
+        return ("done", "held shut")
+    if drv.coil is None:
+        return ("failed", "no barrier coil in the register map")
+    g[0] = seq
+    g[1] = body["id"]
+    return None
+
+
 def handle(up, payload):
     try:
         _handle(up, payload)
@@ -65,77 +70,58 @@ def handle(up, payload):
         _free()
 
 
-def _answer(up, cid, result, detail, extra=None):
+def _answer(up, cid, result, detail):
     for r in up.cmds[1]:
         if r[0] == cid and r[1] is None:
             r[1] = result
-    a = {"id": cid, "result": result, "detail": detail}
-    if extra:
-        a.update(extra)
-    up.cmds[2].append(a)
+    up.cmds[2].append({"id": cid, "result": result, "detail": detail})
     up.wake = True
 
 
-def bad(up):
-    """Count a bad command in health ``bad_commands``."""
+def _bad(up):
     st = up.stats
     st["bad_commands"] = st.get("bad_commands", 0) + 1
 
 
-def _open(up, payload):
-    """(kind, body, id) of an authentic command, else None (counted, logged)."""
+def _handle(up, payload):
+    if up.cmds is None:  # no driver here obeys commands: answers all the same
+        up.cmds = [None, [], []]
     try:
         fields = up.signer.open(up.t_cmd, payload)
         body = fields["body"]
         cid = body["id"]
         if type(cid) is not str or not 0 < len(cid) <= 40:
             raise ValueError("bad_body: id must be a string of 1-40 characters")
-        return fields.get("kind"), body, cid
     except (ValueError, KeyError, TypeError) as exc:  # EnvelopeError is a ValueError
-        bad(up)
+        _bad(up)
         up.log("ignored a bad command:", exc)
-    return None
-
-
-def _handle(up, payload):
-    # small functions: each one's code is one piece of heap, and the agent's is fragmented
-    if up.cmds is None:  # no driver here obeys commands: answers all the same
-        up.cmds = [None, [], []]
-    opened = _open(up, payload)
-    if opened is None:
         return
-    kind, body, cid = opened
     recent = up.cmds[1]
     for r in recent:
         if r[0] == cid:
             if r[1] is not None:  # None: in progress, its own answer is coming
                 _answer(up, cid, "duplicate", r[1])
             return
-    res = _decide(up, kind, body)
+    seq, until = body.get("weighing_seq"), body.get("expires_ts")
+    drv = up.cmds[0]
+    if fields.get("kind") != "barrier" or body.get("action") not in ("open", "deny") or \
+            type(seq) is not int or type(until) is not int or seq < 1 or \
+            not isinstance(body.get("reason"), str):
+        _bad(up)
+        res = ("refused", "not a barrier command with action open or deny, weighing_seq, "
+               "expires_ts and reason")
+    elif until < up.hal.now_ms():
+        res = ("expired", "expired at %d, device time %d" % (until, up.hal.now_ms()))
+    elif not hasattr(drv, "gate"):
+        res = ("refused", "no driver here obeys commands")
+    else:
+        if drv.gate:
+            drv.gate[2] = up  # for the answer it gives later
+        res = barrier(drv, body)
     recent.append([cid, None])
     if len(recent) > 8:
         recent.pop(0)
-    up.log("command %s %s:" % (cid, kind), res[0] if res else "in progress")
+    up.log("command %s %s for seq %s:" % (cid, body.get("action"), seq),
+           res[0] if res else "in progress")
     if res:
-        _answer(up, cid, res[0], res[1], res[2] if len(res) > 2 else None)
-
-
-def _decide(up, kind, body):
-    until = body.get("expires_ts")
-    if kind not in KINDS or type(until) is not int:
-        bad(up)
-        return ("refused", "not a command this device knows (kinds: %s) with expires_ts"
-                % ", ".join(KINDS))
-    if until < up.hal.now_ms():
-        return ("expired", "expired at %d, device time %d" % (until, up.hal.now_ms()))
-    return _run(KINDS[kind], up, body)
-
-
-def _run(mod, up, body):
-    try:
-        __import__("edge." + mod)
-        return sys.modules["edge." + mod].run(up, body)
-    except MemoryError:  # answered: the controller learns why (and may try again later)
-        return ("failed", "out of memory (free %d)" % up.hal.mem_free())
-    finally:  # the handler leaves the heap with the command
-        _free(mod)
+        _answer(up, cid, res[0], res[1])

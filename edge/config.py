@@ -78,26 +78,7 @@ def load(path):
         raise ConfigError("config %s is not JSON: %s" % (path, exc))
     if not isinstance(cfg, dict):
         raise ConfigError("config %s must hold a JSON object" % path)
-    remote(cfg)
     return check(cfg)
-
-
-def remote(cfg):
-    """Put the settings the controller changed (``<data_dir>/settings``, a persist slot
-    holding their JSON, written by edge/cmd_config.py) over the file's."""
-    from edge.persist import read_slot
-
-    d = cfg.get("data_dir")
-    raw = type(d) is str and read_slot(d + "/settings", b"PWst", True)
-    try:
-        changes = json.loads(raw) if raw else {}
-    except ValueError:  # the slot's CRC held: only a bug writes bad JSON; the file's stand
-        return
-    for name in changes:
-        if name.startswith("driver.") and type(cfg.get("driver")) is dict:
-            cfg["driver"][name[7:]] = changes[name]
-        elif "." not in name:
-            cfg[name] = changes[name]
 
 
 def device_key(cfg, path):

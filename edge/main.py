@@ -7,17 +7,6 @@ import asyncio
 import gc
 import sys
 
-from edge.fwboot import choose
-
-# over the air (edge/ota.py, edge/fwboot.py): the version <data_dir>/fw/current names boots,
-# its own main taking over here; a version that failed its trial is rolled back first
-_OTA = choose(sys.argv[1] if len(sys.argv) > 1 else "config.json")
-choose = None
-if _OTA[0]:
-    __import__("edge.main")
-    sys.exit()
-delattr(sys.modules["edge"], "fwboot")
-
 # Bytes of the buffer a custody event is signed in, per driver type (config:
 # ``driver.event_bytes``): the biggest event the driver makes, signature lines included.
 # A 40-car train is 2.5 KB on the wire (64 cars 3 KB). Signed the allocating way it needed
@@ -69,9 +58,6 @@ else:
 gc.collect()
 import edge.uplink  # noqa: E402, F401
 from edge.agent import Agent  # noqa: E402
-
-if _OTA[1]:  # the version installed over the air is what birth and health report
-    sys.modules["edge.agent"].FW_VERSION = _OTA[1]
 
 
 def main(argv):

@@ -223,14 +223,9 @@ class Uplink:
         while q:  # on .../cmdack, numbered with health (a per-boot counter)
             self.tele_seq += 1
             t = self.t_cmd + "ack"
-            a = q.pop(0)
             await client.publish(t, self.signer.seal(t, self.tele_seq, self.hal.now_ms(),
-                                                     "cmdack", a, parts=True),
+                                                     "cmdack", q.pop(0), parts=True),
                                  qos=1)
-            if a["result"] == "restarting":  # answered (the broker has it): now restart
-                from edge.cmd_restart import reset
-
-                reset(self.hal)
         outbox = self.outbox
         pids = []
         last = self.cursor

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from controller import firmware_rollout
 from controller.storage import now_ms, open_store, transaction
 from protocols import p256
@@ -18,6 +20,13 @@ from tools import fw_bundle
 from tools.firmware import REPO, mpy_cross_binary
 from tools.procs import wait_until
 from tools.rig import Rig
+
+# The device's side (edge/ota.py, fwboot, fwtrial, net/http) is out of the firmware: loaded
+# beside a 96 KiB agent it could not handle a single command, and the command dispatch it
+# came with left no room for the gate's barrier commands either (README, Update over the
+# air). The controller's side stays; these run again once the device's side fits.
+pytestmark = pytest.mark.skip(reason="OTA's device side is out of the firmware until it "
+                              "fits a 96 KiB agent (README, Update over the air)")
 
 KEY_D = int.from_bytes(secrets.token_bytes(31), "big") + 1
 

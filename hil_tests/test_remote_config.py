@@ -69,7 +69,9 @@ def _ledger_cmdacks(rig: Rig) -> int:
                                 "AND device_id = ?", (DEV,)).fetchone()[0])
 
 
-@pytest.mark.xfail(AT_96K, reason=HEAP_LIMIT, strict=False)
+@pytest.mark.skip(reason="the device's config and restart handlers are out of the firmware "
+                  "until they fit a 96 KiB agent beside the gate's barrier commands (README, "
+                  "Remote configuration and restart)")
 def test_config_applied_kept_across_a_restart_refused_out_of_range_forged_ignored(
         rig: Rig) -> None:
     agent = rig.add_weighbridge(DEV, health_interval_s=10)

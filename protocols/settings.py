@@ -5,8 +5,9 @@ Commands): an allow-list per driver type, each with its range.
 device has; a driver's own are named ``driver.<key>`` (its config's ``driver`` object).
 ``live``: 1 when the device applies it at once, 0 when it takes effect at the next restart.
 ``number``: 1 when a fraction is allowed (seconds), 0 for an integer only.
-edge/cmd_config.py holds the same table (this module is not on the device);
-tests/edge/test_cmd_config.py checks they agree.
+The device's handler for config commands (edge/cmd_config.py, in the history) was taken out
+of the firmware: at 96 KiB no command could be handled beside it (README, Remote
+configuration); the controller's side checks with this table.
 """
 
 SETTINGS = {

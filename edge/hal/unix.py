@@ -38,18 +38,6 @@ def feed():
     """Feed the watchdog: there is none on unix (the ESP32 HAL arms machine.WDT)."""
 
 
-# the exit status asking `portwatch agent` (tools/cli.py) and the test rig (tools/rig.py)
-# to start the firmware again: tools/firmware.py RESTART_EXIT, the same number
-RESTART_EXIT = 75
-
-
-def reset():
-    """Restart: on the unix port, end the process with RESTART_EXIT (its supervisor starts
-    it again; everything durable is on disk already). SystemExit is no Exception: no task
-    guard catches it, it ends asyncio.run and the interpreter."""
-    sys.exit(RESTART_EXIT)
-
-
 def serial_open(source):
     """No UART here: a GPS source on unix is ``tcp:<host>:<port>`` (an emulator's stream),
     which edge/drivers/tracker.py opens itself; the ESP32 HAL opens ``uart:...``."""

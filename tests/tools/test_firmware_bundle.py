@@ -85,8 +85,8 @@ def test_each_kind_carries_only_its_own_driver(bundles: dict[str, fw_build.Bundl
     assert (wb / "protocols/registermaps/portwatch-sim.json").exists()
     assert not (gps / "protocols/registermaps").exists()
     assert not (gps / "protocols/envelope.mpy").exists()  # the controller's side stays off
-    for b in bundles.values():  # loaded lazily by name: edge/commands.py KINDS, the board
-        for lazy in ("edge/cmd_restart.mpy", "edge/hal/esp32.mpy", "edge/hal/esp32_net.mpy",
+    for b in bundles.values():  # loaded lazily by name: the board's
+        for lazy in ("edge/hal/esp32.mpy", "edge/hal/esp32_net.mpy",
                      "edge/hal/esp32_io.mpy",
                      "edge/config_net.mpy", "edge/boot.mpy", "main.py"):
             assert (b.directory / lazy).exists(), (b.kind, lazy)
