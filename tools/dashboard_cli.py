@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tools import dashboard_demo
 from tools.cli_support import fail
 
 console = Console()
@@ -27,6 +26,10 @@ def dashboard_screenshots(
     Example: portwatch dashboard screenshots --out docs/screenshots
     """
     try:
+        # imported here: it loads FastAPI's test client, whose import warns, and every
+        # `portwatch` command would print that warning
+        from tools import dashboard_demo
+
         files = dashboard_demo.screenshots(out, lambda m: console.print(m, highlight=False))
     except (RuntimeError, OSError) as exc:
         fail(f"{exc}")

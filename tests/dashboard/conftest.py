@@ -25,7 +25,10 @@ def base(demo: dashboard_demo.Demo, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+# per test, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every later test in the same xdist worker that calls
+# asyncio.run() would fail ("cannot be called from a running event loop")
+@pytest.fixture
 def browser() -> Iterator[Any]:
     if not Path(dashboard_demo.CHROMIUM).exists():
         pytest.skip(f"{dashboard_demo.CHROMIUM} missing: apt-get install -y chromium")
