@@ -90,9 +90,7 @@ def publish(conn: sqlite3.Connection, path: Path, *, actor: str, now_ms: int) ->
 
 def _kind_devices(conn: sqlite3.Connection, kind: str) -> list[str]:
     out = []
-    for device_id, driver in conn.execute(
-            "SELECT device_id, driver_json FROM devices WHERE decommissioned_ms IS NULL "
-            "ORDER BY device_id"):
+    for device_id, driver in rows.in_service_drivers(conn):
         try:
             if json.loads(driver or "{}").get("type") == kind:
                 out.append(str(device_id))
@@ -145,10 +143,9 @@ def start(conn: sqlite3.Connection, *, kind: str, version: str, url: str,
 def _issue(conn: sqlite3.Connection, r: dict[str, Any], device_id: str, size: int,
            actor: str, now_ms: int) -> None:
     token = secrets.token_urlsafe(24)
-    off = conn.execute("SELECT clock_offset_ms FROM devices WHERE device_id=?",
-                       [device_id]).fetchone()
     cmd = commands.issue(conn, device_id=device_id, kind="update", now_ms=now_ms,
-                         device_offset_ms=off[0] if off else None, ttl_ms=COMMAND_TTL_MS,
+                         device_offset_ms=rows.clock_offset_ms(conn, device_id),
+                         ttl_ms=COMMAND_TTL_MS,
                          actor=actor, cause={"rollout": r["id"]},
                          body={"version": r["version"], "url": r["url"], "token": token,
                                "size": size, "trial_s": r["trial_s"]})
@@ -169,9 +166,7 @@ def _move(conn: sqlite3.Connection, d: dict[str, Any], state: str, detail: str,
 
 def _next_state(conn: sqlite3.Connection, r: dict[str, Any], d: dict[str, Any],
                 now_ms: int) -> tuple[str, str] | None:
-    dev = conn.execute("SELECT fw_version, health_ms FROM devices WHERE device_id=?",
-                       [d["device_id"]]).fetchone()
-    fw, health_ms = (dev[0], dev[1]) if dev else (None, None)
+    fw, health_ms = rows.reported_firmware(conn, d["device_id"])
     cmd = command_rows.get(conn, d["command_id"]) if d["command_id"] else None
     ack = json.loads(cmd["ack_json"]) if cmd and cmd["ack_json"] else {}
     why = str(ack.get("detail", ""))

@@ -9,30 +9,25 @@ on the big one) and enough for the page to know what to fetch again. Pure compar
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+
+from controller.storage import dashboard_reads
 
 Marks = dict[str, tuple[int, ...]]
 
-# topic -> one SELECT of integers; each table exists from the schema's first versions on
-QUERIES: dict[str, str] = {
-    "alert": "SELECT count(*), coalesce(max(id), 0), coalesce(max(acked_ms), 0), "
-             "coalesce(max(cleared_ms), 0), sum(cleared_ms IS NULL) FROM alerts",
-    "device": "SELECT count(*), coalesce(max(last_seen_ms), 0), coalesce(max(health_ms), 0), "
-              "coalesce(sum(decommissioned_ms IS NOT NULL), 0), "
-              "coalesce(sum(status = 'online'), 0) FROM devices",
-    "trip": "SELECT count(*), coalesce(max(departed_ms), 0), coalesce(max(closed_ms), 0), "
-            "coalesce(sum(status = 'in_transit'), 0) FROM trips",
-    "position": "SELECT coalesce(max(rowid), 0) FROM positions",
-    "gate": "SELECT count(*), coalesce(max(decided_ms), 0) FROM gate_decisions",
+# topic -> its one read (controller/storage/dashboard_reads.py), in the order topics are reported
+READS: dict[str, Callable[[sqlite3.Connection], tuple[int, ...]]] = {
+    "alert": dashboard_reads.alert_mark,
+    "device": dashboard_reads.device_mark,
+    "trip": dashboard_reads.trip_mark,
+    "position": dashboard_reads.position_mark,
+    "gate": dashboard_reads.gate_mark,
 }
 
 
 def read_marks(conn: sqlite3.Connection) -> Marks:
     """The current mark of every topic."""
-    marks: Marks = {}
-    for topic, sql in QUERIES.items():
-        row = conn.execute(sql).fetchone()
-        marks[topic] = tuple(int(v or 0) for v in row)
-    return marks
+    return {topic: read(conn) for topic, read in READS.items()}
 
 
 def changed(before: Marks | None, now: Marks) -> list[str]:

@@ -117,3 +117,25 @@ def set_device(conn: sqlite3.Connection, rollout_id: int, device_id: str, **valu
     sets = ", ".join(f"{k}=?" for k in values)
     conn.execute(f"UPDATE fw_rollout_devices SET {sets} WHERE rollout_id=? AND device_id=?",
                  [*values.values(), rollout_id, device_id])
+
+
+def in_service_drivers(conn: sqlite3.Connection) -> list[tuple[str, str | None]]:
+    """(device_id, driver_json) of every device not decommissioned, by device id."""
+    return [(device_id, driver) for device_id, driver in conn.execute(
+        "SELECT device_id, driver_json FROM devices WHERE decommissioned_ms IS NULL "
+        "ORDER BY device_id")]
+
+
+def clock_offset_ms(conn: sqlite3.Connection, device_id: str) -> int | None:
+    """The device's clock offset, or None when unknown or the device is not registered."""
+    row = conn.execute("SELECT clock_offset_ms FROM devices WHERE device_id=?",
+                       [device_id]).fetchone()
+    return row[0] if row else None
+
+
+def reported_firmware(conn: sqlite3.Connection,
+                      device_id: str) -> tuple[str | None, int | None]:
+    """(fw_version, health_ms) the device last reported, (None, None) if not registered."""
+    row = conn.execute("SELECT fw_version, health_ms FROM devices WHERE device_id=?",
+                       [device_id]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
