@@ -52,9 +52,7 @@ POLL_MS = 100  # the health task's tick: how soon after the link comes up health
 class Agent:
     """One device's firmware: ``asyncio.run(agent.run())``."""
 
-    def __init__(self, cfg, hal, ebuf=None):
-        """``ebuf``: the bytearray custody events are signed in, made by edge/main.py
-        before any import (EVENT_BYTES there); None: they are signed as parts."""
+    def __init__(self, cfg, hal):
         # the config dict is not kept (its key, its paths: ~0.5 KB): only what runs uses
         self.kind = cfg["kind"]
         self.health_ms = cfg["health_interval_s"] * 1000
@@ -69,7 +67,6 @@ class Agent:
 
             m["context"] = context(m.pop("ca"))
         self.driver_type = kind = cfg["driver"].get("type", "")
-        self.ebuf = ebuf
         self.device_id = cfg["device_id"]
         data = cfg["data_dir"]
         makedirs(data)
@@ -149,24 +146,17 @@ class Agent:
         ob = self.outbox
         seq = ob.next_seq()
         try:
-            if self.ebuf is None and not hasattr(body, "write_json"):
-                try:
-                    wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
-                                            parts=True)
-                except MemoryError:
-                    # no room for a P-256 signature now (it wants ~8 KB; the heap has ~10 KB
-                    # in pieces): stored with the HMAC alone, durable at once, and the
-                    # uplink adds the device's signature before it leaves (edge/FAILURES.md,
-                    # Heap: signing later)
-                    self.stats["devsig_deferred"] = self.stats.get("devsig_deferred", 0) + 1
-                    gc.collect()
-                    wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
-                                            parts=True, devsig=False)
-            else:  # in the buffer made at boot (edge/main.py loaded this module then)
-                from edge.seal_into import seal_into
-
-                wire = seal_into(self.signer, self.ebuf or bytearray(4096), self.t_evt, seq,
-                                 self.hal.now_ms(), kind, body)
+            try:  # the rail agent's signer seals in its buffer (edge/seal_into.py)
+                wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
+                                        parts=True)
+            except MemoryError:
+                # no room for a P-256 signature now (it wants ~8 KB; the heap has ~10 KB in
+                # pieces): stored with the HMAC alone, durable at once, and the uplink adds
+                # the device's signature before it leaves (edge/FAILURES.md, Heap)
+                self.stats["devsig_deferred"] = self.stats.get("devsig_deferred", 0) + 1
+                gc.collect()
+                wire = self.signer.seal(self.t_evt, seq, self.hal.now_ms(), kind, body,
+                                        parts=True, devsig=False)
             ob.append(seq, self.t_evt, wire,
                       0 if kind == "weighing" else ob.max_bytes // RESERVE_PART)
             return seq

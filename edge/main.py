@@ -72,7 +72,9 @@ def main(argv):
         print("portwatch agent: bad config:", exc)
         print("fix it, or write a new one with `portwatch device add`")
         sys.exit(2)
-    agent = Agent(cfg, hal, _EBUF)
+    agent = Agent(cfg, hal)
+    if _EBUF is not None:
+        edge.seal_into.install(agent.signer, _EBUF)
     cfg = None  # the agent keeps only the settings it uses: the dict leaves the heap
     # used only at boot (the config's loader and checker, the HAL's selector): unreferenced
     # from here on, their code leaves the heap (3 KB; edge/FAILURES.md, Heap)

@@ -29,13 +29,15 @@ CRC gives no length: the reader resyncs by searching for the next magic whose he
 """
 
 import struct
-import sys
 from binascii import crc32
 
 HEADER_SIZE = 24
 HEADER_FMT = "<4sIIHHII"  # magic, seq, payload_len, topic_len, flags, body_crc, head_crc
 MAGIC = b"PWR1"
 BUF_SIZE = 256
+# find()'s reader of a record bigger than the caller's buffer: set by edge/outbox_spill.py,
+# which the agents with big events load at boot (edge/main.py); None: read as new bytes
+BIG = None
 
 
 def seek(f, pos, size, buf):
@@ -88,22 +90,8 @@ def find(f, off, want, size, buf, out=None, path=None):
             topic = mv[:tlen]
             payload = mv[tlen:tlen + plen]
             n = f.readinto(mv[:tlen + plen])
-        elif out is not None and path is not None and "edge.outbox_spill" in sys.modules:
-            topic = f.read(tlen)
-            c = crc32(topic)
-            mv = memoryview(out)
-            n = len(topic)
-            while n < tlen + plen:
-                k = f.readinto(mv[:min(tlen + plen - n, len(out))])
-                if not k:
-                    break
-                c = crc32(mv[:k], c)
-                n += k
-            if n != tlen + plen or c & 0xFFFFFFFF != body_crc:
-                return seq, off, end, None, None
-            from edge.outbox_spill import Spill  # loaded at boot where records are big
-
-            return seq, off, end, topic, Spill(path, off + HEADER_SIZE + tlen, plen, out)
+        elif out is not None and path is not None and BIG:  # sent from flash in pieces
+            return BIG(f, seq, off, end, tlen, plen, body_crc, out, path)
         else:
             topic = f.read(tlen)
             payload = f.read(plen)

@@ -13,8 +13,8 @@ class Spill:
     pieces into that buffer as it is sent (edge/uplink.py): no piece of heap its size is
     needed (a 40-car train is 2.5 KB). ``len()``; ``parts()``: memoryviews of the buffer,
     each valid until the next, the file opened for each and closed before it is yielded;
-    ``read(a, b)``: bytes ``[a:b]`` of the payload (negative: from its end, ``b`` 0: to
-    it). A segment gone meanwhile (acked while it was resent) is an OSError."""
+    ``read(a, b)`` and ``[a:b]``: bytes of the payload (negative: from its end, ``b`` 0:
+    to it). A segment gone meanwhile (acked while it was resent) is an OSError."""
 
     def __init__(self, path, pos, n, buf):
         self.path = path
@@ -24,6 +24,9 @@ class Spill:
 
     def __len__(self):
         return self.n
+
+    def __getitem__(self, k):  # a slice of the payload as bytes, read from flash
+        return self.read(k.start or 0, k.stop or 0)
 
     def read(self, a, b):
         if a < 0:
@@ -45,3 +48,29 @@ class Spill:
                 raise OSError(5)  # EIO: shorter than its header said (cut meanwhile)
             done += k
             yield mv[:k]
+
+
+def read_big(f, seq, off, end, tlen, plen, body_crc, out, path):
+    """``edge.outbox_records.find``'s answer for a record bigger than ``out``: its topic as
+    bytes and its payload as a ``Spill``, its crc checked in pieces read into ``out``."""
+    from binascii import crc32
+
+    topic = f.read(tlen)
+    c = crc32(topic)
+    mv = memoryview(out)
+    n = len(topic)
+    while n < tlen + plen:
+        k = f.readinto(mv[:min(tlen + plen - n, len(out))])
+        if not k:
+            break
+        c = crc32(mv[:k], c)
+        n += k
+    if n != tlen + plen or c & 0xFFFFFFFF != body_crc:
+        return seq, off, end, None, None
+    return seq, off, end, topic, Spill(path, off + 24 + tlen, plen, out)  # 24: HEADER_SIZE
+
+
+import edge.outbox_records  # noqa: E402 - set once this module is loaded
+
+edge.outbox_records.BIG = read_big
+

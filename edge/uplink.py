@@ -238,15 +238,16 @@ class Uplink:
                 topic = self.t_evt
                 payload = self.signer.seal(topic, seq, self.hal.now_ms(), "gap",
                                            {"reason": "unreadable"})
-            elif self._stale(payload, kid):
+            elif bytes(payload[-64 - len(kid):-64]) != kid or (
+                    self.signer.dkey is not None
+                    and bytes(payload[-199 - len(kid):-192 - len(kid)]) != b"\nes256:"):
                 # stored under an older key, which expires after a rotation: the controller
                 # would refuse it as expired_key for ever; or stored before the device had
                 # its own key (the outbox holds evt records only): re-signed, same JSON, seq
                 # and device signature (edge.signer); or stored when the heap had no room
                 # for the device's signature (edge.agent): signed now
                 try:
-                    new = self.signer.reseal(bytes(topic), payload.read(0, 0)
-                                             if hasattr(payload, "parts") else bytes(payload))
+                    new = self.signer.reseal(bytes(topic), bytes(payload[:]))
                 except MemoryError:  # no room yet: this record and those after it wait
                     self.stats["reseal_waits"] = self.stats.get("reseal_waits", 0) + 1
                     topic = payload = None
@@ -266,13 +267,6 @@ class Uplink:
                 self.last_ack_move = self.hal.ticks_ms()
             self.cursor = max(self.cursor, last)
         return len(pids)
-
-    def _stale(self, payload, kid):
-        """The record was signed under an older key, or before the device had its own."""
-        n = 199 + len(kid)
-        t = payload.read(-n, 0) if hasattr(payload, "parts") else payload[-n:]
-        return bytes(t[-64 - len(kid):-64]) != kid or (
-            self.signer.dkey is not None and bytes(t[:7]) != b"\nes256:")
 
     def resend_due(self):
         """Rewind the cursor when sent events waited ``resend_after_s`` with no ack moving."""

@@ -487,6 +487,7 @@ def test_outbox_pending_reads_a_record_that_fits_into_the_callers_buffer():
                 parts = [bytes(p) for p in payload.parts()]
                 assert [len(p) for p in parts] == [128] * 4 + [88] and len(payload) == 600
                 assert payload.read(-3, 0) == b"BBB" and payload.read(0, 0) == big
+                assert payload[-3:] == b"BBB" and payload[:] == big and payload[2:4] == b"BB"
                 payload = b"".join(parts)
                 kind = "spill"
             else:

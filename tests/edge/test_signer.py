@@ -168,3 +168,25 @@ def test_seal_in_parts_is_the_same_wire():
             whole = s.seal(topic, 9, 5, "weighing", {"gross_kg": 1})
             parts = s.seal(topic, 9, 5, "weighing", {"gross_kg": 1}, parts=True)
             assert type(parts) is tuple and b"".join(bytes(p) for p in parts) == whole
+
+
+def test_seal_into_installed_seals_custody_events_in_the_buffer_and_the_rest_as_before():
+    from edge.seal_into import install
+
+    evt = "pw/v1/hil/rail1/evt"
+    plain = Signer("rail1", 7, "k1", K1, 7)
+    s = Signer("rail1", 7, "k1", K1, 7)
+    buf = bytearray(1024)
+    install(s, buf)
+    got = s.seal(evt, 3, 5, "passage", _TwoCars(), parts=True)
+    assert isinstance(got, memoryview) and bytes(buf[:len(got)]) == bytes(got)
+    fields, _ = envelope.open_message(_only("k1", K1), evt, bytes(got), False)
+    assert fields["body"]["cars"] == [[0, "DLCX"], [1, "DLCX"]]
+    # not an evt topic (the birth): the allocating way, not in the buffer
+    birth = s.seal("pw/v1/hil/rail1/state", 0, 5, "birth", {"fw": "x"})
+    assert birth == plain.seal("pw/v1/hil/rail1/state", 0, 5, "birth", {"fw": "x"})
+    # too big for the buffer: a dict body the allocating way, the same bytes
+    big = {"cars": [[i, "QNSL", 502] for i in range(100)]}
+    small = Signer("rail1", 7, "k1", K1, 7)
+    install(small, bytearray(256))
+    assert bytes(small.seal(evt, 4, 5, "weighing", big)) == plain.seal(evt, 4, 5, "weighing", big)
